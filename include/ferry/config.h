@@ -1,0 +1,52 @@
+// Config: the engine's settings as one JSON tree addressed by '/'-separated keys
+// ("rpc/port", "transports/tcp/slice_size"). Built in code, from a JSON file, from inline
+// JSON, or from the environment (FERRY_CONF / MC_TENT_CONF, plus the MC_* variables).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ferry/status.h"
+
+namespace ferry {
+
+class Config {
+ public:
+  /// A config holding Ferry's defaults (see defaultsJson()).
+  Config();
+  ~Config();
+  Config(const Config&);
+  Config& operator=(const Config&);
+
+  /// Merges a JSON file, or inline JSON when the argument starts with '{'.
+  Status load(std::string_view path_or_json);
+  /// Merges FERRY_CONF (or MC_TENT_CONF) and maps the MC_* variables onto keys.
+  Status loadFromEnv();
+
+  /// Typed lookup; returns `def` when the key is absent or has another type.
+  template <typename T>
+  T get(std::string_view key, T def) const;
+  std::string get(std::string_view key, const char* def) const {
+    return get<std::string>(key, std::string(def));
+  }
+  /// True when the key exists.
+  bool has(std::string_view key) const;
+
+  /// Sets a key, creating intermediate objects.
+  template <typename T>
+  void set(std::string_view key, const T& value);
+  void set(std::string_view key, const char* value) { set<std::string>(key, value); }
+
+  /// The whole tree as JSON text.
+  std::string dump(int indent = 2) const;
+  /// Ferry's default settings as JSON text (what `ferry-info --config` prints).
+  static std::string defaultsJson();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,97 @@
+// Value types of the native API (spec/tent-cpp-api.md, "Type Reference").
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ferry {
+
+/// Handle of an opened segment (openSegment / importRemoteSegment).
+using SegmentID = uint64_t;
+/// Handle of a batch (allocateBatch).
+using BatchID = uint64_t;
+
+/// Device affinity of memory: "cpu:0", "cuda:1", or "*" to detect.
+using Location = std::string;
+inline const std::string kWildcardLocation = "*";
+
+/// Who may touch a registered buffer.
+enum Permission {
+  kLocalReadWrite,   // this process only: every remote access is refused
+  kGlobalReadOnly,   // peers may read, not write
+  kGlobalReadWrite,  // peers may read and write
+};
+
+/// Transports known to the API. Applications normally leave selection to the engine.
+enum TransportType {
+  RDMA = 0,
+  MNNVL,
+  SHM,
+  NVLINK,
+  GDS,
+  IOURING,
+  TCP,
+  AscendDirect,
+  UNSPEC
+};
+
+/// Options for allocateLocalMemory / registerLocalMemory.
+struct MemoryOptions {
+  Location location = kWildcardLocation;
+  Permission perm = kGlobalReadWrite;
+  TransportType type = UNSPEC;
+  std::string shm_path = "";
+  size_t shm_offset = 0;
+  bool internal = false;
+};
+
+/// What a segment exposes: its kind and registered buffers.
+struct SegmentInfo {
+  enum Type { Memory, File };
+  struct Buffer {
+    uint64_t base, length;
+    Location location;
+  };
+  Type type;
+  std::vector<Buffer> buffers;
+};
+
+/// A small message between engines, delivered through receiveNotification.
+struct Notification {
+  std::string name;
+  std::string msg;
+};
+
+/// One transfer: READ copies <target_id, target_offset> into source; WRITE the reverse.
+/// For a memory segment, target_offset is the peer's virtual address inside one of its
+/// registered buffers (SegmentInfo::Buffer::base + offset).
+struct Request {
+  enum OpCode { READ, WRITE };
+  OpCode opcode;
+  void* source;
+  SegmentID target_id;
+  uint64_t target_offset;
+  size_t length;
+};
+
+enum TransferStatusEnum {
+  INITIAL,    // not yet started
+  PENDING,    // in progress
+  INVALID,    // invalid parameters
+  CANCELED,   // canceled
+  COMPLETED,  // completed successfully
+  TIMEOUT,    // timed out
+  FAILED      // failed
+};
+
+struct TransferStatus {
+  TransferStatusEnum s = INITIAL;
+  size_t transferred_bytes = 0;  // lower bound of bytes moved
+};
+
+/// Printable name of a status value ("COMPLETED", ...).
+const char* ToString(TransferStatusEnum s);
+
+}  // namespace ferry

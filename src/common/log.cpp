@@ -1,0 +1,60 @@
+#include "common/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+namespace ferry::log {
+namespace {
+
+Level levelFromEnv() {
+  const char* v = std::getenv("FERRY_LOG_LEVEL");
+  if (!v) return INFO;
+  if (!strcasecmp(v, "debug")) return DEBUG;
+  if (!strcasecmp(v, "info")) return INFO;
+  if (!strcasecmp(v, "warn") || !strcasecmp(v, "warning")) return WARN;
+  if (!strcasecmp(v, "error")) return ERROR;
+  if (!strcasecmp(v, "off") || !strcasecmp(v, "none")) return OFF;
+  return INFO;
+}
+
+std::atomic<int>& levelRef() {
+  static std::atomic<int> level{levelFromEnv()};
+  return level;
+}
+
+const char* kNames[] = {"D", "I", "W", "E", "?"};
+
+}  // namespace
+
+Level currentLevel() { return static_cast<Level>(levelRef().load(std::memory_order_relaxed)); }
+void setLevel(Level level) { levelRef().store(level); }
+
+Line::Line(Level level, const char* file, int line) {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+            1000000;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char ts[32];
+  std::strftime(ts, sizeof ts, "%H:%M:%S", &tm);
+  const char* base = std::strrchr(file, '/');
+  char us_buf[8];
+  std::snprintf(us_buf, sizeof us_buf, "%06lld", static_cast<long long>(us));
+  os_ << "[ferry " << kNames[level] << " " << ts << "." << us_buf << " " << ::getpid() << " "
+      << (base ? base + 1 : file) << ":" << line << "] ";
+}
+
+Line::~Line() {
+  os_ << '\n';
+  std::string s = os_.str();
+  ssize_t r = ::write(STDERR_FILENO, s.data(), s.size());
+  (void)r;
+}
+
+}  // namespace ferry::log

@@ -1,0 +1,322 @@
+#include "common/net.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+
+namespace ferry::net {
+
+Status parseHostPort(const std::string& s, std::string& host, uint16_t& port) {
+  std::string h, p;
+  if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      return Status::InvalidArgument("bad address '" + s + "': expected [v6]:port");
+    h = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+      return Status::InvalidArgument("bad address '" + s + "': expected host:port");
+    h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+    if (h.find(':') != std::string::npos)
+      return Status::InvalidArgument("bad address '" + s + "': bracket IPv6 hosts");
+  }
+  if (p.empty() || p.size() > 5 || !std::all_of(p.begin(), p.end(), ::isdigit))
+    return Status::InvalidArgument("bad port in '" + s + "'");
+  unsigned long v = std::stoul(p);
+  if (v > 65535) return Status::InvalidArgument("port out of range in '" + s + "'");
+  host = h;
+  port = static_cast<uint16_t>(v);
+  return Status::OK();
+}
+
+std::string joinHostPort(const std::string& host, uint16_t port) {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+namespace {
+
+std::string errnoText(int err) { return std::string(strerror(err)); }
+
+Status resolve(const std::string& host, uint16_t port, bool passive, addrinfo** out) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = passive ? AI_PASSIVE : 0;
+  hints.ai_flags |= AI_NUMERICSERV;
+  std::string ps = std::to_string(port);
+  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), ps.c_str(), &hints, out);
+  if (rc != 0)
+    return Status::Unavailable("cannot resolve '" + host + "': " + gai_strerror(rc));
+  return Status::OK();
+}
+
+}  // namespace
+
+Status listenTcp(const std::string& bind_addr, uint16_t port, int& fd_out, uint16_t& bound) {
+  addrinfo* ai = nullptr;
+  FERRY_RETURN_IF_ERROR(resolve(bind_addr, port, true, &ai));
+  Status last = Status::Unavailable("no address for " + bind_addr);
+  for (addrinfo* a = ai; a; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      last = Status::Unavailable("socket: " + errnoText(errno));
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 512) != 0) {
+      last = Status::Unavailable("cannot listen on " + joinHostPort(bind_addr, port) + ": " +
+                                 errnoText(errno));
+      ::close(fd);
+      continue;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    bound = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                           : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    fd_out = fd;
+    freeaddrinfo(ai);
+    return Status::OK();
+  }
+  freeaddrinfo(ai);
+  return last;
+}
+
+Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& fd_out) {
+  addrinfo* ai = nullptr;
+  FERRY_RETURN_IF_ERROR(resolve(host, port, false, &ai));
+  std::string where = joinHostPort(host, port);
+  Status last = Status::Unavailable("no address for " + where);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (addrinfo* a = ai; a; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      last = Status::Unavailable("socket: " + errnoText(errno));
+      continue;
+    }
+    int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      deadline - std::chrono::steady_clock::now())
+                                      .count());
+      pollfd p{fd, POLLOUT, 0};
+      int pr;
+      do {
+        pr = ::poll(&p, 1, std::max(left, 0));
+      } while (pr < 0 && errno == EINTR);
+      if (pr == 0) {
+        ::close(fd);
+        last = Status::Timeout("connect to " + where + " timed out after " +
+                               std::to_string(timeout_ms) + " ms");
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      rc = err ? -1 : 0;
+      errno = err;
+    }
+    if (rc != 0) {
+      last = Status::Unavailable("connect to " + where + ": " + errnoText(errno));
+      ::close(fd);
+      continue;
+    }
+    int flags = ::fcntl(fd, F_GETFL);
+    ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fd_out = fd;
+    freeaddrinfo(ai);
+    return Status::OK();
+  }
+  freeaddrinfo(ai);
+  return last;
+}
+
+Status writeAllV(int fd, struct iovec* iov, int iovcnt) {
+  while (iovcnt > 0) {
+    // sendmsg + MSG_NOSIGNAL: a peer that vanished must not SIGPIPE the whole process.
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(std::min(iovcnt, IOV_MAX));
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return Status::Timeout("peer accepted no data within the send timeout");
+      return Status::Unavailable("send failed: " + errnoText(errno));
+    }
+    // Advance past what was written.
+    while (iovcnt > 0 && static_cast<size_t>(n) >= iov->iov_len) {
+      n -= static_cast<ssize_t>(iov->iov_len);
+      ++iov;
+      --iovcnt;
+    }
+    if (iovcnt > 0) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + n;
+      iov->iov_len -= static_cast<size_t>(n);
+    }
+  }
+  return Status::OK();
+}
+
+Status writeAll(int fd, const void* data, size_t len) {
+  iovec v{const_cast<void*>(data), len};
+  return writeAllV(fd, &v, 1);
+}
+
+namespace {
+Status recvError(int err) {
+  if (err == EAGAIN || err == EWOULDBLOCK)
+    return Status::Timeout("peer sent nothing within the receive timeout");
+  return Status::Unavailable("recv failed: " + errnoText(err));
+}
+}  // namespace
+
+Status readAll(int fd, void* data, size_t len) {
+  auto* p = static_cast<uint8_t*>(data);
+  while (len > 0) {
+    ssize_t n = ::recv(fd, p, len, MSG_WAITALL);
+    if (n == 0) return Status::Unavailable("connection closed by peer");
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return recvError(errno);
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+std::string primaryIpv4() {
+  ifaddrs* ifs = nullptr;
+  std::string out = "127.0.0.1";
+  if (getifaddrs(&ifs) != 0) return out;
+  for (ifaddrs* i = ifs; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    if (!(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
+    out = buf;
+    break;
+  }
+  freeifaddrs(ifs);
+  return out;
+}
+
+std::string machineId() {
+  std::ifstream f("/etc/machine-id");
+  std::string id;
+  if (f && std::getline(f, id) && !id.empty()) return id;
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  return std::string("host-") + host;
+}
+
+SocketReader::SocketReader(int fd, bool polling, size_t capacity)
+    : fd_(fd), polling_(polling), buf_(capacity) {}
+
+ssize_t SocketReader::recvSome(void* dst, size_t n, bool wait_all) {
+  if (polling_) {
+    // Spin a bounded number of times before sleeping in the kernel.
+    for (int i = 0; i < 20000; ++i) {
+      ssize_t r = ::recv(fd_, dst, n, MSG_DONTWAIT);
+      if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        if (r > 0 && wait_all && static_cast<size_t>(r) < n) {
+          ssize_t more = recvSome(static_cast<uint8_t*>(dst) + r, n - r, true);
+          return more <= 0 ? (more == 0 ? r : more) : r + more;
+        }
+        return r;
+      }
+    }
+  }
+  ssize_t r;
+  do {
+    r = ::recv(fd_, dst, n, wait_all ? MSG_WAITALL : 0);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+Status SocketReader::fill() {
+  if (begin_ == end_) begin_ = end_ = 0;
+  if (end_ == buf_.size()) {  // compact
+    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  ssize_t r = recvSome(buf_.data() + end_, buf_.size() - end_, false);
+  if (r == 0) return Status::Unavailable("connection closed by peer");
+  if (r < 0) return recvError(errno);
+  end_ += static_cast<size_t>(r);
+  return Status::OK();
+}
+
+Status SocketReader::readExact(void* dst, size_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  size_t have = std::min(n, buffered());
+  std::memcpy(out, buf_.data() + begin_, have);
+  begin_ += have;
+  out += have;
+  n -= have;
+  if (n == 0) return Status::OK();
+  if (n >= buf_.size() / 2) {
+    // Large payload: straight into its destination, no staging copy.
+    while (n > 0) {
+      ssize_t r = recvSome(out, n, true);
+      if (r == 0) return Status::Unavailable("connection closed by peer");
+      if (r < 0) return recvError(errno);
+      out += r;
+      n -= static_cast<size_t>(r);
+    }
+    return Status::OK();
+  }
+  while (n > 0) {
+    FERRY_RETURN_IF_ERROR(fill());
+    size_t take = std::min(n, buffered());
+    std::memcpy(out, buf_.data() + begin_, take);
+    begin_ += take;
+    out += take;
+    n -= take;
+  }
+  return Status::OK();
+}
+
+Status SocketReader::readFrameStart(void* dst, size_t n) {
+  while (buffered() == 0) {
+    Status st = fill();
+    if (st.IsTimeout()) continue;  // idle between frames
+    FERRY_RETURN_IF_ERROR(st);
+  }
+  return readExact(dst, n);
+}
+
+Status SocketReader::skip(size_t n) {
+  uint8_t scratch[16384];
+  while (n > 0) {
+    size_t take = std::min(n, sizeof scratch);
+    FERRY_RETURN_IF_ERROR(readExact(scratch, take));
+    n -= take;
+  }
+  return Status::OK();
+}
+
+}  // namespace ferry::net

@@ -1,0 +1,86 @@
+// The engine's RPC server: one listening socket, one thread per connection, frames
+// dispatched to handlers by type. Control messages (descriptor, notify, probe) and the TCP
+// transport's data messages (write, read) share it. A malformed frame closes only its own
+// connection, with one log line.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "common/net.h"
+#include "control/wire.h"
+#include "ferry/status.h"
+
+namespace ferry {
+
+class ServerConnection {
+ public:
+  ServerConnection(int fd, bool polling, std::string peer);
+  net::SocketReader& reader() { return reader_; }
+  const std::string& peer() const { return peer_; }
+
+  /// Queues a small response; queued responses go out before the next blocking read, so
+  /// a burst of acks costs one send.
+  void respond(wire::MsgType type, uint64_t request_id, const Status& status,
+               std::string_view body = {});
+  /// Sends queued responses, then a header and a payload straight from memory.
+  Status respondWithPayload(wire::MsgType type, uint64_t request_id, const void* data,
+                            size_t len);
+  Status flush();
+
+ private:
+  int fd_;
+  net::SocketReader reader_;
+  std::string peer_;
+  std::string out_;
+};
+
+class RpcServer {
+ public:
+  /// Reads the frame's body (if any) from conn.reader() and responds. A non-OK return is a
+  /// protocol violation: the connection is closed and the reason logged.
+  using Handler = std::function<Status(const wire::FrameHeader&, ServerConnection&)>;
+
+  struct Options {
+    std::string bind_address = "0.0.0.0";
+    uint16_t port = 0;
+    bool polling = false;
+    size_t max_connections = 1024;
+    int stall_timeout_ms = 30000;  // a peer silent mid-frame this long is dropped
+  };
+
+  ~RpcServer();
+  /// Handlers must be set before start().
+  void setHandler(wire::MsgType type, Handler handler);
+  Status start(const Options& options);
+  void stop();
+  uint16_t port() const { return port_; }
+  size_t connectionCount() const { return active_.load(); }
+
+ private:
+  void acceptLoop();
+  void serve(int fd, std::string peer);
+
+  Options options_;
+  Handler handlers_[16];
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+  std::mutex mu_;
+  struct Conn {
+    int fd;
+    std::thread thread;
+    bool done = false;
+  };
+  std::list<Conn> conns_;
+  std::atomic<size_t> active_{0};
+};
+
+}  // namespace ferry

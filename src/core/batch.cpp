@@ -1,0 +1,114 @@
+#include "core/batch.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace ferry {
+
+TransferStatusEnum stateFor(const Status& s) {
+  if (s.ok()) return COMPLETED;
+  switch (s.code()) {
+    case Status::Code::kTimeout: return TIMEOUT;
+    case Status::Code::kCanceled: return CANCELED;
+    case Status::Code::kInvalidArgument: return INVALID;
+    default: return FAILED;
+  }
+}
+
+void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns) {
+  uint64_t n = (req.length + slice_size - 1) / slice_size;
+  task.slices = std::make_unique<Slice[]>(n);
+  task.num_slices = static_cast<uint32_t>(n);
+  task.slices_left.store(static_cast<uint32_t>(n), std::memory_order_relaxed);
+  auto* src = static_cast<uint8_t*>(req.source);
+  for (uint64_t i = 0; i < n; ++i) {
+    Slice& s = task.slices[i];
+    uint64_t off = i * slice_size;
+    s.task = &task;
+    s.op = req.opcode;
+    s.local = src + off;
+    s.remote = req.target_offset + off;
+    s.length = static_cast<uint32_t>(std::min<uint64_t>(slice_size, req.length - off));
+    s.deadline_ns = deadline_ns;
+  }
+}
+
+namespace {
+
+void settleTask(Task& task) {
+  uint8_t failure = task.failure.load(std::memory_order_acquire);
+  task.state.store(failure, std::memory_order_release);
+  Batch* b = task.batch;
+  if (auto g = task.group) {
+    if (failure != COMPLETED) g->any_failed.store(true, std::memory_order_relaxed);
+    if (g->tasks_left.fetch_sub(1, std::memory_order_acq_rel) == 1 && g->on_done)
+      g->on_done(!g->any_failed.load(std::memory_order_relaxed));
+  }
+  if (b->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    std::lock_guard lock(b->mu);  // pairs with waitTransfer's predicate check
+    b->cv.notify_all();
+  }
+}
+
+void recordFailure(Task& task, const Status& status) {
+  uint8_t expected = COMPLETED;
+  task.failure.compare_exchange_strong(expected, stateFor(status), std::memory_order_acq_rel);
+  Batch* b = task.batch;
+  std::lock_guard lock(b->mu);
+  if (b->first_error.empty()) {
+    b->first_error = status.ToString();
+    FERRY_LOG(WARN) << "batch " << b->id << ": transfer failed: " << b->first_error;
+  }
+}
+
+}  // namespace
+
+void completeSlice(Slice* slice, const Status& status) {
+  Task& task = *slice->task;
+  if (status.ok())
+    task.transferred.fetch_add(slice->length, std::memory_order_relaxed);
+  else
+    recordFailure(task, status);
+  if (task.slices_left.fetch_sub(1, std::memory_order_acq_rel) == 1) settleTask(task);
+}
+
+void failTask(Task& task, const Status& status) {
+  recordFailure(task, status);
+  task.slices_left.store(0, std::memory_order_relaxed);
+  settleTask(task);
+}
+
+TransferStatus overallStatus(Batch& b) {
+  TransferStatus out;
+  size_t n = b.size.load(std::memory_order_acquire);
+  if (n == 0) return out;  // INITIAL
+  bool pending = false;
+  TransferStatusEnum worst = COMPLETED;
+  for (size_t i = 0; i < n; ++i) {
+    Task& t = b.tasks[i];
+    auto s = static_cast<TransferStatusEnum>(t.state.load(std::memory_order_acquire));
+    out.transferred_bytes += t.transferred.load(std::memory_order_relaxed);
+    if (s == PENDING || s == INITIAL)
+      pending = true;
+    else if (s != COMPLETED && worst == COMPLETED)
+      worst = s;
+  }
+  out.s = worst != COMPLETED ? worst : (pending ? PENDING : COMPLETED);
+  return out;
+}
+
+const char* ToString(TransferStatusEnum s) {
+  switch (s) {
+    case INITIAL: return "INITIAL";
+    case PENDING: return "PENDING";
+    case INVALID: return "INVALID";
+    case CANCELED: return "CANCELED";
+    case COMPLETED: return "COMPLETED";
+    case TIMEOUT: return "TIMEOUT";
+    case FAILED: return "FAILED";
+  }
+  return "?";
+}
+
+}  // namespace ferry

@@ -1,0 +1,88 @@
+// Batches, tasks and slices. A task is one Request; it is cut into slices (the unit a
+// transport moves). Slices report back through completeSlice(); the last slice of a task
+// settles its state, and the last task of a batch wakes waiters.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ferry/status.h"
+#include "ferry/types.h"
+
+namespace ferry {
+
+struct Task;
+struct Batch;
+
+struct Slice {
+  Task* task = nullptr;
+  Request::OpCode op = Request::WRITE;
+  uint8_t* local = nullptr;
+  uint64_t remote = 0;
+  uint32_t length = 0;
+  int64_t deadline_ns = 0;  // steady clock
+  // Scratch for the transport carrying it (e.g. the encoded frame header).
+  uint64_t request_id = 0;
+  uint8_t header[40];
+};
+
+/// Runs when every task of a submit call has finished (used for notifications).
+struct CompletionGroup {
+  std::atomic<size_t> tasks_left{0};
+  std::atomic<bool> any_failed{false};
+  std::function<void(bool all_ok)> on_done;
+};
+
+struct Task {
+  std::atomic<uint8_t> state{INITIAL};
+  std::atomic<uint8_t> failure{COMPLETED};  // first failure kind seen among slices
+  std::atomic<uint64_t> transferred{0};
+  std::atomic<uint32_t> slices_left{0};
+  Batch* batch = nullptr;
+  std::shared_ptr<CompletionGroup> group;
+  std::unique_ptr<Slice[]> slices;
+  uint32_t num_slices = 0;
+};
+
+struct Batch {
+  Batch(BatchID id, size_t capacity)
+      : id(id), capacity(capacity), tasks(std::make_unique<Task[]>(capacity)) {}
+
+  const BatchID id;
+  const size_t capacity;
+  std::unique_ptr<Task[]> tasks;
+  std::atomic<size_t> size{0};     // tasks handed out by submitTransfer
+  std::atomic<size_t> pending{0};  // tasks not yet settled
+  std::mutex mu;                   // guards size reservation, errors and waiting
+  std::condition_variable cv;
+  std::string first_error;  // message of the first failed slice, for logs
+};
+
+/// Maps a failed Status onto the task state it implies.
+TransferStatusEnum stateFor(const Status& s);
+
+/// Cuts [local, local+length) into slices of at most slice_size bytes.
+void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns);
+
+/// Records a slice's outcome; settles the task when it is the last one.
+void completeSlice(Slice* slice, const Status& status);
+/// Settles a task that never reached a transport.
+void failTask(Task& task, const Status& status);
+
+/// Overall status of a batch (see TransferEngine::getTransferStatus).
+TransferStatus overallStatus(Batch& b);
+
+inline int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace ferry

@@ -1,0 +1,74 @@
+#include "core/descriptor.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace ferry {
+
+using json = nlohmann::json;
+
+std::string SegmentDescriptor::toJson() const {
+  json j;
+  j["name"] = name;
+  j["machine_id"] = machine_id;
+  j["instance_id"] = instance_id;
+  j["rpc"] = {{"host", rpc_host}, {"port", rpc_port}};
+  j["version"] = version;
+  j["type"] = "memory";
+  json bufs = json::array();
+  for (const auto& b : buffers)
+    bufs.push_back({{"base", b.base},
+                    {"length", b.length},
+                    {"location", b.location},
+                    {"perm", static_cast<int>(b.perm)}});
+  j["buffers"] = std::move(bufs);
+  j["transports"] = transports;
+  return j.dump();
+}
+
+Status SegmentDescriptor::fromJson(const std::string& text, SegmentDescriptor& out) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return Status::Corrupted("segment descriptor is not a JSON object");
+  try {
+    SegmentDescriptor d;
+    d.name = j.at("name").get<std::string>();
+    d.machine_id = j.value("machine_id", "");
+    d.instance_id = j.value("instance_id", "");
+    d.rpc_host = j.at("rpc").at("host").get<std::string>();
+    d.rpc_port = j.at("rpc").at("port").get<uint16_t>();
+    d.version = j.value("version", uint64_t{0});
+    for (const auto& b : j.at("buffers")) {
+      BufferDesc bd;
+      bd.base = b.at("base").get<uint64_t>();
+      bd.length = b.at("length").get<uint64_t>();
+      bd.location = b.value("location", "cpu:0");
+      int perm = b.value("perm", static_cast<int>(kGlobalReadWrite));
+      if (perm < kLocalReadWrite || perm > kGlobalReadWrite)
+        return Status::Corrupted("descriptor buffer has unknown permission");
+      bd.perm = static_cast<Permission>(perm);
+      if (bd.length == 0 || bd.base + bd.length < bd.base)
+        return Status::Corrupted("descriptor buffer has an invalid range");
+      d.buffers.push_back(bd);
+    }
+    if (j.contains("transports")) d.transports = j.at("transports").get<std::vector<std::string>>();
+    std::sort(d.buffers.begin(), d.buffers.end(),
+              [](const BufferDesc& a, const BufferDesc& b) { return a.base < b.base; });
+    out = std::move(d);
+  } catch (const std::exception& e) {
+    return Status::Corrupted(std::string("bad segment descriptor: ") + e.what());
+  }
+  return Status::OK();
+}
+
+const BufferDesc* SegmentDescriptor::find(uint64_t addr, uint64_t len) const {
+  auto it = std::upper_bound(buffers.begin(), buffers.end(), addr,
+                             [](uint64_t a, const BufferDesc& b) { return a < b.base; });
+  if (it == buffers.begin()) return nullptr;
+  --it;
+  if (addr - it->base >= it->length) return nullptr;
+  if (len > it->length - (addr - it->base)) return nullptr;
+  return &*it;
+}
+
+}  // namespace ferry

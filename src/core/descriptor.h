@@ -1,0 +1,31 @@
+// Segment descriptor: what a segment publishes about itself (JSON on the wire / in the
+// metadata store) and what peers cache to validate and route requests.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/memory_registry.h"
+#include "ferry/status.h"
+
+namespace ferry {
+
+struct SegmentDescriptor {
+  std::string name;
+  std::string machine_id;
+  std::string instance_id;  // new on every engine start: tells a restarted peer apart
+  std::string rpc_host;
+  uint16_t rpc_port = 0;
+  uint64_t version = 0;  // registry version when published
+  std::vector<BufferDesc> buffers;  // sorted by base
+  std::vector<std::string> transports;
+
+  std::string toJson() const;
+  static Status fromJson(const std::string& text, SegmentDescriptor& out);
+
+  /// The buffer holding [addr, addr+len), or nullptr.
+  const BufferDesc* find(uint64_t addr, uint64_t len) const;
+};
+
+}  // namespace ferry

@@ -1,0 +1,646 @@
+#include "core/engine.h"
+
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include <algorithm>
+#include <cinttypes>
+#include <random>
+#include <set>
+
+#include "common/base64.h"
+#include "common/log.h"
+#include "common/net.h"
+
+namespace ferry {
+
+using wire::FrameHeader;
+using wire::MsgType;
+
+namespace {
+
+constexpr char kExportPrefix[] = "ferry-segment:v1:";
+constexpr size_t kMaxPendingNotifications = 1 << 20;
+
+std::string randomInstanceId() {
+  std::random_device rd;
+  uint64_t v = (uint64_t(rd()) << 32) ^ rd();
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
+  return buf;
+}
+
+bool isWildcard(const std::string& addr) {
+  return addr.empty() || addr == "0.0.0.0" || addr == "::" || addr == "[::]";
+}
+
+log::Level parseLevel(const std::string& s, log::Level def) {
+  if (s == "debug") return log::DEBUG;
+  if (s == "info") return log::INFO;
+  if (s == "warn" || s == "warning") return log::WARN;
+  if (s == "error") return log::ERROR;
+  if (s == "off") return log::OFF;
+  return def;
+}
+
+}  // namespace
+
+EngineImpl::EngineImpl(std::shared_ptr<Config> config) : config_(std::move(config)) {
+  init_status_ = init();
+  if (!init_status_.ok()) {
+    FERRY_LOG(ERROR) << "engine failed to start: " << init_status_.ToString();
+    rpc_server_.stop();
+    for (auto& t : transports_) t->stop();
+  }
+}
+
+Status EngineImpl::init() {
+  if (!config_) return Status::InvalidArgument("null config");
+  if (!std::getenv("FERRY_LOG_LEVEL") && config_->has("log_level"))
+    log::setLevel(parseLevel(config_->get("log_level", "info"), log::INFO));
+  std::string meta = config_->get("metadata/type", "p2p");
+  if (meta != "p2p" && meta != "P2PHANDSHAKE")
+    return Status::NotImplemented("metadata type '" + meta +
+                                  "' is not built yet; use \"p2p\"");
+  int64_t timeout_ms = config_->get<int64_t>("transfer_timeout_ms", 30000);
+  if (timeout_ms <= 0) return Status::InvalidArgument("transfer_timeout_ms must be > 0");
+  transfer_timeout_ns_ = timeout_ms * 1000000;
+  max_batch_size_ = config_->get<uint64_t>("batch/max_size", 1 << 20);
+  machine_id_ = net::machineId();
+  instance_id_ = randomInstanceId();
+  rpc_client_ = std::make_unique<RpcClient>(config_->get<int>("connect_timeout_ms", 3000) +
+                                            static_cast<int>(timeout_ms));
+
+  transports_ = createTransports(*config_);
+  if (transports_.empty()) return Status::InvalidArgument("every transport is disabled");
+  installControlHandlers();
+  for (auto& t : transports_) FERRY_RETURN_IF_ERROR(t->start(*this));
+
+  RpcServer::Options ro;
+  ro.bind_address = config_->get("rpc/bind_address", "0.0.0.0");
+  int64_t port = config_->get<int64_t>("rpc/port", 0);
+  if (port < 0 || port > 65535)
+    return Status::InvalidArgument("rpc/port must be 0..65535, got " + std::to_string(port));
+  ro.port = static_cast<uint16_t>(port);
+  ro.polling = config_->get<bool>("polling", false);
+  ro.max_connections = config_->get<uint64_t>("rpc/max_connections", 1024);
+  ro.stall_timeout_ms = static_cast<int>(std::min<int64_t>(timeout_ms, INT32_MAX));
+  FERRY_RETURN_IF_ERROR(rpc_server_.start(ro));
+
+  rpc_host_ = config_->get("rpc/advertise_address", "");
+  if (rpc_host_.empty())
+    rpc_host_ = isWildcard(ro.bind_address) ? net::primaryIpv4() : ro.bind_address;
+  name_ = config_->get("local_segment_name", "");
+  if (name_.empty()) name_ = net::joinHostPort(rpc_host_, rpc_server_.port());
+
+  worker_ = std::thread([this] { workerLoop(); });
+  FERRY_LOG(INFO) << "engine '" << name_ << "' up: rpc " << net::joinHostPort(rpc_host_, rpcPort())
+                  << ", transports " << [&] {
+                       std::string s;
+                       for (auto& t : transports_) s += (s.empty() ? "" : ",") + std::string(t->name());
+                       return s;
+                     }();
+  return Status::OK();
+}
+
+EngineImpl::~EngineImpl() {
+  rpc_server_.stop();
+  for (auto& t : transports_) t->stop();
+  {
+    std::lock_guard lock(work_mu_);
+    work_stop_ = true;
+    work_cv_.notify_all();
+  }
+  if (worker_.joinable()) worker_.join();
+  std::lock_guard lock(alloc_mu_);
+  for (auto& [addr, size] : allocations_) ::munmap(reinterpret_cast<void*>(addr), size);
+}
+
+// ---------------- control handlers ----------------
+
+void EngineImpl::installControlHandlers() {
+  rpc_server_.setHandler(MsgType::kGetDescriptor, [this](const FrameHeader& h, ServerConnection& c) {
+    c.respond(MsgType::kDescriptor, h.request_id, Status::OK(), localDescriptor().toJson());
+    return Status::OK();
+  });
+  rpc_server_.setHandler(MsgType::kProbe, [](const FrameHeader& h, ServerConnection& c) {
+    c.respond(MsgType::kProbeAck, h.request_id, Status::OK());
+    return Status::OK();
+  });
+  rpc_server_.setHandler(MsgType::kNotify, [this](const FrameHeader& h, ServerConnection& c) {
+    std::string body(h.body_len, '\0');
+    FERRY_RETURN_IF_ERROR(c.reader().readExact(body.data(), body.size()));
+    Notification n;
+    FERRY_RETURN_IF_ERROR(wire::decodeNotify(body, n));
+    deliverNotification(std::move(n));
+    c.respond(MsgType::kNotifyAck, h.request_id, Status::OK());
+    return Status::OK();
+  });
+}
+
+SegmentDescriptor EngineImpl::localDescriptor() {
+  SegmentDescriptor d;
+  d.name = name_;
+  d.machine_id = machine_id_;
+  d.instance_id = instance_id_;
+  d.rpc_host = rpc_host_;
+  d.rpc_port = rpcPort();
+  d.version = registry_.version();
+  d.buffers = registry_.snapshot();
+  for (auto& t : transports_) d.transports.push_back(t->name());
+  return d;
+}
+
+void EngineImpl::deliverNotification(Notification n) {
+  std::lock_guard lock(notify_mu_);
+  if (notifications_.size() >= kMaxPendingNotifications) {
+    FERRY_LOG(WARN) << "dropping notification from '" << n.name << "': "
+                    << notifications_.size() << " unread";
+    return;
+  }
+  notifications_.push_back(std::move(n));
+}
+
+void EngineImpl::postWork(std::function<void()> fn) {
+  std::lock_guard lock(work_mu_);
+  if (work_stop_) return;
+  work_.push_back(std::move(fn));
+  work_cv_.notify_one();
+}
+
+void EngineImpl::workerLoop() {
+  std::unique_lock lock(work_mu_);
+  while (true) {
+    work_cv_.wait(lock, [&] { return work_stop_ || !work_.empty(); });
+    if (work_.empty() && work_stop_) return;
+    auto fn = std::move(work_.front());
+    work_.pop_front();
+    lock.unlock();
+    fn();
+    lock.lock();
+  }
+}
+
+// ---------------- memory ----------------
+
+Status EngineImpl::allocateLocalMemory(void** addr, size_t size, const MemoryOptions& options) {
+  if (!addr) return Status::InvalidArgument("addr is null");
+  if (size == 0) return Status::InvalidArgument("cannot allocate 0 bytes");
+  const std::string& loc = options.location;
+  if (loc.rfind("cuda", 0) == 0 || loc.rfind("npu", 0) == 0 || loc.rfind("musa", 0) == 0)
+    return Status::NotSupported("allocating '" + loc +
+                                "' memory needs a GPU transport, which this engine does not have");
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return Status::InternalError("cannot allocate " + std::to_string(size) + " bytes: " +
+                                 strerror(errno));
+  MemoryOptions o = options;
+  if (o.location == kWildcardLocation) o.location = "cpu:0";
+  Status st = registerLocalMemory(p, size, o);
+  if (!st.ok()) {
+    ::munmap(p, size);
+    return st;
+  }
+  std::lock_guard lock(alloc_mu_);
+  allocations_[reinterpret_cast<uintptr_t>(p)] = size;
+  *addr = p;
+  return Status::OK();
+}
+
+Status EngineImpl::freeLocalMemory(void* addr) {
+  size_t size;
+  {
+    std::lock_guard lock(alloc_mu_);
+    auto it = allocations_.find(reinterpret_cast<uintptr_t>(addr));
+    if (it == allocations_.end())
+      return Status::InvalidArgument("address was not returned by allocateLocalMemory");
+    size = it->second;
+    allocations_.erase(it);
+  }
+  Status st = unregisterLocalMemory(addr, size);
+  ::munmap(addr, size);
+  return st;
+}
+
+Status EngineImpl::registerLocalMemory(void* addr, size_t size, const MemoryOptions& options) {
+  if (!addr) return Status::InvalidArgument("cannot register a null address");
+  if (size == 0) return Status::InvalidArgument("cannot register 0 bytes");
+  BufferDesc d;
+  d.base = reinterpret_cast<uint64_t>(addr);
+  d.length = size;
+  d.location = options.location == kWildcardLocation ? "cpu:0" : options.location;
+  d.perm = options.perm;
+  if (d.perm < kLocalReadWrite || d.perm > kGlobalReadWrite)
+    return Status::InvalidArgument("unknown permission " + std::to_string(int(d.perm)));
+  FERRY_RETURN_IF_ERROR(registry_.add(d));
+  for (size_t i = 0; i < transports_.size(); ++i) {
+    Status st = transports_[i]->registerMemory(d);
+    if (!st.ok()) {
+      for (size_t j = 0; j < i; ++j) transports_[j]->unregisterMemory(d).IgnoreError();
+      registry_.remove(d.base, d.length).IgnoreError();
+      return st;
+    }
+  }
+  return Status::OK();
+}
+
+Status EngineImpl::unregisterLocalMemory(void* addr, size_t size) {
+  BufferDesc d;
+  FERRY_RETURN_IF_ERROR(registry_.remove(reinterpret_cast<uint64_t>(addr), size, &d));
+  for (auto& t : transports_) t->unregisterMemory(d).IgnoreError();
+  return Status::OK();
+}
+
+// ---------------- segments ----------------
+
+Transport* EngineImpl::transportFor(const PeerEndpoint& peer) {
+  for (auto& t : transports_)
+    if (t->canReach(peer)) return t.get();
+  return nullptr;
+}
+
+Status EngineImpl::fetchDescriptor(const PeerEndpoint& peer, SegmentDescriptor& out) {
+  std::string body;
+  Status st = rpc_client_->call(peer.host, peer.port, MsgType::kGetDescriptor, {}, &body);
+  if (!st.ok())
+    return Status(st.code(), "cannot reach segment '" + peer.segment_name + "': " + st.message());
+  return SegmentDescriptor::fromJson(body, out);
+}
+
+Status EngineImpl::refreshDescriptor(SegmentEntry& seg) {
+  if (seg.peer.is_self) return Status::OK();
+  auto fresh = std::make_shared<SegmentDescriptor>();
+  FERRY_RETURN_IF_ERROR(fetchDescriptor(seg.peer, *fresh));
+  std::lock_guard lock(seg.mu);
+  if (seg.desc && seg.desc->instance_id != fresh->instance_id)
+    FERRY_LOG(INFO) << "segment '" << seg.name << "' restarted (instance "
+                    << seg.desc->instance_id << " -> " << fresh->instance_id << ")";
+  seg.desc = std::move(fresh);
+  return Status::OK();
+}
+
+Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
+                              std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle) {
+  Transport* t = transportFor(peer);
+  if (!t) return Status::Unavailable("no transport can reach segment '" + name + "'");
+  std::lock_guard lock(seg_mu_);
+  auto it = segment_ids_.find(name);
+  if (it != segment_ids_.end()) {
+    auto& seg = segments_[it->second];
+    ++seg->refs;
+    if (desc) {
+      std::lock_guard slock(seg->mu);
+      seg->desc = std::move(desc);
+    }
+    handle = seg->id;
+    return Status::OK();
+  }
+  auto seg = std::make_shared<SegmentEntry>();
+  seg->id = next_segment_id_++;
+  seg->name = name;
+  seg->refs = 1;
+  seg->peer = std::move(peer);
+  seg->transport = t;
+  seg->desc = std::move(desc);
+  segments_[seg->id] = seg;
+  segment_ids_[name] = seg->id;
+  handle = seg->id;
+  return Status::OK();
+}
+
+Status EngineImpl::openSegment(SegmentID& handle, const std::string& name) {
+  if (name.empty()) return Status::InvalidArgument("segment name is empty");
+  PeerEndpoint peer;
+  peer.segment_name = name;
+  if (name == name_ || name == net::joinHostPort(rpc_host_, rpcPort())) {
+    peer.is_self = true;
+    peer.host = rpc_host_;
+    peer.port = rpcPort();
+    peer.machine_id = machine_id_;
+    return addSegment(name_, peer, nullptr, handle);
+  }
+  Status st = net::parseHostPort(name, peer.host, peer.port);
+  if (!st.ok())
+    return Status::InvalidArgument("cannot open segment '" + name +
+                                   "': with p2p metadata a segment name is host:port");
+  auto desc = std::make_shared<SegmentDescriptor>();
+  FERRY_RETURN_IF_ERROR(fetchDescriptor(peer, *desc));
+  peer.machine_id = desc->machine_id;
+  return addSegment(name, peer, std::move(desc), handle);
+}
+
+Status EngineImpl::closeSegment(SegmentID handle) {
+  std::lock_guard lock(seg_mu_);
+  auto it = segments_.find(handle);
+  if (it == segments_.end())
+    return Status::NotFound("unknown segment handle " + std::to_string(handle));
+  if (--it->second->refs == 0) {
+    segment_ids_.erase(it->second->name);
+    segments_.erase(it);
+  }
+  return Status::OK();
+}
+
+std::shared_ptr<EngineImpl::SegmentEntry> EngineImpl::findSegment(SegmentID id) {
+  std::lock_guard lock(seg_mu_);
+  auto it = segments_.find(id);
+  return it == segments_.end() ? nullptr : it->second;
+}
+
+std::string EngineImpl::transportName(SegmentID id) {
+  auto seg = findSegment(id);
+  return seg ? seg->transport->name() : "";
+}
+
+Status EngineImpl::getSegmentInfo(SegmentID handle, SegmentInfo& info) {
+  auto seg = findSegment(handle);
+  if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(handle));
+  std::vector<BufferDesc> bufs;
+  if (seg->peer.is_self) {
+    bufs = registry_.snapshot();
+  } else {
+    Status st = refreshDescriptor(*seg);
+    if (!st.ok())  // peer unreachable: answer from the cache, say so in the log
+      FERRY_LOG(WARN) << "getSegmentInfo('" << seg->name << "') uses cached data: " << st.ToString();
+    std::lock_guard lock(seg->mu);
+    if (seg->desc) bufs = seg->desc->buffers;
+  }
+  SegmentInfo out;
+  out.type = SegmentInfo::Memory;
+  for (auto& b : bufs) out.buffers.push_back({b.base, b.length, b.location});
+  info = std::move(out);
+  return Status::OK();
+}
+
+Status EngineImpl::exportLocalSegment(std::string& shared_handle) {
+  shared_handle = kExportPrefix + base64Encode(localDescriptor().toJson());
+  return Status::OK();
+}
+
+Status EngineImpl::importRemoteSegment(SegmentID& handle, const std::string& shared_handle) {
+  if (shared_handle.rfind(kExportPrefix, 0) != 0)
+    return Status::InvalidArgument("not a Ferry segment handle (expected prefix '" +
+                                   std::string(kExportPrefix) + "')");
+  std::string text;
+  if (!base64Decode(std::string_view(shared_handle).substr(sizeof kExportPrefix - 1), text))
+    return Status::InvalidArgument("segment handle is not valid base64");
+  auto desc = std::make_shared<SegmentDescriptor>();
+  Status st = SegmentDescriptor::fromJson(text, *desc);
+  if (!st.ok()) return Status::InvalidArgument("segment handle: " + st.message());
+  PeerEndpoint peer;
+  peer.segment_name = desc->name;
+  peer.host = desc->rpc_host;
+  peer.port = desc->rpc_port;
+  peer.machine_id = desc->machine_id;
+  peer.is_self = desc->instance_id == instance_id_;
+  if (peer.is_self) return addSegment(name_, peer, nullptr, handle);
+  std::string name = desc->name;
+  return addSegment(name, peer, std::move(desc), handle);
+}
+
+Status EngineImpl::probe(const std::string& segment_name) {
+  std::string host;
+  uint16_t port;
+  FERRY_RETURN_IF_ERROR(net::parseHostPort(segment_name, host, port));
+  return rpc_client_->call(host, port, MsgType::kProbe, {});
+}
+
+// ---------------- batches ----------------
+
+BatchID EngineImpl::allocateBatch(size_t batch_size) {
+  if (batch_size == 0 || batch_size > max_batch_size_) {
+    FERRY_LOG(WARN) << "allocateBatch(" << batch_size << ") refused: size must be 1.."
+                    << max_batch_size_ << " (batch/max_size)";
+    return 0;
+  }
+  std::lock_guard lock(batch_mu_);
+  BatchID id = next_batch_id_++;
+  batches_[id] = std::make_shared<Batch>(id, batch_size);
+  return id;
+}
+
+std::shared_ptr<Batch> EngineImpl::findBatch(BatchID id) {
+  std::lock_guard lock(batch_mu_);
+  auto it = batches_.find(id);
+  return it == batches_.end() ? nullptr : it->second;
+}
+
+Status EngineImpl::freeBatch(BatchID id) {
+  std::lock_guard lock(batch_mu_);
+  auto it = batches_.find(id);
+  if (it == batches_.end()) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
+  size_t pending = it->second->pending.load(std::memory_order_acquire);
+  if (pending > 0)
+    return Status::Busy("batch " + std::to_string(id) + " still has " + std::to_string(pending) +
+                        " task(s) in flight");
+  batches_.erase(it);
+  return Status::OK();
+}
+
+Status EngineImpl::validateTarget(SegmentEntry& seg, const Request& req) {
+  if (seg.peer.is_self) {
+    Status st = registry_.checkLocal(req.target_offset, req.length);
+    if (!st.ok()) return Status::InvalidArgument("target: " + st.message());
+    return Status::OK();
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      std::lock_guard lock(seg.mu);
+      if (seg.desc) {
+        if (const BufferDesc* b = seg.desc->find(req.target_offset, req.length)) {
+          if (b->perm == kLocalReadWrite)
+            return Status::PermissionDenied("target buffer " + rangeText(b->base, b->length) +
+                                            " of '" + seg.name + "' is local-only");
+          if (req.opcode == Request::WRITE && b->perm != kGlobalReadWrite)
+            return Status::PermissionDenied("target buffer " + rangeText(b->base, b->length) +
+                                            " of '" + seg.name + "' is read-only");
+          return Status::OK();
+        }
+      }
+    }
+    if (attempt == 0) {
+      Status st = refreshDescriptor(seg);  // it may have registered the buffer since
+      if (!st.ok()) return st;
+    }
+  }
+  return Status::InvalidArgument("target range " + rangeText(req.target_offset, req.length) +
+                                 " is not inside a registered buffer of segment '" + seg.name + "'");
+}
+
+Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& requests,
+                                  const Notification* notifi) {
+  auto batch = findBatch(id);
+  if (!batch) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
+  if (requests.empty()) return Status::OK();
+
+  // Validate everything before anything moves.
+  std::vector<std::shared_ptr<SegmentEntry>> segs(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Request& r = requests[i];
+    auto fail = [&](const Status& st) {
+      return Status(st.code(), "request " + std::to_string(i) + ": " + st.message());
+    };
+    if (r.opcode != Request::READ && r.opcode != Request::WRITE)
+      return fail(Status::InvalidArgument("unknown opcode"));
+    if (r.length == 0) return fail(Status::InvalidArgument("length is 0"));
+    if (!r.source) return fail(Status::InvalidArgument("source is null"));
+    Status st = registry_.checkLocal(reinterpret_cast<uint64_t>(r.source), r.length);
+    if (!st.ok()) return fail(st);
+    if (i > 0 && r.target_id == requests[i - 1].target_id) {
+      segs[i] = segs[i - 1];
+    } else {
+      segs[i] = findSegment(r.target_id);
+      if (!segs[i])
+        return fail(Status::NotFound("unknown segment handle " + std::to_string(r.target_id)));
+    }
+    st = validateTarget(*segs[i], r);
+    if (!st.ok()) return fail(st);
+  }
+
+  size_t first;
+  {
+    std::lock_guard lock(batch->mu);
+    size_t used = batch->size.load(std::memory_order_relaxed);
+    if (requests.size() > batch->capacity - used)
+      return Status::InvalidArgument("batch " + std::to_string(id) + " over capacity: " +
+                                     std::to_string(used) + " of " +
+                                     std::to_string(batch->capacity) + " used, " +
+                                     std::to_string(requests.size()) + " more requested");
+    first = used;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      Task& t = batch->tasks[first + i];
+      t.batch = batch.get();
+      t.state.store(PENDING, std::memory_order_relaxed);
+    }
+    batch->pending.fetch_add(requests.size(), std::memory_order_acq_rel);
+    batch->size.store(used + requests.size(), std::memory_order_release);
+  }
+
+  std::shared_ptr<CompletionGroup> group;
+  if (notifi) {
+    group = std::make_shared<CompletionGroup>();
+    group->tasks_left = requests.size();
+    std::vector<SegmentID> targets;
+    for (auto& s : segs)
+      if (std::find(targets.begin(), targets.end(), s->id) == targets.end()) targets.push_back(s->id);
+    group->on_done = [this, targets, n = *notifi, id](bool all_ok) {
+      if (!all_ok) {
+        FERRY_LOG(WARN) << "batch " << id << ": notification '" << n.name
+                        << "' not sent because a transfer failed";
+        return;
+      }
+      postWork([this, targets, n] {
+        for (SegmentID t : targets) {
+          Status st = sendNotification(t, n);
+          if (!st.ok()) FERRY_LOG(WARN) << "notification not delivered: " << st.ToString();
+        }
+      });
+    };
+  }
+
+  int64_t deadline = nowNs() + transfer_timeout_ns_;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Task& t = batch->tasks[first + i];
+    t.group = group;
+    makeSlices(t, requests[i], segs[i]->transport->sliceSize(), deadline);
+  }
+
+  // Hand each run of requests to the same segment over in one call.
+  Status result;
+  std::vector<Slice*> run;
+  for (size_t i = 0; i < requests.size();) {
+    size_t j = i;
+    run.clear();
+    while (j < requests.size() && segs[j] == segs[i]) {
+      Task& t = batch->tasks[first + j];
+      for (uint32_t k = 0; k < t.num_slices; ++k) run.push_back(&t.slices[k]);
+      ++j;
+    }
+    SegmentEntry& seg = *segs[i];
+    Status st = seg.transport->submit(seg.peer, run.data(), run.size());
+    if (!st.ok()) {
+      for (size_t k = i; k < j; ++k) failTask(batch->tasks[first + k], st);
+      if (result.ok()) result = st;
+    }
+    i = j;
+  }
+  return result;
+}
+
+Status EngineImpl::getTransferStatus(BatchID id, size_t task_id, TransferStatus& status) {
+  auto batch = findBatch(id);
+  if (!batch) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
+  size_t n = batch->size.load(std::memory_order_acquire);
+  if (task_id >= n)
+    return Status::InvalidArgument("task " + std::to_string(task_id) + " out of range: batch " +
+                                   std::to_string(id) + " has " + std::to_string(n) + " task(s)");
+  Task& t = batch->tasks[task_id];
+  status.s = static_cast<TransferStatusEnum>(t.state.load(std::memory_order_acquire));
+  status.transferred_bytes = t.transferred.load(std::memory_order_relaxed);
+  return Status::OK();
+}
+
+Status EngineImpl::getTransferStatus(BatchID id, std::vector<TransferStatus>& list) {
+  auto batch = findBatch(id);
+  if (!batch) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
+  size_t n = batch->size.load(std::memory_order_acquire);
+  list.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    Task& t = batch->tasks[i];
+    list[i].s = static_cast<TransferStatusEnum>(t.state.load(std::memory_order_acquire));
+    list[i].transferred_bytes = t.transferred.load(std::memory_order_relaxed);
+  }
+  return Status::OK();
+}
+
+Status EngineImpl::getTransferStatus(BatchID id, TransferStatus& overall) {
+  auto batch = findBatch(id);
+  if (!batch) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
+  overall = overallStatus(*batch);
+  return Status::OK();
+}
+
+Status EngineImpl::waitTransfer(BatchID id, TransferStatus& overall,
+                                std::chrono::milliseconds timeout) {
+  auto batch = findBatch(id);
+  if (!batch) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
+  {
+    std::unique_lock lock(batch->mu);
+    bool done = batch->cv.wait_for(lock, timeout, [&] {
+      return batch->pending.load(std::memory_order_acquire) == 0;
+    });
+    if (!done) {
+      overall = overallStatus(*batch);
+      return Status::Timeout("batch " + std::to_string(id) + " still pending after " +
+                             std::to_string(timeout.count()) + " ms");
+    }
+  }
+  overall = overallStatus(*batch);
+  return Status::OK();
+}
+
+// ---------------- notifications ----------------
+
+Status EngineImpl::sendNotification(SegmentID target, const Notification& notifi) {
+  auto seg = findSegment(target);
+  if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(target));
+  if (notifi.name.size() + notifi.msg.size() > wire::kMaxNotifyBytes)
+    return Status::InvalidArgument("notification larger than " +
+                                   std::to_string(wire::kMaxNotifyBytes) + " bytes");
+  if (seg->peer.is_self) {
+    deliverNotification(notifi);
+    return Status::OK();
+  }
+  return rpc_client_->call(seg->peer.host, seg->peer.port, MsgType::kNotify,
+                           wire::encodeNotify(notifi));
+}
+
+Status EngineImpl::receiveNotification(std::vector<Notification>& out) {
+  std::lock_guard lock(notify_mu_);
+  for (auto& n : notifications_) out.push_back(std::move(n));
+  notifications_.clear();
+  return Status::OK();
+}
+
+}  // namespace ferry

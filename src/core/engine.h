@@ -1,0 +1,132 @@
+// EngineImpl: the state behind ferry::TransferEngine. Public methods mirror the API; the
+// compatibility layers (TE C++, Python) call them directly.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "control/rpc_client.h"
+#include "control/rpc_server.h"
+#include "core/batch.h"
+#include "core/descriptor.h"
+#include "core/memory_registry.h"
+#include "ferry/config.h"
+#include "ferry/transfer_engine.h"
+#include "transport/transport.h"
+
+namespace ferry {
+
+class EngineImpl : public TransportContext {
+ public:
+  explicit EngineImpl(std::shared_ptr<Config> config);
+  ~EngineImpl() override;
+
+  Status initStatus() const { return init_status_; }
+  const std::string& segmentName() const { return name_; }
+  const std::string& rpcHost() const { return rpc_host_; }
+  uint16_t rpcPort() const { return rpc_server_.port(); }
+
+  // TransportContext
+  const Config& config() const override { return *config_; }
+  MemoryRegistry& registry() override { return registry_; }
+  RpcServer& rpcServer() override { return rpc_server_; }
+
+  Status allocateLocalMemory(void** addr, size_t size, const MemoryOptions& options);
+  Status freeLocalMemory(void* addr);
+  Status registerLocalMemory(void* addr, size_t size, const MemoryOptions& options);
+  Status unregisterLocalMemory(void* addr, size_t size);
+
+  Status openSegment(SegmentID& handle, const std::string& name);
+  Status closeSegment(SegmentID handle);
+  Status getSegmentInfo(SegmentID handle, SegmentInfo& info);
+  Status exportLocalSegment(std::string& shared_handle);
+  Status importRemoteSegment(SegmentID& handle, const std::string& shared_handle);
+
+  BatchID allocateBatch(size_t batch_size);
+  Status freeBatch(BatchID id);
+  Status submitTransfer(BatchID id, const std::vector<Request>& requests,
+                        const Notification* notifi);
+  Status getTransferStatus(BatchID id, size_t task_id, TransferStatus& status);
+  Status getTransferStatus(BatchID id, std::vector<TransferStatus>& list);
+  Status getTransferStatus(BatchID id, TransferStatus& overall);
+  Status waitTransfer(BatchID id, TransferStatus& overall, std::chrono::milliseconds timeout);
+
+  Status sendNotification(SegmentID target, const Notification& notifi);
+  Status receiveNotification(std::vector<Notification>& out);
+  /// Probes a segment's RPC server ("host:port" or an opened name). Ferry extension.
+  Status probe(const std::string& segment_name);
+
+  /// Name of the transport serving an opened segment ("" if unknown).
+  std::string transportName(SegmentID id);
+  /// This engine's descriptor as published.
+  SegmentDescriptor localDescriptor();
+
+ private:
+  struct SegmentEntry {
+    SegmentID id = 0;
+    std::string name;
+    int refs = 0;
+    PeerEndpoint peer;
+    Transport* transport = nullptr;
+    std::mutex mu;
+    std::shared_ptr<const SegmentDescriptor> desc;  // null for our own segment
+  };
+
+  Status init();
+  void installControlHandlers();
+  std::shared_ptr<SegmentEntry> findSegment(SegmentID id);
+  std::shared_ptr<Batch> findBatch(BatchID id);
+  Transport* transportFor(const PeerEndpoint& peer);
+  Status fetchDescriptor(const PeerEndpoint& peer, SegmentDescriptor& out);
+  Status refreshDescriptor(SegmentEntry& seg);
+  // Checks the target range of a request against the segment (refreshing once on a miss).
+  Status validateTarget(SegmentEntry& seg, const Request& req);
+  Status addSegment(const std::string& name, PeerEndpoint peer,
+                    std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle);
+  void deliverNotification(Notification n);
+  void postWork(std::function<void()> fn);
+  void workerLoop();
+
+  std::shared_ptr<Config> config_;
+  Status init_status_;
+  std::string name_, rpc_host_, machine_id_, instance_id_;
+  int64_t transfer_timeout_ns_ = 0;
+  size_t max_batch_size_ = 0;
+
+  MemoryRegistry registry_;
+  RpcServer rpc_server_;
+  std::unique_ptr<RpcClient> rpc_client_;
+  std::vector<std::unique_ptr<Transport>> transports_;
+
+  std::mutex alloc_mu_;
+  std::unordered_map<uintptr_t, size_t> allocations_;  // allocateLocalMemory'd ranges
+
+  std::mutex seg_mu_;
+  std::unordered_map<SegmentID, std::shared_ptr<SegmentEntry>> segments_;
+  std::unordered_map<std::string, SegmentID> segment_ids_;  // by name
+  SegmentID next_segment_id_ = 1;
+
+  std::mutex batch_mu_;
+  std::unordered_map<BatchID, std::shared_ptr<Batch>> batches_;
+  BatchID next_batch_id_ = 1;
+
+  std::mutex notify_mu_;
+  std::deque<Notification> notifications_;
+
+  std::mutex work_mu_;
+  std::condition_variable work_cv_;
+  std::deque<std::function<void()>> work_;
+  bool work_stop_ = false;
+  std::thread worker_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,21 @@
+#include "transport/local/local_transport.h"
+
+#include <cstring>
+
+namespace ferry {
+
+Status LocalTransport::submit(const PeerEndpoint&, Slice* const* slices, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    Slice* s = slices[i];
+    auto* remote = reinterpret_cast<uint8_t*>(s->remote);
+    // memmove: source and target may be overlapping parts of one buffer.
+    if (s->op == Request::WRITE)
+      std::memmove(remote, s->local, s->length);
+    else
+      std::memmove(s->local, remote, s->length);
+    completeSlice(s, Status::OK());
+  }
+  return Status::OK();
+}
+
+}  // namespace ferry

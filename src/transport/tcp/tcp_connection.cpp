@@ -1,0 +1,215 @@
+#include "transport/tcp/tcp_connection.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "common/log.h"
+#include "common/net.h"
+#include "control/wire.h"
+
+namespace ferry {
+
+using wire::FrameHeader;
+using wire::MsgType;
+
+Status TcpConnection::open(const std::string& host, uint16_t port, int connect_timeout_ms,
+                           const Options& options, std::shared_ptr<TcpConnection>& out) {
+  int fd = -1;
+  FERRY_RETURN_IF_ERROR(net::connectTcp(host, port, connect_timeout_ms, fd));
+  std::shared_ptr<TcpConnection> c(new TcpConnection(fd, net::joinHostPort(host, port), options));
+  c->sender_ = std::thread([p = c.get()] { p->senderLoop(); });
+  c->receiver_ = std::thread([p = c.get()] { p->receiverLoop(); });
+  out = std::move(c);
+  return Status::OK();
+}
+
+TcpConnection::TcpConnection(int fd, std::string where, const Options& options)
+    : fd_(fd), where_(std::move(where)), options_(options) {}
+
+TcpConnection::~TcpConnection() {
+  abort(Status::Canceled("connection closed"));
+  join();
+  ::close(fd_);
+}
+
+void TcpConnection::join() {
+  if (sender_.joinable()) sender_.join();
+  if (receiver_.joinable()) receiver_.join();
+}
+
+void TcpConnection::enqueue(Slice* const* slices, size_t count) {
+  std::unique_lock lock(mu_);
+  if (dead()) {
+    Status why = kill_reason_.ok() ? Status::Unavailable("connection to " + where_ + " is closed")
+                                   : kill_reason_;
+    lock.unlock();
+    for (size_t i = 0; i < count; ++i) completeSlice(slices[i], why);
+    return;
+  }
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < count; ++i) {
+    sendq_.push_back(slices[i]);
+    bytes += slices[i]->length;
+  }
+  outstanding_.fetch_add(bytes, std::memory_order_relaxed);
+  if (sending_) return;  // the active sender will pick these up
+  // Send small work ourselves: no thread wake-up on the latency path.
+  sending_ = true;
+  drain(lock, options_.inline_send_bytes);
+  sending_ = false;
+  if (!sendq_.empty() || dead()) cv_.notify_all();
+}
+
+void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
+  constexpr size_t kMaxSlicesPerWrite = 64;
+  iovec iov[2 * kMaxSlicesPerWrite];
+  while (!sendq_.empty() && !dead()) {
+    int n = 0;
+    size_t taken = 0;
+    uint64_t bytes = 0;
+    while (!sendq_.empty() && taken < kMaxSlicesPerWrite) {
+      Slice* s = sendq_.front();
+      uint64_t cost = s->op == Request::WRITE ? s->length : 0;
+      if (taken > 0 && bytes + cost > budget) break;
+      if (taken == 0 && cost > budget) return;  // too big to send inline: hand off
+      sendq_.pop_front();
+      bool write = s->op == Request::WRITE;
+      s->request_id = next_id_++;
+      FrameHeader h{write ? MsgType::kWrite : MsgType::kRead,
+                    static_cast<uint32_t>(wire::kRangeSize + (write ? s->length : 0)), 0,
+                    s->request_id};
+      wire::encodeHeader(h, s->header);
+      wire::encodeRange(s->remote, s->length, s->header + wire::kHeaderSize);
+      iov[n++] = {s->header, wire::kHeaderSize + wire::kRangeSize};
+      if (write) iov[n++] = {s->local, s->length};
+      inflight_.push_back(s);  // before the write: the response may beat us back
+      bytes += cost;
+      ++taken;
+    }
+    budget -= std::min(budget, bytes);
+    lock.unlock();
+    Status st = net::writeAllV(fd_, iov, n);
+    lock.lock();
+    if (!st.ok()) {
+      if (kill_reason_.ok())
+        kill_reason_ = Status::Unavailable("send to " + where_ + " failed: " + st.message());
+      dead_.store(true, std::memory_order_release);
+      ::shutdown(fd_, SHUT_RDWR);  // the receiver sees it and fails everything
+      return;
+    }
+  }
+}
+
+void TcpConnection::senderLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return dead() || (!sending_ && !sendq_.empty()); });
+    if (dead()) break;
+    sending_ = true;
+    drain(lock, UINT64_MAX);
+    sending_ = false;
+    cv_.notify_all();
+  }
+}
+
+void TcpConnection::receiverLoop() {
+  net::SocketReader reader(fd_, options_.polling);
+  uint8_t hb[wire::kHeaderSize];
+  Status cause;
+  std::string error_text;
+  while (true) {
+    cause = reader.readExact(hb, sizeof hb);
+    if (!cause.ok()) break;
+    FrameHeader h;
+    cause = wire::decodeHeader(hb, sizeof hb, h);
+    if (!cause.ok()) break;
+    Slice* s;
+    {
+      std::lock_guard lock(mu_);
+      s = inflight_.empty() ? nullptr : inflight_.front();
+    }
+    MsgType expect = (s && s->op == Request::READ) ? MsgType::kReadData : MsgType::kWriteAck;
+    if (!s || h.request_id != s->request_id || h.type != expect) {
+      cause = Status::Corrupted(std::string("unexpected ") + wire::typeName(h.type) + " #" +
+                                std::to_string(h.request_id));
+      break;
+    }
+    Status result;
+    if (h.status != 0) {
+      error_text.assign(h.body_len, '\0');
+      cause = reader.readExact(error_text.data(), error_text.size());
+      if (!cause.ok()) break;
+      result = wire::fromWire(h.status, where_ + " refused " +
+                                            (s->op == Request::READ ? "read: " : "write: ") +
+                                            error_text);
+    } else if (s->op == Request::READ) {
+      if (h.body_len != s->length) {
+        cause = Status::Corrupted("read response length disagrees with request");
+        break;
+      }
+      cause = reader.readExact(s->local, s->length);  // straight into registered memory
+      if (!cause.ok()) break;
+    }
+    {
+      std::lock_guard lock(mu_);
+      inflight_.pop_front();
+    }
+    outstanding_.fetch_sub(s->length, std::memory_order_relaxed);
+    completeSlice(s, result);
+  }
+  failAll(cause);
+}
+
+void TcpConnection::failAll(const Status& cause) {
+  std::deque<Slice*> victims;
+  Status why;
+  {
+    std::unique_lock lock(mu_);
+    dead_.store(true, std::memory_order_release);
+    ::shutdown(fd_, SHUT_RDWR);
+    cv_.notify_all();
+    // Nobody may still be reading a slice's memory when we report it finished.
+    cv_.wait(lock, [&] { return !sending_; });
+    why = kill_reason_.ok()
+              ? Status::Unavailable("connection to " + where_ + " lost: " + cause.message())
+              : kill_reason_;
+    if (kill_reason_.ok()) {
+      if (cause.code() == Status::Code::kCorrupted)
+        FERRY_LOG(WARN) << "closing connection to " << where_ << ": " << cause.ToString();
+      kill_reason_ = why;
+    }
+    victims.swap(inflight_);
+    for (Slice* s : sendq_) victims.push_back(s);
+    sendq_.clear();
+  }
+  outstanding_.store(0, std::memory_order_relaxed);
+  for (Slice* s : victims) completeSlice(s, why);
+}
+
+void TcpConnection::checkDeadline(int64_t now_ns) {
+  std::lock_guard lock(mu_);
+  if (dead()) return;
+  Slice* oldest = !inflight_.empty() ? inflight_.front()
+                                     : (!sendq_.empty() ? sendq_.front() : nullptr);
+  if (!oldest || oldest->deadline_ns > now_ns) return;
+  kill_reason_ = Status::Timeout("no completion from " + where_ + " within " +
+                                 std::to_string(options_.transfer_timeout_ms) +
+                                 " ms (transfer_timeout)");
+  FERRY_LOG(WARN) << kill_reason_.message() << "; closing the connection";
+  dead_.store(true, std::memory_order_release);
+  ::shutdown(fd_, SHUT_RDWR);
+  cv_.notify_all();
+}
+
+void TcpConnection::abort(const Status& reason) {
+  std::lock_guard lock(mu_);
+  if (kill_reason_.ok()) kill_reason_ = reason;
+  dead_.store(true, std::memory_order_release);
+  ::shutdown(fd_, SHUT_RDWR);
+  cv_.notify_all();
+}
+
+}  // namespace ferry

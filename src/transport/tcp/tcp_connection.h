@@ -1,0 +1,71 @@
+// One initiator-side TCP connection of the TCP transport. Requests are written in order
+// and the target answers in order, so in-flight slices form a FIFO. Only the receiver
+// thread completes slices, and only once no thread is still writing from their memory:
+// a slice reported FAILED/TIMEOUT is never touched again.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/batch.h"
+#include "ferry/status.h"
+
+namespace ferry {
+
+class TcpConnection {
+ public:
+  struct Options {
+    uint64_t inline_send_bytes = 256 * 1024;
+    int64_t transfer_timeout_ms = 30000;
+    bool polling = false;
+  };
+
+  /// Connects and starts the sender and receiver threads.
+  static Status open(const std::string& host, uint16_t port, int connect_timeout_ms,
+                     const Options& options, std::shared_ptr<TcpConnection>& out);
+  ~TcpConnection();
+
+  /// Queues slices (completing them with the connection's error if it is dead). Sends
+  /// inline from the calling thread while the batch is small and nobody else is sending.
+  void enqueue(Slice* const* slices, size_t count);
+  bool dead() const { return dead_.load(std::memory_order_acquire); }
+  /// Bytes queued or in flight, for load balancing across the pool.
+  uint64_t load() const { return outstanding_.load(std::memory_order_relaxed); }
+  /// Kills the connection if its oldest slice is past its deadline.
+  void checkDeadline(int64_t now_ns);
+  /// Kills the connection; its slices complete with `reason`.
+  void abort(const Status& reason);
+  /// Joins the threads (not from one of them).
+  void join();
+  const std::string& where() const { return where_; }
+
+ private:
+  TcpConnection(int fd, std::string where, const Options& options);
+  void senderLoop();
+  void receiverLoop();
+  // Writes queued slices while holding `lock` only between writes. Stops when the queue is
+  // empty or the next slice would exceed `budget` bytes.
+  void drain(std::unique_lock<std::mutex>& lock, uint64_t budget);
+  void failAll(const Status& cause);
+
+  const int fd_;
+  const std::string where_;
+  const Options options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Slice*> sendq_;
+  std::deque<Slice*> inflight_;
+  bool sending_ = false;
+  Status kill_reason_;  // why we shut the socket (timeout, cancel), if we did
+  uint64_t next_id_ = 1;
+  std::atomic<bool> dead_{false};
+  std::atomic<uint64_t> outstanding_{0};
+  std::thread sender_, receiver_;
+};
+
+}  // namespace ferry

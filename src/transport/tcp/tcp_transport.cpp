@@ -1,0 +1,211 @@
+#include "transport/tcp/tcp_transport.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/log.h"
+#include "common/net.h"
+#include "control/rpc_server.h"
+#include "control/wire.h"
+#include "transport/tcp/tcp_connection.h"
+
+namespace ferry {
+
+using wire::FrameHeader;
+using wire::MsgType;
+
+TcpTransport::TcpTransport() = default;
+TcpTransport::~TcpTransport() { stop(); }
+
+Status TcpTransport::start(TransportContext& ctx) {
+  ctx_ = &ctx;
+  const Config& c = ctx.config();
+  options_.connections_per_peer =
+      std::clamp<int64_t>(c.get<int64_t>("transports/tcp/connections_per_peer", 2), 1, 64);
+  options_.inline_send_bytes = c.get<uint64_t>("transports/tcp/inline_send_bytes", 256 << 10);
+  options_.connect_timeout_ms = c.get<int>("connect_timeout_ms", 3000);
+  options_.transfer_timeout_ms = c.get<int64_t>("transfer_timeout_ms", 30000);
+  options_.polling = c.get<bool>("polling", false);
+  uint64_t max_slice = std::min<uint64_t>(
+      c.get<uint64_t>("transports/tcp/max_slice_size", wire::kMaxDataBytes), wire::kMaxDataBytes);
+  slice_size_ = std::clamp<uint64_t>(c.get<uint64_t>("transports/tcp/slice_size", 1 << 20), 4096,
+                                     max_slice);
+  ctx.rpcServer().setHandler(MsgType::kWrite, [this](const FrameHeader& h, ServerConnection& s) {
+    return handleWrite(h, s);
+  });
+  ctx.rpcServer().setHandler(MsgType::kRead, [this](const FrameHeader& h, ServerConnection& s) {
+    return handleRead(h, s);
+  });
+  stopping_ = false;
+  timer_ = std::thread([this] { timerLoop(); });
+  return Status::OK();
+}
+
+void TcpTransport::stop() {
+  if (stopping_.exchange(true)) return;
+  {
+    std::lock_guard lock(timer_mu_);
+    timer_cv_.notify_all();
+  }
+  if (timer_.joinable()) timer_.join();
+  std::vector<std::shared_ptr<TcpConnection>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [k, pool] : pools_) {
+      std::lock_guard plock(pool->mu);
+      for (auto& c : pool->conns) all.push_back(c);
+      pool->conns.clear();
+    }
+    pools_.clear();
+    for (auto& c : graveyard_) all.push_back(c);
+    graveyard_.clear();
+  }
+  for (auto& c : all) c->abort(Status::Canceled("engine is shutting down"));
+  for (auto& c : all) c->join();
+}
+
+Status TcpTransport::connectionsFor(const PeerEndpoint& peer,
+                                    std::vector<std::shared_ptr<TcpConnection>>& out) {
+  std::shared_ptr<PeerPool> pool;
+  std::string key = net::joinHostPort(peer.host, peer.port);
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return Status::Canceled("engine is shutting down");
+    auto& slot = pools_[key];
+    if (!slot) slot = std::make_shared<PeerPool>();
+    pool = slot;
+  }
+  std::lock_guard plock(pool->mu);
+  std::vector<std::shared_ptr<TcpConnection>> dead;
+  auto& conns = pool->conns;
+  for (auto it = conns.begin(); it != conns.end();) {
+    if ((*it)->dead()) {
+      dead.push_back(*it);
+      it = conns.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!dead.empty()) {
+    std::lock_guard lock(mu_);
+    graveyard_.insert(graveyard_.end(), dead.begin(), dead.end());
+  }
+  TcpConnection::Options copts{options_.inline_send_bytes, options_.transfer_timeout_ms,
+                               options_.polling};
+  while (conns.size() < options_.connections_per_peer) {
+    std::shared_ptr<TcpConnection> c;
+    Status st = TcpConnection::open(peer.host, peer.port, options_.connect_timeout_ms, copts, c);
+    if (!st.ok()) {
+      if (conns.empty())
+        return Status(st.code(), "segment '" + peer.segment_name + "': " + st.message());
+      break;  // serve with the connections we have
+    }
+    conns.push_back(std::move(c));
+  }
+  out = conns;
+  return Status::OK();
+}
+
+Status TcpTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
+  std::vector<std::shared_ptr<TcpConnection>> conns;
+  FERRY_RETURN_IF_ERROR(connectionsFor(peer, conns));
+  if (conns.size() == 1) {
+    conns[0]->enqueue(slices, count);
+    return Status::OK();
+  }
+  // Spread by bytes: each slice goes to the connection with the least work assigned.
+  std::vector<std::vector<Slice*>> per(conns.size());
+  std::vector<uint64_t> load(conns.size());
+  for (size_t i = 0; i < conns.size(); ++i) load[i] = conns[i]->load();
+  for (size_t i = 0; i < count; ++i) {
+    size_t best = std::min_element(load.begin(), load.end()) - load.begin();
+    per[best].push_back(slices[i]);
+    load[best] += slices[i]->length + 256;  // + per-message cost, so tiny slices spread too
+  }
+  for (size_t i = 0; i < conns.size(); ++i)
+    if (!per[i].empty()) conns[i]->enqueue(per[i].data(), per[i].size());
+  return Status::OK();
+}
+
+Status TcpTransport::cancel(const PeerEndpoint& peer) {
+  std::shared_ptr<PeerPool> pool;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pools_.find(net::joinHostPort(peer.host, peer.port));
+    if (it == pools_.end()) return Status::OK();
+    pool = it->second;
+  }
+  std::lock_guard plock(pool->mu);
+  for (auto& c : pool->conns) c->abort(Status::Canceled("transfers to " + c->where() + " canceled"));
+  return Status::OK();
+}
+
+void TcpTransport::timerLoop() {
+  std::unique_lock tlock(timer_mu_);
+  while (!stopping_) {
+    timer_cv_.wait_for(tlock, std::chrono::milliseconds(50));
+    if (stopping_) break;
+    int64_t now = nowNs();
+    std::vector<std::shared_ptr<TcpConnection>> reap;
+    std::vector<std::shared_ptr<PeerPool>> pools;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [k, p] : pools_) pools.push_back(p);
+      reap.swap(graveyard_);
+    }
+    for (auto& p : pools) {
+      std::lock_guard plock(p->mu);
+      for (auto& c : p->conns) c->checkDeadline(now);
+    }
+    reap.clear();  // joins the dead connections' threads
+  }
+}
+
+// ---- target side ----
+
+namespace {
+// A misbehaving peer must not flood the log: first few refusals, then every 1000th.
+bool shouldLogRefusal() {
+  static std::atomic<uint64_t> n{0};
+  uint64_t k = n.fetch_add(1, std::memory_order_relaxed);
+  return k < 5 || k % 1000 == 0;
+}
+}  // namespace
+
+Status TcpTransport::handleWrite(const FrameHeader& h, ServerConnection& conn) {
+  uint8_t rb[wire::kRangeSize];
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(rb, sizeof rb));
+  uint64_t addr, len;
+  FERRY_RETURN_IF_ERROR(wire::decodeRange(h, rb, sizeof rb, addr, len));
+  MemoryRegistry::Pin pin;
+  Status st = ctx_->registry().pinForRemote(addr, len, true, pin);
+  if (!st.ok()) {
+    if (shouldLogRefusal())
+      FERRY_LOG(WARN) << "refused write from " << conn.peer() << ": " << st.ToString();
+    FERRY_RETURN_IF_ERROR(conn.reader().skip(len));
+    conn.respond(MsgType::kWriteAck, h.request_id, st);
+    return Status::OK();
+  }
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(reinterpret_cast<void*>(addr), len));
+  conn.respond(MsgType::kWriteAck, h.request_id, Status::OK());
+  return Status::OK();
+}
+
+Status TcpTransport::handleRead(const FrameHeader& h, ServerConnection& conn) {
+  uint8_t rb[wire::kRangeSize];
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(rb, sizeof rb));
+  uint64_t addr, len;
+  FERRY_RETURN_IF_ERROR(wire::decodeRange(h, rb, sizeof rb, addr, len));
+  MemoryRegistry::Pin pin;
+  Status st = ctx_->registry().pinForRemote(addr, len, false, pin);
+  if (!st.ok()) {
+    if (shouldLogRefusal())
+      FERRY_LOG(WARN) << "refused read from " << conn.peer() << ": " << st.ToString();
+    conn.respond(MsgType::kReadData, h.request_id, st);
+    return Status::OK();
+  }
+  return conn.respondWithPayload(MsgType::kReadData, h.request_id,
+                                 reinterpret_cast<const void*>(addr), len);
+}
+
+}  // namespace ferry

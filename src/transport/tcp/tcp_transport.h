@@ -1,0 +1,73 @@
+// TCP transport. Initiator side: a pool of persistent connections per peer; each keeps
+// many slices in flight (requests are pipelined, responses come back in order), sends
+// payloads straight from registered memory with writev and receives READ data straight
+// into it. Small submits are sent by the submitting thread itself; larger ones by the
+// connection's sender thread. Target side: WRITE/READ handlers on the engine's RPC server
+// that check every range against the registry before touching memory.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "transport/transport.h"
+
+namespace ferry {
+
+class ServerConnection;
+namespace wire {
+struct FrameHeader;
+}
+class TcpConnection;
+
+class TcpTransport : public Transport {
+ public:
+  TcpTransport();
+  ~TcpTransport() override;
+
+  const char* name() const override { return "tcp"; }
+  TransportCaps caps() const override { return {true, true, true}; }
+  Status start(TransportContext& ctx) override;
+  void stop() override;
+  bool canReach(const PeerEndpoint& peer) const override { return peer.port != 0; }
+  uint64_t sliceSize() const override { return slice_size_; }
+  Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
+  Status cancel(const PeerEndpoint& peer) override;
+
+  struct Options {
+    size_t connections_per_peer = 2;
+    uint64_t inline_send_bytes = 256 * 1024;
+    int connect_timeout_ms = 3000;
+    int64_t transfer_timeout_ms = 30000;
+    bool polling = false;
+  };
+
+ private:
+  struct PeerPool {
+    std::mutex mu;
+    std::vector<std::shared_ptr<TcpConnection>> conns;
+  };
+
+  Status handleWrite(const wire::FrameHeader& h, ServerConnection& conn);
+  Status handleRead(const wire::FrameHeader& h, ServerConnection& conn);
+  // Live connections to the peer, connecting up to connections_per_peer.
+  Status connectionsFor(const PeerEndpoint& peer, std::vector<std::shared_ptr<TcpConnection>>& out);
+  void timerLoop();
+
+  TransportContext* ctx_ = nullptr;
+  Options options_;
+  uint64_t slice_size_ = 1 << 20;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<PeerPool>> pools_;  // by "host:port"
+  std::vector<std::shared_ptr<TcpConnection>> graveyard_;   // dead, to be joined
+  std::atomic<bool> stopping_{false};
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  std::thread timer_;
+};
+
+}  // namespace ferry

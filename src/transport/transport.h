@@ -1,0 +1,76 @@
+// The one interface between the engine core and a transport (cf. UCX's uct_iface_ops).
+// A transport moves slices between this engine's registered memory and a peer segment.
+// Core never names a concrete transport; transports are created from the table in
+// transport_registry.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/batch.h"
+#include "core/memory_registry.h"
+#include "ferry/config.h"
+#include "ferry/status.h"
+
+namespace ferry {
+
+class RpcServer;
+
+/// Where a peer segment lives, as the transports need it.
+struct PeerEndpoint {
+  std::string segment_name;
+  std::string host;
+  uint16_t port = 0;
+  std::string machine_id;
+  bool is_self = false;  // the segment is this engine
+};
+
+struct TransportCaps {
+  bool reaches_self = false;        // can serve the engine's own segment
+  bool reaches_same_machine = false;
+  bool reaches_remote = false;      // other machines
+};
+
+/// What a transport may use of its engine.
+class TransportContext {
+ public:
+  virtual ~TransportContext() = default;
+  virtual const Config& config() const = 0;
+  virtual MemoryRegistry& registry() = 0;
+  virtual RpcServer& rpcServer() = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual const char* name() const = 0;
+  virtual TransportCaps caps() const = 0;
+
+  /// Starts threads and installs RPC handlers (before the RPC server starts).
+  virtual Status start(TransportContext& ctx) = 0;
+  /// Stops: pending slices complete as CANCELED; no callback runs after it returns.
+  virtual void stop() = 0;
+
+  virtual bool canReach(const PeerEndpoint& peer) const = 0;
+  /// Largest slice this transport wants; the engine cuts requests to it.
+  virtual uint64_t sliceSize() const = 0;
+
+  /// Optional hooks when local memory (un)registers (e.g. pinning, keys).
+  virtual Status registerMemory(const BufferDesc&) { return Status::OK(); }
+  virtual Status unregisterMemory(const BufferDesc&) { return Status::OK(); }
+
+  /// Takes the slices: OK means each will be completed through completeSlice() exactly
+  /// once (possibly before this returns); an error means none was taken.
+  virtual Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) = 0;
+
+  /// Optional: abandon what is in flight to a peer.
+  virtual Status cancel(const PeerEndpoint&) { return Status::NotSupported("cancel"); }
+};
+
+/// Every transport enabled in config (transports/<name>/enable), in preference order.
+std::vector<std::unique_ptr<Transport>> createTransports(const Config& config);
+
+}  // namespace ferry

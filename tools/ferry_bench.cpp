@@ -1,0 +1,399 @@
+// ferry-bench: transfer throughput and batch latency between two engines.
+//   --mode=target     serve a buffer until SIGINT/SIGTERM (prints "SEGMENT <name>")
+//   --mode=initiator  drive READs or WRITEs against --segment_id
+//   --mode=loopback   start a target child process on 127.0.0.1, run the initiator, stop it
+// Flags follow Mooncake's transfer_engine_bench. --json ends the output with one JSON line.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "core/engine.h"
+#include "ferry/transfer_engine.h"
+#include "flags.h"
+
+using namespace ferry;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void onSignal(int) { g_stop = true; }
+
+// Deterministic content: 8-byte words that depend on their offset and a seed.
+void fillPattern(uint8_t* p, size_t len, uint64_t offset, uint64_t seed) {
+  for (size_t i = 0; i < len; ++i) {
+    uint64_t o = offset + i;
+    uint64_t w = ((o >> 3) + seed) * 0x9E3779B97F4A7C15ull;
+    p[i] = static_cast<uint8_t>(w >> ((o & 7) * 8));
+  }
+}
+
+bool checkPattern(const uint8_t* p, size_t len, uint64_t offset, uint64_t seed) {
+  std::vector<uint8_t> want(len);
+  fillPattern(want.data(), len, offset, seed);
+  return std::memcmp(p, want.data(), len) == 0;
+}
+
+constexpr uint64_t kTargetSeed = 1, kInitiatorSeed = 2;
+
+std::shared_ptr<Config> makeConfig(const tools::Flags& f, const std::string& server_name) {
+  auto c = std::make_shared<Config>();
+  Status st = c->loadFromEnv();
+  if (!st.ok()) std::cerr << "warning: " << st.ToString() << "\n";
+  std::string meta = f.str("metadata_server");
+  if (!meta.empty() && meta != "P2PHANDSHAKE" && meta != "p2p") c->set("metadata/type", meta);
+  if (!server_name.empty()) {
+    auto colon = server_name.rfind(':');
+    if (colon != std::string::npos) {
+      c->set("rpc/bind_address", server_name.substr(0, colon));
+      c->set<int64_t>("rpc/port", std::stoll(server_name.substr(colon + 1)));
+    } else {
+      c->set("rpc/bind_address", server_name);
+    }
+  }
+  if (f.boolean("polling")) c->set<bool>("polling", true);
+  if (f.isSet("connections")) c->set<int64_t>("transports/tcp/connections_per_peer", f.i64("connections"));
+  if (f.isSet("slice_size")) c->set<int64_t>("transports/tcp/slice_size", f.i64("slice_size"));
+  return c;
+}
+
+int runTarget(const tools::Flags& f) {
+  auto config = makeConfig(f, f.str("local_server_name"));
+  TransferEngine engine(config);
+  if (!engine.available()) {
+    std::cerr << "target: " << engine.initStatus().ToString() << "\n";
+    return 1;
+  }
+  size_t size = static_cast<size_t>(f.i64("buffer_size"));
+  void* buf = nullptr;
+  Status st = engine.allocateLocalMemory(&buf, size, "cpu:0");
+  if (!st.ok()) {
+    std::cerr << "target: " << st.ToString() << "\n";
+    return 1;
+  }
+  fillPattern(static_cast<uint8_t*>(buf), size, 0, kTargetSeed);
+  std::cout << "SEGMENT " << engine.getSegmentName() << std::endl;
+  std::cerr << "ferry-bench target: segment " << engine.getSegmentName() << ", buffer "
+            << size << " bytes; stop with Ctrl-C\n";
+  while (!g_stop) {
+    // Exit with the parent in loopback mode: stdin closes when it goes.
+    pollfd p{STDIN_FILENO, 0, 0};
+    if (f.boolean("exit_on_stdin_close") && ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  engine.freeLocalMemory(buf).IgnoreError();
+  return 0;
+}
+
+struct Result {
+  uint64_t bytes = 0;
+  std::vector<double> latencies_us;
+  std::string error;
+  bool verified = true;
+};
+
+double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  size_t k = static_cast<size_t>(std::ceil(p / 100.0 * v.size())) - 1;
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(std::min(k, v.size() - 1)), v.end());
+  return v[std::min(k, v.size() - 1)];
+}
+
+int runInitiator(const tools::Flags& f) {
+  std::string op = f.str("operation");
+  if (op != "read" && op != "write") {
+    std::cerr << "--operation must be read or write\n";
+    return 2;
+  }
+  std::string protocol = f.str("protocol");
+  if (protocol != "auto" && protocol != "tcp") {
+    std::cerr << "--protocol=" << protocol << " is not built in this Ferry (available: auto, tcp)\n";
+    return 2;
+  }
+  const size_t block = static_cast<size_t>(f.i64("block_size"));
+  const size_t batch = static_cast<size_t>(f.i64("batch_size"));
+  const int threads = static_cast<int>(f.i64("threads"));
+  const double duration = f.f64("duration");
+  const bool verify = f.boolean("verify");
+  if (block == 0 || batch == 0 || threads <= 0 || duration <= 0) {
+    std::cerr << "block_size, batch_size, threads and duration must be positive\n";
+    return 2;
+  }
+  const size_t per_thread = block * batch;
+  size_t size = static_cast<size_t>(f.i64("buffer_size"));
+  if (per_thread * threads > size) {
+    std::cerr << "buffer_size " << size << " is smaller than threads*batch_size*block_size = "
+              << per_thread * threads << "\n";
+    return 2;
+  }
+  auto config = makeConfig(f, f.str("local_server_name"));
+  TransferEngine engine(config);
+  if (!engine.available()) {
+    std::cerr << "initiator: " << engine.initStatus().ToString() << "\n";
+    return 1;
+  }
+  SegmentID seg;
+  Status st = engine.openSegment(seg, f.str("segment_id"));
+  SegmentInfo info;
+  if (st.ok()) st = engine.getSegmentInfo(seg, info);
+  if (!st.ok()) {
+    std::cerr << "initiator: " << st.ToString() << "\n";
+    return 1;
+  }
+  if (info.buffers.empty() || info.buffers[0].length < per_thread * threads) {
+    std::cerr << "initiator: segment '" << f.str("segment_id")
+              << "' has no buffer of at least " << per_thread * threads << " bytes\n";
+    return 1;
+  }
+  uint64_t remote_base = info.buffers[0].base;
+  void* local = nullptr;
+  st = engine.allocateLocalMemory(&local, size, "cpu:0");
+  if (!st.ok()) {
+    std::cerr << "initiator: " << st.ToString() << "\n";
+    return 1;
+  }
+  auto* lbuf = static_cast<uint8_t*>(local);
+  fillPattern(lbuf, per_thread * threads, 0, kInitiatorSeed);
+  const bool is_write = op == "write";
+  const bool polling = config->get<bool>("polling", false);
+  std::string used_protocol = engine.impl()->transportName(seg);
+
+  std::vector<Result> results(threads);
+  std::atomic<uint64_t> live_bytes{0};
+  auto start = Clock::now();
+  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+  auto worker = [&](int t) {
+    Result& r = results[t];
+    r.latencies_us.reserve(1 << 16);
+    uint64_t off = static_cast<uint64_t>(t) * per_thread;
+    std::vector<Request> reqs(batch);
+    for (size_t i = 0; i < batch; ++i)
+      reqs[i] = Request{is_write ? Request::WRITE : Request::READ, lbuf + off + i * block, seg,
+                        remote_base + off + i * block, block};
+    while (Clock::now() < end_at && !g_stop) {
+      BatchID b = engine.allocateBatch(batch);
+      auto t0 = Clock::now();
+      Status s = engine.submitTransfer(b, reqs);
+      TransferStatus ts;
+      if (s.ok()) {
+        if (polling) {
+          do {
+            s = engine.getTransferStatus(b, ts);
+          } while (s.ok() && ts.s == PENDING);
+        } else {
+          s = engine.waitTransfer(b, ts, std::chrono::milliseconds(
+                                             config->get<int64_t>("transfer_timeout_ms", 30000) + 5000));
+        }
+      }
+      auto t1 = Clock::now();
+      if (s.ok() && ts.s != COMPLETED)
+        s = Status::InternalError(std::string("batch ended ") + ToString(ts.s));
+      // Wait for stragglers before freeing, so the batch can always be released.
+      while (!engine.freeBatch(b).ok()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (!s.ok()) {
+        r.error = s.ToString();
+        return;
+      }
+      r.latencies_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      r.bytes += per_thread;
+      live_bytes += per_thread;
+      if (verify && !is_write && !checkPattern(lbuf + off, per_thread, remote_base + off - remote_base, kTargetSeed))
+        r.verified = false;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
+  bool tty = ::isatty(STDOUT_FILENO);
+  if (tty) {
+    uint64_t last = 0;
+    auto last_t = start;
+    while (Clock::now() < end_at && !g_stop) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      auto now = Clock::now();
+      uint64_t b = live_bytes.load();
+      double dt = std::chrono::duration<double>(now - last_t).count();
+      std::printf("\r[%5.1fs] %s %8.3f GB/s   ", std::chrono::duration<double>(now - start).count(),
+                  op.c_str(), (b - last) / dt / 1e9);
+      std::fflush(stdout);
+      last = b;
+      last_t = now;
+    }
+    std::printf("\n");
+  }
+  for (auto& th : pool) th.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+
+  Result total;
+  for (auto& r : results) {
+    total.bytes += r.bytes;
+    total.latencies_us.insert(total.latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
+    if (!r.error.empty() && total.error.empty()) total.error = r.error;
+    total.verified &= r.verified;
+  }
+  if (verify && is_write && total.error.empty()) {
+    // Read every written range back and compare it with what we sent.
+    std::vector<uint8_t> scratch_mem(per_thread * threads + 4096);
+    uint8_t* scratch = scratch_mem.data();
+    st = engine.registerLocalMemory(scratch, per_thread * threads, kLocalReadWrite);
+    BatchID b = engine.allocateBatch(1);
+    TransferStatus ts;
+    if (st.ok()) st = engine.submitTransfer(b, {Request{Request::READ, scratch, seg, remote_base, per_thread * threads}});
+    if (st.ok()) st = engine.waitTransfer(b, ts, std::chrono::seconds(60));
+    if (!st.ok() || ts.s != COMPLETED) {
+      total.verified = false;
+      total.error = "read-back failed: " + st.ToString();
+    } else {
+      total.verified = std::memcmp(scratch, lbuf, per_thread * threads) == 0;
+    }
+    engine.freeBatch(b).IgnoreError();
+    engine.unregisterLocalMemory(scratch).IgnoreError();
+  }
+  double gbps = total.bytes / elapsed / 1e9;
+  double p50 = percentile(total.latencies_us, 50), p99 = percentile(total.latencies_us, 99);
+  std::printf("operation=%s protocol=%s block_size=%zu batch_size=%zu threads=%d\n", op.c_str(),
+              used_protocol.c_str(), block, batch, threads);
+  std::printf("moved %.3f GB in %.2f s: %.3f GB/s; batch latency p50 %.1f us, p99 %.1f us%s\n",
+              total.bytes / 1e9, elapsed, gbps, p50, p99,
+              verify ? (total.verified ? "; verified" : "; VERIFY FAILED") : "");
+  if (!total.error.empty()) std::printf("error: %s\n", total.error.c_str());
+  if (f.boolean("json")) {
+    nlohmann::json j = {{"operation", op},
+                        {"protocol", used_protocol},
+                        {"block_size", block},
+                        {"batch_size", batch},
+                        {"threads", threads},
+                        {"duration_s", elapsed},
+                        {"bytes", total.bytes},
+                        {"throughput_GBps", gbps},
+                        {"batch_latency_us_p50", p50},
+                        {"batch_latency_us_p99", p99},
+                        {"batches", total.latencies_us.size()},
+                        {"verified", verify ? nlohmann::json(total.verified) : nlohmann::json(nullptr)},
+                        {"error", total.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(total.error)}};
+    std::printf("%s\n", j.dump().c_str());
+  }
+  std::fflush(stdout);
+  engine.closeSegment(seg).IgnoreError();
+  engine.freeLocalMemory(local).IgnoreError();
+  if (!total.error.empty()) return 1;
+  if (verify && !total.verified) return 3;
+  return 0;
+}
+
+int runLoopback(tools::Flags& f, const char* self) {
+  int out_pipe[2], in_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(in_pipe, O_CLOEXEC) != 0) {
+    std::perror("pipe");
+    return 1;
+  }
+  std::vector<std::string> args = {self, "--mode=target", "--local_server_name=127.0.0.1:0",
+                                   "--exit_on_stdin_close"};
+  for (auto& a : f.forward({"buffer_size", "protocol", "metadata_server"})) args.push_back(a);
+  if (f.boolean("polling")) args.push_back("--polling");
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("fork");
+    return 1;
+  }
+  if (pid == 0) {
+    ::dup2(out_pipe[1], STDOUT_FILENO);
+    ::dup2(in_pipe[0], STDIN_FILENO);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv("/proc/self/exe", argv.data());
+    std::perror("execv");
+    _exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(in_pipe[0]);
+  // Wait (bounded) for the target to announce its segment.
+  std::string line, segment;
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  char c;
+  while (segment.empty() && Clock::now() < deadline) {
+    pollfd p{out_pipe[0], POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    ssize_t n = ::read(out_pipe[0], &c, 1);
+    if (n <= 0) break;
+    if (c == '\n') {
+      if (line.rfind("SEGMENT ", 0) == 0) segment = line.substr(8);
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+  int rc;
+  if (segment.empty()) {
+    std::cerr << "loopback: the target process did not start\n";
+    rc = 1;
+  } else {
+    std::cerr << "loopback: target pid " << pid << " serves segment " << segment << "\n";
+    f.define("segment_id", segment, "");
+    if (!f.isSet("local_server_name")) f.define("local_server_name", "127.0.0.1", "");
+    rc = runInitiator(f);
+  }
+  ::close(in_pipe[1]);  // tells the target to exit
+  ::kill(pid, SIGTERM);
+  int wst = 0;
+  ::waitpid(pid, &wst, 0);
+  ::close(out_pipe[0]);
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tools::Flags f;
+  f.define("mode", "loopback", "target | initiator | loopback");
+  f.define("operation", "write", "read | write");
+  f.define("protocol", "auto", "transport to use: auto | tcp");
+  f.define("block_size", "65536", "bytes per request");
+  f.define("batch_size", "128", "requests per batch");
+  f.define("threads", "1", "initiator threads, each with its own range");
+  f.define("duration", "5", "seconds to run");
+  f.define("buffer_size", "1G", "bytes allocated on each side");
+  f.define("metadata_server", "P2PHANDSHAKE", "metadata service (P2PHANDSHAKE: none)");
+  f.define("segment_id", "", "target segment name (initiator mode)");
+  f.define("local_server_name", "", "this engine's bind address as host[:port]");
+  f.define("verify", "false", "check every byte moved", true);
+  f.define("json", "false", "end with one JSON line of results", true);
+  f.define("polling", "false", "busy-poll for completions (lower latency, burns a core)", true);
+  f.define("connections", "2", "TCP connections per peer");
+  f.define("slice_size", "1M", "TCP slice size");
+  f.define("exit_on_stdin_close", "false", "target: exit when stdin closes (loopback)", true);
+  std::string err;
+  if (!f.parse(argc, argv, err)) {
+    std::cerr << "ferry-bench: " << err << "\n" << f.usage("ferry-bench");
+    return 2;
+  }
+  ::signal(SIGINT, onSignal);
+  ::signal(SIGTERM, onSignal);
+  ::signal(SIGPIPE, SIG_IGN);
+  std::string mode = f.str("mode");
+  if (mode == "target") return runTarget(f);
+  if (mode == "initiator") {
+    if (f.str("segment_id").empty()) {
+      std::cerr << "initiator mode needs --segment_id\n";
+      return 2;
+    }
+    return runInitiator(f);
+  }
+  if (mode == "loopback") return runLoopback(f, argv[0]);
+  std::cerr << "unknown --mode=" << mode << "\n" << f.usage("ferry-bench");
+  return 2;
+}
