@@ -169,7 +169,8 @@ int runInitiator(const tools::Flags& f) {
   auto* lbuf = static_cast<uint8_t*>(local);
   fillPattern(lbuf, per_thread * threads, 0, kInitiatorSeed);
   const bool is_write = op == "write";
-  const bool polling = config->get<bool>("polling", false);
+  const auto wait_limit =
+      std::chrono::milliseconds(config->get<int64_t>("transfer_timeout_ms", 30000) + 5000);
   std::string used_protocol = engine.impl()->transportName(seg);
 
   std::vector<Result> results(threads);
@@ -189,16 +190,8 @@ int runInitiator(const tools::Flags& f) {
       auto t0 = Clock::now();
       Status s = engine.submitTransfer(b, reqs);
       TransferStatus ts;
-      if (s.ok()) {
-        if (polling) {
-          do {
-            s = engine.getTransferStatus(b, ts);
-          } while (s.ok() && ts.s == PENDING);
-        } else {
-          s = engine.waitTransfer(b, ts, std::chrono::milliseconds(
-                                             config->get<int64_t>("transfer_timeout_ms", 30000) + 5000));
-        }
-      }
+      // waitTransfer spins briefly (long in polling mode) before it sleeps.
+      if (s.ok()) s = engine.waitTransfer(b, ts, wait_limit);
       auto t1 = Clock::now();
       if (s.ok() && ts.s != COMPLETED)
         s = Status::InternalError(std::string("batch ended ") + ToString(ts.s));

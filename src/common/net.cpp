@@ -232,13 +232,14 @@ std::string machineId() {
   return std::string("host-") + host;
 }
 
-SocketReader::SocketReader(int fd, bool polling, size_t capacity)
-    : fd_(fd), polling_(polling), buf_(capacity) {}
+SocketReader::SocketReader(int fd, int spin_us, size_t capacity)
+    : fd_(fd), spin_us_(spin_us), buf_(capacity) {}
 
 ssize_t SocketReader::recvSome(void* dst, size_t n, bool wait_all) {
-  if (polling_) {
-    // Spin a bounded number of times before sleeping in the kernel.
-    for (int i = 0; i < 20000; ++i) {
+  if (spin_us_ > 0) {
+    // Spin for a bounded time before sleeping in the kernel.
+    auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+    while (std::chrono::steady_clock::now() < until) {
       ssize_t r = ::recv(fd_, dst, n, MSG_DONTWAIT);
       if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         if (r > 0 && wait_all && static_cast<size_t>(r) < n) {

@@ -34,11 +34,12 @@ std::string primaryIpv4();
 std::string machineId();
 
 /// Buffered reader over a socket: small frames come from one recv, large payloads are
-/// received straight into their destination. With polling it spins on non-blocking recv
-/// before it sleeps, trading a core for latency.
+/// received straight into their destination. With a spin budget it polls with
+/// non-blocking recv before it sleeps, trading a core for latency.
 class SocketReader {
  public:
-  SocketReader(int fd, bool polling, size_t capacity = 64 * 1024);
+  /// spin_us > 0: poll with non-blocking recv that long before sleeping in the kernel.
+  SocketReader(int fd, int spin_us, size_t capacity = 64 * 1024);
   /// Reads exactly n bytes into dst.
   Status readExact(void* dst, size_t n);
   /// Like readExact, but waits through receive timeouts while no byte of the frame has
@@ -54,7 +55,7 @@ class SocketReader {
   ssize_t recvSome(void* dst, size_t n, bool wait_all);
 
   int fd_;
-  bool polling_;
+  int spin_us_;
   std::vector<uint8_t> buf_;
   size_t begin_ = 0, end_ = 0;
 };

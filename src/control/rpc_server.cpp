@@ -17,8 +17,8 @@ namespace ferry {
 using wire::FrameHeader;
 using wire::MsgType;
 
-ServerConnection::ServerConnection(int fd, bool polling, std::string peer)
-    : fd_(fd), reader_(fd, polling), peer_(std::move(peer)) {}
+ServerConnection::ServerConnection(int fd, int spin_us, std::string peer)
+    : fd_(fd), reader_(fd, spin_us), peer_(std::move(peer)) {}
 
 void ServerConnection::respond(MsgType type, uint64_t request_id, const Status& status,
                                std::string_view body) {
@@ -144,7 +144,7 @@ void RpcServer::acceptLoop() {
 }
 
 void RpcServer::serve(int fd, std::string peer) {
-  ServerConnection conn(fd, options_.polling, peer);
+  ServerConnection conn(fd, options_.spin_us, peer);
   uint8_t hb[wire::kHeaderSize];
   while (!stopping_) {
     if (conn.reader().buffered() == 0 && !conn.flush().ok()) break;

@@ -21,7 +21,7 @@ namespace ferry {
 
 class ServerConnection {
  public:
-  ServerConnection(int fd, bool polling, std::string peer);
+  ServerConnection(int fd, int spin_us, std::string peer);
   net::SocketReader& reader() { return reader_; }
   const std::string& peer() const { return peer_; }
 
@@ -50,7 +50,7 @@ class RpcServer {
   struct Options {
     std::string bind_address = "0.0.0.0";
     uint16_t port = 0;
-    bool polling = false;
+    int spin_us = 0;  // polling mode: spin this long for the next frame before sleeping
     size_t max_connections = 1024;
     int stall_timeout_ms = 30000;  // a peer silent mid-frame this long is dropped
   };

@@ -24,6 +24,8 @@ static const char* kDefaults = R"({
   "transfer_timeout_ms": 30000,
   "connect_timeout_ms": 3000,
   "polling": false,
+  "polling_spin_us": 200,
+  "wait_spin_us": 50,
   "log_level": "info",
   "batch": { "max_size": 1048576 },
   "transports": {
@@ -79,7 +81,7 @@ Status Config::load(std::string_view path_or_json) {
   std::string_view trimmed = path_or_json;
   while (!trimmed.empty() && isspace(static_cast<unsigned char>(trimmed.front())))
     trimmed.remove_prefix(1);
-  if (!trimmed.empty() && trimmed.front() == '{') {
+  if (!trimmed.empty() && (trimmed.front() == '{' || trimmed.front() == '[')) {
     text = std::string(trimmed);
   } else {
     std::ifstream f{std::string(path_or_json)};

@@ -36,7 +36,9 @@ Status SegmentDescriptor::fromJson(const std::string& text, SegmentDescriptor& o
     d.machine_id = j.value("machine_id", "");
     d.instance_id = j.value("instance_id", "");
     d.rpc_host = j.at("rpc").at("host").get<std::string>();
-    d.rpc_port = j.at("rpc").at("port").get<uint16_t>();
+    int64_t port = j.at("rpc").at("port").get<int64_t>();
+    if (port <= 0 || port > 65535) return Status::Corrupted("descriptor has an invalid RPC port");
+    d.rpc_port = static_cast<uint16_t>(port);
     d.version = j.value("version", uint64_t{0});
     for (const auto& b : j.at("buffers")) {
       BufferDesc bd;

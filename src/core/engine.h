@@ -101,6 +101,7 @@ class EngineImpl : public TransportContext {
   std::string name_, rpc_host_, machine_id_, instance_id_;
   int64_t transfer_timeout_ns_ = 0;
   size_t max_batch_size_ = 0;
+  int wait_spin_us_ = 0;
 
   MemoryRegistry registry_;
   RpcServer rpc_server_;

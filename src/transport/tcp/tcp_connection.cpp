@@ -116,7 +116,7 @@ void TcpConnection::senderLoop() {
 }
 
 void TcpConnection::receiverLoop() {
-  net::SocketReader reader(fd_, options_.polling);
+  net::SocketReader reader(fd_, options_.spin_us);
   uint8_t hb[wire::kHeaderSize];
   Status cause;
   std::string error_text;

@@ -22,7 +22,7 @@ class TcpConnection {
   struct Options {
     uint64_t inline_send_bytes = 256 * 1024;
     int64_t transfer_timeout_ms = 30000;
-    bool polling = false;
+    int spin_us = 0;  // polling mode
   };
 
   /// Connects and starts the sender and receiver threads.

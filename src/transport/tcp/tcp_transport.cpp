@@ -25,7 +25,7 @@ Status TcpTransport::start(TransportContext& ctx) {
   options_.inline_send_bytes = c.get<uint64_t>("transports/tcp/inline_send_bytes", 256 << 10);
   options_.connect_timeout_ms = c.get<int>("connect_timeout_ms", 3000);
   options_.transfer_timeout_ms = c.get<int64_t>("transfer_timeout_ms", 30000);
-  options_.polling = c.get<bool>("polling", false);
+  options_.spin_us = c.get<bool>("polling", false) ? c.get<int>("polling_spin_us", 200) : 0;
   uint64_t max_slice = std::min<uint64_t>(
       c.get<uint64_t>("transports/tcp/max_slice_size", wire::kMaxDataBytes), wire::kMaxDataBytes);
   slice_size_ = std::clamp<uint64_t>(c.get<uint64_t>("transports/tcp/slice_size", 1 << 20), 4096,
@@ -91,7 +91,7 @@ Status TcpTransport::connectionsFor(const PeerEndpoint& peer,
     graveyard_.insert(graveyard_.end(), dead.begin(), dead.end());
   }
   TcpConnection::Options copts{options_.inline_send_bytes, options_.transfer_timeout_ms,
-                               options_.polling};
+                               options_.spin_us};
   while (conns.size() < options_.connections_per_peer) {
     std::shared_ptr<TcpConnection> c;
     Status st = TcpConnection::open(peer.host, peer.port, options_.connect_timeout_ms, copts, c);

@@ -43,7 +43,7 @@ class TcpTransport : public Transport {
     uint64_t inline_send_bytes = 256 * 1024;
     int connect_timeout_ms = 3000;
     int64_t transfer_timeout_ms = 30000;
-    bool polling = false;
+    int spin_us = 0;  // polling mode
   };
 
  private:

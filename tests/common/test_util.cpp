@@ -1,0 +1,137 @@
+#include "test_util.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+namespace ferry::test {
+
+void fillPattern(uint8_t* p, size_t len, uint64_t seed) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < len; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    p[i] = static_cast<uint8_t>(x);
+  }
+}
+
+std::string hashHex(const uint8_t* p, size_t len) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::shared_ptr<Config> loopbackConfig(int64_t transfer_timeout_ms) {
+  auto c = std::make_shared<Config>();
+  c->set("rpc/bind_address", "127.0.0.1");
+  c->set<int64_t>("transfer_timeout_ms", transfer_timeout_ms);
+  c->set<int64_t>("connect_timeout_ms", 2000);
+  return c;
+}
+
+Status runBatch(TransferEngine& e, const std::vector<Request>& reqs,
+                std::chrono::milliseconds timeout, TransferStatus* out) {
+  BatchID b = e.allocateBatch(reqs.size());
+  if (b == 0) return Status::InternalError("allocateBatch failed");
+  Status st = e.submitTransfer(b, reqs);
+  TransferStatus ts;
+  if (st.ok()) st = e.waitTransfer(b, ts, timeout);
+  if (out) *out = ts;
+  if (st.ok() && ts.s != COMPLETED)
+    st = Status::InternalError(std::string("batch ended ") + ToString(ts.s));
+  // Bounded wait so a failing test never leaks a batch with work in flight.
+  for (int i = 0; i < 2000 && !e.freeBatch(b).ok(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return st;
+}
+
+std::string binPath(const std::string& name) { return std::string(FERRY_BIN_DIR) + "/" + name; }
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  if (in_ >= 0) ::close(in_);
+  if (out_ >= 0) ::close(out_);
+}
+
+bool ChildProcess::start(const std::vector<std::string>& argv) {
+  int to_child[2], from_child[2];
+  if (::pipe2(to_child, O_CLOEXEC) != 0) return false;
+  if (::pipe2(from_child, O_CLOEXEC) != 0) return false;
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ < 0) return false;
+  if (pid_ == 0) {
+    ::dup2(to_child[0], STDIN_FILENO);
+    ::dup2(from_child[1], STDOUT_FILENO);
+    ::execv(args[0], args.data());
+    _exit(127);
+  }
+  ::close(to_child[0]);
+  ::close(from_child[1]);
+  in_ = to_child[1];
+  out_ = from_child[0];
+  return true;
+}
+
+std::string ChildProcess::readLine(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto nl = buf_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buf_.substr(0, nl);
+      buf_.erase(0, nl + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) return "";
+    pollfd p{out_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    char tmp[4096];
+    ssize_t n = ::read(out_, tmp, sizeof tmp);
+    if (n <= 0) return "";
+    buf_.append(tmp, static_cast<size_t>(n));
+  }
+}
+
+bool ChildProcess::writeLine(const std::string& line) {
+  std::string s = line + "\n";
+  return ::write(in_, s.data(), s.size()) == static_cast<ssize_t>(s.size());
+}
+
+void ChildProcess::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int ChildProcess::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    int st = 0;
+    pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return st;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+}  // namespace ferry::test

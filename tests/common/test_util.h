@@ -1,0 +1,57 @@
+// Helpers shared by the tests: deterministic buffer contents, hashing, engines on
+// 127.0.0.1, and a child process speaking JSON lines (the test peer).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ferry/transfer_engine.h"
+
+namespace ferry::test {
+
+/// Byte i of the pattern depends on i and seed.
+void fillPattern(uint8_t* p, size_t len, uint64_t seed);
+/// FNV-1a 64 of the bytes, as hex.
+std::string hashHex(const uint8_t* p, size_t len);
+
+/// A config for an engine on 127.0.0.1 with an ephemeral port.
+std::shared_ptr<Config> loopbackConfig(int64_t transfer_timeout_ms = 10000);
+
+/// Submits requests in a fresh batch, waits, frees it; returns the submit/wait error or
+/// the failed state as a Status.
+Status runBatch(TransferEngine& e, const std::vector<Request>& reqs,
+                std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                TransferStatus* out = nullptr);
+
+/// Path of a binary built next to the tests.
+std::string binPath(const std::string& name);
+
+/// A child process with a pipe on stdin and stdout.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  bool start(const std::vector<std::string>& argv);
+  /// One line of stdout, or "" after the timeout / EOF.
+  std::string readLine(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  bool writeLine(const std::string& line);
+  void signal(int sig);
+  /// Waits for exit (bounded); returns the wait status or -1.
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int in_ = -1, out_ = -1;
+  std::string buf_;
+};
+
+}  // namespace ferry::test

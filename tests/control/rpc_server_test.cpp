@@ -1,0 +1,105 @@
+#include "control/rpc_server.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/net.h"
+#include "control/rpc_client.h"
+
+namespace ferry {
+
+using wire::MsgType;
+
+class RpcServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_.setHandler(MsgType::kProbe, [](const wire::FrameHeader& h, ServerConnection& c) {
+      c.respond(MsgType::kProbeAck, h.request_id, Status::OK());
+      return Status::OK();
+    });
+    RpcServer::Options o;
+    o.bind_address = "127.0.0.1";
+    o.stall_timeout_ms = 500;
+    ASSERT_TRUE(server_.start(o).ok());
+  }
+  int rawConnect() {
+    int fd = -1;
+    EXPECT_TRUE(net::connectTcp("127.0.0.1", server_.port(), 1000, fd).ok());
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+  }
+  // True when the server closed the connection (EOF) rather than answering.
+  static bool closedByServer(int fd) {
+    char b;
+    return ::recv(fd, &b, 1, 0) == 0;
+  }
+  RpcServer server_;
+};
+
+TEST_F(RpcServerTest, AnswersProbe) {
+  RpcClient client(1000);
+  EXPECT_TRUE(client.call("127.0.0.1", server_.port(), MsgType::kProbe, {}).ok());
+}
+
+TEST_F(RpcServerTest, UnservedTypeGetsNotSupported) {
+  RpcClient client(1000);
+  Status st = client.call("127.0.0.1", server_.port(), MsgType::kGetDescriptor, {});
+  EXPECT_EQ(st.code(), Status::Code::kNotSupported) << st.ToString();
+}
+
+TEST_F(RpcServerTest, MalformedFramesCloseOnlyThatConnection) {
+  const std::vector<std::vector<uint8_t>> garbage = {
+      std::vector<uint8_t>(24, 0xAB),                        // bad magic
+      {'F', 'R', 'R', 'Y', 9, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},  // version
+      {'F', 'R', 'R', 'Y', 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},  // response
+      {'F', 'R', 'R', 'Y', 1, 0, 5, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},  // probe+body
+  };
+  for (auto& g : garbage) {
+    int fd = rawConnect();
+    ASSERT_TRUE(net::writeAll(fd, g.data(), g.size()).ok());
+    EXPECT_TRUE(closedByServer(fd));
+    ::close(fd);
+  }
+  RpcClient client(1000);  // the server is unharmed
+  EXPECT_TRUE(client.call("127.0.0.1", server_.port(), MsgType::kProbe, {}).ok());
+}
+
+TEST_F(RpcServerTest, PeerStalledMidFrameIsDropped) {
+  int fd = rawConnect();
+  uint8_t half[10] = {'F', 'R', 'R', 'Y', 1, 0, 5, 0, 0, 0};
+  ASSERT_TRUE(net::writeAll(fd, half, sizeof half).ok());
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(closedByServer(fd));  // after stall_timeout_ms, not never
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  ::close(fd);
+}
+
+TEST_F(RpcServerTest, IdleConnectionIsKept) {
+  int fd = rawConnect();
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // > stall timeout, no frame
+  uint8_t hb[wire::kHeaderSize];
+  wire::encodeHeader(wire::FrameHeader{MsgType::kProbe, 0, 0, 7}, hb);
+  ASSERT_TRUE(net::writeAll(fd, hb, sizeof hb).ok());
+  ASSERT_TRUE(net::readAll(fd, hb, sizeof hb).ok());
+  wire::FrameHeader h;
+  ASSERT_TRUE(wire::decodeHeader(hb, sizeof hb, h).ok());
+  EXPECT_EQ(h.type, MsgType::kProbeAck);
+  EXPECT_EQ(h.request_id, 7u);
+  ::close(fd);
+}
+
+TEST_F(RpcServerTest, UnreachableServerFailsFast) {
+  uint16_t port = server_.port();
+  server_.stop();
+  RpcClient client(1000);
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = client.call("127.0.0.1", port, MsgType::kProbe, {});
+  EXPECT_TRUE(st.IsUnavailable()) << st.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+}
+
+}  // namespace ferry

@@ -1,0 +1,106 @@
+// ferry-test-peer: a target process for the multi-process tests.
+// Registers three buffers (read-write, read-only, local-only), prints one JSON line
+// describing them, then serves commands on stdin, one per line:
+//   notifs  -> {"notifs":[{"name":..,"msg":..,"check":"ok"|"bad"|""}...]}
+//   hash ADDR LEN -> {"hash":"<fnv1a64 hex>"}
+//   quit
+// A notification whose msg is "verify ADDR LEN HASH" is checked against our memory at the
+// moment it is received, which is how the tests prove a notification follows its data.
+#include <poll.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ferry/transfer_engine.h"
+#include "test_util.h"
+
+using namespace ferry;
+
+int main(int argc, char** argv) {
+  std::string port = "0";
+  size_t size = 64 << 20;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--port=", 0) == 0) port = a.substr(7);
+    if (a.rfind("--buffer_size=", 0) == 0) size = std::stoull(a.substr(14));
+  }
+  auto config = std::make_shared<Config>();
+  config->set("rpc/bind_address", "127.0.0.1");
+  config->set<int64_t>("rpc/port", std::stoll(port));
+  TransferEngine engine(config);
+  if (!engine.available()) {
+    std::printf("{\"error\":\"%s\"}\n", engine.initStatus().ToString().c_str());
+    return 1;
+  }
+  std::vector<uint8_t> rw(size), ro(1 << 16), local(1 << 16);
+  test::fillPattern(rw.data(), rw.size(), 7);
+  test::fillPattern(ro.data(), ro.size(), 8);
+  Status st = engine.registerLocalMemory(rw.data(), rw.size(), kGlobalReadWrite);
+  if (st.ok()) st = engine.registerLocalMemory(ro.data(), ro.size(), kGlobalReadOnly);
+  if (st.ok()) st = engine.registerLocalMemory(local.data(), local.size(), kLocalReadWrite);
+  std::string exported;
+  if (st.ok()) st = engine.exportLocalSegment(exported);
+  if (!st.ok()) {
+    std::printf("{\"error\":\"%s\"}\n", st.ToString().c_str());
+    return 1;
+  }
+  nlohmann::json hello = {{"segment", engine.getSegmentName()},
+                          {"port", engine.getRpcServerPort()},
+                          {"rw", reinterpret_cast<uint64_t>(rw.data())},
+                          {"rw_len", rw.size()},
+                          {"ro", reinterpret_cast<uint64_t>(ro.data())},
+                          {"local", reinterpret_cast<uint64_t>(local.data())},
+                          {"export", exported}};
+  std::printf("%s\n", hello.dump().c_str());
+  std::fflush(stdout);
+
+  nlohmann::json seen = nlohmann::json::array();
+  auto drain = [&] {
+    std::vector<Notification> ns;
+    engine.receiveNotification(ns).IgnoreError();
+    for (auto& n : ns) {
+      std::string check;
+      std::istringstream is(n.msg);
+      std::string word;
+      uint64_t addr, len;
+      std::string want;
+      if (is >> word && word == "verify" && is >> addr >> len >> want) {
+        bool inside = addr >= reinterpret_cast<uint64_t>(rw.data()) &&
+                      addr + len <= reinterpret_cast<uint64_t>(rw.data()) + rw.size();
+        check = inside && test::hashHex(reinterpret_cast<uint8_t*>(addr), len) == want ? "ok" : "bad";
+      }
+      seen.push_back({{"name", n.name}, {"msg", n.msg}, {"check", check}});
+    }
+  };
+  std::string line;
+  while (true) {
+    pollfd p{STDIN_FILENO, POLLIN, 0};
+    int pr = ::poll(&p, 1, 1);
+    drain();  // check notifications as soon as they land
+    if (pr <= 0) continue;
+    if (!std::getline(std::cin, line) || line == "quit") break;
+    std::istringstream is(line);
+    std::string cmd;
+    is >> cmd;
+    if (cmd == "notifs") {
+      std::printf("%s\n", nlohmann::json({{"notifs", seen}}).dump().c_str());
+      seen = nlohmann::json::array();
+    } else if (cmd == "hash") {
+      uint64_t addr, len;
+      is >> addr >> len;
+      std::printf("{\"hash\":\"%s\"}\n", test::hashHex(reinterpret_cast<uint8_t*>(addr), len).c_str());
+    } else {
+      std::printf("{\"error\":\"unknown command\"}\n");
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}

@@ -1,0 +1,225 @@
+// Every bad input gets a clear Status and leaves both engines working.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "common/net.h"
+#include "control/wire.h"
+#include "engine_pair.h"
+
+namespace ferry::test {
+
+class BadInput : public EnginePair {
+ protected:
+  Status submitOne(const Request& r) {
+    BatchID bid = a->allocateBatch(1);
+    Status st = a->submitTransfer(bid, {r});
+    TransferStatus ts;
+    if (st.ok()) st = a->waitTransfer(bid, ts, std::chrono::seconds(10));
+    if (st.ok() && ts.s != COMPLETED) st = Status::InternalError(ToString(ts.s));
+    EXPECT_TRUE(a->freeBatch(bid).ok());
+    return st;
+  }
+  void TearDown() override {
+    // Whatever was refused, the pair still works.
+    if (a && b && seg) {
+      EXPECT_TRUE(runBatch(*a, {write(0, addr(rw), 4096)}).ok());
+    }
+  }
+  static bool mentions(const Status& st, const std::string& text) {
+    return st.message().find(text) != std::string::npos;
+  }
+};
+
+TEST_F(BadInput, UnregisteredLocalAddress) {
+  std::vector<uint8_t> stray(64);
+  Status st = submitOne(Request{Request::WRITE, stray.data(), seg, addr(rw), 64});
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+  EXPECT_TRUE(mentions(st, "not in registered memory")) << st.ToString();
+  // Starts inside, runs past the end of the local registration.
+  st = submitOne(Request{Request::WRITE, local.data() + kSize - 10, seg, addr(rw), 64});
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+}
+
+TEST_F(BadInput, RangePastEndOfRemoteBuffer) {
+  Status st = submitOne(write(0, addr(rw, kSize - 100), 200));
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+  EXPECT_TRUE(mentions(st, "not inside a registered buffer")) << st.ToString();
+  st = submitOne(read(0, 0x10, 8));  // nowhere near a buffer
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+}
+
+TEST_F(BadInput, WriteToReadOnlyBuffer) {
+  std::vector<uint8_t> before = ro;
+  Status st = submitOne(write(0, addr(ro), 128));
+  EXPECT_EQ(st.code(), Status::Code::kPermissionDenied) << st.ToString();
+  EXPECT_EQ(ro, before);
+}
+
+TEST_F(BadInput, LocalOnlyBufferRefusesAllRemoteAccess) {
+  EXPECT_EQ(submitOne(read(0, addr(lo), 16)).code(), Status::Code::kPermissionDenied);
+  EXPECT_EQ(submitOne(write(0, addr(lo), 16)).code(), Status::Code::kPermissionDenied);
+}
+
+TEST_F(BadInput, UnknownSegment) {
+  Status st = submitOne(Request{Request::WRITE, local.data(), 424242, addr(rw), 8});
+  EXPECT_TRUE(st.IsNotFound()) << st.ToString();
+  SegmentID h;
+  EXPECT_TRUE(a->openSegment(h, "").IsInvalidArgument());
+  EXPECT_TRUE(a->openSegment(h, "no-port-here").IsInvalidArgument());
+  int fd;
+  uint16_t free_port;
+  ASSERT_TRUE(net::listenTcp("127.0.0.1", 0, fd, free_port).ok());
+  ::close(fd);
+  auto t0 = std::chrono::steady_clock::now();
+  st = a->openSegment(h, "127.0.0.1:" + std::to_string(free_port));
+  EXPECT_TRUE(st.IsUnavailable()) << st.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  SegmentInfo info;
+  EXPECT_TRUE(a->getSegmentInfo(777, info).IsNotFound());
+  EXPECT_TRUE(a->sendNotification(777, {"x", "y"}).IsNotFound());
+}
+
+TEST_F(BadInput, BadBatchId) {
+  TransferStatus ts;
+  std::vector<TransferStatus> list;
+  EXPECT_TRUE(a->submitTransfer(99999, {write(0, addr(rw), 8)}).IsInvalidArgument());
+  EXPECT_TRUE(a->getTransferStatus(99999, ts).IsInvalidArgument());
+  EXPECT_TRUE(a->getTransferStatus(99999, 0, ts).IsInvalidArgument());
+  EXPECT_TRUE(a->getTransferStatus(99999, list).IsInvalidArgument());
+  EXPECT_TRUE(a->waitTransfer(99999, ts, std::chrono::milliseconds(10)).IsInvalidArgument());
+  EXPECT_TRUE(a->freeBatch(99999).IsInvalidArgument());
+  BatchID bid = a->allocateBatch(1);
+  ASSERT_TRUE(a->freeBatch(bid).ok());
+  EXPECT_TRUE(a->freeBatch(bid).IsInvalidArgument());  // already freed
+  EXPECT_TRUE(a->getTransferStatus(bid, ts).IsInvalidArgument());
+}
+
+TEST_F(BadInput, TaskIdOutOfRange) {
+  BatchID bid = a->allocateBatch(4);
+  ASSERT_TRUE(a->submitTransfer(bid, {write(0, addr(rw), 8)}).ok());
+  TransferStatus ts;
+  EXPECT_TRUE(a->getTransferStatus(bid, 1, ts).IsInvalidArgument());  // only task 0 exists
+  ASSERT_TRUE(a->waitTransfer(bid, ts, std::chrono::seconds(5)).ok());
+  EXPECT_TRUE(a->freeBatch(bid).ok());
+}
+
+TEST_F(BadInput, ZeroLengthAndNullSource) {
+  EXPECT_TRUE(submitOne(write(0, addr(rw), 0)).IsInvalidArgument());
+  EXPECT_TRUE(submitOne(Request{Request::WRITE, nullptr, seg, addr(rw), 8}).IsInvalidArgument());
+  EXPECT_TRUE(submitOne(Request{static_cast<Request::OpCode>(7), local.data(), seg, addr(rw), 8})
+                  .IsInvalidArgument());
+}
+
+TEST_F(BadInput, BatchOverCapacity) {
+  EXPECT_EQ(a->allocateBatch(0), 0u);
+  BatchID bid = a->allocateBatch(2);
+  Status st = a->submitTransfer(bid, {write(0, addr(rw), 8), write(8, addr(rw, 8), 8), write(16, addr(rw, 16), 8)});
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+  EXPECT_TRUE(mentions(st, "over capacity")) << st.ToString();
+  ASSERT_TRUE(a->submitTransfer(bid, {write(0, addr(rw), 8), write(8, addr(rw, 8), 8)}).ok());
+  EXPECT_TRUE(a->submitTransfer(bid, {write(0, addr(rw), 8)}).IsInvalidArgument());
+  TransferStatus ts;
+  ASSERT_TRUE(a->waitTransfer(bid, ts, std::chrono::seconds(5)).ok());
+  EXPECT_EQ(ts.s, COMPLETED);
+  EXPECT_TRUE(a->freeBatch(bid).ok());
+}
+
+TEST_F(BadInput, OneBadRequestSubmitsNone) {
+  std::memset(rw.data(), 0, 64);
+  BatchID bid = a->allocateBatch(2);
+  Status st = a->submitTransfer(bid, {write(0, addr(rw), 64), write(0, addr(ro), 64)});
+  EXPECT_EQ(st.code(), Status::Code::kPermissionDenied);
+  EXPECT_TRUE(mentions(st, "request 1")) << st.ToString();
+  TransferStatus ts;
+  ASSERT_TRUE(a->getTransferStatus(bid, ts).ok());
+  EXPECT_EQ(ts.s, INITIAL);  // nothing was submitted
+  EXPECT_EQ(rw[0], 0);
+  EXPECT_TRUE(a->freeBatch(bid).ok());
+}
+
+TEST_F(BadInput, RegistrationErrors) {
+  EXPECT_EQ(a->registerLocalMemory(local.data() + 10, 100).code(), Status::Code::kAlreadyExists);
+  EXPECT_TRUE(a->registerLocalMemory(nullptr, 100).IsInvalidArgument());
+  std::vector<uint8_t> x(16);
+  EXPECT_TRUE(a->registerLocalMemory(x.data(), 0).IsInvalidArgument());
+  EXPECT_TRUE(a->unregisterLocalMemory(x.data()).IsNotFound());
+  EXPECT_TRUE(a->unregisterLocalMemory(local.data(), 5).IsInvalidArgument());  // wrong length
+  EXPECT_TRUE(a->freeLocalMemory(x.data()).IsInvalidArgument());
+}
+
+TEST_F(BadInput, OversizedNotification) {
+  Notification big{"x", std::string(wire::kMaxNotifyBytes + 1, 'm')};
+  EXPECT_TRUE(a->sendNotification(seg, big).IsInvalidArgument());
+}
+
+TEST_F(BadInput, PeerGone) {
+  b.reset();  // the target engine shuts down
+  auto t0 = std::chrono::steady_clock::now();
+  BatchID bid = a->allocateBatch(1);
+  Status st = a->submitTransfer(bid, {write(0, 0x1000, 8)});  // cached descriptor says nothing
+  TransferStatus ts;
+  if (st.ok()) st = a->waitTransfer(bid, ts, std::chrono::seconds(10));
+  EXPECT_FALSE(st.ok() && ts.s == COMPLETED);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  ASSERT_TRUE(a->freeBatch(bid).ok());
+  // A buffer that was valid before: the transfer fails, it does not hang.
+  bid = a->allocateBatch(1);
+  st = a->submitTransfer(bid, {write(0, addr(rw), 4096)});
+  if (st.ok()) {
+    ASSERT_TRUE(a->waitTransfer(bid, ts, std::chrono::seconds(10)).ok());
+    EXPECT_EQ(ts.s, FAILED);
+  } else {
+    EXPECT_TRUE(st.IsUnavailable()) << st.ToString();
+    ASSERT_TRUE(a->getTransferStatus(bid, 0, ts).ok());
+    EXPECT_EQ(ts.s, FAILED);
+  }
+  EXPECT_TRUE(a->freeBatch(bid).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));
+  seg = 0;  // skip the TearDown round trip
+}
+
+// A peer that skips the client-side checks: the target itself enforces bounds and permissions.
+class RawPeer : public BadInput {
+ protected:
+  wire::FrameHeader roundTrip(wire::MsgType type, uint64_t target, uint64_t len, std::string* body) {
+    int fd = -1;
+    EXPECT_TRUE(net::connectTcp("127.0.0.1", b->getRpcServerPort(), 1000, fd).ok());
+    std::string payload(type == wire::MsgType::kWrite ? len : 0, 'Z');
+    uint8_t hb[wire::kHeaderSize + wire::kRangeSize];
+    wire::encodeHeader({type, static_cast<uint32_t>(wire::kRangeSize + payload.size()), 0, 1}, hb);
+    wire::encodeRange(target, len, hb + wire::kHeaderSize);
+    EXPECT_TRUE(net::writeAll(fd, hb, sizeof hb).ok());
+    EXPECT_TRUE(net::writeAll(fd, payload.data(), payload.size()).ok());
+    wire::FrameHeader h;
+    EXPECT_TRUE(net::readAll(fd, hb, wire::kHeaderSize).ok());
+    EXPECT_TRUE(wire::decodeHeader(hb, wire::kHeaderSize, h).ok());
+    body->resize(h.body_len);
+    EXPECT_TRUE(net::readAll(fd, body->data(), body->size()).ok());
+    ::close(fd);
+    return h;
+  }
+};
+
+TEST_F(RawPeer, TargetEnforcesPermissionsAndBounds) {
+  std::vector<uint8_t> ro_before = ro;
+  std::string body;
+  auto h = roundTrip(wire::MsgType::kWrite, addr(ro), 64, &body);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
+  EXPECT_EQ(ro, ro_before);
+  h = roundTrip(wire::MsgType::kRead, addr(lo), 64, &body);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
+  h = roundTrip(wire::MsgType::kWrite, addr(rw, kSize - 10), 64, &body);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kOutOfRange)) << body;
+  EXPECT_NE(body.find("runs past the end"), std::string::npos) << body;
+  h = roundTrip(wire::MsgType::kRead, 0x1000, 8, &body);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kOutOfRange)) << body;
+  h = roundTrip(wire::MsgType::kRead, addr(rw), 8, &body);  // and a good one is served
+  EXPECT_EQ(h.status, 0u);
+  EXPECT_EQ(std::memcmp(body.data(), rw.data(), 8), 0);
+}
+
+}  // namespace ferry::test

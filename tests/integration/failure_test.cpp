@@ -1,0 +1,119 @@
+// Peers that die, stall and come back. Nothing hangs; every task settles in bounded time.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "peer_process.h"
+
+namespace ferry::test {
+
+using Clock = std::chrono::steady_clock;
+
+class Failure : public ::testing::Test {
+ protected:
+  void startEngine(int64_t timeout_ms) {
+    engine = std::make_unique<TransferEngine>(loopbackConfig(timeout_ms));
+    ASSERT_TRUE(engine->available());
+    mem.resize(64 << 20);
+    ASSERT_TRUE(engine->registerLocalMemory(mem.data(), mem.size()).ok());
+  }
+  std::vector<Request> bigWrites(SegmentID seg, uint64_t target, int count) {
+    std::vector<Request> reqs;  // the same 4 MiB, many times: long enough to interrupt
+    for (int i = 0; i < count; ++i) reqs.push_back({Request::WRITE, mem.data(), seg, target, 4 << 20});
+    return reqs;
+  }
+  std::unique_ptr<TransferEngine> engine;
+  std::vector<uint8_t> mem;
+};
+
+TEST_F(Failure, PeerKilledMidTransferThenRestarted) {
+  startEngine(5000);
+  PeerProcess peer;
+  ASSERT_TRUE(peer.start());
+  SegmentID seg;
+  ASSERT_TRUE(engine->openSegment(seg, peer.segment).ok());
+  BatchID bid = engine->allocateBatch(256);
+  ASSERT_TRUE(engine->submitTransfer(bid, bigWrites(seg, peer.rw, 256)).ok());  // 1 GiB
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  peer.proc.signal(SIGKILL);
+  auto t0 = Clock::now();
+  TransferStatus ts;
+  ASSERT_TRUE(engine->waitTransfer(bid, ts, std::chrono::seconds(10)).ok());
+  EXPECT_EQ(ts.s, FAILED);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));  // detected, not timed out
+  EXPECT_LT(ts.transferred_bytes, 1ull << 30);
+  EXPECT_TRUE(engine->freeBatch(bid).ok());
+  peer.proc.wait();
+
+  // The peer comes back under the same name (same port): the same handle works again,
+  // at the new process's addresses, after a descriptor refresh.
+  PeerProcess again;
+  ASSERT_TRUE(again.start(peer.port));
+  ASSERT_EQ(again.segment, peer.segment);
+  fillPattern(mem.data(), 1 << 20, 77);
+  Status st = runBatch(*engine, {Request{Request::WRITE, mem.data(), seg, again.rw, 1 << 20}});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(again.command("hash " + std::to_string(again.rw) + " " + std::to_string(1 << 20))["hash"],
+            hashHex(mem.data(), 1 << 20));
+}
+
+TEST_F(Failure, StalledPeerTimesOut) {
+  startEngine(1000);
+  PeerProcess peer;
+  ASSERT_TRUE(peer.start());
+  SegmentID seg;
+  ASSERT_TRUE(engine->openSegment(seg, peer.segment).ok());
+  ASSERT_TRUE(runBatch(*engine, {Request{Request::WRITE, mem.data(), seg, peer.rw, 4096}}).ok());
+  peer.proc.signal(SIGSTOP);
+  BatchID bid = engine->allocateBatch(64);
+  auto t0 = Clock::now();
+  ASSERT_TRUE(engine->submitTransfer(bid, bigWrites(seg, peer.rw, 64)).ok());
+  Status busy = engine->freeBatch(bid);
+  EXPECT_EQ(busy.code(), Status::Code::kBusy) << busy.ToString();  // in flight: refused
+  TransferStatus ts;
+  ASSERT_TRUE(engine->waitTransfer(bid, ts, std::chrono::seconds(10)).ok());
+  auto took = Clock::now() - t0;
+  EXPECT_EQ(ts.s, TIMEOUT);
+  EXPECT_GE(took, std::chrono::milliseconds(900));
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_TRUE(engine->freeBatch(bid).ok());
+  // The peer wakes up; new transfers work on a new connection.
+  peer.proc.signal(SIGCONT);
+  Status st = runBatch(*engine, {Request{Request::WRITE, mem.data(), seg, peer.rw, 1 << 20}});
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+TEST_F(Failure, WaitTransferItselfIsBounded) {
+  startEngine(3000);
+  PeerProcess peer;
+  ASSERT_TRUE(peer.start());
+  SegmentID seg;
+  ASSERT_TRUE(engine->openSegment(seg, peer.segment).ok());
+  peer.proc.signal(SIGSTOP);
+  BatchID bid = engine->allocateBatch(1);
+  ASSERT_TRUE(engine->submitTransfer(bid, {Request{Request::WRITE, mem.data(), seg, peer.rw, 64 << 20}}).ok());
+  TransferStatus ts;
+  Status st = engine->waitTransfer(bid, ts, std::chrono::milliseconds(200));
+  EXPECT_TRUE(st.IsTimeout()) << st.ToString();
+  EXPECT_EQ(ts.s, PENDING);
+  peer.proc.signal(SIGKILL);
+  ASSERT_TRUE(engine->waitTransfer(bid, ts, std::chrono::seconds(10)).ok());
+  EXPECT_EQ(ts.s, FAILED);
+  EXPECT_TRUE(engine->freeBatch(bid).ok());
+}
+
+TEST_F(Failure, OpenSegmentOfStoppedPeerIsBounded) {
+  startEngine(1000);
+  PeerProcess peer;
+  ASSERT_TRUE(peer.start());
+  peer.proc.signal(SIGSTOP);  // accepts connections (kernel), never answers
+  SegmentID seg;
+  auto t0 = Clock::now();
+  Status st = engine->openSegment(seg, peer.segment);
+  EXPECT_TRUE(st.IsTimeout()) << st.ToString();
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+  peer.proc.signal(SIGKILL);
+}
+
+}  // namespace ferry::test
