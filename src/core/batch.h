@@ -28,9 +28,7 @@ struct Slice {
   uint64_t remote = 0;
   uint32_t length = 0;
   int64_t deadline_ns = 0;  // steady clock
-  // Scratch for the transport carrying it (e.g. the encoded frame header).
-  uint64_t request_id = 0;
-  uint8_t header[40];
+  uint64_t request_id = 0;  // assigned by the transport carrying it
 };
 
 /// Runs when every task of a submit call has finished (used for notifications).

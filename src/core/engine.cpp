@@ -493,8 +493,11 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
     auto fail = [&](const Status& st) {
       return Status(st.code(), "request " + std::to_string(i) + ": " + st.message());
     };
-    if (r.opcode != Request::READ && r.opcode != Request::WRITE)
-      return fail(Status::InvalidArgument("unknown opcode"));
+    // Read the opcode's bytes: callers from C or Python may pass any integer there.
+    std::underlying_type_t<Request::OpCode> op;
+    std::memcpy(&op, &r.opcode, sizeof op);
+    if (op != Request::READ && op != Request::WRITE)
+      return fail(Status::InvalidArgument("unknown opcode " + std::to_string(op)));
     if (r.length == 0) return fail(Status::InvalidArgument("length is 0"));
     if (!r.source) return fail(Status::InvalidArgument("source is null"));
     Status st = registry_.checkLocal(reinterpret_cast<uint64_t>(r.source), r.length);

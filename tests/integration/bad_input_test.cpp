@@ -110,8 +110,11 @@ TEST_F(BadInput, TaskIdOutOfRange) {
 TEST_F(BadInput, ZeroLengthAndNullSource) {
   EXPECT_TRUE(submitOne(write(0, addr(rw), 0)).IsInvalidArgument());
   EXPECT_TRUE(submitOne(Request{Request::WRITE, nullptr, seg, addr(rw), 8}).IsInvalidArgument());
-  EXPECT_TRUE(submitOne(Request{static_cast<Request::OpCode>(7), local.data(), seg, addr(rw), 8})
-                  .IsInvalidArgument());
+  // An opcode outside the enum, as a C or Python caller could pass it.
+  Request bad = write(0, addr(rw), 8);
+  int seven = 7;
+  std::memcpy(&bad.opcode, &seven, sizeof seven);
+  EXPECT_TRUE(submitOne(bad).IsInvalidArgument());
 }
 
 TEST_F(BadInput, BatchOverCapacity) {

@@ -65,7 +65,11 @@ void TcpConnection::enqueue(Slice* const* slices, size_t count) {
 
 void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   constexpr size_t kMaxSlicesPerWrite = 64;
+  constexpr size_t kFrameHead = wire::kHeaderSize + wire::kRangeSize;
   iovec iov[2 * kMaxSlicesPerWrite];
+  // Headers live here, not in the slice: once its bytes are on the wire a slice may
+  // complete and its batch be freed before sendmsg has returned.
+  uint8_t heads[kMaxSlicesPerWrite][kFrameHead];
   while (!sendq_.empty() && !dead()) {
     int n = 0;
     size_t taken = 0;
@@ -81,9 +85,9 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       FrameHeader h{write ? MsgType::kWrite : MsgType::kRead,
                     static_cast<uint32_t>(wire::kRangeSize + (write ? s->length : 0)), 0,
                     s->request_id};
-      wire::encodeHeader(h, s->header);
-      wire::encodeRange(s->remote, s->length, s->header + wire::kHeaderSize);
-      iov[n++] = {s->header, wire::kHeaderSize + wire::kRangeSize};
+      wire::encodeHeader(h, heads[taken]);
+      wire::encodeRange(s->remote, s->length, heads[taken] + wire::kHeaderSize);
+      iov[n++] = {heads[taken], kFrameHead};
       if (write) iov[n++] = {s->local, s->length};
       inflight_.push_back(s);  // before the write: the response may beat us back
       bytes += cost;

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: install packages, build, and run a transfer benchmark
+# between two processes on this machine (ferry-bench --mode=loopback, p2p metadata: no
+# server). Extra arguments go to ferry-bench, e.g. --operation=read --block_size=1048576.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh build
+exec build/bin/ferry-bench --mode=loopback "$@"
