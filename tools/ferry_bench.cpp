@@ -366,7 +366,7 @@ int main(int argc, char** argv) {
   f.define("verify", "false", "check every byte moved", true);
   f.define("json", "false", "end with one JSON line of results", true);
   f.define("polling", "false", "busy-poll for completions (lower latency, burns a core)", true);
-  f.define("connections", "2", "TCP connections per peer");
+  f.define("connections", "0", "TCP connections per peer (0: auto from core count)");
   f.define("slice_size", "1M", "TCP slice size");
   f.define("exit_on_stdin_close", "false", "target: exit when stdin closes (loopback)", true);
   std::string err;

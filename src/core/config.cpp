@@ -32,7 +32,7 @@ static const char* kDefaults = R"({
     "local": { "enable": true },
     "tcp": {
       "enable": true,
-      "connections_per_peer": 2,
+      "connections_per_peer": 0,
       "slice_size": 1048576,
       "max_slice_size": 67108864,
       "inline_send_bytes": 262144

@@ -624,8 +624,9 @@ Status EngineImpl::waitTransfer(BatchID id, TransferStatus& overall,
   // sleeping would add a thread wake-up (~10 us here) to its latency.
   auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(wait_spin_us_);
   while (batch->pending.load(std::memory_order_acquire) != 0 &&
-         std::chrono::steady_clock::now() < spin_until)
+         std::chrono::steady_clock::now() < spin_until) {
     cpuRelax();
+  }
   {
     std::unique_lock lock(batch->mu);
     bool done = batch->cv.wait_for(lock, timeout, [&] {

@@ -20,8 +20,11 @@ TcpTransport::~TcpTransport() { stop(); }
 Status TcpTransport::start(TransportContext& ctx) {
   ctx_ = &ctx;
   const Config& c = ctx.config();
-  options_.connections_per_peer =
-      std::clamp<int64_t>(c.get<int64_t>("transports/tcp/connections_per_peer", 2), 1, 64);
+  // 0 = auto: each connection costs a sender and a receiver thread per side, which only
+  // pays off with cores to run them (on 2 cores one connection is fastest).
+  int64_t conns = c.get<int64_t>("transports/tcp/connections_per_peer", 0);
+  if (conns <= 0) conns = std::clamp<int64_t>(std::thread::hardware_concurrency() / 2, 1, 4);
+  options_.connections_per_peer = static_cast<size_t>(std::min<int64_t>(conns, 64));
   options_.inline_send_bytes = c.get<uint64_t>("transports/tcp/inline_send_bytes", 256 << 10);
   options_.connect_timeout_ms = c.get<int>("connect_timeout_ms", 3000);
   options_.transfer_timeout_ms = c.get<int64_t>("transfer_timeout_ms", 30000);
