@@ -54,7 +54,8 @@ for mode in blocking polling; do
   flag=""; [ $mode = polling ] && flag="--polling"
   l=(); p=()
   for ((i = 0; i < reps; i++)); do
-    p+=("$($bin/ferry-pingpong --size=64 --iterations=20000 --json | last_json rtt_us_p50)")
+    # As long as the ferry run (~30 us a round trip), so both see the same machine state.
+    p+=("$($bin/ferry-pingpong --size=64 --iterations=$((secs * 30000)) --json | last_json rtt_us_p50)")
     l+=("$($bin/ferry-bench --mode=loopback --block_size=64 --batch_size=1 --duration="$secs" $flag \
            --json 2>/dev/null | last_json batch_latency_us_p50)")
   done

@@ -56,6 +56,17 @@ Status runBatch(TransferEngine& e, const std::vector<Request>& reqs,
   return st;
 }
 
+std::vector<Notification> awaitNotifications(TransferEngine& e, size_t want,
+                                             std::chrono::milliseconds timeout) {
+  std::vector<Notification> got;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
+    if (!e.receiveNotification(got).ok()) break;
+    if (got.size() < want) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return got;
+}
+
 std::string binPath(const std::string& name) { return std::string(FERRY_BIN_DIR) + "/" + name; }
 
 ChildProcess::~ChildProcess() {

@@ -28,6 +28,10 @@ Status runBatch(TransferEngine& e, const std::vector<Request>& reqs,
                 std::chrono::milliseconds timeout = std::chrono::seconds(30),
                 TransferStatus* out = nullptr);
 
+/// Receives notifications until `want` arrived or the timeout passed.
+std::vector<Notification> awaitNotifications(TransferEngine& e, size_t want,
+                                             std::chrono::milliseconds timeout = std::chrono::seconds(2));
+
 /// Path of a binary built next to the tests.
 std::string binPath(const std::string& name);
 

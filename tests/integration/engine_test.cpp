@@ -177,11 +177,7 @@ TEST_F(EngineTest, BatchRegistrationIsAllOrNothing) {
 
 TEST_F(EngineTest, NotificationsArrive) {
   ASSERT_TRUE(a->sendNotification(seg, {"a", "hello"}).ok());
-  std::vector<Notification> got;
-  for (int i = 0; i < 200 && got.empty(); ++i) {
-    ASSERT_TRUE(b->receiveNotification(got).ok());
-    if (got.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  std::vector<Notification> got = awaitNotifications(*b, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].name, "a");
   EXPECT_EQ(got[0].msg, "hello");
@@ -193,11 +189,7 @@ TEST_F(EngineTest, NotificationWithBatchFollowsData) {
   ASSERT_TRUE(a->submitTransfer(bid, {write(0, addr(rw), 1 << 19), write(1 << 19, addr(rw, 1 << 19), 1 << 19)},
                                 {"a", "done"})
                   .ok());
-  std::vector<Notification> got;
-  for (int i = 0; i < 400 && got.empty(); ++i) {
-    ASSERT_TRUE(b->receiveNotification(got).ok());
-    if (got.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  std::vector<Notification> got = awaitNotifications(*b, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].msg, "done");
   EXPECT_EQ(hashHex(rw.data(), 1 << 20), want);  // the data was there when it arrived

@@ -18,6 +18,12 @@ class Failure : public ::testing::Test {
     mem.resize(64 << 20);
     ASSERT_TRUE(engine->registerLocalMemory(mem.data(), mem.size()).ok());
   }
+  // Starts a peer process and opens its segment.
+  void startPeer(PeerProcess& peer, SegmentID& seg) {
+    ASSERT_TRUE(peer.start());
+    Status st = engine->openSegment(seg, peer.segment);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
   std::vector<Request> bigWrites(SegmentID seg, uint64_t target, int count) {
     std::vector<Request> reqs;  // the same 4 MiB, many times: long enough to interrupt
     for (int i = 0; i < count; ++i) reqs.push_back({Request::WRITE, mem.data(), seg, target, 4 << 20});
@@ -30,9 +36,8 @@ class Failure : public ::testing::Test {
 TEST_F(Failure, PeerKilledMidTransferThenRestarted) {
   startEngine(5000);
   PeerProcess peer;
-  ASSERT_TRUE(peer.start());
   SegmentID seg;
-  ASSERT_TRUE(engine->openSegment(seg, peer.segment).ok());
+  startPeer(peer, seg);
   BatchID bid = engine->allocateBatch(256);
   ASSERT_TRUE(engine->submitTransfer(bid, bigWrites(seg, peer.rw, 256)).ok());  // 1 GiB
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -61,9 +66,8 @@ TEST_F(Failure, PeerKilledMidTransferThenRestarted) {
 TEST_F(Failure, StalledPeerTimesOut) {
   startEngine(1000);
   PeerProcess peer;
-  ASSERT_TRUE(peer.start());
   SegmentID seg;
-  ASSERT_TRUE(engine->openSegment(seg, peer.segment).ok());
+  startPeer(peer, seg);
   ASSERT_TRUE(runBatch(*engine, {Request{Request::WRITE, mem.data(), seg, peer.rw, 4096}}).ok());
   peer.proc.signal(SIGSTOP);
   BatchID bid = engine->allocateBatch(64);
@@ -87,9 +91,8 @@ TEST_F(Failure, StalledPeerTimesOut) {
 TEST_F(Failure, WaitTransferItselfIsBounded) {
   startEngine(3000);
   PeerProcess peer;
-  ASSERT_TRUE(peer.start());
   SegmentID seg;
-  ASSERT_TRUE(engine->openSegment(seg, peer.segment).ok());
+  startPeer(peer, seg);
   peer.proc.signal(SIGSTOP);
   BatchID bid = engine->allocateBatch(1);
   ASSERT_TRUE(engine->submitTransfer(bid, {Request{Request::WRITE, mem.data(), seg, peer.rw, 64 << 20}}).ok());

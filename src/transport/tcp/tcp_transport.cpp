@@ -175,38 +175,43 @@ bool shouldLogRefusal() {
 }
 }  // namespace
 
-Status TcpTransport::handleWrite(const FrameHeader& h, ServerConnection& conn) {
+// Reads a WRITE/READ range and pins the target buffer. A malformed range is a protocol
+// error (returned); a refused one is answered, and `refused` set, with the stream in sync.
+Status TcpTransport::admitRemoteAccess(const FrameHeader& h, ServerConnection& conn,
+                                       uint64_t& addr, uint64_t& len, MemoryRegistry::Pin& pin,
+                                       bool& refused) {
   uint8_t rb[wire::kRangeSize];
   FERRY_RETURN_IF_ERROR(conn.reader().readExact(rb, sizeof rb));
-  uint64_t addr, len;
   FERRY_RETURN_IF_ERROR(wire::decodeRange(h, rb, sizeof rb, addr, len));
+  const bool write = h.type == MsgType::kWrite;
+  Status st = ctx_->registry().pinForRemote(addr, len, write, pin);
+  refused = !st.ok();
+  if (!refused) return Status::OK();
+  if (shouldLogRefusal())
+    FERRY_LOG(WARN) << "refused " << (write ? "write" : "read") << " from " << conn.peer()
+                    << ": " << st.ToString();
+  if (write) FERRY_RETURN_IF_ERROR(conn.reader().skip(len));  // drop the payload
+  conn.respond(write ? MsgType::kWriteAck : MsgType::kReadData, h.request_id, st);
+  return Status::OK();
+}
+
+Status TcpTransport::handleWrite(const FrameHeader& h, ServerConnection& conn) {
+  uint64_t addr, len;
   MemoryRegistry::Pin pin;
-  Status st = ctx_->registry().pinForRemote(addr, len, true, pin);
-  if (!st.ok()) {
-    if (shouldLogRefusal())
-      FERRY_LOG(WARN) << "refused write from " << conn.peer() << ": " << st.ToString();
-    FERRY_RETURN_IF_ERROR(conn.reader().skip(len));
-    conn.respond(MsgType::kWriteAck, h.request_id, st);
-    return Status::OK();
-  }
+  bool refused;
+  FERRY_RETURN_IF_ERROR(admitRemoteAccess(h, conn, addr, len, pin, refused));
+  if (refused) return Status::OK();
   FERRY_RETURN_IF_ERROR(conn.reader().readExact(reinterpret_cast<void*>(addr), len));
   conn.respond(MsgType::kWriteAck, h.request_id, Status::OK());
   return Status::OK();
 }
 
 Status TcpTransport::handleRead(const FrameHeader& h, ServerConnection& conn) {
-  uint8_t rb[wire::kRangeSize];
-  FERRY_RETURN_IF_ERROR(conn.reader().readExact(rb, sizeof rb));
   uint64_t addr, len;
-  FERRY_RETURN_IF_ERROR(wire::decodeRange(h, rb, sizeof rb, addr, len));
   MemoryRegistry::Pin pin;
-  Status st = ctx_->registry().pinForRemote(addr, len, false, pin);
-  if (!st.ok()) {
-    if (shouldLogRefusal())
-      FERRY_LOG(WARN) << "refused read from " << conn.peer() << ": " << st.ToString();
-    conn.respond(MsgType::kReadData, h.request_id, st);
-    return Status::OK();
-  }
+  bool refused;
+  FERRY_RETURN_IF_ERROR(admitRemoteAccess(h, conn, addr, len, pin, refused));
+  if (refused) return Status::OK();
   return conn.respondWithPayload(MsgType::kReadData, h.request_id,
                                  reinterpret_cast<const void*>(addr), len);
 }

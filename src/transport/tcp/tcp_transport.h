@@ -54,6 +54,8 @@ class TcpTransport : public Transport {
 
   Status handleWrite(const wire::FrameHeader& h, ServerConnection& conn);
   Status handleRead(const wire::FrameHeader& h, ServerConnection& conn);
+  Status admitRemoteAccess(const wire::FrameHeader& h, ServerConnection& conn, uint64_t& addr,
+                           uint64_t& len, MemoryRegistry::Pin& pin, bool& refused);
   // Live connections to the peer, connecting up to connections_per_peer.
   Status connectionsFor(const PeerEndpoint& peer, std::vector<std::shared_ptr<TcpConnection>>& out);
   void timerLoop();
