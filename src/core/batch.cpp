@@ -45,10 +45,10 @@ void settleTask(Task& task) {
     if (g->tasks_left.fetch_sub(1, std::memory_order_acq_rel) == 1 && g->on_done)
       g->on_done(!g->any_failed.load(std::memory_order_relaxed));
   }
-  if (b->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    std::lock_guard lock(b->mu);  // pairs with waitTransfer's predicate check
-    b->cv.notify_all();
-  }
+  // Under the mutex: once freeBatch (which takes it) sees pending == 0, no completer
+  // touches the batch again.
+  std::lock_guard lock(b->mu);
+  if (b->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) b->cv.notify_all();
 }
 
 void recordFailure(Task& task, const Status& status) {

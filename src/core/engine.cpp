@@ -442,10 +442,24 @@ Status EngineImpl::freeBatch(BatchID id) {
   std::lock_guard lock(batch_mu_);
   auto it = batches_.find(id);
   if (it == batches_.end()) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
-  size_t pending = it->second->pending.load(std::memory_order_acquire);
-  if (pending > 0)
-    return Status::Busy("batch " + std::to_string(id) + " still has " + std::to_string(pending) +
-                        " task(s) in flight");
+  Batch& b = *it->second;
+  {
+    std::unique_lock block(b.mu);
+    size_t pending = b.pending.load(std::memory_order_acquire);
+    if (pending > 0) {
+      // Every task may already show its final state while the last completer is still
+      // settling (state first, counter last); wait that out, refuse real work in flight.
+      size_t n = b.size.load(std::memory_order_acquire);
+      for (size_t i = 0; i < n; ++i) {
+        auto s = b.tasks[i].state.load(std::memory_order_acquire);
+        if (s == PENDING || s == INITIAL)
+          return Status::Busy("batch " + std::to_string(id) + " still has " +
+                              std::to_string(pending) + " task(s) in flight");
+      }
+      if (!b.cv.wait_for(block, std::chrono::seconds(1), [&] { return b.pending.load() == 0; }))
+        return Status::Busy("batch " + std::to_string(id) + " is still settling");
+    }
+  }
   batches_.erase(it);
   return Status::OK();
 }

@@ -104,6 +104,16 @@ Status MemoryRegistry::pinForRemote(uint64_t addr, uint64_t length, bool write,
   return Status::OK();
 }
 
+bool MemoryRegistry::overlaps(uint64_t addr, uint64_t length) const {
+  if (length == 0) return false;
+  std::shared_lock lock(mu_);
+  auto next = regions_.lower_bound(addr);
+  if (next != regions_.end() && next->first - addr < length) return true;
+  if (next == regions_.begin()) return false;
+  auto prev = std::prev(next);
+  return addr - prev->first < prev->second->desc.length;
+}
+
 std::vector<BufferDesc> MemoryRegistry::snapshot() const {
   std::shared_lock lock(mu_);
   std::vector<BufferDesc> out;

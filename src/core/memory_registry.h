@@ -61,6 +61,9 @@ class MemoryRegistry {
   /// Finds the region for a peer's access and checks its permission; pins it on success.
   Status pinForRemote(uint64_t addr, uint64_t length, bool write, Pin& out) const;
 
+  /// True when [addr, addr+length) shares a byte with a registered range.
+  bool overlaps(uint64_t addr, uint64_t length) const;
+
   std::vector<BufferDesc> snapshot() const;
   /// Bumped on every add/remove; published in the segment descriptor.
   uint64_t version() const { return version_.load(std::memory_order_acquire); }

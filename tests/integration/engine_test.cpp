@@ -102,6 +102,22 @@ TEST_F(EngineTest, StatusForms) {
   EXPECT_TRUE(a->freeBatch(bid).ok());
 }
 
+// The spec's pattern: poll until the batch is no longer PENDING, then free it. The free
+// must never be refused because the last completer is still settling.
+TEST_F(EngineTest, FreeRightAfterPolledCompletion) {
+  for (int i = 0; i < 2000; ++i) {
+    BatchID bid = a->allocateBatch(2);
+    ASSERT_TRUE(a->submitTransfer(bid, {write(0, addr(rw), 64), read(64, addr(rw, 64), 64)}).ok());
+    TransferStatus overall;
+    do {
+      ASSERT_TRUE(a->getTransferStatus(bid, overall).ok());
+    } while (overall.s == PENDING);
+    ASSERT_EQ(overall.s, COMPLETED);
+    Status st = a->freeBatch(bid);
+    ASSERT_TRUE(st.ok()) << "iteration " << i << ": " << st.ToString();
+  }
+}
+
 TEST_F(EngineTest, OwnSegmentUsesLocalCopy) {
   SegmentID self;
   ASSERT_TRUE(a->openSegment(self, a->getSegmentName()).ok());
