@@ -8,7 +8,7 @@ packages=(
   libgtest-dev libgmock-dev nlohmann-json3-dev
   clang libclang-rt-14-dev      # libFuzzer target and sanitizers
   iperf3                        # reference figures in bench/
-  python3                       # test drivers
+  python3 python3-dev pybind11-dev python3-numpy python3-pytest python3-setuptools  # Python API
 )
 
 missing=()

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "common/log.h"
+#include "compat/classic_init.h"
 #include "common/net.h"
 #include "common/topology.h"
 #include "core/engine.h"
@@ -41,10 +42,6 @@ TransferStatusEnum fromNative(ferry::TransferStatusEnum s) {
   return FAILED;
 }
 
-bool isLiteralIpv4(const std::string& host) {
-  return !host.empty() && host.find_first_not_of("0123456789.") == std::string::npos;
-}
-
 }  // namespace
 
 TransferEngine::TransferEngine(bool auto_discover) : auto_discover_(auto_discover) {}
@@ -60,32 +57,9 @@ int TransferEngine::init(const std::string& metadata_conn_string,
     return -1;
   }
   auto config = std::make_shared<ferry::Config>();
-  Status st = config->loadFromEnv();
+  Status st = ferry::compat::classicConfig(metadata_conn_string, local_server_name,
+                                           ip_or_host_name, rpc_port, *config);
   if (!st.ok()) return toInt(st, "init");
-  const std::string& meta = metadata_conn_string;
-  bool p2p = meta.empty() || meta == "P2PHANDSHAKE" || meta == "p2p";
-  if (!p2p) {
-    // A metadata server: the engine refuses types it has not built, with a message.
-    auto scheme = meta.find("://");
-    config->set("metadata/type", scheme == std::string::npos ? "etcd" : meta.substr(0, scheme));
-    config->set("metadata/servers", meta);
-    config->set("local_segment_name", local_server_name);
-  }
-  std::string host = local_server_name;
-  uint16_t port = 0;
-  if (local_server_name.find(':') != std::string::npos)
-    ferry::net::parseHostPort(local_server_name, host, port).IgnoreError();
-  if (!ip_or_host_name.empty()) host = ip_or_host_name;
-  if (!host.empty()) config->set("rpc/advertise_address", host);
-  // Listen where we advertise when it is a literal address (e.g. 127.0.0.1), else on all
-  // interfaces; MC_TCP_BIND_ADDRESS (read above) wins.
-  if (!std::getenv("MC_TCP_BIND_ADDRESS") && isLiteralIpv4(host))
-    config->set("rpc/bind_address", host);
-  // With p2p the port is whatever we bind (ephemeral), unless MC_LEGACY_RPC_PORT_BINDING
-  // asks for the given one, as the classic engine does.
-  uint64_t want_port = 0;
-  if (std::getenv("MC_LEGACY_RPC_PORT_BINDING") || !p2p) want_port = port ? port : rpc_port;
-  config->set<int64_t>("rpc/port", static_cast<int64_t>(want_port));
   engine_ = std::make_unique<ferry::TransferEngine>(config);
   if (!engine_->available()) {
     st = engine_->initStatus();

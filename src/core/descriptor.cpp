@@ -54,8 +54,7 @@ Status SegmentDescriptor::fromJson(const std::string& text, SegmentDescriptor& o
       d.buffers.push_back(bd);
     }
     if (j.contains("transports")) d.transports = j.at("transports").get<std::vector<std::string>>();
-    std::sort(d.buffers.begin(), d.buffers.end(),
-              [](const BufferDesc& a, const BufferDesc& b) { return a.base < b.base; });
+    d.buildIndex();
     out = std::move(d);
   } catch (const std::exception& e) {
     return Status::Corrupted(std::string("bad segment descriptor: ") + e.what());
@@ -63,14 +62,21 @@ Status SegmentDescriptor::fromJson(const std::string& text, SegmentDescriptor& o
   return Status::OK();
 }
 
+void SegmentDescriptor::buildIndex() {
+  by_base_.resize(buffers.size());
+  for (size_t i = 0; i < buffers.size(); ++i) by_base_[i] = i;
+  std::sort(by_base_.begin(), by_base_.end(),
+            [&](size_t a, size_t b) { return buffers[a].base < buffers[b].base; });
+}
+
 const BufferDesc* SegmentDescriptor::find(uint64_t addr, uint64_t len) const {
-  auto it = std::upper_bound(buffers.begin(), buffers.end(), addr,
-                             [](uint64_t a, const BufferDesc& b) { return a < b.base; });
-  if (it == buffers.begin()) return nullptr;
-  --it;
-  if (addr - it->base >= it->length) return nullptr;
-  if (len > it->length - (addr - it->base)) return nullptr;
-  return &*it;
+  auto it = std::upper_bound(by_base_.begin(), by_base_.end(), addr,
+                             [&](uint64_t a, size_t i) { return a < buffers[i].base; });
+  if (it == by_base_.begin()) return nullptr;
+  const BufferDesc& b = buffers[*--it];
+  if (addr - b.base >= b.length) return nullptr;
+  if (len > b.length - (addr - b.base)) return nullptr;
+  return &b;
 }
 
 }  // namespace ferry

@@ -18,14 +18,19 @@ struct SegmentDescriptor {
   std::string rpc_host;
   uint16_t rpc_port = 0;
   uint64_t version = 0;  // registry version when published
-  std::vector<BufferDesc> buffers;  // sorted by base
+  std::vector<BufferDesc> buffers;  // in registration order
   std::vector<std::string> transports;
 
   std::string toJson() const;
   static Status fromJson(const std::string& text, SegmentDescriptor& out);
 
-  /// The buffer holding [addr, addr+len), or nullptr.
+  /// The buffer holding [addr, addr+len), or nullptr. O(log n) once indexed.
   const BufferDesc* find(uint64_t addr, uint64_t len) const;
+  /// Builds the by-address index find() uses (fromJson does this).
+  void buildIndex();
+
+ private:
+  std::vector<size_t> by_base_;  // indices into buffers, sorted by base
 };
 
 }  // namespace ferry

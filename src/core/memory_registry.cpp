@@ -1,5 +1,6 @@
 #include "core/memory_registry.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -44,6 +45,7 @@ Status MemoryRegistry::add(const BufferDesc& desc) {
   }
   auto r = std::make_shared<Region>();
   r->desc = desc;
+  r->seq = next_seq_++;
   regions_.emplace(desc.base, std::move(r));
   version_.fetch_add(1, std::memory_order_acq_rel);
   return Status::OK();
@@ -116,9 +118,14 @@ bool MemoryRegistry::overlaps(uint64_t addr, uint64_t length) const {
 
 std::vector<BufferDesc> MemoryRegistry::snapshot() const {
   std::shared_lock lock(mu_);
+  std::vector<const Region*> ordered;
+  ordered.reserve(regions_.size());
+  for (auto& [base, r] : regions_) ordered.push_back(r.get());
+  std::sort(ordered.begin(), ordered.end(),
+            [](const Region* a, const Region* b) { return a->seq < b->seq; });
   std::vector<BufferDesc> out;
-  out.reserve(regions_.size());
-  for (auto& [base, r] : regions_) out.push_back(r->desc);
+  out.reserve(ordered.size());
+  for (const Region* r : ordered) out.push_back(r->desc);
   return out;
 }
 

@@ -27,6 +27,7 @@ class MemoryRegistry {
  public:
   struct Region {
     BufferDesc desc;
+    uint64_t seq = 0;  // registration order
     std::atomic<int> pins{0};
   };
 
@@ -64,6 +65,7 @@ class MemoryRegistry {
   /// True when [addr, addr+length) shares a byte with a registered range.
   bool overlaps(uint64_t addr, uint64_t length) const;
 
+  /// Registered buffers in registration order.
   std::vector<BufferDesc> snapshot() const;
   /// Bumped on every add/remove; published in the segment descriptor.
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
@@ -76,6 +78,7 @@ class MemoryRegistry {
   mutable std::shared_mutex mu_;
   std::map<uint64_t, std::shared_ptr<Region>> regions_;  // by base
   std::atomic<uint64_t> version_{1};
+  uint64_t next_seq_ = 0;  // guarded by mu_
 };
 
 /// "[0x1000, +4096)" for messages.

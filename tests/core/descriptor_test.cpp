@@ -19,7 +19,7 @@ TEST(Descriptor, JsonRoundTripAndLookup) {
   EXPECT_EQ(e.name, "node:1");
   EXPECT_EQ(e.rpc_port, 4000);
   ASSERT_EQ(e.buffers.size(), 2u);
-  EXPECT_EQ(e.buffers[0].base, 0x1000u);  // sorted
+  EXPECT_EQ(e.buffers[0].base, 0x3000u);  // registration order kept
   ASSERT_NE(e.find(0x1800, 0x800), nullptr);
   EXPECT_EQ(e.find(0x1800, 0x801), nullptr);
   EXPECT_EQ(e.find(0x2000, 1), nullptr);

@@ -28,6 +28,22 @@ TEST(MemoryRegistry, RejectsOverlapsAcceptsNeighbours) {
   EXPECT_EQ(r.size(), 3u);
 }
 
+TEST(MemoryRegistry, SnapshotInRegistrationOrderAndOverlapQuery) {
+  MemoryRegistry r;
+  ASSERT_TRUE(r.add(buf(0x9000, 0x100)).ok());
+  ASSERT_TRUE(r.add(buf(0x1000, 0x100)).ok());
+  ASSERT_TRUE(r.add(buf(0x5000, 0x100)).ok());
+  auto s = r.snapshot();
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].base, 0x9000u);
+  EXPECT_EQ(s[2].base, 0x5000u);
+  EXPECT_TRUE(r.overlaps(0x0f00, 0x101));
+  EXPECT_FALSE(r.overlaps(0x0f00, 0x100));
+  EXPECT_TRUE(r.overlaps(0x50ff, 1));
+  EXPECT_FALSE(r.overlaps(0x5100, 0x1000));
+  EXPECT_FALSE(r.overlaps(0x5000, 0));
+}
+
 TEST(MemoryRegistry, RejectsDegenerateRanges) {
   MemoryRegistry r;
   EXPECT_TRUE(r.add(buf(0x1000, 0)).IsInvalidArgument());
