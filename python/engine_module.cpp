@@ -1,0 +1,478 @@
+// ferry.engine: the Python API of spec/python-api.md over the native engine. Return
+// conventions are the spec's (0 / negative ints, batch ids, 1/0/-1/-2 from
+// transfer_check_status); every failure also leaves a log line with the native Status.
+// The GIL is released in every call that waits or moves data.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/topology.h"
+#include "compat/classic_init.h"
+#include "core/engine.h"
+#include "core/managed_allocator.h"
+#include "ferry/transfer_engine.h"
+
+namespace py = pybind11;
+using ferry::Status;
+
+namespace {
+
+enum class Opcode { READ = 0, WRITE = 1 };
+
+struct Notify {
+  std::string name, msg;
+};
+
+int fail(const Status& st, const char* call) {
+  FERRY_LOG(WARN) << call << ": " << st.ToString();
+  return -1;
+}
+
+// What get_engine() returns: the engine underneath, for code that shares it.
+struct InnerEngine {
+  std::shared_ptr<ferry::TransferEngine> engine;
+};
+
+class PyTransferEngine {
+ public:
+  ~PyTransferEngine() {
+    py::gil_scoped_release nogil;
+    allocator_.reset();  // its pools go back to the engine before the engine goes
+    engine_.reset();
+  }
+
+  int initialize(const std::string& local_hostname, const std::string& metadata_server,
+                 const std::string& protocol, const std::string& device_name) {
+    return initialize_ext(local_hostname, metadata_server, protocol, device_name, "");
+  }
+
+  int initialize_ext(const std::string& local_hostname, const std::string& metadata_server,
+                     const std::string& protocol, const std::string& device_name,
+                     const std::string& metadata_type) {
+    py::gil_scoped_release nogil;
+    std::lock_guard lock(mu_);
+    if (engine_) return fail(Status::InvalidArgument("already initialized"), "initialize");
+    auto config = std::make_shared<ferry::Config>();
+    std::string meta = metadata_server;
+    if (metadata_type == "p2p" || metadata_type == "P2PHANDSHAKE") meta = "P2PHANDSHAKE";
+    Status st = ferry::compat::classicConfig(meta, local_hostname, "", 0, *config);
+    if (!st.ok()) return fail(st, "initialize");
+    if (!protocol.empty() && protocol != "tcp")
+      FERRY_LOG(INFO) << "initialize: protocol '" << protocol
+                      << "' noted; Ferry selects among the transports it has";
+    device_filter_ = device_name;
+    auto engine = std::make_shared<ferry::TransferEngine>(config);
+    if (!engine->available()) return fail(engine->initStatus(), "initialize");
+    engine_ = std::move(engine);
+    allocator_ = std::make_unique<ferry::ManagedAllocator>(
+        [e = engine_](size_t size, void** base) { return e->allocateLocalMemory(base, size, "cpu:0"); },
+        [e = engine_](void* base, size_t) { e->freeLocalMemory(base).IgnoreError(); });
+    return 0;
+  }
+
+  InnerEngine get_engine() { return InnerEngine{engine_}; }
+
+  int get_rpc_port() { return engine_ ? engine_->getRpcServerPort() : -1; }
+
+  // ---------------- buffers ----------------
+
+  uintptr_t allocate_managed_buffer(size_t length) {
+    if (!ready("allocate_managed_buffer")) return 0;
+    py::gil_scoped_release nogil;
+    uint64_t addr = 0;
+    Status st = allocator_->allocate(length, addr);
+    if (!st.ok()) {
+      fail(st, "allocate_managed_buffer");
+      return 0;
+    }
+    return addr;
+  }
+
+  int free_managed_buffer(uintptr_t addr, size_t length) {
+    if (!ready("free_managed_buffer")) return -1;
+    Status st = allocator_->free(addr, length);
+    return st.ok() ? 0 : fail(st, "free_managed_buffer");
+  }
+
+  uintptr_t get_first_buffer_address(const std::string& segment_name) {
+    if (!ready("get_first_buffer_address")) return 0;
+    py::gil_scoped_release nogil;
+    ferry::SegmentID id;
+    if (!segment(segment_name, id).ok()) return 0;
+    ferry::SegmentInfo info;
+    if (!engine_->getSegmentInfo(id, info).ok() || info.buffers.empty()) return 0;
+    return info.buffers[0].base;
+  }
+
+  int write_bytes_to_buffer(uintptr_t dest, py::bytes src, size_t length) {
+    if (!ready("write_bytes_to_buffer")) return -1;
+    std::string_view data = src;
+    if (length > data.size())
+      return fail(Status::InvalidArgument("length exceeds the bytes given"), "write_bytes_to_buffer");
+    Status st = engine_->impl()->registry().checkLocal(dest, length);
+    if (!st.ok()) return fail(st, "write_bytes_to_buffer");
+    std::memcpy(reinterpret_cast<void*>(dest), data.data(), length);
+    return 0;
+  }
+
+  py::bytes read_bytes_from_buffer(uintptr_t source, size_t length) {
+    if (!engine_) throw std::runtime_error("read_bytes_from_buffer: engine not initialized");
+    Status st = engine_->impl()->registry().checkLocal(source, length);
+    if (!st.ok()) throw std::runtime_error("read_bytes_from_buffer: " + st.ToString());
+    return py::bytes(reinterpret_cast<const char*>(source), length);
+  }
+
+  int register_memory(uintptr_t addr, size_t capacity) {
+    if (!ready("register_memory")) return -1;
+    Status st = engine_->registerLocalMemory(reinterpret_cast<void*>(addr), capacity);
+    return st.ok() ? 0 : fail(st, "register_memory");
+  }
+
+  int unregister_memory(uintptr_t addr) {
+    if (!ready("unregister_memory")) return -1;
+    py::gil_scoped_release nogil;  // waits for peers' in-flight accesses
+    Status st = engine_->unregisterLocalMemory(reinterpret_cast<void*>(addr));
+    return st.ok() ? 0 : fail(st, "unregister_memory");
+  }
+
+  int batch_register_memory(const std::vector<uintptr_t>& addrs, const std::vector<size_t>& sizes) {
+    if (!ready("batch_register_memory")) return -1;
+    Status st = engine_->registerLocalMemory(toPtrs(addrs), sizes);
+    return st.ok() ? 0 : fail(st, "batch_register_memory");
+  }
+
+  int batch_unregister_memory(const std::vector<uintptr_t>& addrs) {
+    if (!ready("batch_unregister_memory")) return -1;
+    py::gil_scoped_release nogil;
+    Status st = engine_->unregisterLocalMemory(toPtrs(addrs));
+    return st.ok() ? 0 : fail(st, "batch_unregister_memory");
+  }
+
+  // ---------------- synchronous transfers ----------------
+
+  int transfer_sync_write(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t length,
+                          const std::string& hint) {
+    return transfer_sync(target, buffer, peer, length, Opcode::WRITE, std::nullopt, hint);
+  }
+  int transfer_sync_read(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t length,
+                         const std::string& hint) {
+    return transfer_sync(target, buffer, peer, length, Opcode::READ, std::nullopt, hint);
+  }
+  int transfer_sync(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t length,
+                    Opcode op, std::optional<Notify> notify, const std::string& hint) {
+    return batch_transfer_sync(target, {buffer}, {peer}, {length}, op, std::move(notify), hint);
+  }
+
+  int batch_transfer_sync_write(const std::string& target, const std::vector<uintptr_t>& buffers,
+                                const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
+                                const std::string& hint) {
+    return batch_transfer_sync(target, buffers, peers, lengths, Opcode::WRITE, std::nullopt, hint);
+  }
+  int batch_transfer_sync_read(const std::string& target, const std::vector<uintptr_t>& buffers,
+                               const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
+                               const std::string& hint) {
+    return batch_transfer_sync(target, buffers, peers, lengths, Opcode::READ, std::nullopt, hint);
+  }
+
+  int batch_transfer_sync(const std::string& target, const std::vector<uintptr_t>& buffers,
+                          const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
+                          Opcode op, std::optional<Notify> notify, const std::string& hint) {
+    if (!ready("transfer_sync")) return -1;
+    py::gil_scoped_release nogil;
+    ferry::BatchID b = 0;
+    Status st = submit(target, buffers, peers, lengths, op, notify ? &*notify : nullptr, hint, b);
+    if (!st.ok()) return fail(st, "transfer_sync");
+    ferry::TransferStatus ts;
+    st = engine_->waitTransfer(b, ts, waitLimit());
+    int rc = (st.ok() && ts.s == ferry::COMPLETED) ? 0 : -1;
+    if (rc != 0)
+      fail(st.ok() ? Status::InternalError(std::string("transfer ended ") + ferry::ToString(ts.s)) : st,
+           "transfer_sync");
+    freeWhenSettled(b);
+    return rc;
+  }
+
+  // ---------------- asynchronous transfers ----------------
+
+  int64_t transfer_submit_write(const std::string& target, uintptr_t buffer, uintptr_t peer,
+                                size_t length, const std::string& hint) {
+    if (!ready("transfer_submit_write")) return -1;
+    py::gil_scoped_release nogil;
+    ferry::BatchID b = 0;
+    Status st = submit(target, {buffer}, {peer}, {length}, Opcode::WRITE, nullptr, hint, b);
+    if (!st.ok()) return fail(st, "transfer_submit_write");
+    return static_cast<int64_t>(b);
+  }
+
+  // 1 completed, 0 in progress, -1 failed (or unknown id), -2 timed out. A final answer
+  // releases the batch: its status has been taken.
+  int transfer_check_status(int64_t batch_id) {
+    if (!ready("transfer_check_status")) return -1;
+    ferry::TransferStatus ts;
+    Status st = engine_->getTransferStatus(static_cast<ferry::BatchID>(batch_id), ts);
+    if (!st.ok()) return fail(st, "transfer_check_status");
+    if (ts.s == ferry::PENDING || ts.s == ferry::INITIAL) return 0;
+    py::gil_scoped_release nogil;
+    freeWhenSettled(static_cast<ferry::BatchID>(batch_id));
+    if (ts.s == ferry::COMPLETED) return 1;
+    return ts.s == ferry::TIMEOUT ? -2 : -1;
+  }
+
+  uint64_t batch_transfer_async_write(const std::string& target, const std::vector<uintptr_t>& buffers,
+                                      const std::vector<uintptr_t>& peers,
+                                      const std::vector<size_t>& lengths, const std::string& hint) {
+    return batch_transfer_async(target, buffers, peers, lengths, Opcode::WRITE, hint);
+  }
+  uint64_t batch_transfer_async_read(const std::string& target, const std::vector<uintptr_t>& buffers,
+                                     const std::vector<uintptr_t>& peers,
+                                     const std::vector<size_t>& lengths, const std::string& hint) {
+    return batch_transfer_async(target, buffers, peers, lengths, Opcode::READ, hint);
+  }
+  uint64_t batch_transfer_async(const std::string& target, const std::vector<uintptr_t>& buffers,
+                                const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
+                                Opcode op, const std::string& hint) {
+    if (!ready("batch_transfer_async")) return 0;
+    py::gil_scoped_release nogil;
+    ferry::BatchID b = 0;
+    Status st = submit(target, buffers, peers, lengths, op, nullptr, hint, b);
+    if (!st.ok()) {
+      fail(st, "batch_transfer_async");
+      return 0;
+    }
+    return b;
+  }
+
+  // Waits for every batch; 0 if all completed, -1 if any failed, timed out or is unknown.
+  int get_batch_transfer_status(const std::vector<int64_t>& batch_ids) {
+    if (!ready("get_batch_transfer_status")) return -1;
+    py::gil_scoped_release nogil;
+    int rc = 0;
+    for (int64_t id : batch_ids) {
+      ferry::TransferStatus ts;
+      auto b = static_cast<ferry::BatchID>(id);
+      Status st = engine_->waitTransfer(b, ts, waitLimit());
+      if (!st.ok() || ts.s != ferry::COMPLETED) {
+        fail(st.ok() ? Status::InternalError(std::string("batch ") + std::to_string(id) + " ended " +
+                                             ferry::ToString(ts.s))
+                     : st,
+             "get_batch_transfer_status");
+        rc = -1;
+      }
+      if (st.ok()) freeWhenSettled(b);
+    }
+    return rc;
+  }
+
+  // ---------------- notifications, topology, probe ----------------
+
+  std::vector<Notify> get_notifies() {
+    std::vector<Notify> out;
+    if (!ready("get_notifies")) return out;
+    std::vector<ferry::Notification> got;
+    engine_->receiveNotification(got).IgnoreError();
+    for (auto& n : got) out.push_back({std::move(n.name), std::move(n.msg)});
+    return out;
+  }
+
+  std::string get_local_topology(std::optional<std::string> device_name) {
+    std::string out;
+    Status st = ferry::localTopologyJson(device_name.value_or(device_filter_), out);
+    if (!st.ok()) {
+      fail(st, "get_local_topology");
+      return "{}";
+    }
+    return out;
+  }
+
+  int send_probe(const std::string& peer) {
+    if (!ready("send_probe")) return -1;
+    py::gil_scoped_release nogil;
+    Status st = engine_->impl()->probe(peer);
+    return st.ok() ? 0 : fail(st, "send_probe");
+  }
+
+ private:
+  bool ready(const char* call) {
+    if (engine_) return true;
+    fail(Status::Unavailable("engine not initialized: call initialize() first"), call);
+    return false;
+  }
+
+  static std::vector<void*> toPtrs(const std::vector<uintptr_t>& addrs) {
+    std::vector<void*> out;
+    for (auto a : addrs) out.push_back(reinterpret_cast<void*>(a));
+    return out;
+  }
+
+  std::chrono::milliseconds waitLimit() const {
+    // The engine's own transfer timeout settles every task; this only bounds the wait.
+    return std::chrono::milliseconds(
+        engine_->impl()->config().get<int64_t>("transfer_timeout_ms", 30000) + 10000);
+  }
+
+  // Segments stay open for the engine's lifetime: names are reused call after call.
+  Status segment(const std::string& name, ferry::SegmentID& id) {
+    std::lock_guard lock(mu_);
+    auto it = segments_.find(name);
+    if (it != segments_.end()) {
+      id = it->second;
+      return Status::OK();
+    }
+    Status st = engine_->openSegment(id, name);
+    if (st.ok()) segments_[name] = id;
+    return st;
+  }
+
+  Status submit(const std::string& target, const std::vector<uintptr_t>& buffers,
+                const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths, Opcode op,
+                const Notify* notify, const std::string& hint, ferry::BatchID& out) {
+    if (buffers.size() != peers.size() || buffers.size() != lengths.size())
+      return Status::InvalidArgument("buffers, peer_buffer_addresses and lengths differ in length");
+    if (buffers.empty()) return Status::InvalidArgument("no transfer given");
+    ferry::SegmentID seg;
+    FERRY_RETURN_IF_ERROR(segment(target, seg));
+    if (!hint.empty()) {
+      std::string served_by = engine_->impl()->transportName(seg);
+      if (hint != served_by)
+        return Status::InvalidArgument("transport_hint '" + hint + "' cannot serve '" + target +
+                                       "' (this build reaches it with " + served_by + ")");
+    }
+    std::vector<ferry::Request> reqs;
+    reqs.reserve(buffers.size());
+    for (size_t i = 0; i < buffers.size(); ++i)
+      reqs.push_back({op == Opcode::READ ? ferry::Request::READ : ferry::Request::WRITE,
+                      reinterpret_cast<void*>(buffers[i]), seg, peers[i], lengths[i]});
+    ferry::BatchID b = engine_->allocateBatch(reqs.size());
+    if (b == 0) return Status::InvalidArgument("cannot allocate a batch of " + std::to_string(reqs.size()));
+    Status st = notify ? engine_->submitTransfer(b, reqs, ferry::Notification{notify->name, notify->msg})
+                       : engine_->submitTransfer(b, reqs);
+    if (!st.ok()) {
+      freeWhenSettled(b);
+      return st;
+    }
+    out = b;
+    return Status::OK();
+  }
+
+  // A batch whose tasks all settled (or never started) is freed; bounded wait otherwise.
+  void freeWhenSettled(ferry::BatchID b) {
+    ferry::TransferStatus ts;
+    if (!engine_->freeBatch(b).ok() && engine_->waitTransfer(b, ts, waitLimit()).ok())
+      engine_->freeBatch(b).IgnoreError();
+  }
+
+  std::mutex mu_;
+  std::shared_ptr<ferry::TransferEngine> engine_;
+  std::unique_ptr<ferry::ManagedAllocator> allocator_;
+  std::map<std::string, ferry::SegmentID> segments_;
+  std::string device_filter_;
+};
+
+[[noreturn]] void noCuda(const char* call) {
+  throw std::runtime_error(std::string(call) +
+                           ": CUDA support is not available in this Ferry build (SUPPORT_CUDA is False)");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(engine, m) {
+  m.doc() = "Ferry transfer engine (the Mooncake Transfer Engine Python API)";
+
+  py::enum_<Opcode>(m, "TransferOpcode").value("READ", Opcode::READ).value("WRITE", Opcode::WRITE);
+
+  py::class_<Notify>(m, "TransferNotify")
+      .def(py::init<>())
+      .def(py::init([](std::string name, std::string msg) { return Notify{std::move(name), std::move(msg)}; }),
+           py::arg("name"), py::arg("msg"))
+      .def_readwrite("name", &Notify::name)
+      .def_readwrite("msg", &Notify::msg)
+      .def("__repr__", [](const Notify& n) { return "TransferNotify(name='" + n.name + "', msg='" + n.msg + "')"; });
+
+  py::class_<InnerEngine>(m, "InnerTransferEngine")
+      .def("get_segment_name", [](const InnerEngine& e) { return e.engine ? e.engine->getSegmentName() : ""; })
+      .def("get_rpc_port", [](const InnerEngine& e) { return e.engine ? e.engine->getRpcServerPort() : 0; });
+
+  m.attr("SUPPORT_CUDA") = false;
+  m.attr("SUPPORT_EFA") = false;
+  m.attr("SUPPORT_HIP") = false;
+  m.attr("SUPPORT_MNNVL") = false;
+  m.attr("SUPPORT_INTRA_NVLINK") = false;
+
+  using E = PyTransferEngine;
+  const auto hint = py::arg("transport_hint") = "";
+  py::class_<E>(m, "TransferEngine")
+      .def(py::init<>())
+      .def("initialize", &E::initialize, py::arg("local_hostname"), py::arg("metadata_server"),
+           py::arg("protocol"), py::arg("device_name"))
+      .def("initialize_ext", &E::initialize_ext, py::arg("local_hostname"), py::arg("metadata_server"),
+           py::arg("protocol"), py::arg("device_name"), py::arg("metadata_type"))
+      .def("get_engine", &E::get_engine)
+      .def("get_rpc_port", &E::get_rpc_port)
+      .def("allocate_managed_buffer", &E::allocate_managed_buffer, py::arg("length"))
+      .def("free_managed_buffer", &E::free_managed_buffer, py::arg("buffer_addr"), py::arg("length"))
+      .def("get_first_buffer_address", &E::get_first_buffer_address, py::arg("segment_name"))
+      .def("transfer_sync_write", &E::transfer_sync_write, py::arg("target_hostname"), py::arg("buffer"),
+           py::arg("peer_buffer_address"), py::arg("length"), hint)
+      .def("transfer_sync_read", &E::transfer_sync_read, py::arg("target_hostname"), py::arg("buffer"),
+           py::arg("peer_buffer_address"), py::arg("length"), hint)
+      .def("transfer_sync", &E::transfer_sync, py::arg("target_hostname"), py::arg("buffer"),
+           py::arg("peer_buffer_address"), py::arg("length"), py::arg("opcode"),
+           py::arg("notify") = py::none(), hint)
+      .def("transfer_submit_write", &E::transfer_submit_write, py::arg("target_hostname"), py::arg("buffer"),
+           py::arg("peer_buffer_address"), py::arg("length"), hint)
+      .def("transfer_check_status", &E::transfer_check_status, py::arg("batch_id"))
+      .def("batch_transfer_sync_write", &E::batch_transfer_sync_write, py::arg("target_hostname"),
+           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint)
+      .def("batch_transfer_sync_read", &E::batch_transfer_sync_read, py::arg("target_hostname"),
+           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint)
+      .def("batch_transfer_sync", &E::batch_transfer_sync, py::arg("target_hostname"), py::arg("buffers"),
+           py::arg("peer_buffer_addresses"), py::arg("lengths"), py::arg("opcode"),
+           py::arg("notify") = py::none(), hint)
+      .def("batch_transfer_async_write", &E::batch_transfer_async_write, py::arg("target_hostname"),
+           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint)
+      .def("batch_transfer_async_read", &E::batch_transfer_async_read, py::arg("target_hostname"),
+           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint)
+      .def("batch_transfer_async", &E::batch_transfer_async, py::arg("target_hostname"), py::arg("buffers"),
+           py::arg("peer_buffer_addresses"), py::arg("lengths"), py::arg("opcode"), hint)
+      .def("get_batch_transfer_status", &E::get_batch_transfer_status, py::arg("batch_ids"))
+      .def("write_bytes_to_buffer", &E::write_bytes_to_buffer, py::arg("dest_address"), py::arg("src_ptr"),
+           py::arg("length"))
+      .def("read_bytes_from_buffer", &E::read_bytes_from_buffer, py::arg("source_address"), py::arg("length"))
+      .def("register_memory", &E::register_memory, py::arg("buffer_addr"), py::arg("capacity"))
+      .def("unregister_memory", &E::unregister_memory, py::arg("buffer_addr"))
+      .def("batch_register_memory", &E::batch_register_memory, py::arg("buffer_addresses"), py::arg("capacities"))
+      .def("batch_unregister_memory", &E::batch_unregister_memory, py::arg("buffer_addresses"))
+      .def("get_local_topology", &E::get_local_topology, py::arg("device_name") = py::none())
+      .def("get_notifies", &E::get_notifies)
+      .def("send_probe", &E::send_probe, py::arg("peer_server_name"))
+      .def("transfer_write_on_cuda",
+           [](E&, const std::string&, uintptr_t, uintptr_t, size_t, uintptr_t, const std::string&) {
+             noCuda("transfer_write_on_cuda");
+           },
+           py::arg("target_hostname"), py::arg("buffer"), py::arg("peer_buffer_address"), py::arg("length"),
+           py::arg("stream_ptr") = 0, hint)
+      .def("transfer_read_on_cuda",
+           [](E&, const std::string&, uintptr_t, uintptr_t, size_t, uintptr_t, const std::string&) {
+             noCuda("transfer_read_on_cuda");
+           },
+           py::arg("target_hostname"), py::arg("buffer"), py::arg("peer_buffer_address"), py::arg("length"),
+           py::arg("stream_ptr") = 0, hint)
+      .def("batch_transfer_write_on_cuda",
+           [](E&, const std::string&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
+              const std::vector<size_t>&, uintptr_t, const std::string&) { noCuda("batch_transfer_write_on_cuda"); },
+           py::arg("target_hostname"), py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"),
+           py::arg("stream_ptr") = 0, hint)
+      .def("batch_transfer_read_on_cuda",
+           [](E&, const std::string&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
+              const std::vector<size_t>&, uintptr_t, const std::string&) { noCuda("batch_transfer_read_on_cuda"); },
+           py::arg("target_hostname"), py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"),
+           py::arg("stream_ptr") = 0, hint);
+}

@@ -1,0 +1,222 @@
+"""The Python API of spec/python-api.md, two processes over TCP on 127.0.0.1."""
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from mooncake.engine import (SUPPORT_CUDA, TransferEngine, TransferNotify,
+                             TransferOpcode)
+
+
+def sha1(arr):
+    return hashlib.sha1(arr.tobytes()).hexdigest()
+
+
+def registered(engine, size, fill=None):
+    arr = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8) if fill is None \
+        else np.full(size, fill, dtype=np.uint8)
+    assert engine.register_memory(arr.ctypes.data, arr.nbytes) == 0
+    return arr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_basic_write_and_read(engine, peer):
+    src = registered(engine, 1 << 20)
+    assert engine.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr + 3, src.nbytes) == 0
+    assert peer.hash(peer.addr + 3, src.nbytes) == sha1(src)
+    back = registered(engine, 1 << 20, fill=0)
+    assert engine.transfer_sync_read(peer.segment, back.ctypes.data, peer.addr + 3, back.nbytes) == 0
+    assert np.array_equal(back, src)
+    assert engine.transfer_sync(peer.segment, back.ctypes.data, peer.addr, 4096, TransferOpcode.READ) == 0
+    assert engine.unregister_memory(src.ctypes.data) == 0
+
+
+def test_async_submit_and_poll(engine, peer):
+    src = registered(engine, 256 << 10)
+    batch_id = engine.transfer_submit_write(peer.segment, src.ctypes.data, peer.addr, src.nbytes)
+    assert batch_id > 0
+    status = 0
+    while status == 0:
+        status = engine.transfer_check_status(batch_id)
+    assert status == 1
+    assert peer.hash(peer.addr, src.nbytes) == sha1(src)
+    assert engine.transfer_check_status(batch_id) == -1  # already taken: unknown now
+    assert engine.transfer_check_status(987654321) == -1
+
+
+def test_managed_buffers(engine, peer):
+    addr = engine.allocate_managed_buffer(1 << 20)
+    assert addr != 0
+    data = b"Test data for managed buffer"
+    assert engine.write_bytes_to_buffer(addr, data, len(data)) == 0
+    assert engine.read_bytes_from_buffer(addr, len(data)) == data
+    assert engine.transfer_sync_write(peer.segment, addr, peer.addr, len(data)) == 0
+    assert peer.hash(peer.addr, len(data)) == hashlib.sha1(data).hexdigest()
+    others = [engine.allocate_managed_buffer(n) for n in (1, 4096, 3 << 20, 100 << 20)]
+    assert all(others) and len(set(others)) == 4
+    for a, n in zip(others, (1, 4096, 3 << 20, 100 << 20)):
+        assert engine.free_managed_buffer(a, n) == 0
+    assert engine.free_managed_buffer(addr, 1 << 20) == 0
+    assert engine.free_managed_buffer(addr, 1 << 20) < 0  # double free
+    assert engine.get_first_buffer_address("127.0.0.1:%d" % engine.get_rpc_port()) != 0
+
+
+def test_batch_sync_and_async(engine, peer):
+    chunks = 4
+    size = 256 << 10
+    src = registered(engine, chunks * size)
+    bufs = [src.ctypes.data + i * size for i in range(chunks)]
+    peers = [peer.addr + i * size for i in range(chunks)]
+    lens = [size] * chunks
+    assert engine.batch_transfer_sync_write(peer.segment, bufs, peers, lens) == 0
+    assert peer.hash(peer.addr, chunks * size) == sha1(src)
+    dst = registered(engine, chunks * size, fill=0)
+    dbufs = [dst.ctypes.data + i * size for i in range(chunks)]
+    assert engine.batch_transfer_sync_read(peer.segment, dbufs, peers, lens) == 0
+    assert np.array_equal(dst, src)
+    ids = [engine.batch_transfer_async_write(peer.segment, bufs, peers, lens),
+           engine.batch_transfer_async_read(peer.segment, dbufs, peers, lens),
+           engine.batch_transfer_async(peer.segment, bufs, peers, lens, TransferOpcode.WRITE)]
+    assert all(i > 0 for i in ids)
+    assert engine.get_batch_transfer_status(ids) == 0
+    assert engine.get_batch_transfer_status(ids) == -1  # taken: unknown now
+    assert engine.batch_transfer_sync(peer.segment, bufs, peers, lens, TransferOpcode.WRITE) == 0
+
+
+def test_notifications(engine, peer):
+    src = registered(engine, 64 << 10)
+    rc = engine.transfer_sync(peer.segment, src.ctypes.data, peer.addr, src.nbytes,
+                              TransferOpcode.WRITE, TransferNotify("writer", "block 7 ready"))
+    assert rc == 0
+    rc = engine.batch_transfer_sync(peer.segment, [src.ctypes.data], [peer.addr], [16],
+                                    TransferOpcode.WRITE, notify=TransferNotify("writer", "batch"))
+    assert rc == 0
+    got = peer.notifications(want=2)
+    assert sorted(got) == [["writer", "batch"], ["writer", "block 7 ready"]]
+    assert engine.get_notifies() == []
+    n = TransferNotify()
+    n.name, n.msg = "a", "b"
+    assert (n.name, n.msg) == ("a", "b")
+
+
+def test_send_probe(engine, peer):
+    assert engine.send_probe(peer.segment) == 0
+    assert engine.send_probe("127.0.0.1:%d" % free_port()) != 0
+    assert engine.send_probe("not-a-peer") != 0
+
+
+def test_numpy_batch_registration(engine, peer):
+    arrays = [np.full(1 << 16, i, dtype=np.uint8) for i in range(5)]
+    addrs = [a.ctypes.data for a in arrays]
+    assert engine.batch_register_memory(addrs, [a.nbytes for a in arrays]) == 0
+    for i, a in enumerate(arrays):
+        assert engine.transfer_sync_write(peer.segment, a.ctypes.data, peer.addr + i * a.nbytes, a.nbytes) == 0
+    assert peer.hash(peer.addr, 5 << 16) == sha1(np.concatenate(arrays))
+    assert engine.batch_unregister_memory(addrs) == 0
+    assert engine.batch_unregister_memory(addrs) < 0  # already gone
+
+
+def test_bad_inputs_return_negative(engine, peer):
+    stray = np.zeros(4096, dtype=np.uint8)  # never registered
+    assert engine.transfer_sync_write(peer.segment, stray.ctypes.data, peer.addr, 4096) < 0
+    src = registered(engine, 4096)
+    assert engine.transfer_sync_write("127.0.0.1:%d" % free_port(), src.ctypes.data, 0x1000, 16) < 0
+    assert engine.transfer_sync_write("no-such-host-xyz:1", src.ctypes.data, 0x1000, 16) < 0
+    assert engine.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr + peer.len - 10, 4096) < 0
+    assert engine.transfer_sync_read(peer.segment, src.ctypes.data, 0x1000, 16) < 0
+    assert engine.transfer_submit_write(peer.segment, stray.ctypes.data, peer.addr, 16) < 0
+    assert engine.batch_transfer_async_write(peer.segment, [src.ctypes.data], [peer.addr], [1, 2]) == 0
+    assert engine.batch_transfer_sync_write(peer.segment, [], [], []) < 0
+    assert engine.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 0) < 0
+    assert engine.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 16, transport_hint="rdma") < 0
+    assert engine.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 16, transport_hint="tcp") == 0
+    assert engine.write_bytes_to_buffer(stray.ctypes.data, b"x", 1) < 0
+    assert engine.write_bytes_to_buffer(src.ctypes.data, b"x", 2) < 0
+    with pytest.raises(RuntimeError):
+        engine.read_bytes_from_buffer(stray.ctypes.data, 16)
+    assert engine.unregister_memory(stray.ctypes.data) < 0
+    assert engine.free_managed_buffer(stray.ctypes.data, 4096) < 0
+    assert engine.get_first_buffer_address("127.0.0.1:%d" % free_port()) == 0
+    # still healthy
+    assert engine.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 4096) == 0
+
+
+def test_many_threads_one_engine(engine, peer):
+    threads, rounds, size = 4, 30, 64 << 10
+    src = registered(engine, threads * size)
+    dst = registered(engine, threads * size, fill=0)
+    errors = []
+
+    def work(t):
+        off = t * size
+        for _ in range(rounds):
+            if engine.transfer_sync_write(peer.segment, src.ctypes.data + off, peer.addr + off, size) != 0 or \
+               engine.transfer_sync_read(peer.segment, dst.ctypes.data + off, peer.addr + off, size) != 0:
+                errors.append(t)
+                return
+
+    pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join(60)
+    assert not errors
+    assert np.array_equal(src, dst)
+
+
+def test_cuda_calls_raise_without_cuda(engine, peer):
+    assert SUPPORT_CUDA is False
+    with pytest.raises(RuntimeError, match="CUDA support is not available"):
+        engine.transfer_write_on_cuda(peer.segment, 0, peer.addr, 16)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        engine.batch_transfer_read_on_cuda(peer.segment, [0], [peer.addr], [16], stream_ptr=0)
+
+
+def test_topology_and_engine_info(engine, tmp_path):
+    topo = json.loads(engine.get_local_topology())
+    for key in ("cpus", "numa_nodes", "nics", "rdma_devices", "gpus"):
+        assert key in topo
+    assert topo["cpus"] >= 1
+    custom = tmp_path / "topo.json"
+    custom.write_text('{"custom": 1}')
+    out = subprocess.run([sys.executable, "-c",
+                          "from ferry.engine import TransferEngine; print(TransferEngine().get_local_topology())"],
+                         env=dict(os.environ, MC_CUSTOM_TOPO_JSON=str(custom)),
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == {"custom": 1}
+    inner = engine.get_engine()
+    assert inner.get_rpc_port() == engine.get_rpc_port() > 0
+
+
+def test_initialize_variants():
+    e = TransferEngine()
+    assert e.get_rpc_port() < 0 and e.allocate_managed_buffer(16) == 0  # not initialized
+    assert e.initialize("127.0.0.1:7777", "etcd://127.0.0.1:2379", "tcp", "") < 0  # not built yet
+    assert e.initialize_ext("127.0.0.1", "", "tcp", "", "p2p") == 0
+    assert e.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") < 0  # twice
+    port = free_port()
+    out = subprocess.run([sys.executable, "-c",
+                          "from ferry.engine import TransferEngine; e = TransferEngine();"
+                          "print(e.initialize('127.0.0.1:%d', 'P2PHANDSHAKE', 'rdma', ''), e.get_rpc_port())" % port],
+                         env=dict(os.environ, MC_LEGACY_RPC_PORT_BINDING="1"),
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", str(port)]
+
+
+def test_transfer_timeout_env(peer):
+    out = subprocess.run([sys.executable, "-c", "import ferry.engine as f; e = f.TransferEngine();"
+                          "e.initialize('127.0.0.1', 'P2PHANDSHAKE', 'tcp', '');"
+                          "print(e.get_engine().get_segment_name())"],
+                         env=dict(os.environ, MC_TRANSFER_TIMEOUT="bogus"), capture_output=True, text=True)
+    assert "MC_TRANSFER_TIMEOUT" in out.stderr  # a clear complaint, not a crash
