@@ -66,10 +66,12 @@ void recordFailure(Task& task, const Status& status) {
 
 void completeSlice(Slice* slice, const Status& status) {
   Task& task = *slice->task;
-  if (status.ok())
+  if (status.ok()) {
     task.transferred.fetch_add(slice->length, std::memory_order_relaxed);
-  else
+    if (auto* moved = task.batch->bytes_moved) moved->fetch_add(slice->length, std::memory_order_relaxed);
+  } else {
     recordFailure(task, status);
+  }
   if (task.slices_left.fetch_sub(1, std::memory_order_acq_rel) == 1) settleTask(task);
 }
 

@@ -61,6 +61,7 @@ struct Batch {
   std::mutex mu;                   // guards size reservation, errors and waiting
   std::condition_variable cv;
   std::string first_error;  // message of the first failed slice, for logs
+  std::atomic<uint64_t>* bytes_moved = nullptr;  // the engine's metrics counter, if any
 };
 
 /// Maps a failed Status onto the task state it implies.

@@ -1,5 +1,6 @@
 #include "ferry/config.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,8 @@ static const char* kDefaults = R"({
   "polling_spin_us": 200,
   "wait_spin_us": 50,
   "log_level": "info",
+  "metrics": { "enable": false, "interval_s": 5 },
+  "rdma": { "bind_address": "" },
   "batch": { "max_size": 1048576 },
   "transports": {
     "local": { "enable": true },
@@ -112,6 +115,24 @@ Status Config::loadFromEnv() {
   }
   if (const char* v = std::getenv("MC_TCP_BIND_ADDRESS"); v && *v) set("rpc/bind_address", v);
   if (const char* v = std::getenv("MC_METADATA_SERVER"); v && *v) set("metadata/servers", v);
+  if (const char* v = std::getenv("MC_RDMA_BIND_ADDRESS"); v && *v) set("rdma/bind_address", v);
+  auto truthy = [](const char* v) {
+    std::string s(v);
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s == "1" || s == "true" || s == "yes" || s == "on";
+  };
+  if (const char* v = std::getenv("MC_TE_METRIC"); v && *v) set<bool>("metrics/enable", truthy(v));
+  if (const char* v = std::getenv("MC_TE_METRIC_INTERVAL_SECONDS"); v && *v) {
+    char* end = nullptr;
+    long secs = std::strtol(v, &end, 10);
+    if (end == v || secs <= 0)
+      return Status::InvalidArgument(std::string("MC_TE_METRIC_INTERVAL_SECONDS must be seconds > 0, got '") +
+                                     v + "'");
+    set<int64_t>("metrics/interval_s", secs);
+  }
+  // Only TCP, even for our own segment (the local copy path is off too).
+  if (const char* v = std::getenv("MC_FORCE_TCP"); v && *v && truthy(v))
+    set<bool>("transports/local/enable", false);
   if (const char* v = std::getenv("FERRY_POLLING"); v && *v)
     set<bool>("polling", std::string(v) == "1" || std::string(v) == "true");
   return Status::OK();

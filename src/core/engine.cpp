@@ -107,6 +107,10 @@ Status EngineImpl::init() {
   if (name_.empty()) name_ = net::joinHostPort(rpc_host_, rpc_server_.port());
 
   worker_ = std::thread([this] { workerLoop(); });
+  if (config_->get<bool>("metrics/enable", false)) {
+    auto every = std::chrono::seconds(std::max<int64_t>(1, config_->get<int64_t>("metrics/interval_s", 5)));
+    metrics_ = std::thread([this, every] { metricsLoop(every); });
+  }
   FERRY_LOG(INFO) << "engine '" << name_ << "' up: rpc " << net::joinHostPort(rpc_host_, rpcPort())
                   << ", transports " << [&] {
                        std::string s;
@@ -125,6 +129,7 @@ EngineImpl::~EngineImpl() {
     work_cv_.notify_all();
   }
   if (worker_.joinable()) worker_.join();
+  if (metrics_.joinable()) metrics_.join();
   std::lock_guard lock(alloc_mu_);
   for (auto& [addr, size] : allocations_) ::munmap(reinterpret_cast<void*>(addr), size);
 }
@@ -191,6 +196,18 @@ void EngineImpl::workerLoop() {
     lock.unlock();
     fn();
     lock.lock();
+  }
+}
+
+void EngineImpl::metricsLoop(std::chrono::seconds interval) {
+  uint64_t last = 0;
+  std::unique_lock lock(work_mu_);
+  while (!work_cv_.wait_for(lock, interval, [&] { return work_stop_; })) {
+    uint64_t now = bytes_moved_.load(std::memory_order_relaxed);
+    double mbps = static_cast<double>(now - last) / 1e6 / static_cast<double>(interval.count());
+    FERRY_LOG(INFO) << "metrics '" << name_ << "': " << mbps << " MB/s over the last "
+                    << interval.count() << " s, " << now << " bytes in total";
+    last = now;
   }
 }
 
@@ -428,7 +445,9 @@ BatchID EngineImpl::allocateBatch(size_t batch_size) {
   }
   std::lock_guard lock(batch_mu_);
   BatchID id = next_batch_id_++;
-  batches_[id] = std::make_shared<Batch>(id, batch_size);
+  auto batch = std::make_shared<Batch>(id, batch_size);
+  batch->bytes_moved = &bytes_moved_;
+  batches_[id] = std::move(batch);
   return id;
 }
 

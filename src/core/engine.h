@@ -95,6 +95,7 @@ class EngineImpl : public TransportContext {
   void deliverNotification(Notification n);
   void postWork(std::function<void()> fn);
   void workerLoop();
+  void metricsLoop(std::chrono::seconds interval);
 
   std::shared_ptr<Config> config_;
   Status init_status_;
@@ -128,6 +129,9 @@ class EngineImpl : public TransportContext {
   std::deque<std::function<void()>> work_;
   bool work_stop_ = false;
   std::thread worker_;
+
+  std::atomic<uint64_t> bytes_moved_{0};  // completed slice bytes, for MC_TE_METRIC
+  std::thread metrics_;
 };
 
 }  // namespace ferry

@@ -59,6 +59,22 @@ TEST(Config, ReadsEnvironment) {
   EXPECT_EQ(c.get<int>("rpc/port", 0), 4242);
   EXPECT_EQ(c.get<int>("transfer_timeout_ms", 0), 2500);
   EXPECT_EQ(c.get("rpc/bind_address", ""), "127.0.0.1");
+  ::setenv("MC_TE_METRIC", "yes", 1);
+  ::setenv("MC_TE_METRIC_INTERVAL_SECONDS", "2", 1);
+  ::setenv("MC_FORCE_TCP", "1", 1);
+  ::setenv("MC_RDMA_BIND_ADDRESS", "10.0.0.1", 1);
+  Config m;
+  st = m.loadFromEnv();
+  for (const char* v : {"MC_TE_METRIC", "MC_TE_METRIC_INTERVAL_SECONDS", "MC_FORCE_TCP", "MC_RDMA_BIND_ADDRESS"})
+    ::unsetenv(v);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(m.get<bool>("metrics/enable", false));
+  EXPECT_EQ(m.get<int>("metrics/interval_s", 0), 2);
+  EXPECT_FALSE(m.get<bool>("transports/local/enable", true));
+  EXPECT_EQ(m.get("rdma/bind_address", ""), "10.0.0.1");
+  ::setenv("MC_TE_METRIC_INTERVAL_SECONDS", "0", 1);
+  EXPECT_TRUE(Config().loadFromEnv().IsInvalidArgument());
+  ::unsetenv("MC_TE_METRIC_INTERVAL_SECONDS");
   ::setenv("MC_TRANSFER_TIMEOUT", "soon", 1);
   EXPECT_TRUE(Config().loadFromEnv().IsInvalidArgument());
   ::unsetenv("MC_TRANSFER_TIMEOUT");

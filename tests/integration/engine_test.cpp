@@ -4,6 +4,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/engine.h"
 #include "engine_pair.h"
 
 namespace ferry::test {
@@ -130,6 +131,21 @@ TEST_F(EngineTest, OwnSegmentUsesLocalCopy) {
   ASSERT_EQ(info.buffers.size(), 1u);
   EXPECT_EQ(info.buffers[0].base, addr(local));
   EXPECT_TRUE(a->closeSegment(self).ok());
+}
+
+TEST_F(EngineTest, ForceTcpServesOwnSegmentOverTcp) {
+  auto c = loopbackConfig();
+  c->set<bool>("transports/local/enable", false);  // what MC_FORCE_TCP sets
+  TransferEngine e(c);
+  ASSERT_TRUE(e.available());
+  std::vector<uint8_t> mem(8192);
+  fillPattern(mem.data(), 4096, 9);
+  ASSERT_TRUE(e.registerLocalMemory(mem.data(), mem.size()).ok());
+  SegmentID self;
+  ASSERT_TRUE(e.openSegment(self, e.getSegmentName()).ok());
+  EXPECT_EQ(e.impl()->transportName(self), "tcp");
+  ASSERT_TRUE(runBatch(e, {Request{Request::WRITE, mem.data(), self, addr(mem, 4096), 4096}}).ok());
+  EXPECT_EQ(std::memcmp(mem.data(), mem.data() + 4096, 4096), 0);
 }
 
 TEST_F(EngineTest, SegmentInfoAndBuffersRegisteredLater) {

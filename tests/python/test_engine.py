@@ -220,3 +220,31 @@ def test_transfer_timeout_env(peer):
                           "print(e.get_engine().get_segment_name())"],
                          env=dict(os.environ, MC_TRANSFER_TIMEOUT="bogus"), capture_output=True, text=True)
     assert "MC_TRANSFER_TIMEOUT" in out.stderr  # a clear complaint, not a crash
+
+
+def test_metrics_log_line(peer):
+    script = ("import time, numpy as np; from ferry.engine import TransferEngine;"
+              "e = TransferEngine(); assert e.initialize('127.0.0.1', 'P2PHANDSHAKE', 'tcp', '') == 0;"
+              "a = np.ones(1 << 20, dtype=np.uint8); assert e.register_memory(a.ctypes.data, a.nbytes) == 0;"
+              "t = time.time()\n"
+              "while time.time() - t < 1.6: assert e.transfer_sync_write('%s', a.ctypes.data, %d, a.nbytes) == 0"
+              % (peer.segment, peer.addr))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, MC_TE_METRIC="1", MC_TE_METRIC_INTERVAL_SECONDS="1"))
+    assert out.returncode == 0, out.stderr
+    assert "metrics" in out.stderr and "MB/s" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("alias", ["1", "0"])
+def test_pip_install_offline(tmp_path, alias):
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    env = dict(os.environ, FERRY_PYTHON_MOONCAKE_ALIAS=alias)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
+                    "--no-index", "--target", str(tmp_path / "site"), root],
+                   env=env, check=True, capture_output=True, timeout=600)
+    assert (tmp_path / "site" / "mooncake").exists() == (alias == "1")
+    check = ("from ferry.engine import TransferEngine; e = TransferEngine();"
+             "print(e.initialize('127.0.0.1', 'P2PHANDSHAKE', 'tcp', ''))")
+    out = subprocess.run([sys.executable, "-c", check], cwd=str(tmp_path), capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")), timeout=60)
+    assert out.stdout.strip() == "0", out.stderr
