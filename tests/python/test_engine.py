@@ -2,7 +2,9 @@
 import hashlib
 import json
 import os
+import signal
 import socket
+import time
 import subprocess
 import sys
 import threading
@@ -248,3 +250,24 @@ def test_pip_install_offline(tmp_path, alias):
     out = subprocess.run([sys.executable, "-c", check], cwd=str(tmp_path), capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")), timeout=60)
     assert out.stdout.strip() == "0", out.stderr
+
+
+def test_check_status_reports_timeout(peer, monkeypatch):
+    monkeypatch.setenv("MC_TRANSFER_TIMEOUT", "1")  # read by initialize
+    e = TransferEngine()
+    assert e.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
+    src = registered(e, 4 << 20)
+    assert e.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 4096) == 0
+    peer.proc.send_signal(signal.SIGSTOP)
+    try:
+        bid = e.transfer_submit_write(peer.segment, src.ctypes.data, peer.addr, src.nbytes)
+        assert bid > 0
+        start, status = time.time(), 0
+        while status == 0 and time.time() - start < 10:
+            status = e.transfer_check_status(bid)
+            time.sleep(0.01)
+        assert status == -2
+        assert 0.9 < time.time() - start < 5
+    finally:
+        peer.proc.send_signal(signal.SIGCONT)
+    assert e.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 4096) == 0  # recovered
