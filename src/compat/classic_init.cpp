@@ -28,6 +28,9 @@ Status classicConfig(const std::string& metadata, const std::string& local_serve
   uint16_t port = 0;
   if (local_server_name.find(':') != std::string::npos)
     net::parseHostPort(local_server_name, host, port).IgnoreError();
+  // With a metadata server the name is only a name ("node-x"); it is an address only when
+  // it is a literal IP. Otherwise we advertise where we really listen.
+  if (!p2p && !isLiteralIpv4(host) && host != "localhost") host.clear();
   if (!ip_or_host_name.empty()) host = ip_or_host_name;
   if (!host.empty()) config.set("rpc/advertise_address", host);
   // Listen where we advertise when it is a literal address (e.g. 127.0.0.1), else on all

@@ -67,10 +67,15 @@ Status EngineImpl::init() {
   if (!config_) return Status::InvalidArgument("null config");
   if (!std::getenv("FERRY_LOG_LEVEL") && config_->has("log_level"))
     log::setLevel(parseLevel(config_->get("log_level", "info"), log::INFO));
-  std::string meta = config_->get("metadata/type", "p2p");
-  if (meta != "p2p" && meta != "P2PHANDSHAKE")
-    return Status::NotImplemented("metadata type '" + meta +
-                                  "' is not built yet; use \"p2p\"");
+  if (std::string embed = config_->get("metadata/embedded_server", ""); !embed.empty()) {
+    // Host the HTTP metadata service in this process (small clusters, tests).
+    MetadataServer::Options mo;
+    FERRY_RETURN_IF_ERROR(net::parseHostPort(embed, mo.bind_address, mo.port));
+    embedded_store_ = std::make_unique<MetadataServer>();
+    FERRY_RETURN_IF_ERROR(embedded_store_->start(mo));
+  }
+  FERRY_RETURN_IF_ERROR(createMetadataStore(*config_, store_));
+  cluster_ = config_->get("metadata/cluster_id", "default");
   int64_t timeout_ms = config_->get<int64_t>("transfer_timeout_ms", 30000);
   if (timeout_ms <= 0) return Status::InvalidArgument("transfer_timeout_ms must be > 0");
   transfer_timeout_ns_ = timeout_ms * 1000000;
@@ -106,6 +111,15 @@ Status EngineImpl::init() {
   name_ = config_->get("local_segment_name", "");
   if (name_.empty()) name_ = net::joinHostPort(rpc_host_, rpc_server_.port());
 
+  if (store_) {
+    // Fail fast and clearly when the store is unreachable at start (bounded by the
+    // connect timeout), rather than run unseen.
+    Status st = store_->put(segmentKey(cluster_, name_), localDescriptor().toJson());
+    if (!st.ok())
+      return Status(st.code(), "cannot publish segment '" + name_ + "' to " + store_->describe() +
+                                   ": " + st.message());
+    keeper_ = std::thread([this] { keeperLoop(); });
+  }
   worker_ = std::thread([this] { workerLoop(); });
   if (config_->get<bool>("metrics/enable", false)) {
     auto every = std::chrono::seconds(std::max<int64_t>(1, config_->get<int64_t>("metrics/interval_s", 5)));
@@ -121,6 +135,10 @@ Status EngineImpl::init() {
 }
 
 EngineImpl::~EngineImpl() {
+  if (store_ && init_status_.ok()) {
+    Status st = store_->remove(segmentKey(cluster_, name_));  // a clean exit leaves no entry
+    if (!st.ok()) FERRY_LOG(WARN) << "could not remove segment '" << name_ << "': " << st.ToString();
+  }
   rpc_server_.stop();
   for (auto& t : transports_) t->stop();
   {
@@ -130,6 +148,8 @@ EngineImpl::~EngineImpl() {
   }
   if (worker_.joinable()) worker_.join();
   if (metrics_.joinable()) metrics_.join();
+  if (keeper_.joinable()) keeper_.join();
+  if (embedded_store_) embedded_store_->stop();
   std::lock_guard lock(alloc_mu_);
   for (auto& [addr, size] : allocations_) ::munmap(reinterpret_cast<void*>(addr), size);
 }
@@ -197,6 +217,45 @@ void EngineImpl::workerLoop() {
     fn();
     lock.lock();
   }
+}
+
+void EngineImpl::publish() {
+  if (!store_) return;
+  Status st = store_->put(segmentKey(cluster_, name_), localDescriptor().toJson());
+  if (!st.ok()) {
+    FERRY_LOG(WARN) << "publishing segment '" << name_ << "' failed (will retry): " << st.ToString();
+    publish_pending_ = true;
+  }
+}
+
+// Retries a failed publish with backoff until the store is back.
+void EngineImpl::keeperLoop() {
+  auto backoff = std::chrono::milliseconds(100);
+  std::unique_lock lock(work_mu_);
+  while (!work_cv_.wait_for(lock, backoff, [&] { return work_stop_; })) {
+    if (!publish_pending_.exchange(false)) {
+      backoff = std::chrono::milliseconds(100);
+      continue;
+    }
+    lock.unlock();
+    Status st = store_->put(segmentKey(cluster_, name_), localDescriptor().toJson());
+    lock.lock();
+    if (st.ok()) {
+      FERRY_LOG(INFO) << "segment '" << name_ << "' published to " << store_->describe();
+    } else {
+      publish_pending_ = true;
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    }
+  }
+}
+
+Status EngineImpl::lookupInStore(const std::string& name, SegmentDescriptor& out) {
+  std::string text;
+  Status st = store_->get(segmentKey(cluster_, name), text);
+  if (st.IsNotFound())
+    return Status::NotFound("segment '" + name + "' is not registered in " + store_->describe());
+  if (!st.ok()) return st;
+  return SegmentDescriptor::fromJson(text, out);
 }
 
 void EngineImpl::metricsLoop(std::chrono::seconds interval) {
@@ -271,6 +330,7 @@ Status EngineImpl::registerLocalMemory(void* addr, size_t size, const MemoryOpti
       return st;
     }
   }
+  publish();
   return Status::OK();
 }
 
@@ -278,6 +338,7 @@ Status EngineImpl::unregisterLocalMemory(void* addr, size_t size) {
   BufferDesc d;
   FERRY_RETURN_IF_ERROR(registry_.remove(reinterpret_cast<uint64_t>(addr), size, &d));
   for (auto& t : transports_) t->unregisterMemory(d).IgnoreError();
+  publish();
   return Status::OK();
 }
 
@@ -298,10 +359,22 @@ Status EngineImpl::fetchDescriptor(const PeerEndpoint& peer, SegmentDescriptor& 
 }
 
 Status EngineImpl::refreshDescriptor(SegmentEntry& seg) {
-  if (seg.peer.is_self) return Status::OK();
+  PeerEndpoint peer = seg.endpoint();
+  if (peer.is_self) return Status::OK();
   auto fresh = std::make_shared<SegmentDescriptor>();
-  FERRY_RETURN_IF_ERROR(fetchDescriptor(seg.peer, *fresh));
+  if (seg.via_store) {
+    // The store knows where the segment lives now (a restart may have moved its port).
+    FERRY_RETURN_IF_ERROR(lookupInStore(seg.name, *fresh));
+  } else {
+    FERRY_RETURN_IF_ERROR(fetchDescriptor(peer, *fresh));
+  }
   std::lock_guard lock(seg.mu);
+  if (seg.via_store && (fresh->rpc_host != seg.peer.host || fresh->rpc_port != seg.peer.port)) {
+    FERRY_LOG(INFO) << "segment '" << seg.name << "' moved to "
+                    << net::joinHostPort(fresh->rpc_host, fresh->rpc_port);
+    seg.peer.host = fresh->rpc_host;
+    seg.peer.port = fresh->rpc_port;
+  }
   if (seg.desc && seg.desc->instance_id != fresh->instance_id)
     FERRY_LOG(INFO) << "segment '" << seg.name << "' restarted (instance "
                     << seg.desc->instance_id << " -> " << fresh->instance_id << ")";
@@ -310,7 +383,8 @@ Status EngineImpl::refreshDescriptor(SegmentEntry& seg) {
 }
 
 Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
-                              std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle) {
+                              std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle,
+                              bool via_store) {
   Transport* t = transportFor(peer);
   if (!t) return Status::Unavailable("no transport can reach segment '" + name + "'");
   std::lock_guard lock(seg_mu_);
@@ -329,6 +403,7 @@ Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
   seg->id = next_segment_id_++;
   seg->name = name;
   seg->refs = 1;
+  seg->via_store = via_store;
   seg->peer = std::move(peer);
   seg->transport = t;
   seg->desc = std::move(desc);
@@ -348,6 +423,14 @@ Status EngineImpl::openSegment(SegmentID& handle, const std::string& name) {
     peer.port = rpcPort();
     peer.machine_id = machine_id_;
     return addSegment(name_, peer, nullptr, handle);
+  }
+  if (store_) {
+    auto desc = std::make_shared<SegmentDescriptor>();
+    FERRY_RETURN_IF_ERROR(lookupInStore(name, *desc));
+    peer.host = desc->rpc_host;
+    peer.port = desc->rpc_port;
+    peer.machine_id = desc->machine_id;
+    return addSegment(name, peer, std::move(desc), handle, /*via_store=*/true);
   }
   Status st = net::parseHostPort(name, peer.host, peer.port);
   if (!st.ok())
@@ -386,7 +469,7 @@ Status EngineImpl::getSegmentInfo(SegmentID handle, SegmentInfo& info) {
   auto seg = findSegment(handle);
   if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(handle));
   std::vector<BufferDesc> bufs;
-  if (seg->peer.is_self) {
+  if (seg->endpoint().is_self) {
     bufs = registry_.snapshot();
   } else {
     Status st = refreshDescriptor(*seg);
@@ -484,7 +567,7 @@ Status EngineImpl::freeBatch(BatchID id) {
 }
 
 Status EngineImpl::validateTarget(SegmentEntry& seg, const Request& req) {
-  if (seg.peer.is_self) {
+  if (seg.endpoint().is_self) {
     Status st = registry_.checkLocal(req.target_offset, req.length);
     if (!st.ok()) return Status::InvalidArgument("target: " + st.message());
     return Status::OK();
@@ -606,7 +689,7 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
       ++j;
     }
     SegmentEntry& seg = *segs[i];
-    Status st = seg.transport->submit(seg.peer, run.data(), run.size());
+    Status st = seg.transport->submit(seg.endpoint(), run.data(), run.size());
     if (!st.ok()) {
       for (size_t k = i; k < j; ++k) failTask(batch->tasks[first + k], st);
       if (result.ok()) result = st;
@@ -683,11 +766,12 @@ Status EngineImpl::sendNotification(SegmentID target, const Notification& notifi
   if (notifi.name.size() + notifi.msg.size() > wire::kMaxNotifyBytes)
     return Status::InvalidArgument("notification larger than " +
                                    std::to_string(wire::kMaxNotifyBytes) + " bytes");
-  if (seg->peer.is_self) {
+  PeerEndpoint peer = seg->endpoint();
+  if (peer.is_self) {
     deliverNotification(notifi);
     return Status::OK();
   }
-  return rpc_client_->call(seg->peer.host, seg->peer.port, MsgType::kNotify,
+  return rpc_client_->call(peer.host, peer.port, MsgType::kNotify,
                            wire::encodeNotify(notifi));
 }
 

@@ -19,6 +19,8 @@
 #include "core/batch.h"
 #include "core/descriptor.h"
 #include "core/memory_registry.h"
+#include "metadata/metadata_server.h"
+#include "metadata/metadata_store.h"
 #include "ferry/config.h"
 #include "ferry/transfer_engine.h"
 #include "transport/transport.h"
@@ -75,10 +77,15 @@ class EngineImpl : public TransportContext {
     SegmentID id = 0;
     std::string name;
     int refs = 0;
-    PeerEndpoint peer;
+    bool via_store = false;  // found through the metadata store (refresh there too)
     Transport* transport = nullptr;
     std::mutex mu;
-    std::shared_ptr<const SegmentDescriptor> desc;  // null for our own segment
+    PeerEndpoint peer;                              // guarded by mu: a refresh may move it
+    std::shared_ptr<const SegmentDescriptor> desc;  // guarded by mu; null for our own segment
+    PeerEndpoint endpoint() {
+      std::lock_guard lock(mu);
+      return peer;
+    }
   };
 
   Status init();
@@ -91,8 +98,13 @@ class EngineImpl : public TransportContext {
   // Checks the target range of a request against the segment (refreshing once on a miss).
   Status validateTarget(SegmentEntry& seg, const Request& req);
   Status addSegment(const std::string& name, PeerEndpoint peer,
-                    std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle);
+                    std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle,
+                    bool via_store = false);
   void deliverNotification(Notification n);
+  // Publishes our descriptor to the metadata store; on failure the keeper retries.
+  void publish();
+  void keeperLoop();
+  Status lookupInStore(const std::string& name, SegmentDescriptor& out);
   void postWork(std::function<void()> fn);
   void workerLoop();
   void metricsLoop(std::chrono::seconds interval);
@@ -129,6 +141,12 @@ class EngineImpl : public TransportContext {
   std::deque<std::function<void()>> work_;
   bool work_stop_ = false;
   std::thread worker_;
+
+  std::unique_ptr<MetadataServer> embedded_store_;  // metadata/embedded_server
+  std::unique_ptr<MetadataStore> store_;            // null with p2p
+  std::string cluster_;
+  std::atomic<bool> publish_pending_{false};
+  std::thread keeper_;
 
   std::atomic<uint64_t> bytes_moved_{0};  // completed slice bytes, for MC_TE_METRIC
   std::thread metrics_;

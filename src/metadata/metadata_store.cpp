@@ -1,0 +1,27 @@
+#include "metadata/metadata_store.h"
+
+#include "metadata/http_store.h"
+
+namespace ferry {
+
+std::string segmentKey(const std::string& cluster, const std::string& segment_name) {
+  return "ferry/" + cluster + "/segments/" + segment_name;
+}
+
+Status createMetadataStore(const Config& config, std::unique_ptr<MetadataStore>& out) {
+  out.reset();
+  std::string type = config.get("metadata/type", "p2p");
+  std::string servers = config.get("metadata/servers", "");
+  int timeout_ms = config.get<int>("connect_timeout_ms", 3000);
+  if (type == "p2p" || type == "P2PHANDSHAKE") return Status::OK();
+  if (type == "http") {
+    if (servers.empty()) return Status::InvalidArgument("metadata type http needs metadata/servers (a URL)");
+    return HttpStore::create(servers, timeout_ms, out);
+  }
+  if (type == "etcd" || type == "redis")
+    return Status::NotImplemented("metadata type '" + type +
+                                  "' is not built yet (available: p2p, http)");
+  return Status::InvalidArgument("unknown metadata type '" + type + "' (p2p, http, etcd, redis)");
+}
+
+}  // namespace ferry

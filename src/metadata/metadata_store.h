@@ -1,0 +1,32 @@
+// Where engines publish and find segment descriptors when not p2p. One interface; the
+// engine never knows which store it talks to.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "ferry/config.h"
+#include "ferry/status.h"
+
+namespace ferry {
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+  /// NotFound when the key is absent; Unavailable when the store cannot be reached.
+  virtual Status get(const std::string& key, std::string& value) = 0;
+  virtual Status put(const std::string& key, const std::string& value) = 0;
+  /// OK also when the key was already absent.
+  virtual Status remove(const std::string& key) = 0;
+  /// "http://host:port/metadata", for messages.
+  virtual std::string describe() const = 0;
+};
+
+/// The store for config `metadata/type` + `metadata/servers`; `out` stays null for p2p.
+/// Types not built yet are NotImplemented.
+Status createMetadataStore(const Config& config, std::unique_ptr<MetadataStore>& out);
+
+/// Key of a segment's descriptor: "ferry/<cluster>/segments/<name>".
+std::string segmentKey(const std::string& cluster, const std::string& segment_name);
+
+}  // namespace ferry
