@@ -23,6 +23,7 @@
 #include "core/engine.h"
 #include "ferry/transfer_engine.h"
 #include "flags.h"
+#include "metadata/metadata_store.h"
 
 using namespace ferry;
 using Clock = std::chrono::steady_clock;
@@ -53,8 +54,11 @@ std::shared_ptr<Config> makeConfig(const tools::Flags& f, const std::string& ser
   auto c = std::make_shared<Config>();
   Status st = c->loadFromEnv();
   if (!st.ok()) std::cerr << "warning: " << st.ToString() << "\n";
-  std::string meta = f.str("metadata_server");
-  if (!meta.empty() && meta != "P2PHANDSHAKE" && meta != "p2p") c->set("metadata/type", meta);
+  std::string type, servers;
+  parseMetadataUri(f.str("metadata_server"), type, servers);
+  c->set("metadata/type", type);
+  if (type != "p2p") c->set("metadata/servers", servers);
+  if (!f.str("segment_name").empty()) c->set("local_segment_name", f.str("segment_name"));
   if (!server_name.empty()) {
     auto colon = server_name.rfind(':');
     if (colon != std::string::npos) {
@@ -296,6 +300,11 @@ int runLoopback(tools::Flags& f, const char* self) {
   std::vector<std::string> args = {self, "--mode=target", "--local_server_name=127.0.0.1:0",
                                    "--exit_on_stdin_close"};
   for (auto& a : f.forward({"buffer_size", "protocol", "metadata_server"})) args.push_back(a);
+  // Through a metadata service the target is found by name: give it a unique one
+  // (with p2p its name is its address).
+  std::string meta_type, meta_servers;
+  parseMetadataUri(f.str("metadata_server"), meta_type, meta_servers);
+  if (meta_type != "p2p") args.push_back("--segment_name=ferry-bench-target-" + std::to_string(::getpid()));
   if (f.boolean("polling")) args.push_back("--polling");
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -363,6 +372,7 @@ int main(int argc, char** argv) {
   f.define("metadata_server", "P2PHANDSHAKE", "metadata service (P2PHANDSHAKE: none)");
   f.define("segment_id", "", "target segment name (initiator mode)");
   f.define("local_server_name", "", "this engine's bind address as host[:port]");
+  f.define("segment_name", "", "this engine's segment name (default host:port)");
   f.define("verify", "false", "check every byte moved", true);
   f.define("json", "false", "end with one JSON line of results", true);
   f.define("polling", "false", "busy-poll for completions (lower latency, burns a core)", true);

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "common/net.h"
+#include "metadata/metadata_store.h"
 
 namespace ferry::compat {
 
@@ -17,11 +18,12 @@ Status classicConfig(const std::string& metadata, const std::string& local_serve
   FERRY_RETURN_IF_ERROR(config.loadFromEnv());
   std::string meta = metadata;
   if (meta.empty()) meta = config.get("metadata/servers", "");
-  bool p2p = meta.empty() || meta == "P2PHANDSHAKE" || meta == "p2p";
+  std::string type, servers;
+  parseMetadataUri(meta, type, servers);
+  bool p2p = type == "p2p";
   if (!p2p) {
-    auto scheme = meta.find("://");
-    config.set("metadata/type", scheme == std::string::npos ? "etcd" : meta.substr(0, scheme));
-    config.set("metadata/servers", meta);
+    config.set("metadata/type", type);
+    config.set("metadata/servers", servers);
     config.set("local_segment_name", local_server_name);
   }
   std::string host = local_server_name;

@@ -514,7 +514,14 @@ Status EngineImpl::importRemoteSegment(SegmentID& handle, const std::string& sha
 Status EngineImpl::probe(const std::string& segment_name) {
   std::string host;
   uint16_t port;
-  FERRY_RETURN_IF_ERROR(net::parseHostPort(segment_name, host, port));
+  Status addr = net::parseHostPort(segment_name, host, port);
+  if (store_) {  // a registered name first, then a plain host:port
+    SegmentDescriptor desc;
+    Status st = lookupInStore(segment_name, desc);
+    if (st.ok()) return rpc_client_->call(desc.rpc_host, desc.rpc_port, MsgType::kProbe, {});
+    if (!addr.ok()) return st;
+  }
+  FERRY_RETURN_IF_ERROR(addr);
   return rpc_client_->call(host, port, MsgType::kProbe, {});
 }
 

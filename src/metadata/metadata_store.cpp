@@ -8,6 +8,17 @@ std::string segmentKey(const std::string& cluster, const std::string& segment_na
   return "ferry/" + cluster + "/segments/" + segment_name;
 }
 
+void parseMetadataUri(const std::string& uri, std::string& type, std::string& servers) {
+  servers = uri;
+  if (uri.empty() || uri == "P2PHANDSHAKE" || uri == "p2p") {
+    type = "p2p";
+    servers.clear();
+    return;
+  }
+  auto scheme = uri.find("://");
+  type = scheme == std::string::npos ? "etcd" : uri.substr(0, scheme);
+}
+
 Status createMetadataStore(const Config& config, std::unique_ptr<MetadataStore>& out) {
   out.reset();
   std::string type = config.get("metadata/type", "p2p");

@@ -26,6 +26,11 @@ class MetadataStore {
 /// Types not built yet are NotImplemented.
 Status createMetadataStore(const Config& config, std::unique_ptr<MetadataStore>& out);
 
+/// Splits a metadata connection string into config metadata/type + metadata/servers:
+/// "P2PHANDSHAKE"/"p2p"/"" -> p2p; "http://h:p/path" -> http; "etcd://h:p[,h:p]" -> etcd;
+/// "redis://[user:pass@]h:p[/db]" -> redis; a bare "h:p" -> etcd (the classic default).
+void parseMetadataUri(const std::string& uri, std::string& type, std::string& servers);
+
 /// Key of a segment's descriptor: "ferry/<cluster>/segments/<name>".
 std::string segmentKey(const std::string& cluster, const std::string& segment_name);
 

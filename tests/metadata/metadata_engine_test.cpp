@@ -145,6 +145,17 @@ TEST_F(HttpMetadata, PeerRestartedElsewhereUnderTheSameName) {
   EXPECT_EQ(dst2[0], 3);
 }
 
+TEST_F(HttpMetadata, FerryBenchLoopbackThroughTheService) {
+  ChildProcess bench;
+  ASSERT_TRUE(bench.start({binPath("ferry-bench"), "--mode=loopback", "--metadata_server=" + url,
+                           "--duration=0.5", "--buffer_size=16M", "--block_size=65536",
+                           "--batch_size=16", "--verify", "--json"}));
+  std::string line, last;
+  while (!(line = bench.readLine(std::chrono::seconds(60))).empty()) last = line;
+  EXPECT_NE(last.find("\"verified\":true"), std::string::npos) << last;
+  EXPECT_EQ(bench.wait(), 0);
+}
+
 TEST(EmbeddedMetadata, EngineHostsTheService) {
   uint16_t port = freePort();
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metadata";

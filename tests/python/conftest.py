@@ -46,16 +46,73 @@ class Peer:
                 self.proc.kill()
 
 
+BIN = os.path.join(os.environ.get("FERRY_BUILD_DIR", os.path.join(HERE, "..", "..", "build")), "bin")
+
+
+class MetadataServer:
+    """The real ferry-metadata binary on a free port of 127.0.0.1."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([os.path.join(BIN, "ferry-metadata"), "--host=127.0.0.1", "--port=0"],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == "LISTENING", line
+        self.url = "http://%s/metadata" % line[1]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture(params=["p2p", "http"])
+def backend(request, monkeypatch):
+    """Every test using `engine`/`peer` runs with p2p and through an HTTP metadata server."""
+    if request.param == "p2p":
+        yield ""
+        return
+    server = MetadataServer()
+    # Engines advertise where they listen: keep that on loopback.
+    monkeypatch.setenv("MC_TCP_BIND_ADDRESS", "127.0.0.1")
+    yield server.url
+    server.stop()
+
+
 @pytest.fixture
-def peer():
+def metadata_url(monkeypatch):
+    server = MetadataServer()
+    monkeypatch.setenv("MC_TCP_BIND_ADDRESS", "127.0.0.1")
+    yield server.url
+    server.stop()
+
+
+_names = iter(range(1 << 30))
+
+
+def initialize(engine, url):
+    if url:
+        return engine.initialize("node-%d-%d" % (os.getpid(), next(_names)), url, "tcp", "")
+    return engine.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "")
+
+
+@pytest.fixture
+def peer(backend):
+    env = dict(os.environ, FERRY_TEST_METADATA_URL=backend,
+               FERRY_TEST_SEGMENT_NAME="peer-%d" % next(_names) if backend else "127.0.0.1")
+    p = Peer(env)
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def p2p_peer():
     p = Peer()
     yield p
     p.stop()
 
 
 @pytest.fixture
-def engine():
+def engine(backend):
     from mooncake.engine import TransferEngine
     e = TransferEngine()
-    assert e.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
+    assert initialize(e, backend) == 0
     return e

@@ -6,6 +6,7 @@ registered numpy buffer. Prints one JSON line, then serves commands on stdin:
 """
 import hashlib
 import json
+import os
 import sys
 
 import numpy as np
@@ -14,13 +15,15 @@ from mooncake.engine import TransferEngine
 SIZE = 8 << 20
 
 engine = TransferEngine()
-if engine.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") != 0:
+META = os.environ.get("FERRY_TEST_METADATA_URL", "")  # empty: p2p
+NAME = os.environ.get("FERRY_TEST_SEGMENT_NAME", "127.0.0.1")
+if engine.initialize(NAME, META or "P2PHANDSHAKE", "tcp", "") != 0:
     print(json.dumps({"error": "initialize failed"}), flush=True)
     sys.exit(1)
 buf = np.arange(SIZE, dtype=np.uint64).astype(np.uint8)  # a known pattern
 addr = buf.ctypes.data
 assert engine.register_memory(addr, SIZE) == 0
-print(json.dumps({"segment": "127.0.0.1:%d" % engine.get_rpc_port(), "addr": addr, "len": SIZE}),
+print(json.dumps({"segment": engine.get_engine().get_segment_name(), "addr": addr, "len": SIZE}),
       flush=True)
 
 for line in sys.stdin:

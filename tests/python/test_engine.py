@@ -71,7 +71,7 @@ def test_managed_buffers(engine, peer):
         assert engine.free_managed_buffer(a, n) == 0
     assert engine.free_managed_buffer(addr, 1 << 20) == 0
     assert engine.free_managed_buffer(addr, 1 << 20) < 0  # double free
-    assert engine.get_first_buffer_address("127.0.0.1:%d" % engine.get_rpc_port()) != 0
+    assert engine.get_first_buffer_address(engine.get_engine().get_segment_name()) != 0
 
 
 def test_batch_sync_and_async(engine, peer):
@@ -216,7 +216,7 @@ def test_initialize_variants():
     assert out.stdout.split() == ["0", str(port)]
 
 
-def test_transfer_timeout_env(peer):
+def test_transfer_timeout_env():
     out = subprocess.run([sys.executable, "-c", "import ferry.engine as f; e = f.TransferEngine();"
                           "e.initialize('127.0.0.1', 'P2PHANDSHAKE', 'tcp', '');"
                           "print(e.get_engine().get_segment_name())"],
@@ -224,7 +224,8 @@ def test_transfer_timeout_env(peer):
     assert "MC_TRANSFER_TIMEOUT" in out.stderr  # a clear complaint, not a crash
 
 
-def test_metrics_log_line(peer):
+def test_metrics_log_line(p2p_peer):
+    peer = p2p_peer
     script = ("import time, numpy as np; from ferry.engine import TransferEngine;"
               "e = TransferEngine(); assert e.initialize('127.0.0.1', 'P2PHANDSHAKE', 'tcp', '') == 0;"
               "a = np.ones(1 << 20, dtype=np.uint8); assert e.register_memory(a.ctypes.data, a.nbytes) == 0;"
@@ -252,7 +253,8 @@ def test_pip_install_offline(tmp_path, alias):
     assert out.stdout.strip() == "0", out.stderr
 
 
-def test_check_status_reports_timeout(peer, monkeypatch):
+def test_check_status_reports_timeout(p2p_peer, monkeypatch):
+    peer = p2p_peer
     monkeypatch.setenv("MC_TRANSFER_TIMEOUT", "1")  # read by initialize
     e = TransferEngine()
     assert e.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
@@ -271,3 +273,17 @@ def test_check_status_reports_timeout(peer, monkeypatch):
     finally:
         peer.proc.send_signal(signal.SIGCONT)
     assert e.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 4096) == 0  # recovered
+
+
+def test_first_buffer_of_a_peer_by_name(engine, peer):
+    assert engine.get_first_buffer_address(peer.segment) == peer.addr
+    assert engine.get_first_buffer_address("no-such-segment") == 0
+
+
+def test_http_metadata_names(metadata_url):
+    e = TransferEngine()
+    assert e.initialize("kv-prefill-7", metadata_url, "tcp", "") == 0
+    assert e.get_engine().get_segment_name() == "kv-prefill-7"
+    other = TransferEngine()
+    assert other.initialize("kv-prefill-7", metadata_url, "tcp", "") == 0  # same name: the newer wins
+    assert other.send_probe("127.0.0.1:%d" % e.get_rpc_port()) == 0
