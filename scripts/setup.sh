@@ -9,6 +9,7 @@ packages=(
   clang libclang-rt-14-dev      # libFuzzer target and sanitizers
   iperf3                        # reference figures in bench/
   python3 python3-dev pybind11-dev python3-numpy python3-pytest python3-setuptools  # Python API
+  etcd-server redis-server libhiredis-dev  # metadata backends; tests start their own servers
 )
 
 missing=()

@@ -15,7 +15,8 @@ using json = nlohmann::json;
 // Every key Ferry reads, with its default. `ferry-info --config` prints this table.
 static const char* kDefaults = R"({
   "local_segment_name": "",
-  "metadata": { "type": "p2p", "servers": "" },
+  "metadata": { "type": "p2p", "servers": "", "cluster_id": "default", "lease_ttl_s": 10,
+                "embedded_server": "" },
   "rpc": {
     "bind_address": "0.0.0.0",
     "advertise_address": "",
@@ -115,6 +116,7 @@ Status Config::loadFromEnv() {
   }
   if (const char* v = std::getenv("MC_TCP_BIND_ADDRESS"); v && *v) set("rpc/bind_address", v);
   if (const char* v = std::getenv("MC_METADATA_SERVER"); v && *v) set("metadata/servers", v);
+  if (const char* v = std::getenv("MC_METADATA_CLUSTER_ID"); v && *v) set("metadata/cluster_id", v);
   if (const char* v = std::getenv("MC_RDMA_BIND_ADDRESS"); v && *v) set("rdma/bind_address", v);
   auto truthy = [](const char* v) {
     std::string s(v);

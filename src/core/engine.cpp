@@ -228,24 +228,35 @@ void EngineImpl::publish() {
   }
 }
 
-// Retries a failed publish with backoff until the store is back.
+// Keeps our entry alive (etcd lease, Redis TTL) and republishes, with backoff, after a
+// failed publish or a lost lease, until the store is back.
 void EngineImpl::keeperLoop() {
+  using Clock = std::chrono::steady_clock;
+  const auto keepalive_every = std::chrono::milliseconds(store_->keepAliveIntervalMs());
+  auto next_keepalive = Clock::now() + keepalive_every;
   auto backoff = std::chrono::milliseconds(100);
   std::unique_lock lock(work_mu_);
   while (!work_cv_.wait_for(lock, backoff, [&] { return work_stop_; })) {
-    if (!publish_pending_.exchange(false)) {
-      backoff = std::chrono::milliseconds(100);
-      continue;
-    }
     lock.unlock();
-    Status st = store_->put(segmentKey(cluster_, name_), localDescriptor().toJson());
-    lock.lock();
-    if (st.ok()) {
-      FERRY_LOG(INFO) << "segment '" << name_ << "' published to " << store_->describe();
-    } else {
-      publish_pending_ = true;
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    if (keepalive_every.count() > 0 && Clock::now() >= next_keepalive) {
+      next_keepalive = Clock::now() + keepalive_every;
+      Status st = store_->keepAlive();
+      if (!st.ok()) {
+        FERRY_LOG(WARN) << "keep-alive of segment '" << name_ << "' failed: " << st.ToString();
+        publish_pending_ = true;
+      }
     }
+    if (publish_pending_.exchange(false)) {
+      Status st = store_->put(segmentKey(cluster_, name_), localDescriptor().toJson());
+      if (st.ok()) {
+        FERRY_LOG(INFO) << "segment '" << name_ << "' published to " << store_->describe();
+        backoff = std::chrono::milliseconds(100);
+      } else {
+        publish_pending_ = true;
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      }
+    }
+    lock.lock();
   }
 }
 

@@ -1,6 +1,8 @@
 #include "metadata/metadata_store.h"
 
+#include "metadata/etcd_store.h"
 #include "metadata/http_store.h"
+#include "metadata/redis_store.h"
 
 namespace ferry {
 
@@ -29,9 +31,9 @@ Status createMetadataStore(const Config& config, std::unique_ptr<MetadataStore>&
     if (servers.empty()) return Status::InvalidArgument("metadata type http needs metadata/servers (a URL)");
     return HttpStore::create(servers, timeout_ms, out);
   }
-  if (type == "etcd" || type == "redis")
-    return Status::NotImplemented("metadata type '" + type +
-                                  "' is not built yet (available: p2p, http)");
+  int ttl_s = config.get<int>("metadata/lease_ttl_s", 10);
+  if (type == "etcd") return EtcdStore::create(servers, timeout_ms, ttl_s, out);
+  if (type == "redis") return RedisStore::create(servers, timeout_ms, ttl_s, out);
   return Status::InvalidArgument("unknown metadata type '" + type + "' (p2p, http, etcd, redis)");
 }
 

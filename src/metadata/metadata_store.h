@@ -20,6 +20,11 @@ class MetadataStore {
   virtual Status remove(const std::string& key) = 0;
   /// "http://host:port/metadata", for messages.
   virtual std::string describe() const = 0;
+  /// Keeps what we published alive (etcd lease, Redis TTL) so that a crashed engine's
+  /// entries vanish on their own. NotFound: it was lost (expired), publish again.
+  virtual Status keepAlive() { return Status::OK(); }
+  /// How often keepAlive() must run; 0 when the store needs no keep-alive.
+  virtual int keepAliveIntervalMs() const { return 0; }
 };
 
 /// The store for config `metadata/type` + `metadata/servers`; `out` stays null for p2p.

@@ -35,12 +35,16 @@ TEST_F(EngineTest, ConfiguredNameAndPort) {
   EXPECT_EQ(clash.allocateBatch(1), 0u);
 }
 
-TEST_F(EngineTest, UnbuiltMetadataBackendFailsClearly) {
+TEST_F(EngineTest, BadMetadataConfigFailsClearly) {
   auto c = loopbackConfig();
-  c->set("metadata/type", "etcd");
+  c->set("metadata/type", "zookeeper");
   TransferEngine e(c);
   EXPECT_FALSE(e.available());
-  EXPECT_EQ(e.initStatus().code(), Status::Code::kNotImplemented);
+  EXPECT_TRUE(e.initStatus().IsInvalidArgument()) << e.initStatus().ToString();
+  auto d = loopbackConfig();
+  d->set("metadata/type", "http");  // no servers given
+  TransferEngine f(d);
+  EXPECT_TRUE(f.initStatus().IsInvalidArgument()) << f.initStatus().ToString();
 }
 
 TEST_F(EngineTest, ConfigFromFilePathAndEnvironment) {

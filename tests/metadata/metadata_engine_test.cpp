@@ -9,6 +9,8 @@
 
 #include "common/http.h"
 #include "common/net.h"
+#include "metadata/metadata_store.h"
+#include <sys/stat.h>
 #include "test_util.h"
 
 namespace ferry::test {
@@ -23,36 +25,91 @@ uint16_t freePort() {
   return port;
 }
 
-class HttpMetadata : public ::testing::Test {
+// A real metadata service on a free port of 127.0.0.1: ferry-metadata, etcd or
+// redis-server, each with its own temporary directory, stopped by pid.
+class MetadataBackend : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { startServer(freePort()); }
+  void TearDown() override { server.reset(); }
+
   void startServer(uint16_t port) {
+    const std::string& kind = GetParam();
+    std::string dir = ::testing::TempDir() + "/ferry_meta_" + std::to_string(::getpid()) + "_" +
+                      std::to_string(port) + "_" + std::to_string(++starts_);
+    std::vector<std::string> argv;
+    if (kind == "http") {
+      argv = {binPath("ferry-metadata"), "--host=127.0.0.1", "--port=" + std::to_string(port)};
+      url = "http://127.0.0.1:" + std::to_string(port) + "/metadata";
+    } else if (kind == "etcd") {
+      std::string peer = "http://127.0.0.1:" + std::to_string(freePort());
+      std::string client = "http://127.0.0.1:" + std::to_string(port);
+      argv = {"/usr/bin/etcd", "--name=t", "--data-dir=" + dir, "--listen-client-urls=" + client,
+              "--advertise-client-urls=" + client, "--listen-peer-urls=" + peer,
+              "--initial-advertise-peer-urls=" + peer, "--initial-cluster=t=" + peer, "--log-level=error"};
+      url = "etcd://127.0.0.1:" + std::to_string(port);
+    } else {
+      ::mkdir(dir.c_str(), 0700);
+      argv = {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", std::to_string(port), "--save", "",
+              "--appendonly", "no", "--dir", dir, "--loglevel", "warning"};
+      url = "redis://127.0.0.1:" + std::to_string(port);
+    }
     server = std::make_unique<ChildProcess>();
-    ASSERT_TRUE(server->start({binPath("ferry-metadata"), "--host=127.0.0.1", "--port=" + std::to_string(port)}));
-    ASSERT_EQ(server->readLine().rfind("LISTENING", 0), 0u);
+    ASSERT_TRUE(server->start(argv)) << argv[0];
     server_port = port;
-    url = "http://127.0.0.1:" + std::to_string(port) + "/metadata";
+    // Ready when a lookup answers (NotFound is an answer).
+    auto probe = store();
+    ASSERT_TRUE(probe);
+    auto deadline = Clock::now() + std::chrono::seconds(15);
+    std::string v;
+    Status st;
+    while (Clock::now() < deadline) {
+      st = probe->get("ferry/probe", v);
+      if (st.ok() || st.IsNotFound()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL() << kind << " did not come up: " << st.ToString();
+  }
+  void stopServer() {
+    server->signal(SIGKILL);
+    server->wait();
+  }
+  std::unique_ptr<MetadataStore> store() {
+    Config c;
+    std::string type, servers;
+    parseMetadataUri(url, type, servers);
+    c.set("metadata/type", type);
+    c.set("metadata/servers", servers);
+    c.set<int64_t>("connect_timeout_ms", 1000);
+    std::unique_ptr<MetadataStore> out;
+    EXPECT_TRUE(createMetadataStore(c, out).ok());
+    return out;
   }
   std::shared_ptr<Config> config(const std::string& name, const std::string& meta_url = "") {
     auto c = loopbackConfig(5000);
-    c->set("metadata/type", "http");
-    c->set("metadata/servers", meta_url.empty() ? url : meta_url);
+    std::string type, servers;
+    parseMetadataUri(meta_url.empty() ? url : meta_url, type, servers);
+    c->set("metadata/type", type);
+    c->set("metadata/servers", servers);
     c->set("local_segment_name", name);
     c->set<int64_t>("connect_timeout_ms", 1000);
     return c;
   }
+  // 200 when the segment's key is present, 404 when absent, -1 when the store is down.
   int keyStatus(const std::string& name) {
-    http::Response r;
-    Status st = http::call("127.0.0.1", server_port, "GET",
-                           "/metadata?key=" + http::urlEncode("ferry/default/segments/" + name), "", 2000, r);
-    return st.ok() ? r.status : -1;
+    std::string v;
+    Status st = store()->get(segmentKey("default", name), v);
+    return st.ok() ? 200 : (st.IsNotFound() ? 404 : -1);
   }
   std::unique_ptr<ChildProcess> server;
   uint16_t server_port = 0;
   std::string url;
+  int starts_ = 0;
 };
 
-TEST_F(HttpMetadata, EnginesFindEachOtherByName) {
+INSTANTIATE_TEST_SUITE_P(Backends, MetadataBackend, ::testing::Values("http", "etcd", "redis"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(MetadataBackend, EnginesFindEachOtherByName) {
   TransferEngine a(config("prefill-0")), b(config("decode-0"));
   ASSERT_TRUE(a.available()) << a.initStatus().ToString();
   ASSERT_TRUE(b.available()) << b.initStatus().ToString();
@@ -73,7 +130,7 @@ TEST_F(HttpMetadata, EnginesFindEachOtherByName) {
   EXPECT_TRUE(a.openSegment(seg, "nobody").IsNotFound());
 }
 
-TEST_F(HttpMetadata, CleanShutdownRemovesTheEntry) {
+TEST_P(MetadataBackend, CleanShutdownRemovesTheEntry) {
   {
     TransferEngine a(config("short-lived"));
     ASSERT_TRUE(a.available());
@@ -82,15 +139,17 @@ TEST_F(HttpMetadata, CleanShutdownRemovesTheEntry) {
   EXPECT_EQ(keyStatus("short-lived"), 404);
 }
 
-TEST_F(HttpMetadata, UnreachableAtStartFailsFast) {
+TEST_P(MetadataBackend, UnreachableAtStartFailsFast) {
   auto t0 = Clock::now();
-  TransferEngine a(config("x", "http://127.0.0.1:" + std::to_string(freePort()) + "/metadata"));
+  std::string dead = GetParam() == "http" ? "http://127.0.0.1:" + std::to_string(freePort()) + "/metadata"
+                                         : GetParam() + "://127.0.0.1:" + std::to_string(freePort());
+  TransferEngine a(config("x", dead));
   EXPECT_FALSE(a.available());
   EXPECT_NE(a.initStatus().message().find("cannot publish"), std::string::npos) << a.initStatus().ToString();
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(3));
 }
 
-TEST_F(HttpMetadata, StoreDownLaterThenBack) {
+TEST_P(MetadataBackend, StoreDownLaterThenBack) {
   TransferEngine a(config("a")), b(config("b"));
   ASSERT_TRUE(a.available() && b.available());
   std::vector<uint8_t> src(65536), dst(65536);
@@ -98,8 +157,7 @@ TEST_F(HttpMetadata, StoreDownLaterThenBack) {
   ASSERT_TRUE(b.registerLocalMemory(dst.data(), dst.size()).ok());
   SegmentID seg;
   ASSERT_TRUE(a.openSegment(seg, "b").ok());
-  server->signal(SIGKILL);
-  server->wait();
+  stopServer();
   // Open segments keep transferring; new opens fail clearly.
   EXPECT_TRUE(runBatch(a, {Request{Request::WRITE, src.data(), seg, reinterpret_cast<uint64_t>(dst.data()), 65536}}).ok());
   SegmentID other;
@@ -123,7 +181,7 @@ TEST_F(HttpMetadata, StoreDownLaterThenBack) {
   EXPECT_EQ(extra[100], 7);
 }
 
-TEST_F(HttpMetadata, PeerRestartedElsewhereUnderTheSameName) {
+TEST_P(MetadataBackend, PeerRestartedElsewhereUnderTheSameName) {
   TransferEngine a(config("a"));
   ASSERT_TRUE(a.available());
   std::vector<uint8_t> src(4096, 3);
@@ -145,7 +203,7 @@ TEST_F(HttpMetadata, PeerRestartedElsewhereUnderTheSameName) {
   EXPECT_EQ(dst2[0], 3);
 }
 
-TEST_F(HttpMetadata, FerryBenchLoopbackThroughTheService) {
+TEST_P(MetadataBackend, FerryBenchLoopbackThroughTheService) {
   ChildProcess bench;
   ASSERT_TRUE(bench.start({binPath("ferry-bench"), "--mode=loopback", "--metadata_server=" + url,
                            "--duration=0.5", "--buffer_size=16M", "--block_size=65536",
@@ -154,6 +212,29 @@ TEST_F(HttpMetadata, FerryBenchLoopbackThroughTheService) {
   while (!(line = bench.readLine(std::chrono::seconds(60))).empty()) last = line;
   EXPECT_NE(last.find("\"verified\":true"), std::string::npos) << last;
   EXPECT_EQ(bench.wait(), 0);
+}
+
+// Backends whose entries carry a TTL (etcd lease, Redis EXPIRE); the HTTP protocol has none.
+class TtlBackend : public MetadataBackend {};
+INSTANTIATE_TEST_SUITE_P(Backends, TtlBackend, ::testing::Values("etcd", "redis"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(TtlBackend, CrashedEngineEntryExpires) {
+  ::setenv("FERRY_CONF", R"({"metadata": {"lease_ttl_s": 2}})", 1);
+  ChildProcess target;
+  bool started = target.start({binPath("ferry-bench"), "--mode=target", "--local_server_name=127.0.0.1:0",
+                               "--buffer_size=1M", "--metadata_server=" + url, "--segment_name=doomed"});
+  ::unsetenv("FERRY_CONF");
+  ASSERT_TRUE(started);
+  ASSERT_EQ(target.readLine().rfind("SEGMENT doomed", 0), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // past one TTL: kept alive
+  EXPECT_EQ(keyStatus("doomed"), 200);
+  target.signal(SIGKILL);
+  target.wait();
+  auto deadline = Clock::now() + std::chrono::seconds(8);
+  while (keyStatus("doomed") == 200 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(keyStatus("doomed"), 404);
 }
 
 TEST(EmbeddedMetadata, EngineHostsTheService) {

@@ -204,7 +204,8 @@ def test_topology_and_engine_info(engine, tmp_path):
 def test_initialize_variants():
     e = TransferEngine()
     assert e.get_rpc_port() < 0 and e.allocate_managed_buffer(16) == 0  # not initialized
-    assert e.initialize("127.0.0.1:7777", "etcd://127.0.0.1:2379", "tcp", "") < 0  # not built yet
+    assert e.initialize("127.0.0.1:7777", "etcd://127.0.0.1:%d" % free_port(), "tcp", "") < 0  # no etcd
+    assert e.initialize("127.0.0.1:7777", "zk://127.0.0.1:1", "tcp", "") < 0  # unknown kind
     assert e.initialize_ext("127.0.0.1", "", "tcp", "", "p2p") == 0
     assert e.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") < 0  # twice
     port = free_port()

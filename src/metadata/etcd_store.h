@@ -1,0 +1,40 @@
+// MetadataStore over etcd v3 through its HTTP/JSON gateway (/v3/kv/*, /v3/lease/*): no gRPC
+// stack to build, and etcd 3.4 (Debian's) serves it on the client port. Our keys hang on a
+// lease we keep alive, so a crashed engine's entries expire after lease_ttl_s.
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "metadata/metadata_store.h"
+
+namespace ferry {
+
+class EtcdStore : public MetadataStore {
+ public:
+  /// endpoints: "host:port[,host:port...]" (tried in turn).
+  static Status create(const std::string& endpoints, int timeout_ms, int lease_ttl_s,
+                       std::unique_ptr<MetadataStore>& out);
+  Status get(const std::string& key, std::string& value) override;
+  Status put(const std::string& key, const std::string& value) override;
+  Status remove(const std::string& key) override;
+  std::string describe() const override { return "etcd://" + endpoints_text_; }
+  Status keepAlive() override;
+  int keepAliveIntervalMs() const override { return lease_ttl_s_ * 1000 / 3; }
+
+ private:
+  // POSTs a JSON body to /v3/<path> on the first endpoint that answers.
+  Status post(const std::string& path, const std::string& body, std::string& reply);
+  Status grantLease(int64_t& id);
+
+  std::vector<std::pair<std::string, uint16_t>> endpoints_;
+  std::string endpoints_text_;
+  int timeout_ms_ = 3000;
+  int lease_ttl_s_ = 10;
+  std::mutex mu_;
+  size_t preferred_ = 0;  // the endpoint that answered last
+  int64_t lease_ = 0;     // 0: none yet (or lost)
+};
+
+}  // namespace ferry
