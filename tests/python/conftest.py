@@ -49,28 +49,60 @@ class Peer:
 BIN = os.path.join(os.environ.get("FERRY_BUILD_DIR", os.path.join(HERE, "..", "..", "build")), "bin")
 
 
-class MetadataServer:
-    """The real ferry-metadata binary on a free port of 127.0.0.1."""
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self):
-        self.proc = subprocess.Popen([os.path.join(BIN, "ferry-metadata"), "--host=127.0.0.1", "--port=0"],
-                                     stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline().split()
-        assert line and line[0] == "LISTENING", line
-        self.url = "http://%s/metadata" % line[1]
+
+def _wait_port(port, proc, timeout=15):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, "server exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("server on port %d did not come up" % port)
+
+
+class MetadataServer:
+    """A real metadata service on a free port of 127.0.0.1: ferry-metadata, etcd or redis."""
+
+    def __init__(self, kind="http", tmp="/tmp"):
+        port = _free_port()
+        if kind == "http":
+            argv = [os.path.join(BIN, "ferry-metadata"), "--host=127.0.0.1", "--port=%d" % port]
+            self.url = "http://127.0.0.1:%d/metadata" % port
+        elif kind == "etcd":
+            peer, client = "http://127.0.0.1:%d" % _free_port(), "http://127.0.0.1:%d" % port
+            argv = ["/usr/bin/etcd", "--name=t", "--data-dir=%s/etcd-%d" % (tmp, port),
+                    "--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+                    "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
+                    "--initial-cluster=t=" + peer, "--log-level=error"]
+            self.url = "etcd://127.0.0.1:%d" % port
+        else:
+            argv = ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                    "--appendonly", "no", "--dir", tmp, "--loglevel", "warning"]
+            self.url = "redis://127.0.0.1:%d" % port
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(port, self.proc)
 
     def stop(self):
-        self.proc.terminate()
+        self.proc.kill()
         self.proc.wait(10)
 
 
-@pytest.fixture(params=["p2p", "http"])
-def backend(request, monkeypatch):
-    """Every test using `engine`/`peer` runs with p2p and through an HTTP metadata server."""
+@pytest.fixture(params=["p2p", "http", "etcd", "redis"])
+def backend(request, monkeypatch, tmp_path):
+    """Every test using `engine`/`peer` runs with p2p and through each metadata service."""
     if request.param == "p2p":
         yield ""
         return
-    server = MetadataServer()
+    server = MetadataServer(request.param, str(tmp_path))
     # Engines advertise where they listen: keep that on loopback.
     monkeypatch.setenv("MC_TCP_BIND_ADDRESS", "127.0.0.1")
     yield server.url
