@@ -3,6 +3,8 @@
 //   ferry-info --effective         the config this environment produces (FERRY_CONF, MC_*)
 //   ferry-info --segment=HOST:PORT a peer's descriptor: buffers, transports, identity
 //   ferry-info --probe=HOST:PORT   exit 0 when the peer's RPC server answers
+//   ferry-info --latency=SEGMENT [--metadata_server=URI] [--iterations=N] [--json]
+//                                  openSegment and descriptor-refresh latency, p50/p99
 #include <cstdio>
 #include <iostream>
 
@@ -11,6 +13,12 @@
 #include "ferry/config.h"
 #include "ferry/transfer_engine.h"
 #include "flags.h"
+#include "metadata/metadata_store.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 
 using namespace ferry;
 
@@ -20,6 +28,10 @@ int main(int argc, char** argv) {
   f.define("effective", "false", "print the configuration from this environment", true);
   f.define("segment", "", "print the descriptor of the segment HOST:PORT");
   f.define("probe", "", "probe the RPC server of HOST:PORT");
+  f.define("latency", "", "time openSegment and descriptor refresh of this segment");
+  f.define("metadata_server", "P2PHANDSHAKE", "metadata service (P2PHANDSHAKE, http://, etcd://, redis://)");
+  f.define("iterations", "1000", "samples per latency figure");
+  f.define("json", "false", "latency: one JSON line", true);
   std::string err;
   if (!f.parse(argc, argv, err) || argc < 2) {
     std::cerr << (err.empty() ? "" : "ferry-info: " + err + "\n") << f.usage("ferry-info");
@@ -39,6 +51,12 @@ int main(int argc, char** argv) {
     auto c = std::make_shared<Config>();
     c->set("rpc/bind_address", "127.0.0.1");
     c->set("log_level", "warn");
+    std::string type, servers;
+    parseMetadataUri(f.str("metadata_server"), type, servers);
+    c->set("metadata/type", type);
+    c->set("metadata/servers", servers);
+    c->set("local_segment_name", "ferry-info-" + std::to_string(::getpid()));
+    if (type == "p2p") c->set("local_segment_name", "");
     TransferEngine engine(c);
     if (!engine.available()) {
       std::cerr << engine.initStatus().ToString() << "\n";
@@ -65,6 +83,57 @@ int main(int argc, char** argv) {
         std::printf("  base 0x%llx  length %llu  %s\n", static_cast<unsigned long long>(b.base),
                     static_cast<unsigned long long>(b.length), b.location.c_str());
     }
+  }
+  if (!f.str("latency").empty()) {
+    auto c = std::make_shared<Config>();
+    c->set("rpc/bind_address", "127.0.0.1");
+    c->set("log_level", "warn");
+    std::string type, servers;
+    parseMetadataUri(f.str("metadata_server"), type, servers);
+    c->set("metadata/type", type);
+    c->set("metadata/servers", servers);
+    if (type != "p2p") c->set("local_segment_name", "ferry-info-" + std::to_string(::getpid()));
+    TransferEngine engine(c);
+    if (!engine.available()) {
+      std::cerr << engine.initStatus().ToString() << "\n";
+      return 1;
+    }
+    const std::string seg_name = f.str("latency");
+    const int64_t n = std::max<int64_t>(1, f.i64("iterations"));
+    using Clock = std::chrono::steady_clock;
+    auto us = [](Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); };
+    std::vector<double> open_us, refresh_us;
+    for (int64_t i = 0; i < n; ++i) {  // open + close: every open is a fresh lookup
+      SegmentID id;
+      auto t0 = Clock::now();
+      Status st = engine.openSegment(id, seg_name);
+      open_us.push_back(us(Clock::now() - t0));
+      if (!st.ok()) {
+        std::cerr << st.ToString() << "\n";
+        return 1;
+      }
+      engine.closeSegment(id).IgnoreError();
+    }
+    SegmentID id;
+    if (!engine.openSegment(id, seg_name).ok()) return 1;
+    for (int64_t i = 0; i < n; ++i) {  // getSegmentInfo re-fetches the descriptor
+      SegmentInfo info;
+      auto t0 = Clock::now();
+      Status st = engine.getSegmentInfo(id, info);
+      refresh_us.push_back(us(Clock::now() - t0));
+      if (!st.ok()) return 1;
+    }
+    auto pct = [](std::vector<double> v, double p) {
+      std::sort(v.begin(), v.end());
+      return v[std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * v.size()))];
+    };
+    std::printf("%s: openSegment p50 %.1f us p99 %.1f us; refresh p50 %.1f us p99 %.1f us\n",
+                f.str("metadata_server").c_str(), pct(open_us, 50), pct(open_us, 99), pct(refresh_us, 50),
+                pct(refresh_us, 99));
+    if (f.boolean("json"))
+      std::printf("{\"metadata\":\"%s\",\"open_us_p50\":%.1f,\"open_us_p99\":%.1f,\"refresh_us_p50\":%.1f,"
+                  "\"refresh_us_p99\":%.1f}\n",
+                  type.c_str(), pct(open_us, 50), pct(open_us, 99), pct(refresh_us, 50), pct(refresh_us, 99));
   }
   return 0;
 }
