@@ -22,6 +22,22 @@
 
 using namespace ferry;
 
+namespace {
+// A short-lived engine for looking at others: loopback, quiet, on the given metadata service
+// (named ferry-info-<pid> there; with p2p its name is its address).
+std::shared_ptr<Config> inspectorConfig(const tools::Flags& f) {
+  auto c = std::make_shared<Config>();
+  c->set("rpc/bind_address", "127.0.0.1");
+  c->set("log_level", "warn");
+  std::string type, servers;
+  parseMetadataUri(f.str("metadata_server"), type, servers);
+  c->set("metadata/type", type);
+  c->set("metadata/servers", servers);
+  if (type != "p2p") c->set("local_segment_name", "ferry-info-" + std::to_string(::getpid()));
+  return c;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   tools::Flags f;
   f.define("config", "false", "print the default configuration", true);
@@ -48,16 +64,7 @@ int main(int argc, char** argv) {
     std::cout << c.dump() << "\n";
   }
   if (!f.str("segment").empty() || !f.str("probe").empty()) {
-    auto c = std::make_shared<Config>();
-    c->set("rpc/bind_address", "127.0.0.1");
-    c->set("log_level", "warn");
-    std::string type, servers;
-    parseMetadataUri(f.str("metadata_server"), type, servers);
-    c->set("metadata/type", type);
-    c->set("metadata/servers", servers);
-    c->set("local_segment_name", "ferry-info-" + std::to_string(::getpid()));
-    if (type == "p2p") c->set("local_segment_name", "");
-    TransferEngine engine(c);
+    TransferEngine engine(inspectorConfig(f));
     if (!engine.available()) {
       std::cerr << engine.initStatus().ToString() << "\n";
       return 1;
@@ -85,14 +92,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!f.str("latency").empty()) {
-    auto c = std::make_shared<Config>();
-    c->set("rpc/bind_address", "127.0.0.1");
-    c->set("log_level", "warn");
-    std::string type, servers;
-    parseMetadataUri(f.str("metadata_server"), type, servers);
-    c->set("metadata/type", type);
-    c->set("metadata/servers", servers);
-    if (type != "p2p") c->set("local_segment_name", "ferry-info-" + std::to_string(::getpid()));
+    auto c = inspectorConfig(f);
     TransferEngine engine(c);
     if (!engine.available()) {
       std::cerr << engine.initStatus().ToString() << "\n";
@@ -127,6 +127,7 @@ int main(int argc, char** argv) {
       std::sort(v.begin(), v.end());
       return v[std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * v.size()))];
     };
+    std::string type = c->get("metadata/type", "p2p");
     std::printf("%s: openSegment p50 %.1f us p99 %.1f us; refresh p50 %.1f us p99 %.1f us\n",
                 f.str("metadata_server").c_str(), pct(open_us, 50), pct(open_us, 99), pct(refresh_us, 50),
                 pct(refresh_us, 99));

@@ -1,6 +1,5 @@
 #include "common/http.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -184,71 +183,15 @@ Status call(const std::string& host, uint16_t port, const std::string& method,
   return Status::OK();
 }
 
-Server::~Server() { stop(); }
-
 Status Server::start(const Options& options, Handler handler) {
   options_ = options;
   handler_ = std::move(handler);
-  FERRY_RETURN_IF_ERROR(net::listenTcp(options.bind_address, options.port, listen_fd_, port_));
-  acceptor_ = std::thread([this] { acceptLoop(); });
-  return Status::OK();
-}
-
-void Server::stop() {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_ || listen_fd_ < 0) return;
-    stopping_ = true;
-  }
-  ::shutdown(listen_fd_, SHUT_RDWR);
-  if (acceptor_.joinable()) acceptor_.join();
-  ::close(listen_fd_);
-  std::list<Conn> conns;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& c : conns_) ::shutdown(c.fd, SHUT_RDWR);
-    conns.swap(conns_);
-  }
-  for (auto& c : conns) {
-    c.thread.join();
-    ::close(c.fd);
-  }
-}
-
-void Server::acceptLoop() {
-  while (true) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return;
-    }
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    std::lock_guard lock(mu_);
-    for (auto it = conns_.begin(); it != conns_.end();) {
-      if (it->done) {
-        it->thread.join();
-        ::close(it->fd);
-        it = conns_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    if (conns_.size() >= options_.max_connections) {
-      ::close(fd);
-      continue;
-    }
-    setTimeouts(fd, options_.io_timeout_ms);
-    conns_.push_back(Conn{fd, {}, false});
-    Conn& c = conns_.back();
-    c.thread = std::thread([this, fd, &c] {
-      serve(fd);
-      ::shutdown(fd, SHUT_RDWR);  // the peer sees EOF now; the fd closes when reaped
-      std::lock_guard l(mu_);
-      c.done = true;
-    });
-  }
+  net::TcpServer::Options to;
+  to.bind_address = options.bind_address;
+  to.port = options.port;
+  to.max_connections = options.max_connections;
+  to.io_timeout_ms = options.io_timeout_ms;
+  return server_.start(to, [this](int fd, const std::string&) { serve(fd); });
 }
 
 void Server::serve(int fd) {

@@ -5,12 +5,10 @@
 
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <map>
-#include <mutex>
 #include <string>
-#include <thread>
 
+#include "common/tcp_server.h"
 #include "ferry/status.h"
 
 namespace ferry::http {
@@ -51,28 +49,16 @@ class Server {
     size_t max_connections = 256;
     int io_timeout_ms = 10000;
   };
-  ~Server();
   Status start(const Options& options, Handler handler);
-  void stop();
-  uint16_t port() const { return port_; }
+  void stop() { server_.stop(); }
+  uint16_t port() const { return server_.port(); }
 
  private:
-  void acceptLoop();
   void serve(int fd);
 
   Options options_;
   Handler handler_;
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
-  bool stopping_ = false;
-  std::thread acceptor_;
-  std::mutex mu_;
-  struct Conn {
-    int fd;
-    std::thread thread;
-    bool done = false;
-  };
-  std::list<Conn> conns_;
+  net::TcpServer server_;
 };
 
 }  // namespace ferry::http

@@ -4,16 +4,13 @@
 // connection, with one log line.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <list>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include "common/net.h"
+#include "common/tcp_server.h"
 #include "control/wire.h"
 #include "ferry/status.h"
 
@@ -55,32 +52,19 @@ class RpcServer {
     int stall_timeout_ms = 30000;  // a peer silent mid-frame this long is dropped
   };
 
-  ~RpcServer();
   /// Handlers must be set before start().
   void setHandler(wire::MsgType type, Handler handler);
   Status start(const Options& options);
-  void stop();
-  uint16_t port() const { return port_; }
-  size_t connectionCount() const { return active_.load(); }
+  void stop() { server_.stop(); }
+  uint16_t port() const { return server_.port(); }
+  size_t connectionCount() const { return server_.connectionCount(); }
 
  private:
-  void acceptLoop();
-  void serve(int fd, std::string peer);
+  void serve(int fd, const std::string& peer);
 
   Options options_;
   Handler handlers_[16];
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
-  std::mutex mu_;
-  struct Conn {
-    int fd;
-    std::thread thread;
-    bool done = false;
-  };
-  std::list<Conn> conns_;
-  std::atomic<size_t> active_{0};
+  net::TcpServer server_;
 };
 
 }  // namespace ferry
