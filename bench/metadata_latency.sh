@@ -13,27 +13,27 @@ trap cleanup EXIT
 free_port() { python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
-start_backend() {  # $1 kind -> prints the metadata URI
+start_backend() {  # $1 kind -> sets $uri; runs in this shell so $pids is kept for cleanup
   local port; port=$(free_port)
   case $1 in
-    p2p) echo "P2PHANDSHAKE"; return ;;
+    p2p) uri="P2PHANDSHAKE"; return ;;
     http) $bin/ferry-metadata --host=127.0.0.1 --port=$port >/dev/null 2>&1 & pids+=($!)
-          wait_port $port; echo "http://127.0.0.1:$port/metadata" ;;
+          wait_port $port; uri="http://127.0.0.1:$port/metadata" ;;
     etcd) local peer; peer=$(free_port)
           etcd --name=b --data-dir=$tmp/etcd --listen-client-urls=http://127.0.0.1:$port \
             --advertise-client-urls=http://127.0.0.1:$port --listen-peer-urls=http://127.0.0.1:$peer \
             --initial-advertise-peer-urls=http://127.0.0.1:$peer --initial-cluster=b=http://127.0.0.1:$peer \
             --log-level=error >/dev/null 2>&1 & pids+=($!)
-          wait_port $port; sleep 1; echo "etcd://127.0.0.1:$port" ;;
+          wait_port $port; sleep 1; uri="etcd://127.0.0.1:$port" ;;
     redis) redis-server --bind 127.0.0.1 --port $port --save "" --appendonly no --dir $tmp >/dev/null 2>&1 & pids+=($!)
-           wait_port $port; echo "redis://127.0.0.1:$port" ;;
+           wait_port $port; uri="redis://127.0.0.1:$port" ;;
   esac
 }
 
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores; $n samples each; microseconds"
 printf "%-8s %12s %12s %14s %14s\n" backend "open p50" "open p99" "refresh p50" "refresh p99"
 for kind in p2p http etcd redis; do
-  uri=$(start_backend $kind)
+  start_backend $kind
   name=(); [ $kind = p2p ] || name=(--segment_name=latency-target)  # p2p: the name is the address
   exec 4< <($bin/ferry-bench --mode=target --local_server_name=127.0.0.1:0 --buffer_size=1M \
               --metadata_server="$uri" "${name[@]}" 2>/dev/null)
