@@ -87,6 +87,25 @@ Status readBody(int fd, std::string& rest, size_t len, std::string& body) {
   return Status::OK();
 }
 
+// Joins the chunks of a chunked body ("<hex size>\r\n<data>\r\n" ... "0\r\n\r\n"); a stream
+// cut short keeps the complete chunks (a streaming reply ends when we close).
+Status decodeChunked(const std::string& raw, std::string& out) {
+  out.clear();
+  size_t pos = 0;
+  while (pos < raw.size()) {
+    size_t eol = raw.find("\r\n", pos);
+    if (eol == std::string::npos) break;
+    char* end = nullptr;
+    unsigned long long size = std::strtoull(raw.c_str() + pos, &end, 16);
+    if (end == raw.c_str() + pos) return Status::Corrupted("bad chunk size in HTTP response");
+    if (size == 0) break;
+    if (eol + 2 + size > raw.size()) break;
+    out.append(raw, eol + 2, size);
+    pos = eol + 2 + size + 2;
+  }
+  return Status::OK();
+}
+
 void setTimeouts(int fd, int ms) {
   timeval tv{ms / 1000, (ms % 1000) * 1000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -168,11 +187,16 @@ Status call(const std::string& host, uint16_t port, const std::string& method,
         if (len > max_body) st = Status::Corrupted("HTTP response body too large");
         else st = readBody(fd, rest, len, out.body);
       } else {  // read to EOF (Connection: close)
-        out.body = rest;
+        std::string raw = rest;
         char tmp[4096];
         ssize_t n;
-        while ((n = ::recv(fd, tmp, sizeof tmp, 0)) > 0 && out.body.size() <= max_body)
-          out.body.append(tmp, static_cast<size_t>(n));
+        while ((n = ::recv(fd, tmp, sizeof tmp, 0)) > 0 && raw.size() <= max_body)
+          raw.append(tmp, static_cast<size_t>(n));
+        auto te = headers.find("transfer-encoding");
+        if (te != headers.end() && lower(te->second).find("chunked") != std::string::npos)
+          st = decodeChunked(raw, out.body);  // e.g. etcd's streaming gateway replies
+        else
+          out.body = std::move(raw);
       }
     }
   }

@@ -145,6 +145,7 @@ EngineImpl::~EngineImpl() {
     std::lock_guard lock(work_mu_);
     work_stop_ = true;
     work_cv_.notify_all();
+    stop_cv_.notify_all();
   }
   if (worker_.joinable()) worker_.join();
   if (metrics_.joinable()) metrics_.join();
@@ -236,7 +237,7 @@ void EngineImpl::keeperLoop() {
   auto next_keepalive = Clock::now() + keepalive_every;
   auto backoff = std::chrono::milliseconds(100);
   std::unique_lock lock(work_mu_);
-  while (!work_cv_.wait_for(lock, backoff, [&] { return work_stop_; })) {
+  while (!stop_cv_.wait_for(lock, backoff, [&] { return work_stop_; })) {
     lock.unlock();
     if (keepalive_every.count() > 0 && Clock::now() >= next_keepalive) {
       next_keepalive = Clock::now() + keepalive_every;
@@ -272,7 +273,7 @@ Status EngineImpl::lookupInStore(const std::string& name, SegmentDescriptor& out
 void EngineImpl::metricsLoop(std::chrono::seconds interval) {
   uint64_t last = 0;
   std::unique_lock lock(work_mu_);
-  while (!work_cv_.wait_for(lock, interval, [&] { return work_stop_; })) {
+  while (!stop_cv_.wait_for(lock, interval, [&] { return work_stop_; })) {
     uint64_t now = bytes_moved_.load(std::memory_order_relaxed);
     double mbps = static_cast<double>(now - last) / 1e6 / static_cast<double>(interval.count());
     FERRY_LOG(INFO) << "metrics '" << name_ << "': " << mbps << " MB/s over the last "

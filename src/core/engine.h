@@ -137,7 +137,8 @@ class EngineImpl : public TransportContext {
   std::deque<Notification> notifications_;
 
   std::mutex work_mu_;
-  std::condition_variable work_cv_;
+  std::condition_variable work_cv_;  // the worker only: work queued or stop
+  std::condition_variable stop_cv_;  // keeper and metrics threads: stop
   std::deque<std::function<void()>> work_;
   bool work_stop_ = false;
   std::thread worker_;

@@ -130,6 +130,28 @@ TEST_P(MetadataBackend, EnginesFindEachOtherByName) {
   EXPECT_TRUE(a.openSegment(seg, "nobody").IsNotFound());
 }
 
+// The engine's keeper thread must not swallow the wake-up meant for the notification worker.
+TEST_P(MetadataBackend, BatchNotificationsArrivePromptly) {
+  TransferEngine a(config("notifier")), b(config("listener"));
+  ASSERT_TRUE(a.available() && b.available());
+  std::vector<uint8_t> src(4096, 1), dst(4096);
+  ASSERT_TRUE(a.registerLocalMemory(src.data(), src.size()).ok());
+  ASSERT_TRUE(b.registerLocalMemory(dst.data(), dst.size()).ok());
+  SegmentID seg;
+  ASSERT_TRUE(a.openSegment(seg, "listener").ok());
+  for (int i = 0; i < 20; ++i) {
+    BatchID bid = a.allocateBatch(1);
+    ASSERT_TRUE(a.submitTransfer(bid, {Request{Request::WRITE, src.data(), seg, reinterpret_cast<uint64_t>(dst.data()), 4096}},
+                                 Notification{"a", std::to_string(i)}).ok());
+    TransferStatus ts;
+    ASSERT_TRUE(a.waitTransfer(bid, ts, std::chrono::seconds(5)).ok());
+    ASSERT_TRUE(a.freeBatch(bid).ok());
+    auto got = awaitNotifications(b, 1, std::chrono::seconds(1));
+    ASSERT_EQ(got.size(), 1u) << "notification " << i << " did not arrive within 1 s";
+    EXPECT_EQ(got[0].msg, std::to_string(i));
+  }
+}
+
 TEST_P(MetadataBackend, CleanShutdownRemovesTheEntry) {
   {
     TransferEngine a(config("short-lived"));
@@ -218,6 +240,26 @@ TEST_P(MetadataBackend, FerryBenchLoopbackThroughTheService) {
 class TtlBackend : public MetadataBackend {};
 INSTANTIATE_TEST_SUITE_P(Backends, TtlBackend, ::testing::Values("etcd", "redis"),
                          [](const auto& info) { return info.param; });
+
+TEST_P(TtlBackend, KeepAliveRenewsTheLiveEntry) {
+  Config c;
+  std::string type, servers;
+  parseMetadataUri(url, type, servers);
+  c.set("metadata/type", type);
+  c.set("metadata/servers", servers);
+  c.set<int64_t>("metadata/lease_ttl_s", 2);
+  std::unique_ptr<MetadataStore> s;
+  ASSERT_TRUE(createMetadataStore(c, s).ok());
+  ASSERT_TRUE(s->put("ferry/test/k", "v").ok());
+  for (int i = 0; i < 4; ++i) {  // 4 s > 2 s TTL: only renewals keep it
+    std::this_thread::sleep_for(std::chrono::milliseconds(s->keepAliveIntervalMs()));
+    Status st = s->keepAlive();
+    ASSERT_TRUE(st.ok()) << "round " << i << ": " << st.ToString();  // not "expired"
+  }
+  std::string v;
+  EXPECT_TRUE(s->get("ferry/test/k", v).ok());
+  EXPECT_EQ(v, "v");
+}
 
 TEST_P(TtlBackend, CrashedEngineEntryExpires) {
   ::setenv("FERRY_CONF", R"({"metadata": {"lease_ttl_s": 2}})", 1);
