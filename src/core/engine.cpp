@@ -548,7 +548,7 @@ BatchID EngineImpl::allocateBatch(size_t batch_size) {
   std::lock_guard lock(batch_mu_);
   BatchID id = next_batch_id_++;
   auto batch = std::make_shared<Batch>(id, batch_size);
-  batch->bytes_moved = &bytes_moved_;
+  if (metrics_.joinable()) batch->bytes_moved = &bytes_moved_;  // only paid for when on
   batches_[id] = std::move(batch);
   return id;
 }

@@ -73,13 +73,14 @@ class MetadataBackend : public ::testing::TestWithParam<std::string> {
     server->signal(SIGKILL);
     server->wait();
   }
-  std::unique_ptr<MetadataStore> store() {
+  std::unique_ptr<MetadataStore> store(int64_t lease_ttl_s = 10) {
     Config c;
     std::string type, servers;
     parseMetadataUri(url, type, servers);
     c.set("metadata/type", type);
     c.set("metadata/servers", servers);
     c.set<int64_t>("connect_timeout_ms", 1000);
+    c.set<int64_t>("metadata/lease_ttl_s", lease_ttl_s);
     std::unique_ptr<MetadataStore> out;
     EXPECT_TRUE(createMetadataStore(c, out).ok());
     return out;
@@ -242,14 +243,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, TtlBackend, ::testing::Values("etcd", "redis"
                          [](const auto& info) { return info.param; });
 
 TEST_P(TtlBackend, KeepAliveRenewsTheLiveEntry) {
-  Config c;
-  std::string type, servers;
-  parseMetadataUri(url, type, servers);
-  c.set("metadata/type", type);
-  c.set("metadata/servers", servers);
-  c.set<int64_t>("metadata/lease_ttl_s", 2);
-  std::unique_ptr<MetadataStore> s;
-  ASSERT_TRUE(createMetadataStore(c, s).ok());
+  auto s = store(2);
+  ASSERT_TRUE(s);
   ASSERT_TRUE(s->put("ferry/test/k", "v").ok());
   for (int i = 0; i < 4; ++i) {  // 4 s > 2 s TTL: only renewals keep it
     std::this_thread::sleep_for(std::chrono::milliseconds(s->keepAliveIntervalMs()));
