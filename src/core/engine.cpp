@@ -371,21 +371,23 @@ Status EngineImpl::fetchDescriptor(const PeerEndpoint& peer, SegmentDescriptor& 
 }
 
 Status EngineImpl::refreshDescriptor(SegmentEntry& seg) {
-  PeerEndpoint peer = seg.endpoint();
-  if (peer.is_self) return Status::OK();
+  if (seg.is_self) return Status::OK();
+  auto peer = seg.endpoint();
   auto fresh = std::make_shared<SegmentDescriptor>();
   if (seg.via_store) {
     // The store knows where the segment lives now (a restart may have moved its port).
     FERRY_RETURN_IF_ERROR(lookupInStore(seg.name, *fresh));
   } else {
-    FERRY_RETURN_IF_ERROR(fetchDescriptor(peer, *fresh));
+    FERRY_RETURN_IF_ERROR(fetchDescriptor(*peer, *fresh));
   }
   std::lock_guard lock(seg.mu);
-  if (seg.via_store && (fresh->rpc_host != seg.peer.host || fresh->rpc_port != seg.peer.port)) {
+  if (seg.via_store && (fresh->rpc_host != seg.peer->host || fresh->rpc_port != seg.peer->port)) {
     FERRY_LOG(INFO) << "segment '" << seg.name << "' moved to "
                     << net::joinHostPort(fresh->rpc_host, fresh->rpc_port);
-    seg.peer.host = fresh->rpc_host;
-    seg.peer.port = fresh->rpc_port;
+    auto moved = std::make_shared<PeerEndpoint>(*seg.peer);
+    moved->host = fresh->rpc_host;
+    moved->port = fresh->rpc_port;
+    seg.peer = std::move(moved);
   }
   if (seg.desc && seg.desc->instance_id != fresh->instance_id)
     FERRY_LOG(INFO) << "segment '" << seg.name << "' restarted (instance "
@@ -416,7 +418,8 @@ Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
   seg->name = name;
   seg->refs = 1;
   seg->via_store = via_store;
-  seg->peer = std::move(peer);
+  seg->is_self = peer.is_self;
+  seg->peer = std::make_shared<const PeerEndpoint>(std::move(peer));
   seg->transport = t;
   seg->desc = std::move(desc);
   segments_[seg->id] = seg;
@@ -481,7 +484,7 @@ Status EngineImpl::getSegmentInfo(SegmentID handle, SegmentInfo& info) {
   auto seg = findSegment(handle);
   if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(handle));
   std::vector<BufferDesc> bufs;
-  if (seg->endpoint().is_self) {
+  if (seg->is_self) {
     bufs = registry_.snapshot();
   } else {
     Status st = refreshDescriptor(*seg);
@@ -586,7 +589,7 @@ Status EngineImpl::freeBatch(BatchID id) {
 }
 
 Status EngineImpl::validateTarget(SegmentEntry& seg, const Request& req) {
-  if (seg.endpoint().is_self) {
+  if (seg.is_self) {
     Status st = registry_.checkLocal(req.target_offset, req.length);
     if (!st.ok()) return Status::InvalidArgument("target: " + st.message());
     return Status::OK();
@@ -708,7 +711,7 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
       ++j;
     }
     SegmentEntry& seg = *segs[i];
-    Status st = seg.transport->submit(seg.endpoint(), run.data(), run.size());
+    Status st = seg.transport->submit(*seg.endpoint(), run.data(), run.size());
     if (!st.ok()) {
       for (size_t k = i; k < j; ++k) failTask(batch->tasks[first + k], st);
       if (result.ok()) result = st;
@@ -785,12 +788,12 @@ Status EngineImpl::sendNotification(SegmentID target, const Notification& notifi
   if (notifi.name.size() + notifi.msg.size() > wire::kMaxNotifyBytes)
     return Status::InvalidArgument("notification larger than " +
                                    std::to_string(wire::kMaxNotifyBytes) + " bytes");
-  PeerEndpoint peer = seg->endpoint();
-  if (peer.is_self) {
+  if (seg->is_self) {
     deliverNotification(notifi);
     return Status::OK();
   }
-  return rpc_client_->call(peer.host, peer.port, MsgType::kNotify,
+  auto peer = seg->endpoint();
+  return rpc_client_->call(peer->host, peer->port, MsgType::kNotify,
                            wire::encodeNotify(notifi));
 }
 

@@ -78,11 +78,14 @@ class EngineImpl : public TransportContext {
     std::string name;
     int refs = 0;
     bool via_store = false;  // found through the metadata store (refresh there too)
+    bool is_self = false;    // our own segment; fixed for the entry's life
     Transport* transport = nullptr;
     std::mutex mu;
-    PeerEndpoint peer;                              // guarded by mu: a refresh may move it
+    // Immutable once published; a refresh that moves the peer swaps in a new one, so the
+    // data path shares it (a refcount) instead of copying its strings per submit.
+    std::shared_ptr<const PeerEndpoint> peer;       // guarded by mu
     std::shared_ptr<const SegmentDescriptor> desc;  // guarded by mu; null for our own segment
-    PeerEndpoint endpoint() {
+    std::shared_ptr<const PeerEndpoint> endpoint() {
       std::lock_guard lock(mu);
       return peer;
     }
