@@ -41,8 +41,8 @@ class TeCompat : public ::testing::Test {
     return st;
   }
 
+  std::vector<uint8_t> src, dst;  // before the engines: they stop before the memory goes
   TransferEngine a, b;
-  std::vector<uint8_t> src, dst;
   SegmentHandle target = 0;
 };
 

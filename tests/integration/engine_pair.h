@@ -48,8 +48,10 @@ class EnginePair : public ::testing::Test {
     return Request{Request::READ, local.data() + local_off, seg, target, len};
   }
 
-  std::unique_ptr<TransferEngine> a, b;
+  // Buffers before engines: members die in reverse order, so the engines (and their server
+  // threads, which may still be sending from these buffers) stop before the memory goes.
   std::vector<uint8_t> local, rw, ro, lo;
+  std::unique_ptr<TransferEngine> a, b;
   SegmentID seg = 0;
 };
 

@@ -29,8 +29,8 @@ class Failure : public ::testing::Test {
     for (int i = 0; i < count; ++i) reqs.push_back({Request::WRITE, mem.data(), seg, target, 4 << 20});
     return reqs;
   }
+  std::vector<uint8_t> mem;  // before the engine: it is stopped before its memory is freed
   std::unique_ptr<TransferEngine> engine;
-  std::vector<uint8_t> mem;
 };
 
 TEST_F(Failure, PeerKilledMidTransferThenRestarted) {

@@ -23,8 +23,8 @@ class MultiProcess : public ::testing::Test {
     return peer.command("hash " + std::to_string(addr) + " " + std::to_string(len))["hash"];
   }
   PeerProcess peer;
+  std::vector<uint8_t> mem;  // before the engine: it is stopped before its memory is freed
   std::unique_ptr<TransferEngine> engine;
-  std::vector<uint8_t> mem;
   SegmentID seg = 0;
 };
 
