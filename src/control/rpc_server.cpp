@@ -10,13 +10,15 @@ namespace ferry {
 using wire::FrameHeader;
 using wire::MsgType;
 
-ServerConnection::ServerConnection(int fd, int spin_us, std::string peer)
-    : fd_(fd), reader_(fd, spin_us), peer_(std::move(peer)) {}
+ServerConnection::ServerConnection(int fd, int spin_us, std::string peer,
+                                   const std::atomic<uint64_t>* epoch)
+    : fd_(fd), epoch_(epoch), reader_(fd, spin_us), peer_(std::move(peer)) {}
 
 void ServerConnection::respond(MsgType type, uint64_t request_id, const Status& status,
                                std::string_view body) {
   if (!status.ok()) body = std::string_view(status.message()).substr(0, wire::kMaxErrorBytes);
-  FrameHeader h{type, static_cast<uint32_t>(body.size()), wire::toWire(status), request_id};
+  FrameHeader h{type, static_cast<uint32_t>(body.size()), wire::toWire(status), request_id,
+                epoch()};
   uint8_t hb[wire::kHeaderSize];
   wire::encodeHeader(h, hb);
   out_.append(reinterpret_cast<char*>(hb), sizeof hb);
@@ -25,7 +27,7 @@ void ServerConnection::respond(MsgType type, uint64_t request_id, const Status& 
 
 Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, const void* data,
                                             size_t len) {
-  FrameHeader h{type, static_cast<uint32_t>(len), 0, request_id};
+  FrameHeader h{type, static_cast<uint32_t>(len), 0, request_id, epoch()};
   uint8_t hb[wire::kHeaderSize];
   wire::encodeHeader(h, hb);
   iovec iov[3];
@@ -60,7 +62,7 @@ Status RpcServer::start(const Options& options) {
 }
 
 void RpcServer::serve(int fd, const std::string& peer) {
-  ServerConnection conn(fd, options_.spin_us, peer);
+  ServerConnection conn(fd, options_.spin_us, peer, options_.epoch);
   uint8_t hb[wire::kHeaderSize];
   while (!server_.stopping()) {
     if (conn.reader().buffered() == 0 && !conn.flush().ok()) break;

@@ -4,6 +4,7 @@
 // connection, with one log line.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -18,7 +19,8 @@ namespace ferry {
 
 class ServerConnection {
  public:
-  ServerConnection(int fd, int spin_us, std::string peer);
+  ServerConnection(int fd, int spin_us, std::string peer,
+                   const std::atomic<uint64_t>* epoch = nullptr);
   net::SocketReader& reader() { return reader_; }
   const std::string& peer() const { return peer_; }
 
@@ -32,7 +34,10 @@ class ServerConnection {
   Status flush();
 
  private:
+  uint64_t epoch() const { return epoch_ ? epoch_->load(std::memory_order_acquire) : 0; }
+
   int fd_;
+  const std::atomic<uint64_t>* epoch_;
   net::SocketReader reader_;
   std::string peer_;
   std::string out_;
@@ -50,6 +55,8 @@ class RpcServer {
     int spin_us = 0;  // polling mode: spin this long for the next frame before sleeping
     size_t max_connections = 1024;
     int stall_timeout_ms = 30000;  // a peer silent mid-frame this long is dropped
+    // Stamped into every response (wire::FrameHeader::epoch); the registry's version.
+    const std::atomic<uint64_t>* epoch = nullptr;
   };
 
   /// Handlers must be set before start().

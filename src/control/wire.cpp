@@ -40,6 +40,7 @@ void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]) {
   putU32(out + 8, h.body_len);
   putU32(out + 12, h.status);
   putU64(out + 16, h.request_id);
+  putU64(out + 24, h.epoch);
 }
 
 namespace {
@@ -85,8 +86,10 @@ Status decodeHeader(const uint8_t* data, size_t len, FrameHeader& out) {
   h.body_len = getU32(data + 8);
   h.status = getU32(data + 12);
   h.request_id = getU64(data + 16);
-  if (isRequest(h.type) && h.status != 0)
-    return Status::Corrupted(std::string("request ") + typeName(h.type) + " with a status");
+  h.epoch = getU64(data + 24);
+  if (isRequest(h.type) && (h.status != 0 || h.epoch != 0))
+    return Status::Corrupted(std::string("request ") + typeName(h.type) +
+                             " with a status or epoch");
   if (h.status > static_cast<uint32_t>(Status::Code::kInternalError))
     return Status::Corrupted("unknown status code " + std::to_string(h.status));
   if (!bodyLenAllowed(h.type, h.status, h.body_len))

@@ -1,4 +1,4 @@
-// Ferry's framed binary protocol (docs/wire-protocol.md). Every frame is a 24-byte
+// Ferry's framed binary protocol (docs/wire-protocol.md). Every frame is a 32-byte
 // little-endian header followed by body_len bytes. Decoders validate magic, version,
 // type and per-type length caps before anything else looks at a frame.
 #pragma once
@@ -14,8 +14,8 @@
 namespace ferry::wire {
 
 constexpr uint32_t kMagic = 0x59525246;  // bytes "FRRY" on the wire
-constexpr uint16_t kVersion = 1;
-constexpr size_t kHeaderSize = 24;
+constexpr uint16_t kVersion = 2;
+constexpr size_t kHeaderSize = 32;
 constexpr size_t kRangeSize = 16;  // u64 address + u64 length
 
 constexpr uint32_t kMaxDataBytes = 64u << 20;       // one WRITE/READ payload
@@ -44,6 +44,9 @@ struct FrameHeader {
   uint32_t body_len = 0;
   uint32_t status = 0;  // responses: a Status::Code; non-zero bodies then hold error text
   uint64_t request_id = 0;
+  // Responses: the responder's registry version, so a peer learns from any answer that
+  // its cached descriptor is stale. Requests: 0.
+  uint64_t epoch = 0;
 };
 
 void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]);

@@ -103,6 +103,7 @@ Status EngineImpl::init() {
   wait_spin_us_ = polling ? 0 : config_->get<int>("wait_spin_us", 50);
   ro.max_connections = config_->get<uint64_t>("rpc/max_connections", 1024);
   ro.stall_timeout_ms = static_cast<int>(std::min<int64_t>(timeout_ms, INT32_MAX));
+  ro.epoch = &registry_.versionCounter();
   FERRY_RETURN_IF_ERROR(rpc_server_.start(ro));
 
   rpc_host_ = config_->get("rpc/advertise_address", "");
@@ -588,11 +589,31 @@ Status EngineImpl::freeBatch(BatchID id) {
   return Status::OK();
 }
 
+void EngineImpl::onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) {
+  std::lock_guard lock(seg_mu_);
+  for (auto& [id, seg] : segments_) {
+    if (seg->is_self) continue;
+    std::lock_guard slock(seg->mu);
+    if (seg->peer->host == host && seg->peer->port == port && seg->desc &&
+        seg->desc->version != epoch)
+      seg->stale.store(true, std::memory_order_release);
+  }
+}
+
 Status EngineImpl::validateTarget(SegmentEntry& seg, const Request& req) {
   if (seg.is_self) {
     Status st = registry_.checkLocal(req.target_offset, req.length);
     if (!st.ok()) return Status::InvalidArgument("target: " + st.message());
     return Status::OK();
+  }
+  if (seg.stale.load(std::memory_order_acquire) && seg.stale.exchange(false)) {
+    // Its registrations changed since we fetched the descriptor: buffers may be gone or
+    // have other permissions now. The target checks every access anyway, so a failed
+    // refresh (store down) leaves us on the cached copy rather than failing the request.
+    Status st = refreshDescriptor(seg);
+    if (!st.ok())
+      FERRY_LOG(WARN) << "segment '" << seg.name << "' changed but its descriptor could not be "
+                      << "refreshed (" << st.ToString() << "); using the cached one";
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
     {

@@ -41,6 +41,7 @@ class EngineImpl : public TransportContext {
   const Config& config() const override { return *config_; }
   MemoryRegistry& registry() override { return registry_; }
   RpcServer& rpcServer() override { return rpc_server_; }
+  void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) override;
 
   Status allocateLocalMemory(void** addr, size_t size, const MemoryOptions& options);
   Status freeLocalMemory(void* addr);
@@ -79,6 +80,8 @@ class EngineImpl : public TransportContext {
     int refs = 0;
     bool via_store = false;  // found through the metadata store (refresh there too)
     bool is_self = false;    // our own segment; fixed for the entry's life
+    // The peer answered with a registry version other than desc's: refresh before next use.
+    std::atomic<bool> stale{false};
     Transport* transport = nullptr;
     std::mutex mu;
     // Immutable once published; a refresh that moves the peer swaps in a new one, so the

@@ -69,6 +69,8 @@ class MemoryRegistry {
   std::vector<BufferDesc> snapshot() const;
   /// Bumped on every add/remove; published in the segment descriptor.
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  /// The counter itself, for the RPC server to stamp into responses without a call.
+  const std::atomic<uint64_t>& versionCounter() const { return version_; }
   size_t size() const;
 
  private:

@@ -41,6 +41,9 @@ class TransportContext {
   virtual const Config& config() const = 0;
   virtual MemoryRegistry& registry() = 0;
   virtual RpcServer& rpcServer() = 0;
+  /// A peer at host:port answered with registry version `epoch` (it differs from the last
+  /// one this connection saw). Descriptors of an older version are refreshed before use.
+  virtual void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) = 0;
 };
 
 class Transport {

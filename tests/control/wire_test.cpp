@@ -41,6 +41,17 @@ TEST(Wire, HeaderRoundTripIsLittleEndian) {
   EXPECT_EQ(h.request_id, 42u);
 }
 
+TEST(Wire, EpochTravelsInResponsesOnly) {
+  uint8_t b[kHeaderSize];
+  encodeHeader(FrameHeader{MsgType::kWriteAck, 0, 0, 9, 0x0102030405060708ull}, b);
+  EXPECT_EQ(b[24], 0x08);
+  FrameHeader h;
+  ASSERT_TRUE(decodeHeader(b, sizeof b, h).ok());
+  EXPECT_EQ(h.epoch, 0x0102030405060708ull);
+  encodeHeader(FrameHeader{MsgType::kProbe, 0, 0, 9, 5}, b);  // a request claiming one
+  EXPECT_EQ(decodeHeader(b, sizeof b, h).code(), Status::Code::kCorrupted);
+}
+
 TEST(Wire, HeaderValidation) {
   FrameHeader h;
   auto f = frame(MsgType::kProbe, 1, "");
@@ -50,7 +61,7 @@ TEST(Wire, HeaderValidation) {
   bad[0] ^= 1;
   EXPECT_NE(decodeHeader(bad.data(), bad.size(), h).message().find("magic"), std::string::npos);
   bad = f;
-  putU16(bad.data() + 4, 2);
+  putU16(bad.data() + 4, 1);  // the 24-byte-header protocol of old
   EXPECT_NE(decodeHeader(bad.data(), bad.size(), h).message().find("version"), std::string::npos);
   bad = f;
   putU16(bad.data() + 6, 99);

@@ -167,6 +167,33 @@ TEST_F(EngineTest, SegmentInfoAndBuffersRegisteredLater) {
   EXPECT_FALSE(runBatch(*a, {write(0, addr(later), later.size())}).ok());
 }
 
+// Any answer from the peer carries its registry version; once it differs from the cached
+// descriptor's, the next submit refreshes first, so a buffer the peer removed or made
+// read-only is refused at submit time, not only by the target after the bytes were sent.
+TEST_F(EngineTest, PeerRegistrationChangeIsSeenWithoutAMiss) {
+  auto submitCode = [&](const Request& r) {
+    BatchID bid = a->allocateBatch(1);
+    Status st = a->submitTransfer(bid, {r});
+    TransferStatus ts;
+    if (st.ok()) EXPECT_TRUE(a->waitTransfer(bid, ts, std::chrono::seconds(5)).ok());
+    EXPECT_TRUE(a->freeBatch(bid).ok());
+    return st.code();
+  };
+  std::vector<uint8_t> x(4096);
+  ASSERT_TRUE(b->registerLocalMemory(x.data(), x.size()).ok());
+  ASSERT_EQ(submitCode(write(0, addr(x), x.size())), Status::Code::kOk);  // fetched, cached
+  // x becomes read-only at the same address: no miss in our cache.
+  ASSERT_TRUE(b->unregisterLocalMemory(x.data()).ok());
+  ASSERT_TRUE(b->registerLocalMemory(x.data(), x.size(), kGlobalReadOnly).ok());
+  ASSERT_TRUE(runBatch(*a, {write(0, addr(rw), 64)}).ok());  // its ack tells us the version
+  EXPECT_EQ(submitCode(write(0, addr(x), x.size())), Status::Code::kPermissionDenied);
+  EXPECT_EQ(submitCode(read(0, addr(x), x.size())), Status::Code::kOk);
+  // x removed: refused at submit as not registered.
+  ASSERT_TRUE(b->unregisterLocalMemory(x.data()).ok());
+  ASSERT_TRUE(runBatch(*a, {read(0, addr(ro), 64)}).ok());  // a read's answer tells us too
+  EXPECT_EQ(submitCode(read(0, addr(x), x.size())), Status::Code::kInvalidArgument);
+}
+
 TEST_F(EngineTest, OpenIsCountedAndCloseReleases) {
   SegmentID again;
   ASSERT_TRUE(a->openSegment(again, b->getSegmentName()).ok());

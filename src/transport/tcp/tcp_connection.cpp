@@ -124,6 +124,7 @@ void TcpConnection::receiverLoop() {
   uint8_t hb[wire::kHeaderSize];
   Status cause;
   std::string error_text;
+  uint64_t epoch = 0;
   while (true) {
     cause = reader.readExact(hb, sizeof hb);
     if (!cause.ok()) break;
@@ -140,6 +141,10 @@ void TcpConnection::receiverLoop() {
       cause = Status::Corrupted(std::string("unexpected ") + wire::typeName(h.type) + " #" +
                                 std::to_string(h.request_id));
       break;
+    }
+    if (h.epoch != epoch) {
+      epoch = h.epoch;
+      if (options_.on_epoch) options_.on_epoch(epoch);
     }
     Status result;
     if (h.status != 0) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,6 +24,8 @@ class TcpConnection {
     uint64_t inline_send_bytes = 256 * 1024;
     int64_t transfer_timeout_ms = 30000;
     int spin_us = 0;  // polling mode
+    // Called from the receiver when the peer's epoch (registry version) changes.
+    std::function<void(uint64_t epoch)> on_epoch;
   };
 
   /// Connects and starts the sender and receiver threads.

@@ -95,6 +95,9 @@ Status TcpTransport::connectionsFor(const PeerEndpoint& peer,
   }
   TcpConnection::Options copts{options_.inline_send_bytes, options_.transfer_timeout_ms,
                                options_.spin_us};
+  copts.on_epoch = [ctx = ctx_, host = peer.host, port = peer.port](uint64_t epoch) {
+    ctx->onPeerEpoch(host, port, epoch);
+  };
   while (conns.size() < options_.connections_per_peer) {
     std::shared_ptr<TcpConnection> c;
     Status st = TcpConnection::open(peer.host, peer.port, options_.connect_timeout_ms, copts, c);
