@@ -733,6 +733,11 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
     }
     SegmentEntry& seg = *segs[i];
     Status st = seg.transport->submit(*seg.endpoint(), run.data(), run.size());
+    if (st.IsUnavailable() && seg.via_store && refreshDescriptor(seg).ok()) {
+      // Unreachable where we knew it: a peer restarted under its name may have moved (and
+      // kept its buffers' addresses, so nothing missed). A failed submit took no slice.
+      st = seg.transport->submit(*seg.endpoint(), run.data(), run.size());
+    }
     if (!st.ok()) {
       for (size_t k = i; k < j; ++k) failTask(batch->tasks[first + k], st);
       if (result.ok()) result = st;

@@ -1,4 +1,5 @@
 // ferry-test-peer: a target process for the multi-process tests.
+// Flags: --port=N --buffer_size=B [--metadata=URI --name=SEGMENT] (default: p2p).
 // Registers three buffers (read-write, read-only, local-only), prints one JSON line
 // describing them, then serves commands on stdin, one per line:
 //   notifs  -> {"notifs":[{"name":..,"msg":..,"check":"ok"|"bad"|""}...]}
@@ -20,21 +21,26 @@
 #include <vector>
 
 #include "ferry/transfer_engine.h"
+#include "metadata_service.h"
 #include "test_util.h"
 
 using namespace ferry;
 
 int main(int argc, char** argv) {
   std::string port = "0";
+  std::string metadata, name;
   size_t size = 64 << 20;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--port=", 0) == 0) port = a.substr(7);
     if (a.rfind("--buffer_size=", 0) == 0) size = std::stoull(a.substr(14));
+    if (a.rfind("--metadata=", 0) == 0) metadata = a.substr(11);
+    if (a.rfind("--name=", 0) == 0) name = a.substr(7);
   }
   auto config = std::make_shared<Config>();
   config->set("rpc/bind_address", "127.0.0.1");
   config->set<int64_t>("rpc/port", std::stoll(port));
+  test::configureMetadata(*config, metadata, name);
   TransferEngine engine(config);
   if (!engine.available()) {
     std::printf("{\"error\":\"%s\"}\n", engine.initStatus().ToString().c_str());

@@ -1,4 +1,5 @@
-// Transfers between this process and a ferry-test-peer process over TCP.
+// Transfers between this process and a ferry-test-peer process over TCP, found through
+// each metadata backend.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -8,12 +9,14 @@
 
 namespace ferry::test {
 
-class MultiProcess : public ::testing::Test {
+class MultiProcess : public BackendTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(peer.start());
-    engine = std::make_unique<TransferEngine>(loopbackConfig());
-    ASSERT_TRUE(engine->available());
+    BackendTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(startPeer(peer));
+    engine = std::make_unique<TransferEngine>(engineConfig());
+    ASSERT_TRUE(engine->available()) << engine->initStatus().ToString();
     mem.resize(130 << 20);
     ASSERT_TRUE(engine->registerLocalMemory(mem.data(), mem.size()).ok());
     Status st = engine->openSegment(seg, peer.segment);
@@ -27,8 +30,9 @@ class MultiProcess : public ::testing::Test {
   std::unique_ptr<TransferEngine> engine;
   SegmentID seg = 0;
 };
+FERRY_INSTANTIATE_ON_ALL_BACKENDS(MultiProcess);
 
-TEST_F(MultiProcess, RoundTripsFromOneByteTo64MiBUnaligned) {
+TEST_P(MultiProcess, RoundTripsFromOneByteTo64MiBUnaligned) {
   const size_t sizes[] = {1, 7, 4095, 4097, 65536 + 3, (1 << 20) + 13, (8 << 20) - 1, 64 << 20};
   uint8_t* out = mem.data() + 3;               // unaligned local source
   uint8_t* back = mem.data() + (65 << 20) + 1;  // unaligned local destination
@@ -43,7 +47,7 @@ TEST_F(MultiProcess, RoundTripsFromOneByteTo64MiBUnaligned) {
   }
 }
 
-TEST_F(MultiProcess, TenThousandSmallTasksInOneBatch) {
+TEST_P(MultiProcess, TenThousandSmallTasksInOneBatch) {
   const size_t kTasks = 10000, kLen = 64;
   fillPattern(mem.data(), kTasks * kLen, 99);
   std::vector<Request> reqs;
@@ -62,7 +66,7 @@ TEST_F(MultiProcess, TenThousandSmallTasksInOneBatch) {
   EXPECT_EQ(std::memcmp(mem.data() + (1 << 20), mem.data(), kTasks * kLen), 0);
 }
 
-TEST_F(MultiProcess, NotificationArrivesAfterItsData) {
+TEST_P(MultiProcess, NotificationArrivesAfterItsData) {
   const size_t n = 4 << 20;
   for (int round = 0; round < 10; ++round) {
     fillPattern(mem.data(), n, 500 + round);
@@ -89,7 +93,7 @@ TEST_F(MultiProcess, NotificationArrivesAfterItsData) {
   }
 }
 
-TEST_F(MultiProcess, ExportedSegmentOpensWithoutMetadata) {
+TEST_P(MultiProcess, ExportedSegmentOpensWithoutMetadata) {
   auto other = std::make_unique<TransferEngine>(loopbackConfig());
   std::vector<uint8_t> buf(1 << 20);
   fillPattern(buf.data(), buf.size(), 4);
@@ -101,7 +105,7 @@ TEST_F(MultiProcess, ExportedSegmentOpensWithoutMetadata) {
   EXPECT_EQ(remoteHash(peer.rw + 11, buf.size()), hashHex(buf.data(), buf.size()));
 }
 
-TEST_F(MultiProcess, PermissionsHoldAcrossProcesses) {
+TEST_P(MultiProcess, PermissionsHoldAcrossProcesses) {
   BatchID bid = engine->allocateBatch(1);
   EXPECT_EQ(engine->submitTransfer(bid, {Request{Request::WRITE, mem.data(), seg, peer.ro, 16}}).code(),
             Status::Code::kPermissionDenied);

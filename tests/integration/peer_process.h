@@ -1,4 +1,5 @@
-// Starts ferry-test-peer as a separate process and reads its buffers from its first line.
+// Starts ferry-test-peer as a separate process and reads its buffers from its first line;
+// BackendTest runs a multi-process test once per metadata backend.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -6,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "metadata_service.h"
 #include "test_util.h"
 
 namespace ferry::test {
@@ -16,11 +18,14 @@ struct PeerProcess {
   uint16_t port = 0;
   uint64_t rw = 0, rw_len = 0, ro = 0, local = 0;
 
-  /// port 0: any free port.
-  ::testing::AssertionResult start(uint16_t want_port = 0, size_t buffer_size = 64 << 20) {
-    if (!proc.start({binPath("ferry-test-peer"), "--port=" + std::to_string(want_port),
-                     "--buffer_size=" + std::to_string(buffer_size)}))
-      return ::testing::AssertionFailure() << "cannot start ferry-test-peer";
+  /// port 0: any free port. With a metadata URI the peer publishes itself there as `name`.
+  ::testing::AssertionResult start(uint16_t want_port = 0, size_t buffer_size = 64 << 20,
+                                   const std::string& metadata = "", const std::string& name = "") {
+    std::vector<std::string> argv = {binPath("ferry-test-peer"), "--port=" + std::to_string(want_port),
+                                     "--buffer_size=" + std::to_string(buffer_size)};
+    if (!metadata.empty()) argv.push_back("--metadata=" + metadata);
+    if (!name.empty()) argv.push_back("--name=" + name);
+    if (!proc.start(argv)) return ::testing::AssertionFailure() << "cannot start ferry-test-peer";
     std::string line = proc.readLine();
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.contains("segment"))
@@ -41,5 +46,32 @@ struct PeerProcess {
     return j;
   }
 };
+
+/// A test run once per metadata backend: p2p (no service; segments are host:port), and a
+/// real ferry-metadata, etcd and redis-server started for the test.
+class BackendTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    service = std::make_unique<MetadataService>(GetParam());
+    Status st = service->start();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  bool p2p() const { return service->isP2p(); }
+  /// This process's engine config on the test's backend.
+  std::shared_ptr<Config> engineConfig(int64_t transfer_timeout_ms = 10000) {
+    auto c = loopbackConfig(transfer_timeout_ms);
+    if (!p2p()) service->configure(*c, "initiator");
+    return c;
+  }
+  /// Starts a peer published on the test's backend (as "target" unless p2p).
+  ::testing::AssertionResult startPeer(PeerProcess& peer, uint16_t port = 0) {
+    return peer.start(port, 64 << 20, service->url(), p2p() ? "" : "target");
+  }
+  std::unique_ptr<MetadataService> service;
+};
+
+#define FERRY_INSTANTIATE_ON_ALL_BACKENDS(suite)                                                    \
+  INSTANTIATE_TEST_SUITE_P(Backends, suite, ::testing::Values("p2p", "http", "etcd", "redis"), \
+                           [](const auto& info) { return info.param; })
 
 }  // namespace ferry::test
