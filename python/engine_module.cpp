@@ -339,17 +339,12 @@ class PyTransferEngine {
     if (buffers.empty()) return Status::InvalidArgument("no transfer given");
     ferry::SegmentID seg;
     FERRY_RETURN_IF_ERROR(segment(target, seg));
-    if (!hint.empty()) {
-      std::string served_by = engine_->impl()->transportName(seg);
-      if (hint != served_by)
-        return Status::InvalidArgument("transport_hint '" + hint + "' cannot serve '" + target +
-                                       "' (this build reaches it with " + served_by + ")");
-    }
     std::vector<ferry::Request> reqs;
     reqs.reserve(buffers.size());
     for (size_t i = 0; i < buffers.size(); ++i)
       reqs.push_back({op == Opcode::READ ? ferry::Request::READ : ferry::Request::WRITE,
-                      reinterpret_cast<void*>(buffers[i]), seg, peers[i], lengths[i]});
+                      reinterpret_cast<void*>(buffers[i]), seg, peers[i], lengths[i],
+                      hint.empty() ? nullptr : hint.c_str()});  // pins the transport
     ferry::BatchID b = engine_->allocateBatch(reqs.size());
     if (b == 0) return Status::InvalidArgument("cannot allocate a batch of " + std::to_string(reqs.size()));
     Status st = notify ? engine_->submitTransfer(b, reqs, ferry::Notification{notify->name, notify->msg})

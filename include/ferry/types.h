@@ -74,6 +74,9 @@ struct Request {
   SegmentID target_id;
   uint64_t target_offset;
   size_t length;
+  /// Ferry extension: pins the request onto one transport ("local", "shm", "tcp", ...);
+  /// null or "" lets the selector choose. Read during submitTransfer only.
+  const char* transport_hint = nullptr;
 };
 
 enum TransferStatusEnum {

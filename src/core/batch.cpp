@@ -66,6 +66,7 @@ void recordFailure(Task& task, const Status& status) {
 
 void completeSlice(Slice* slice, const Status& status) {
   Task& task = *slice->task;
+  if (!status.ok() && task.route && task.route->failover(slice, status)) return;
   if (status.ok()) {
     task.transferred.fetch_add(slice->length, std::memory_order_relaxed);
     if (auto* moved = task.batch->bytes_moved) moved->fetch_add(slice->length, std::memory_order_relaxed);

@@ -29,6 +29,15 @@ struct Slice {
   uint32_t length = 0;
   int64_t deadline_ns = 0;  // steady clock
   uint64_t request_id = 0;  // assigned by the transport carrying it
+  uint8_t attempt = 0;      // index of the transport candidate carrying it
+};
+
+/// Where a task's failed slices may go next (the selector's other candidates). The engine
+/// implements it; a slice it takes back completes later through completeSlice() again.
+struct SliceRoute {
+  virtual ~SliceRoute() = default;
+  /// True when the failed slice was resubmitted on another transport.
+  virtual bool failover(Slice* slice, const Status& why) = 0;
 };
 
 /// Runs when every task of a submit call has finished (used for notifications).
@@ -45,6 +54,7 @@ struct Task {
   std::atomic<uint32_t> slices_left{0};
   Batch* batch = nullptr;
   std::shared_ptr<CompletionGroup> group;
+  std::shared_ptr<SliceRoute> route;  // null: no failover
   std::unique_ptr<Slice[]> slices;
   uint32_t num_slices = 0;
 };

@@ -32,8 +32,16 @@ static const char* kDefaults = R"({
   "metrics": { "enable": false, "interval_s": 5 },
   "rdma": { "bind_address": "" },
   "batch": { "max_size": 1048576 },
+  "selector": { "max_failover_attempts": 2, "policies": [] },
   "transports": {
     "local": { "enable": true },
+    "shm": {
+      "enable": true,
+      "copy_threads": 0,
+      "slice_size": 1048576,
+      "inline_bytes": 65536,
+      "cross_memory_attach": true
+    },
     "tcp": {
       "enable": true,
       "connections_per_peer": 0,
@@ -133,8 +141,10 @@ Status Config::loadFromEnv() {
     set<int64_t>("metrics/interval_s", secs);
   }
   // Only TCP, even for our own segment (the local copy path is off too).
-  if (const char* v = std::getenv("MC_FORCE_TCP"); v && *v && truthy(v))
+  if (const char* v = std::getenv("MC_FORCE_TCP"); v && *v && truthy(v)) {
     set<bool>("transports/local/enable", false);
+    set<bool>("transports/shm/enable", false);
+  }
   if (const char* v = std::getenv("FERRY_POLLING"); v && *v)
     set<bool>("polling", std::string(v) == "1" || std::string(v) == "true");
   return Status::OK();

@@ -15,12 +15,17 @@ std::string SegmentDescriptor::toJson() const {
   j["rpc"] = {{"host", rpc_host}, {"port", rpc_port}};
   j["version"] = version;
   j["type"] = "memory";
+  if (pid) j["pid"] = pid;
+  if (!shm_control.empty()) j["shm_control"] = shm_control;
   json bufs = json::array();
-  for (const auto& b : buffers)
-    bufs.push_back({{"base", b.base},
-                    {"length", b.length},
-                    {"location", b.location},
-                    {"perm", static_cast<int>(b.perm)}});
+  for (const auto& b : buffers) {
+    json jb = {{"base", b.base},
+               {"length", b.length},
+               {"location", b.location},
+               {"perm", static_cast<int>(b.perm)}};
+    if (!b.shm_name.empty()) jb["shm"] = {{"name", b.shm_name}, {"offset", b.shm_offset}};
+    bufs.push_back(std::move(jb));
+  }
   j["buffers"] = std::move(bufs);
   j["transports"] = transports;
   return j.dump();
@@ -40,6 +45,8 @@ Status SegmentDescriptor::fromJson(const std::string& text, SegmentDescriptor& o
     if (port <= 0 || port > 65535) return Status::Corrupted("descriptor has an invalid RPC port");
     d.rpc_port = static_cast<uint16_t>(port);
     d.version = j.value("version", uint64_t{0});
+    d.pid = j.value("pid", int64_t{0});
+    d.shm_control = j.value("shm_control", "");
     for (const auto& b : j.at("buffers")) {
       BufferDesc bd;
       bd.base = b.at("base").get<uint64_t>();
@@ -51,6 +58,10 @@ Status SegmentDescriptor::fromJson(const std::string& text, SegmentDescriptor& o
       bd.perm = static_cast<Permission>(perm);
       if (bd.length == 0 || bd.base + bd.length < bd.base)
         return Status::Corrupted("descriptor buffer has an invalid range");
+      if (b.contains("shm")) {
+        bd.shm_name = b.at("shm").at("name").get<std::string>();
+        bd.shm_offset = b.at("shm").value("offset", uint64_t{0});
+      }
       d.buffers.push_back(bd);
     }
     if (j.contains("transports")) d.transports = j.at("transports").get<std::vector<std::string>>();

@@ -18,6 +18,8 @@ struct SegmentDescriptor {
   std::string rpc_host;
   uint16_t rpc_port = 0;
   uint64_t version = 0;  // registry version when published
+  int64_t pid = 0;       // for cross-memory attach by same-machine peers
+  std::string shm_control;  // shared page holding the live registry version (shm peers)
   std::vector<BufferDesc> buffers;  // in registration order
   std::vector<std::string> transports;
 

@@ -1,19 +1,67 @@
 #include "core/engine.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 
 #include <algorithm>
 #include <cinttypes>
+#include <new>
 #include <random>
 #include <set>
 
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/shm_file.h"
+
+#include <nlohmann/json.hpp>
 
 namespace ferry {
+
+// One request's transport candidates toward one segment, and the failover of its slices.
+struct EngineImpl::Route : SliceRoute {
+  std::shared_ptr<const PeerEndpoint> peer;
+  std::vector<Transport*> candidates;
+  bool pinned = false;
+  size_t max_failover = 0;
+  uint64_t slice_size = 0;  // the smallest of the candidates': any of them can carry a slice
+
+  // Errors another transport might not have. A refusal by the target (permission, range)
+  // or a passed deadline would only repeat.
+  static bool retryable(const Status& s) {
+    switch (s.code()) {
+      case Status::Code::kUnavailable:
+      case Status::Code::kNotSupported:
+      case Status::Code::kInternalError:
+      case Status::Code::kCorrupted: return true;
+      default: return false;
+    }
+  }
+  void finish(size_t max_failover_attempts) {
+    max_failover = pinned ? 0 : max_failover_attempts;
+    slice_size = UINT64_MAX;
+    for (size_t i = 0; i < candidates.size() && i <= max_failover; ++i)
+      slice_size = std::min(slice_size, candidates[i]->sliceSize());
+    if (candidates.empty()) slice_size = 1 << 20;
+  }
+  bool failover(Slice* slice, const Status& why) override {
+    if (pinned || !retryable(why)) return false;
+    while (slice->attempt < max_failover && slice->attempt + 1u < candidates.size()) {
+      Transport* from = candidates[slice->attempt];
+      Transport* to = candidates[++slice->attempt];
+      static std::atomic<uint64_t> logged{0};
+      if (logged.fetch_add(1, std::memory_order_relaxed) % 1000 == 0)
+        FERRY_LOG(WARN) << "segment '" << peer->segment_name << "': " << from->name()
+                        << " failed (" << why.ToString() << "); retrying on " << to->name();
+      Slice* one = slice;
+      if (to->submit(*peer, &one, 1).ok()) return true;
+    }
+    return false;
+  }
+};
+
 
 using wire::FrameHeader;
 using wire::MsgType;
@@ -89,6 +137,24 @@ Status EngineImpl::init() {
   if (transports_.empty()) return Status::InvalidArgument("every transport is disabled");
   installControlHandlers();
   for (auto& t : transports_) FERRY_RETURN_IF_ERROR(t->start(*this));
+  {
+    std::vector<Transport*> order;
+    for (auto& t : transports_) order.push_back(t.get());
+    FERRY_RETURN_IF_ERROR(selector_.configure(*config_, std::move(order)));
+  }
+  for (auto& t : transports_) {
+    if (std::string(t->name()) != "shm") continue;
+    shm::sweepStaleShmFiles();
+    void* page = nullptr;
+    Status st = shm::create(4096, shm_control_name_, &page);
+    if (!st.ok()) {
+      // Peers then cannot tell a changed registry without an ack; say so, keep going.
+      FERRY_LOG(WARN) << "shm: no control page (" << st.ToString() << "); allocations stay private";
+      break;
+    }
+    shm_control_ = new (page) std::atomic<uint64_t>(registry_.version());
+    shm_alloc_ = true;
+  }
 
   RpcServer::Options ro;
   ro.bind_address = config_->get("rpc/bind_address", "0.0.0.0");
@@ -136,6 +202,8 @@ Status EngineImpl::init() {
 }
 
 EngineImpl::~EngineImpl() {
+  // First: shm peers stop copying into memory that is about to go away.
+  if (shm_control_) shm_control_->store(shm::kEngineGone, std::memory_order_release);
   if (store_ && init_status_.ok()) {
     Status st = store_->remove(segmentKey(cluster_, name_));  // a clean exit leaves no entry
     if (!st.ok()) FERRY_LOG(WARN) << "could not remove segment '" << name_ << "': " << st.ToString();
@@ -153,7 +221,12 @@ EngineImpl::~EngineImpl() {
   if (keeper_.joinable()) keeper_.join();
   if (embedded_store_) embedded_store_->stop();
   std::lock_guard lock(alloc_mu_);
-  for (auto& [addr, size] : allocations_) ::munmap(reinterpret_cast<void*>(addr), size);
+  for (auto& [addr, a] : allocations_) shm::destroy(a.shm_name, reinterpret_cast<void*>(addr), a.size);
+  if (shm_control_) shm::destroy(shm_control_name_, shm_control_, 4096);
+}
+
+void EngineImpl::updateShmControl() {
+  if (shm_control_) shm_control_->store(registry_.version(), std::memory_order_release);
 }
 
 // ---------------- control handlers ----------------
@@ -187,6 +260,8 @@ SegmentDescriptor EngineImpl::localDescriptor() {
   d.rpc_port = rpcPort();
   d.version = registry_.version();
   d.buffers = registry_.snapshot();
+  d.pid = ::getpid();
+  d.shm_control = shm_control_name_;
   for (auto& t : transports_) d.transports.push_back(t->name());
   return d;
 }
@@ -292,35 +367,47 @@ Status EngineImpl::allocateLocalMemory(void** addr, size_t size, const MemoryOpt
   if (loc.rfind("cuda", 0) == 0 || loc.rfind("npu", 0) == 0 || loc.rfind("musa", 0) == 0)
     return Status::NotSupported("allocating '" + loc +
                                 "' memory needs a GPU transport, which this engine does not have");
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED)
-    return Status::InternalError("cannot allocate " + std::to_string(size) + " bytes: " +
-                                 strerror(errno));
   MemoryOptions o = options;
   if (o.location == kWildcardLocation) o.location = "cpu:0";
+  Allocation a{size, ""};
+  void* p = nullptr;
+  // In a shared-memory file when the shm transport is on: same-machine peers map it.
+  if (shm_alloc_ && o.shm_path.empty()) {
+    Status st = shm::create(size, a.shm_name, &p);
+    if (!st.ok()) FERRY_LOG(WARN) << "allocating private memory instead: " << st.ToString();
+  }
+  if (!p) {
+    p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+      return Status::InternalError("cannot allocate " + std::to_string(size) + " bytes: " +
+                                   strerror(errno));
+  } else {
+    o.shm_path = a.shm_name;
+    o.shm_offset = 0;
+  }
   Status st = registerLocalMemory(p, size, o);
   if (!st.ok()) {
-    ::munmap(p, size);
+    shm::destroy(a.shm_name, p, size);
     return st;
   }
   std::lock_guard lock(alloc_mu_);
-  allocations_[reinterpret_cast<uintptr_t>(p)] = size;
+  allocations_[reinterpret_cast<uintptr_t>(p)] = a;
   *addr = p;
   return Status::OK();
 }
 
 Status EngineImpl::freeLocalMemory(void* addr) {
-  size_t size;
+  Allocation a;
   {
     std::lock_guard lock(alloc_mu_);
     auto it = allocations_.find(reinterpret_cast<uintptr_t>(addr));
     if (it == allocations_.end())
       return Status::InvalidArgument("address was not returned by allocateLocalMemory");
-    size = it->second;
+    a = it->second;
     allocations_.erase(it);
   }
-  Status st = unregisterLocalMemory(addr, size);
-  ::munmap(addr, size);
+  Status st = unregisterLocalMemory(addr, a.size);
+  shm::destroy(a.shm_name, addr, a.size);  // a peer's mapping keeps its pages, not ours
   return st;
 }
 
@@ -334,6 +421,14 @@ Status EngineImpl::registerLocalMemory(void* addr, size_t size, const MemoryOpti
   d.perm = options.perm;
   if (d.perm < kLocalReadWrite || d.perm > kGlobalReadWrite)
     return Status::InvalidArgument("unknown permission " + std::to_string(int(d.perm)));
+  // A local-only buffer is never offered for mapping.
+  if (d.perm != kLocalReadWrite && !options.shm_path.empty()) {
+    if (options.shm_path[0] != '/' || options.shm_path.find('/', 1) != std::string::npos)
+      return Status::InvalidArgument("shm_path must be a POSIX shared-memory name like /name, got '" +
+                                     options.shm_path + "'");
+    d.shm_name = options.shm_path;
+    d.shm_offset = options.shm_offset;
+  }
   FERRY_RETURN_IF_ERROR(registry_.add(d));
   for (size_t i = 0; i < transports_.size(); ++i) {
     Status st = transports_[i]->registerMemory(d);
@@ -343,6 +438,7 @@ Status EngineImpl::registerLocalMemory(void* addr, size_t size, const MemoryOpti
       return st;
     }
   }
+  updateShmControl();
   publish();
   return Status::OK();
 }
@@ -351,16 +447,30 @@ Status EngineImpl::unregisterLocalMemory(void* addr, size_t size) {
   BufferDesc d;
   FERRY_RETURN_IF_ERROR(registry_.remove(reinterpret_cast<uint64_t>(addr), size, &d));
   for (auto& t : transports_) t->unregisterMemory(d).IgnoreError();
+  updateShmControl();
   publish();
   return Status::OK();
 }
 
 // ---------------- segments ----------------
 
-Transport* EngineImpl::transportFor(const PeerEndpoint& peer) {
-  for (auto& t : transports_)
-    if (t->canReach(peer)) return t.get();
-  return nullptr;
+void EngineImpl::setDescriptorLocked(SegmentEntry& seg,
+                                     std::shared_ptr<const SegmentDescriptor> desc,
+                                     const std::string* host, uint16_t port) {
+  auto peer = std::make_shared<PeerEndpoint>(*seg.peer);
+  if (host) {
+    peer->host = *host;
+    peer->port = port;
+  }
+  if (desc) peer->machine_id = desc->machine_id;
+  peer->desc = desc;
+  seg.desc = std::move(desc);
+  seg.peer = std::move(peer);
+  auto route = std::make_shared<Route>();
+  route->peer = seg.peer;
+  route->candidates = selector_.candidates(*seg.peer, SelectionCase{seg.peer->machine_id == machine_id_});
+  route->finish(static_cast<size_t>(selector_.maxFailoverAttempts()));
+  seg.route = std::move(route);
 }
 
 Status EngineImpl::fetchDescriptor(const PeerEndpoint& peer, SegmentDescriptor& out) {
@@ -382,26 +492,25 @@ Status EngineImpl::refreshDescriptor(SegmentEntry& seg) {
     FERRY_RETURN_IF_ERROR(fetchDescriptor(*peer, *fresh));
   }
   std::lock_guard lock(seg.mu);
-  if (seg.via_store && (fresh->rpc_host != seg.peer->host || fresh->rpc_port != seg.peer->port)) {
+  bool moved = seg.via_store && (fresh->rpc_host != seg.peer->host || fresh->rpc_port != seg.peer->port);
+  if (moved)
     FERRY_LOG(INFO) << "segment '" << seg.name << "' moved to "
                     << net::joinHostPort(fresh->rpc_host, fresh->rpc_port);
-    auto moved = std::make_shared<PeerEndpoint>(*seg.peer);
-    moved->host = fresh->rpc_host;
-    moved->port = fresh->rpc_port;
-    seg.peer = std::move(moved);
-  }
   if (seg.desc && seg.desc->instance_id != fresh->instance_id)
     FERRY_LOG(INFO) << "segment '" << seg.name << "' restarted (instance "
                     << seg.desc->instance_id << " -> " << fresh->instance_id << ")";
-  seg.desc = std::move(fresh);
+  std::string host = fresh->rpc_host;
+  uint16_t port = fresh->rpc_port;
+  setDescriptorLocked(seg, std::move(fresh), moved ? &host : nullptr, port);
   return Status::OK();
 }
 
 Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
                               std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle,
                               bool via_store) {
-  Transport* t = transportFor(peer);
-  if (!t) return Status::Unavailable("no transport can reach segment '" + name + "'");
+  peer.desc = desc;
+  if (selector_.candidates(peer, SelectionCase{peer.machine_id == machine_id_}).empty())
+    return Status::Unavailable("no transport can reach segment '" + name + "'");
   std::lock_guard lock(seg_mu_);
   auto it = segment_ids_.find(name);
   if (it != segment_ids_.end()) {
@@ -409,7 +518,7 @@ Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
     ++seg->refs;
     if (desc) {
       std::lock_guard slock(seg->mu);
-      seg->desc = std::move(desc);
+      setDescriptorLocked(*seg, std::move(desc));
     }
     handle = seg->id;
     return Status::OK();
@@ -421,8 +530,10 @@ Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
   seg->via_store = via_store;
   seg->is_self = peer.is_self;
   seg->peer = std::make_shared<const PeerEndpoint>(std::move(peer));
-  seg->transport = t;
-  seg->desc = std::move(desc);
+  {
+    std::lock_guard slock(seg->mu);
+    setDescriptorLocked(*seg, std::move(desc));
+  }
   segments_[seg->id] = seg;
   segment_ids_[name] = seg->id;
   handle = seg->id;
@@ -478,7 +589,44 @@ std::shared_ptr<EngineImpl::SegmentEntry> EngineImpl::findSegment(SegmentID id) 
 
 std::string EngineImpl::transportName(SegmentID id) {
   auto seg = findSegment(id);
-  return seg ? seg->transport->name() : "";
+  if (!seg) return "";
+  std::lock_guard lock(seg->mu);
+  return seg->route->candidates.empty() ? "" : seg->route->candidates[0]->name();
+}
+
+Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
+  auto seg = findSegment(id);
+  if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(id));
+  auto peer = seg->endpoint();
+  bool same_machine = peer->machine_id == machine_id_;
+  auto names = [](const std::vector<Transport*>& ts) {
+    nlohmann::json a = nlohmann::json::array();
+    for (Transport* t : ts) a.push_back(t->name());
+    return a;
+  };
+  nlohmann::json j = {{"segment", seg->name}, {"same_machine", same_machine}, {"self", seg->is_self}};
+  for (Transport* t : selector_.transports())
+    j["transports"].push_back({{"name", t->name()}, {"reaches", t->canReach(*peer)},
+                               {"slice_size", t->sliceSize()}});
+  j["default"] = names(selector_.candidates(*peer, SelectionCase{same_machine}));
+  j["max_failover_attempts"] = selector_.maxFailoverAttempts();
+  j["policies"] = nlohmann::json::array();
+  for (const auto& r : selector_.rules()) {
+    std::vector<Transport*> order;
+    for (const auto& n : r.transports)
+      for (Transport* t : selector_.transports())
+        if (n == t->name() && t->canReach(*peer)) order.push_back(t);
+    nlohmann::json m;
+    if (r.same_machine) m["same_machine"] = *r.same_machine;
+    if (r.min_size) m["min_size"] = r.min_size;
+    if (r.max_size != UINT64_MAX) m["max_size"] = r.max_size;
+    if (!r.local_location.empty()) m["local_location"] = r.local_location;
+    if (!r.remote_location.empty()) m["remote_location"] = r.remote_location;
+    if (!r.segment_type.empty()) m["segment_type"] = r.segment_type;
+    j["policies"].push_back({{"match", m}, {"order", names(order)}});
+  }
+  out = j.dump(2);
+  return Status::OK();
 }
 
 Status EngineImpl::getSegmentInfo(SegmentID handle, SegmentInfo& info) {
@@ -647,6 +795,7 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
 
   // Validate everything before anything moves.
   std::vector<std::shared_ptr<SegmentEntry>> segs(requests.size());
+  std::vector<std::shared_ptr<Route>> routes(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& r = requests[i];
     auto fail = [&](const Status& st) {
@@ -670,6 +819,15 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
     }
     st = validateTarget(*segs[i], r);
     if (!st.ok()) return fail(st);
+    bool same_choice = i > 0 && segs[i] == segs[i - 1] && !selector_.hasPolicies() &&
+                       std::string_view(r.transport_hint ? r.transport_hint : "") ==
+                           std::string_view(requests[i - 1].transport_hint ? requests[i - 1].transport_hint : "");
+    if (same_choice) {
+      routes[i] = routes[i - 1];
+    } else {
+      st = routeFor(*segs[i], r, routes[i]);
+      if (!st.ok()) return fail(st);
+    }
   }
 
   size_t first;
@@ -717,26 +875,59 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
   for (size_t i = 0; i < requests.size(); ++i) {
     Task& t = batch->tasks[first + i];
     t.group = group;
-    makeSlices(t, requests[i], segs[i]->transport->sliceSize(), deadline);
+    // Failover needs somewhere to go; without it a failed slice completes at once.
+    bool can_fail_over = routes[i]->max_failover > 0 && routes[i]->candidates.size() > 1;
+    t.route = can_fail_over ? routes[i] : nullptr;
+    makeSlices(t, requests[i], routes[i]->slice_size, deadline);
   }
 
-  // Hand each run of requests to the same segment over in one call.
+  // Hand each run of requests with the same route over in one call.
   Status result;
   std::vector<Slice*> run;
   for (size_t i = 0; i < requests.size();) {
     size_t j = i;
-    run.clear();
-    while (j < requests.size() && segs[j] == segs[i]) {
-      Task& t = batch->tasks[first + j];
-      for (uint32_t k = 0; k < t.num_slices; ++k) run.push_back(&t.slices[k]);
-      ++j;
-    }
+    while (j < requests.size() && routes[j] == routes[i]) ++j;
+    auto collect = [&] {
+      run.clear();
+      for (size_t k = i; k < j; ++k) {
+        Task& t = batch->tasks[first + k];
+        for (uint32_t n = 0; n < t.num_slices; ++n) run.push_back(&t.slices[n]);
+      }
+    };
+    collect();
     SegmentEntry& seg = *segs[i];
-    Status st = seg.transport->submit(*seg.endpoint(), run.data(), run.size());
-    if (st.IsUnavailable() && seg.via_store && refreshDescriptor(seg).ok()) {
-      // Unreachable where we knew it: a peer restarted under its name may have moved (and
-      // kept its buffers' addresses, so nothing missed). A failed submit took no slice.
-      st = seg.transport->submit(*seg.endpoint(), run.data(), run.size());
+    Status st = submitRun(*routes[i], run, seg.stale);
+    if (!st.ok() && (seg.stale.load(std::memory_order_acquire) || (st.IsUnavailable() && seg.via_store))) {
+      // The peer changed (its registry version moved) or is not where we knew it (a
+      // restart under its name may have moved it): read its descriptor again, check the
+      // run against it, and try once more. A failed submit took no slice.
+      seg.stale.store(false, std::memory_order_release);
+      if (refreshDescriptor(seg).ok()) {
+        for (size_t k = i; k < j && st.code() != Status::Code::kOk; ++k) {
+          Status v = validateTarget(seg, requests[k]);
+          if (!v.ok()) {
+            st = Status(v.code(), "request " + std::to_string(k) + ": " + v.message());
+            break;
+          }
+          if (k + 1 == j) {
+            std::shared_ptr<Route> again;
+            st = routeFor(seg, requests[i], again);
+            if (st.ok()) {
+              auto fresh = std::make_shared<Route>(*again);  // this run's own copy
+              auto peer = std::make_shared<PeerEndpoint>(*fresh->peer);
+              peer->just_refreshed = true;
+              fresh->peer = std::move(peer);
+              again = std::move(fresh);
+              for (size_t m = i; m < j; ++m) {
+                Task& t = batch->tasks[first + m];
+                t.route = again->max_failover > 0 && again->candidates.size() > 1 ? again : nullptr;
+              }
+              collect();  // slice sizes stay: cut for the old candidates, fine for the new
+              st = submitRun(*again, run, seg.stale);
+            }
+          }
+        }
+      }
     }
     if (!st.ok()) {
       for (size_t k = i; k < j; ++k) failTask(batch->tasks[first + k], st);
@@ -745,6 +936,53 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
     i = j;
   }
   return result;
+}
+
+Status EngineImpl::routeFor(SegmentEntry& seg, const Request& req, std::shared_ptr<Route>& out) {
+  bool hinted = req.transport_hint && *req.transport_hint;
+  if (!hinted && !selector_.hasPolicies()) {
+    std::lock_guard lock(seg.mu);
+    out = seg.route;
+    return Status::OK();
+  }
+  auto r = std::make_shared<Route>();
+  r->peer = seg.endpoint();
+  if (hinted) {
+    Transport* t = nullptr;
+    FERRY_RETURN_IF_ERROR(selector_.pinned(req.transport_hint, *r->peer, t));
+    r->candidates = {t};
+    r->pinned = true;
+  } else {
+    SelectionCase c;
+    c.same_machine = r->peer->machine_id == machine_id_;
+    c.length = req.length;
+    registry_.checkLocal(reinterpret_cast<uint64_t>(req.source), req.length, &c.local_location).IgnoreError();
+    if (seg.is_self) {
+      registry_.checkLocal(req.target_offset, req.length, &c.remote_location).IgnoreError();
+    } else if (r->peer->desc) {
+      if (const BufferDesc* b = r->peer->desc->find(req.target_offset, req.length)) c.remote_location = b->location;
+    }
+    r->candidates = selector_.candidates(*r->peer, c);
+    if (r->candidates.empty())
+      return Status::NotSupported("no transport allowed by selector/policies can reach segment '" +
+                                  seg.name + "' for this request");
+  }
+  r->finish(static_cast<size_t>(selector_.maxFailoverAttempts()));
+  out = std::move(r);
+  return Status::OK();
+}
+
+Status EngineImpl::submitRun(Route& route, std::vector<Slice*>& run, const std::atomic<bool>& stale) {
+  Status st = Status::Unavailable("no transport can reach '" + route.peer->segment_name + "'");
+  size_t tries = route.pinned ? 1 : std::min(route.candidates.size(), route.max_failover + 1);
+  for (size_t k = 0; k < tries; ++k) {
+    for (Slice* s : run) s->attempt = static_cast<uint8_t>(k);  // before: it may complete inline
+    st = route.candidates[k]->submit(*route.peer, run.data(), run.size());
+    if (st.ok() || !Route::retryable(st)) return st;
+    // A transport that found the peer's registrations changed wants a refresh, not the next one.
+    if (stale.load(std::memory_order_acquire)) return st;
+  }
+  return st;
 }
 
 Status EngineImpl::getTransferStatus(BatchID id, size_t task_id, TransferStatus& status) {

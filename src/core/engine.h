@@ -19,6 +19,7 @@
 #include "core/batch.h"
 #include "core/descriptor.h"
 #include "core/memory_registry.h"
+#include "core/selector.h"
 #include "metadata/metadata_server.h"
 #include "metadata/metadata_store.h"
 #include "ferry/config.h"
@@ -41,6 +42,7 @@ class EngineImpl : public TransportContext {
   const Config& config() const override { return *config_; }
   MemoryRegistry& registry() override { return registry_; }
   RpcServer& rpcServer() override { return rpc_server_; }
+  const std::string& machineId() const override { return machine_id_; }
   void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) override;
 
   Status allocateLocalMemory(void** addr, size_t size, const MemoryOptions& options);
@@ -68,12 +70,15 @@ class EngineImpl : public TransportContext {
   /// Probes a segment's RPC server ("host:port" or an opened name). Ferry extension.
   Status probe(const std::string& segment_name);
 
-  /// Name of the transport serving an opened segment ("" if unknown).
+  /// Name of the transport first in line for an opened segment ("" if unknown).
   std::string transportName(SegmentID id);
+  /// The selector's choices for an opened segment, as JSON (ferry-info --selection).
+  Status describeSelection(SegmentID id, std::string& json);
   /// This engine's descriptor as published.
   SegmentDescriptor localDescriptor();
 
  private:
+  struct Route;
   struct SegmentEntry {
     SegmentID id = 0;
     std::string name;
@@ -82,12 +87,12 @@ class EngineImpl : public TransportContext {
     bool is_self = false;    // our own segment; fixed for the entry's life
     // The peer answered with a registry version other than desc's: refresh before next use.
     std::atomic<bool> stale{false};
-    Transport* transport = nullptr;
     std::mutex mu;
     // Immutable once published; a refresh that moves the peer swaps in a new one, so the
     // data path shares it (a refcount) instead of copying its strings per submit.
     std::shared_ptr<const PeerEndpoint> peer;       // guarded by mu
     std::shared_ptr<const SegmentDescriptor> desc;  // guarded by mu; null for our own segment
+    std::shared_ptr<Route> route;  // guarded by mu; default candidates, rebuilt with peer
     std::shared_ptr<const PeerEndpoint> endpoint() {
       std::lock_guard lock(mu);
       return peer;
@@ -98,7 +103,15 @@ class EngineImpl : public TransportContext {
   void installControlHandlers();
   std::shared_ptr<SegmentEntry> findSegment(SegmentID id);
   std::shared_ptr<Batch> findBatch(BatchID id);
-  Transport* transportFor(const PeerEndpoint& peer);
+  // Swaps in a new descriptor (and endpoint, route) for the entry. Caller holds seg.mu.
+  void setDescriptorLocked(SegmentEntry& seg, std::shared_ptr<const SegmentDescriptor> desc,
+                           const std::string* host = nullptr, uint16_t port = 0);
+  // The candidates for one request: hint, policy rule, or the segment's default route.
+  Status routeFor(SegmentEntry& seg, const Request& req, std::shared_ptr<Route>& out);
+  // Hands a run of slices to the route's candidates in order (submit-time failover).
+  // Stops early when `stale` gets set (the caller refreshes and retries instead).
+  Status submitRun(Route& route, std::vector<Slice*>& run, const std::atomic<bool>& stale);
+  void updateShmControl();
   Status fetchDescriptor(const PeerEndpoint& peer, SegmentDescriptor& out);
   Status refreshDescriptor(SegmentEntry& seg);
   // Checks the target range of a request against the segment (refreshing once on a miss).
@@ -126,9 +139,18 @@ class EngineImpl : public TransportContext {
   RpcServer rpc_server_;
   std::unique_ptr<RpcClient> rpc_client_;
   std::vector<std::unique_ptr<Transport>> transports_;
+  TransportSelector selector_;
 
   std::mutex alloc_mu_;
-  std::unordered_map<uintptr_t, size_t> allocations_;  // allocateLocalMemory'd ranges
+  struct Allocation {
+    size_t size = 0;
+    std::string shm_name;  // "" for private memory
+  };
+  std::unordered_map<uintptr_t, Allocation> allocations_;  // allocateLocalMemory'd ranges
+  bool shm_alloc_ = false;  // allocate in shared-memory files (shm transport enabled)
+  // A shared page holding the registry version, for shm peers (no acks there to carry it).
+  std::string shm_control_name_;
+  std::atomic<uint64_t>* shm_control_ = nullptr;
 
   std::mutex seg_mu_;
   std::unordered_map<SegmentID, std::shared_ptr<SegmentEntry>> segments_;

@@ -73,7 +73,7 @@ Status MemoryRegistry::remove(uint64_t base, uint64_t length, BufferDesc* remove
   return Status::OK();
 }
 
-Status MemoryRegistry::checkLocal(uint64_t addr, uint64_t length) const {
+Status MemoryRegistry::checkLocal(uint64_t addr, uint64_t length, Location* location) const {
   std::shared_lock lock(mu_);
   auto r = findLocked(addr);
   if (!r) return Status::InvalidArgument("local address " + rangeText(addr, length) +
@@ -82,6 +82,7 @@ Status MemoryRegistry::checkLocal(uint64_t addr, uint64_t length) const {
     return Status::InvalidArgument("local range " + rangeText(addr, length) +
                                    " runs past the end of registered " +
                                    rangeText(r->desc.base, r->desc.length));
+  if (location) *location = r->desc.location;
   return Status::OK();
 }
 

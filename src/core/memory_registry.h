@@ -20,6 +20,10 @@ struct BufferDesc {
   uint64_t length = 0;
   Location location = "cpu:0";
   Permission perm = kGlobalReadWrite;
+  // Shared-memory backing (allocateLocalMemory, or MemoryOptions::shm_path): a same-machine
+  // peer maps shm_name at shm_offset instead of going through the network.
+  std::string shm_name;
+  uint64_t shm_offset = 0;
   bool operator==(const BufferDesc&) const = default;
 };
 
@@ -58,7 +62,7 @@ class MemoryRegistry {
   /// Removes the range starting at base (length 0 matches any length); waits for pins.
   Status remove(uint64_t base, uint64_t length, BufferDesc* removed = nullptr);
   /// OK when [addr, addr+length) lies inside one registered range (any permission).
-  Status checkLocal(uint64_t addr, uint64_t length) const;
+  Status checkLocal(uint64_t addr, uint64_t length, Location* location = nullptr) const;
   /// Finds the region for a peer's access and checks its permission; pins it on success.
   Status pinForRemote(uint64_t addr, uint64_t length, bool write, Pin& out) const;
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/batch.h"
+#include "core/descriptor.h"
 #include "core/memory_registry.h"
 #include "ferry/config.h"
 #include "ferry/status.h"
@@ -26,6 +27,11 @@ struct PeerEndpoint {
   uint16_t port = 0;
   std::string machine_id;
   bool is_self = false;  // the segment is this engine
+  // The peer's descriptor as last read (null for our own segment); replaced, never changed.
+  std::shared_ptr<const SegmentDescriptor> desc;
+  // Set on the engine's retry after re-reading desc because the peer changed: transports
+  // that check the peer's live version accept desc as current for that submit.
+  bool just_refreshed = false;
 };
 
 struct TransportCaps {
@@ -41,6 +47,8 @@ class TransportContext {
   virtual const Config& config() const = 0;
   virtual MemoryRegistry& registry() = 0;
   virtual RpcServer& rpcServer() = 0;
+  /// This machine's id (same value in a same-machine peer's descriptor).
+  virtual const std::string& machineId() const = 0;
   /// A peer at host:port answered with registry version `epoch` (it differs from the last
   /// one this connection saw). Descriptors of an older version are refreshed before use.
   virtual void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) = 0;

@@ -1,6 +1,7 @@
 #include <functional>
 
 #include "transport/local/local_transport.h"
+#include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
 #include "transport/transport.h"
 
@@ -14,6 +15,7 @@ struct Entry {
 // Preference order: the first that can reach a peer serves it.
 const Entry kTransports[] = {
     {"local", [] { return std::make_unique<LocalTransport>(); }},
+    {"shm", [] { return std::make_unique<ShmTransport>(); }},
     {"tcp", [] { return std::make_unique<TcpTransport>(); }},
 };
 }  // namespace

@@ -12,8 +12,11 @@ TEST(Descriptor, JsonRoundTripAndLookup) {
   d.rpc_host = "127.0.0.1";
   d.rpc_port = 4000;
   d.version = 9;
-  d.buffers = {{0x3000, 0x100, "cpu:0", kGlobalReadOnly}, {0x1000, 0x1000, "cpu:0", kGlobalReadWrite}};
+  d.buffers = {{0x3000, 0x100, "cpu:0", kGlobalReadOnly, "", 0},
+               {0x1000, 0x1000, "cpu:0", kGlobalReadWrite, "/ferry.1.2", 64}};
   d.transports = {"tcp"};
+  d.pid = 1234;
+  d.shm_control = "/ferry.1.0";
   SegmentDescriptor e;
   ASSERT_TRUE(SegmentDescriptor::fromJson(d.toJson(), e).ok());
   EXPECT_EQ(e.name, "node:1");
@@ -25,6 +28,11 @@ TEST(Descriptor, JsonRoundTripAndLookup) {
   EXPECT_EQ(e.find(0x2000, 1), nullptr);
   ASSERT_NE(e.find(0x3000, 1), nullptr);
   EXPECT_EQ(e.find(0x3000, 1)->perm, kGlobalReadOnly);
+  EXPECT_EQ(e.buffers[1].shm_name, "/ferry.1.2");  // shared-memory backing travels
+  EXPECT_EQ(e.buffers[1].shm_offset, 64u);
+  EXPECT_TRUE(e.buffers[0].shm_name.empty());
+  EXPECT_EQ(e.pid, 1234);
+  EXPECT_EQ(e.shm_control, "/ferry.1.0");
 }
 
 TEST(Descriptor, RejectsMalformed) {

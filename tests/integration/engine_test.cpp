@@ -175,7 +175,9 @@ TEST_F(EngineTest, PeerRegistrationChangeIsSeenWithoutAMiss) {
     BatchID bid = a->allocateBatch(1);
     Status st = a->submitTransfer(bid, {r});
     TransferStatus ts;
-    if (st.ok()) EXPECT_TRUE(a->waitTransfer(bid, ts, std::chrono::seconds(5)).ok());
+    if (st.ok()) {
+      EXPECT_TRUE(a->waitTransfer(bid, ts, std::chrono::seconds(5)).ok());
+    }
     EXPECT_TRUE(a->freeBatch(bid).ok());
     return st.code();
   };

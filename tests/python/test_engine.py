@@ -263,7 +263,9 @@ def test_check_status_reports_timeout(p2p_peer, monkeypatch):
     assert e.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 4096) == 0
     peer.proc.send_signal(signal.SIGSTOP)
     try:
-        bid = e.transfer_submit_write(peer.segment, src.ctypes.data, peer.addr, src.nbytes)
+        # Pinned to TCP: a frozen peer stalls a socket; shared memory would not notice it.
+        bid = e.transfer_submit_write(peer.segment, src.ctypes.data, peer.addr, src.nbytes,
+                                      transport_hint="tcp")
         assert bid > 0
         start, status = time.time(), 0
         while status == 0 and time.time() - start < 10:

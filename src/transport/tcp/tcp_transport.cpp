@@ -93,8 +93,10 @@ Status TcpTransport::connectionsFor(const PeerEndpoint& peer,
     std::lock_guard lock(mu_);
     graveyard_.insert(graveyard_.end(), dead.begin(), dead.end());
   }
-  TcpConnection::Options copts{options_.inline_send_bytes, options_.transfer_timeout_ms,
-                               options_.spin_us};
+  TcpConnection::Options copts;
+  copts.inline_send_bytes = options_.inline_send_bytes;
+  copts.transfer_timeout_ms = options_.transfer_timeout_ms;
+  copts.spin_us = options_.spin_us;
   copts.on_epoch = [ctx = ctx_, host = peer.host, port = peer.port](uint64_t epoch) {
     ctx->onPeerEpoch(host, port, epoch);
   };
