@@ -3,6 +3,9 @@
 //   ferry-info --effective         the config this environment produces (FERRY_CONF, MC_*)
 //   ferry-info --segment=HOST:PORT a peer's descriptor: buffers, transports, identity
 //   ferry-info --probe=HOST:PORT   exit 0 when the peer's RPC server answers
+//   ferry-info --selection=SEGMENT [--metadata_server=URI]
+//                                  the transport selector's choices for that segment under
+//                                  this environment's config (FERRY_CONF policies included)
 //   ferry-info --latency=SEGMENT [--metadata_server=URI] [--iterations=N] [--json]
 //                                  openSegment and descriptor-refresh latency, p50/p99
 #include <cstdio>
@@ -44,6 +47,7 @@ int main(int argc, char** argv) {
   f.define("effective", "false", "print the configuration from this environment", true);
   f.define("segment", "", "print the descriptor of the segment HOST:PORT");
   f.define("probe", "", "probe the RPC server of HOST:PORT");
+  f.define("selection", "", "print the transport selector's choices for this segment");
   f.define("latency", "", "time openSegment and descriptor refresh of this segment");
   f.define("metadata_server", "P2PHANDSHAKE", "metadata service (P2PHANDSHAKE, http://, etcd://, redis://)");
   f.define("iterations", "1000", "samples per latency figure");
@@ -90,6 +94,24 @@ int main(int argc, char** argv) {
         std::printf("  base 0x%llx  length %llu  %s\n", static_cast<unsigned long long>(b.base),
                     static_cast<unsigned long long>(b.length), b.location.c_str());
     }
+  }
+  if (!f.str("selection").empty()) {
+    auto c = inspectorConfig(f);
+    Status st = c->loadFromEnv();  // the policies the user's engines would run with
+    if (!st.ok()) {
+      std::cerr << st.ToString() << "\n";
+      return 1;
+    }
+    TransferEngine engine(c);
+    SegmentID id;
+    st = engine.available() ? engine.openSegment(id, f.str("selection")) : engine.initStatus();
+    std::string table;
+    if (st.ok()) st = engine.impl()->describeSelection(id, table);
+    if (!st.ok()) {
+      std::cerr << st.ToString() << "\n";
+      return 1;
+    }
+    std::cout << table << "\n";
   }
   if (!f.str("latency").empty()) {
     auto c = inspectorConfig(f);

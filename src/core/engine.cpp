@@ -468,7 +468,7 @@ void EngineImpl::setDescriptorLocked(SegmentEntry& seg,
   seg.peer = std::move(peer);
   auto route = std::make_shared<Route>();
   route->peer = seg.peer;
-  route->candidates = selector_.candidates(*seg.peer, SelectionCase{seg.peer->machine_id == machine_id_});
+  route->candidates = selector_.defaultOrder(*seg.peer);  // used when no policy is set
   route->finish(static_cast<size_t>(selector_.maxFailoverAttempts()));
   seg.route = std::move(route);
 }
@@ -509,7 +509,7 @@ Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
                               std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle,
                               bool via_store) {
   peer.desc = desc;
-  if (selector_.candidates(peer, SelectionCase{peer.machine_id == machine_id_}).empty())
+  if (selector_.defaultOrder(peer).empty())
     return Status::Unavailable("no transport can reach segment '" + name + "'");
   std::lock_guard lock(seg_mu_);
   auto it = segment_ids_.find(name);
@@ -608,7 +608,7 @@ Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
   for (Transport* t : selector_.transports())
     j["transports"].push_back({{"name", t->name()}, {"reaches", t->canReach(*peer)},
                                {"slice_size", t->sliceSize()}});
-  j["default"] = names(selector_.candidates(*peer, SelectionCase{same_machine}));
+  j["default"] = names(selector_.defaultOrder(*peer));
   j["max_failover_attempts"] = selector_.maxFailoverAttempts();
   j["policies"] = nlohmann::json::array();
   for (const auto& r : selector_.rules()) {

@@ -44,6 +44,8 @@ class TransportSelector {
   /// Reads selector/* from config; `transports` in preference order.
   Status configure(const Config& config, std::vector<Transport*> transports);
 
+  /// The default order among the transports that reach `peer` (policies not applied).
+  std::vector<Transport*> defaultOrder(const PeerEndpoint& peer) const { return order(nullptr, peer); }
   /// Ordered candidates that can reach `peer` for this case (empty: none can).
   std::vector<Transport*> candidates(const PeerEndpoint& peer, const SelectionCase& c) const;
   /// The transport named `name` if it can reach `peer`; an error saying why not otherwise.

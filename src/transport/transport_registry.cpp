@@ -1,5 +1,6 @@
 #include <functional>
 
+#include "transport/fault/fault_transport.h"
 #include "transport/local/local_transport.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
@@ -22,9 +23,16 @@ const Entry kTransports[] = {
 
 std::vector<std::unique_ptr<Transport>> createTransports(const Config& config) {
   std::vector<std::unique_ptr<Transport>> out;
-  for (const auto& e : kTransports)
-    if (config.get<bool>(std::string("transports/") + e.name + "/enable", true))
-      out.push_back(e.make());
+  for (const auto& e : kTransports) {
+    std::string key = std::string("transports/") + e.name;
+    if (!config.get<bool>(key + "/enable", true)) continue;
+    auto t = e.make();
+    uint64_t submit_every = config.get<uint64_t>(key + "/fault/fail_submit_every", 0);
+    uint64_t slice_every = config.get<uint64_t>(key + "/fault/fail_slice_every", 0);
+    if (submit_every || slice_every)
+      t = std::make_unique<FaultTransport>(std::move(t), submit_every, slice_every);
+    out.push_back(std::move(t));
+  }
   return out;
 }
 

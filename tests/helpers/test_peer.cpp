@@ -1,5 +1,6 @@
 // ferry-test-peer: a target process for the multi-process tests.
-// Flags: --port=N --buffer_size=B [--metadata=URI --name=SEGMENT] (default: p2p).
+// Flags: --port=N --buffer_size=B [--metadata=URI --name=SEGMENT] (default: p2p)
+//        [--alloc]: buffers from allocateLocalMemory (shared-memory files) instead of the heap.
 // Registers three buffers (read-write, read-only, local-only), prints one JSON line
 // describing them, then serves commands on stdin, one per line:
 //   notifs  -> {"notifs":[{"name":..,"msg":..,"check":"ok"|"bad"|""}...]}
@@ -29,6 +30,7 @@ using namespace ferry;
 int main(int argc, char** argv) {
   std::string port = "0";
   std::string metadata, name;
+  bool alloc = false;
   size_t size = 64 << 20;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
     if (a.rfind("--buffer_size=", 0) == 0) size = std::stoull(a.substr(14));
     if (a.rfind("--metadata=", 0) == 0) metadata = a.substr(11);
     if (a.rfind("--name=", 0) == 0) name = a.substr(7);
+    if (a == "--alloc") alloc = true;
   }
   auto config = std::make_shared<Config>();
   config->set("rpc/bind_address", "127.0.0.1");
@@ -46,12 +49,29 @@ int main(int argc, char** argv) {
     std::printf("{\"error\":\"%s\"}\n", engine.initStatus().ToString().c_str());
     return 1;
   }
-  std::vector<uint8_t> rw(size), ro(1 << 16), local(1 << 16);
-  test::fillPattern(rw.data(), rw.size(), 7);
-  test::fillPattern(ro.data(), ro.size(), 8);
-  Status st = engine.registerLocalMemory(rw.data(), rw.size(), kGlobalReadWrite);
-  if (st.ok()) st = engine.registerLocalMemory(ro.data(), ro.size(), kGlobalReadOnly);
-  if (st.ok()) st = engine.registerLocalMemory(local.data(), local.size(), kLocalReadWrite);
+  // Heap buffers are registered; --alloc ones come registered from the engine.
+  std::vector<uint8_t> heap_rw, heap_ro, heap_local;
+  uint8_t *rw = nullptr, *ro = nullptr, *local = nullptr;
+  Status st;
+  if (alloc) {
+    void *p1 = nullptr, *p2 = nullptr, *p3 = nullptr;
+    MemoryOptions o_rw{kWildcardLocation, kGlobalReadWrite}, o_ro{kWildcardLocation, kGlobalReadOnly},
+        o_local{kWildcardLocation, kLocalReadWrite};  // the API takes them by reference
+    st = engine.allocateLocalMemory(&p1, size, o_rw);
+    if (st.ok()) st = engine.allocateLocalMemory(&p2, 1 << 16, o_ro);
+    if (st.ok()) st = engine.allocateLocalMemory(&p3, 1 << 16, o_local);
+    rw = static_cast<uint8_t*>(p1), ro = static_cast<uint8_t*>(p2), local = static_cast<uint8_t*>(p3);
+  } else {
+    heap_rw.resize(size), heap_ro.resize(1 << 16), heap_local.resize(1 << 16);
+    rw = heap_rw.data(), ro = heap_ro.data(), local = heap_local.data();
+    st = engine.registerLocalMemory(rw, size, kGlobalReadWrite);
+    if (st.ok()) st = engine.registerLocalMemory(ro, 1 << 16, kGlobalReadOnly);
+    if (st.ok()) st = engine.registerLocalMemory(local, 1 << 16, kLocalReadWrite);
+  }
+  if (st.ok()) {
+    test::fillPattern(rw, size, 7);
+    test::fillPattern(ro, 1 << 16, 8);
+  }
   std::string exported;
   if (st.ok()) st = engine.exportLocalSegment(exported);
   if (!st.ok()) {
@@ -60,10 +80,10 @@ int main(int argc, char** argv) {
   }
   nlohmann::json hello = {{"segment", engine.getSegmentName()},
                           {"port", engine.getRpcServerPort()},
-                          {"rw", reinterpret_cast<uint64_t>(rw.data())},
-                          {"rw_len", rw.size()},
-                          {"ro", reinterpret_cast<uint64_t>(ro.data())},
-                          {"local", reinterpret_cast<uint64_t>(local.data())},
+                          {"rw", reinterpret_cast<uint64_t>(rw)},
+                          {"rw_len", size},
+                          {"ro", reinterpret_cast<uint64_t>(ro)},
+                          {"local", reinterpret_cast<uint64_t>(local)},
                           {"export", exported}};
   std::printf("%s\n", hello.dump().c_str());
   std::fflush(stdout);
@@ -79,8 +99,8 @@ int main(int argc, char** argv) {
       uint64_t addr, len;
       std::string want;
       if (is >> word && word == "verify" && is >> addr >> len >> want) {
-        bool inside = addr >= reinterpret_cast<uint64_t>(rw.data()) &&
-                      addr + len <= reinterpret_cast<uint64_t>(rw.data()) + rw.size();
+        bool inside = addr >= reinterpret_cast<uint64_t>(rw) &&
+                      addr + len <= reinterpret_cast<uint64_t>(rw) + size;
         check = inside && test::hashHex(reinterpret_cast<uint8_t*>(addr), len) == want ? "ok" : "bad";
       }
       seen.push_back({{"name", n.name}, {"msg", n.msg}, {"check", check}});

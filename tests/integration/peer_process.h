@@ -19,10 +19,13 @@ struct PeerProcess {
   uint64_t rw = 0, rw_len = 0, ro = 0, local = 0;
 
   /// port 0: any free port. With a metadata URI the peer publishes itself there as `name`.
+  /// `alloc`: the peer's buffers come from allocateLocalMemory (shared-memory files).
   ::testing::AssertionResult start(uint16_t want_port = 0, size_t buffer_size = 64 << 20,
-                                   const std::string& metadata = "", const std::string& name = "") {
+                                   const std::string& metadata = "", const std::string& name = "",
+                                   bool alloc = false) {
     std::vector<std::string> argv = {binPath("ferry-test-peer"), "--port=" + std::to_string(want_port),
                                      "--buffer_size=" + std::to_string(buffer_size)};
+    if (alloc) argv.push_back("--alloc");
     if (!metadata.empty()) argv.push_back("--metadata=" + metadata);
     if (!name.empty()) argv.push_back("--name=" + name);
     if (!proc.start(argv)) return ::testing::AssertionFailure() << "cannot start ferry-test-peer";

@@ -1,0 +1,38 @@
+// A transport that decorates another and injects failures, to prove failover (libfabric-style
+// decorator: the wrapped transport does not know). Enabled per transport by config:
+//   "transports": {"shm": {"fault": {"fail_submit_every": 3, "fail_slice_every": 2}}}
+// fail_submit_every = N: every Nth submit call is refused (Unavailable), nothing taken.
+// fail_slice_every = N: every Nth slice is accepted, then completed as failed (InternalError)
+// without reaching the wrapped transport.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "transport/transport.h"
+
+namespace ferry {
+
+class FaultTransport : public Transport {
+ public:
+  FaultTransport(std::unique_ptr<Transport> inner, uint64_t fail_submit_every,
+                 uint64_t fail_slice_every);
+
+  const char* name() const override { return inner_->name(); }
+  TransportCaps caps() const override { return inner_->caps(); }
+  Status start(TransportContext& ctx) override { return inner_->start(ctx); }
+  void stop() override { inner_->stop(); }
+  bool canReach(const PeerEndpoint& peer) const override { return inner_->canReach(peer); }
+  uint64_t sliceSize() const override { return inner_->sliceSize(); }
+  Status registerMemory(const BufferDesc& d) override { return inner_->registerMemory(d); }
+  Status unregisterMemory(const BufferDesc& d) override { return inner_->unregisterMemory(d); }
+  Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
+  Status cancel(const PeerEndpoint& peer) override { return inner_->cancel(peer); }
+
+ private:
+  std::unique_ptr<Transport> inner_;
+  const uint64_t fail_submit_every_, fail_slice_every_;
+  std::atomic<uint64_t> submits_{0}, slices_{0};
+};
+
+}  // namespace ferry

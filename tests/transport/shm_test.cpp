@@ -1,0 +1,186 @@
+// The shm transport: shared mappings and cross-memory attach to a peer process, permissions,
+// the peer's registry changes, the fallback to TCP, and the shared-memory files themselves.
+#include <gtest/gtest.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "../integration/engine_pair.h"
+#include "../integration/peer_process.h"
+#include "common/shm_file.h"
+#include "core/engine.h"
+
+namespace ferry::test {
+
+// "mapped": the peer's buffers come from allocateLocalMemory (shared-memory files);
+// "attached": heap buffers, reached with process_vm_readv/writev.
+class ShmPeer : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(peer.start(0, 64 << 20, "", "", GetParam() == "mapped"));
+    engine = std::make_unique<TransferEngine>(loopbackConfig());
+    ASSERT_TRUE(engine->available());
+    mem.resize(130 << 20);
+    ASSERT_TRUE(engine->registerLocalMemory(mem.data(), mem.size()).ok());
+    Status st = engine->openSegment(seg, peer.segment);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  std::string remoteHash(uint64_t addr, uint64_t len) {
+    return peer.command("hash " + std::to_string(addr) + " " + std::to_string(len))["hash"];
+  }
+  PeerProcess peer;
+  std::vector<uint8_t> mem;
+  std::unique_ptr<TransferEngine> engine;
+  SegmentID seg = 0;
+};
+INSTANTIATE_TEST_SUITE_P(Paths, ShmPeer, ::testing::Values("mapped", "attached"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(ShmPeer, SameMachinePeerIsServedByShm) {
+  EXPECT_EQ(engine->impl()->transportName(seg), "shm");
+}
+
+TEST_P(ShmPeer, RoundTripsFromOneByteTo64MiBUnaligned) {
+  const size_t sizes[] = {1, 7, 4095, 4097, 65536 + 3, (1 << 20) + 13, (8 << 20) - 1, 64 << 20};
+  uint8_t* out = mem.data() + 3;
+  uint8_t* back = mem.data() + (65 << 20) + 1;
+  for (size_t n : sizes) {
+    uint64_t target = peer.rw + (n == (64u << 20) ? 0 : 5);
+    fillPattern(out, n, n + 1000);
+    ASSERT_TRUE(runBatch(*engine, {Request{Request::WRITE, out, seg, target, n}}).ok()) << n;
+    EXPECT_EQ(remoteHash(target, n), hashHex(out, n)) << n;
+    std::memset(back, 0, n);
+    ASSERT_TRUE(runBatch(*engine, {Request{Request::READ, back, seg, target, n}}).ok()) << n;
+    ASSERT_EQ(std::memcmp(back, out, n), 0) << n;
+  }
+}
+
+TEST_P(ShmPeer, PermissionsHold) {
+  BatchID bid = engine->allocateBatch(1);
+  EXPECT_EQ(engine->submitTransfer(bid, {Request{Request::WRITE, mem.data(), seg, peer.ro, 16}}).code(),
+            Status::Code::kPermissionDenied);
+  EXPECT_EQ(engine->submitTransfer(bid, {Request{Request::READ, mem.data(), seg, peer.local, 16}}).code(),
+            Status::Code::kPermissionDenied);
+  EXPECT_TRUE(engine->freeBatch(bid).ok());
+  ASSERT_TRUE(runBatch(*engine, {Request{Request::READ, mem.data(), seg, peer.ro, 4096}}).ok());
+  EXPECT_EQ(hashHex(mem.data(), 4096), remoteHash(peer.ro, 4096));
+}
+
+// Without cross-memory attach, heap buffers are out of shm's reach: the slices move to TCP.
+TEST(ShmFallback, UnsharedBufferGoesOverTcpWhenAttachIsOff) {
+  PeerProcess peer;
+  ASSERT_TRUE(peer.start());
+  auto c = loopbackConfig();
+  c->set<bool>("transports/shm/cross_memory_attach", false);
+  std::vector<uint8_t> mem(4 << 20);
+  TransferEngine engine(c);
+  ASSERT_TRUE(engine.registerLocalMemory(mem.data(), mem.size()).ok());
+  SegmentID seg;
+  ASSERT_TRUE(engine.openSegment(seg, peer.segment).ok());
+  fillPattern(mem.data(), mem.size(), 31);
+  Status st = runBatch(engine, {Request{Request::WRITE, mem.data(), seg, peer.rw, mem.size()}});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(peer.command("hash " + std::to_string(peer.rw) + " " + std::to_string(mem.size()))["hash"],
+            hashHex(mem.data(), mem.size()));
+  // Pinned to shm it cannot be served, and says so.
+  TransferStatus ts;
+  EXPECT_FALSE(runBatch(engine, {Request{Request::WRITE, mem.data(), seg, peer.rw, 4096, "shm"}},
+                        std::chrono::seconds(5), &ts).ok());
+}
+
+// Two engines in this process; b's memory comes from allocateLocalMemory.
+class ShmInProcess : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a = std::make_unique<TransferEngine>(loopbackConfig());
+    b = std::make_unique<TransferEngine>(loopbackConfig());
+    local.resize(1 << 20);
+    ASSERT_TRUE(a->registerLocalMemory(local.data(), local.size()).ok());
+    ASSERT_TRUE(b->allocateLocalMemory(&shared, 1 << 20).ok());
+    ASSERT_TRUE(a->openSegment(seg, b->getSegmentName()).ok());
+  }
+  std::vector<uint8_t> local;
+  std::unique_ptr<TransferEngine> a, b;
+  void* shared = nullptr;
+  SegmentID seg = 0;
+};
+
+TEST_F(ShmInProcess, FreedBufferIsRefusedAtSubmitWithoutAMiss) {
+  fillPattern(local.data(), 4096, 5);
+  auto target = reinterpret_cast<uint64_t>(shared);
+  ASSERT_TRUE(runBatch(*a, {Request{Request::WRITE, local.data(), seg, target, 4096}}).ok());
+  EXPECT_EQ(std::memcmp(shared, local.data(), 4096), 0);
+  ASSERT_TRUE(b->freeLocalMemory(shared).ok());  // still in a's cached descriptor
+  BatchID bid = a->allocateBatch(1);
+  Status st = a->submitTransfer(bid, {Request{Request::WRITE, local.data(), seg, target, 4096}});
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << st.ToString();
+  EXPECT_TRUE(a->freeBatch(bid).ok());
+}
+
+TEST_F(ShmInProcess, LocalOnlyMemoryIsNeverOffered) {
+  void* mine = nullptr;
+  MemoryOptions local_only{kWildcardLocation, kLocalReadWrite};
+  ASSERT_TRUE(b->allocateLocalMemory(&mine, 4096, local_only).ok());
+  for (const auto& buf : b->impl()->localDescriptor().buffers) {
+    if (buf.base == reinterpret_cast<uint64_t>(mine)) {
+      EXPECT_TRUE(buf.shm_name.empty());
+    }
+    if (buf.base == reinterpret_cast<uint64_t>(shared)) {
+      EXPECT_FALSE(buf.shm_name.empty());
+    }
+  }
+  EXPECT_TRUE(b->freeLocalMemory(mine).ok());
+}
+
+TEST(ShmFile, ReadOnlyMappingCannotBeWritten) {
+  std::string name;
+  void* p = nullptr;
+  ASSERT_TRUE(shm::create(4096, name, &p).ok());
+  shm::Mapping ro;
+  ASSERT_TRUE(ro.open(name, false).ok());
+  pid_t child = ::fork();
+  if (child == 0) {
+    ro.base()[0] = 1;  // must fault
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) << status;
+  shm::destroy(name, p, 4096);
+}
+
+TEST(ShmFile, BadNamesAreRefused) {
+  shm::Mapping m;
+  EXPECT_EQ(m.open("../etc/passwd", false).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(m.open("/a/b", false).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(m.open("/ferry.no.such.file", false).code(), Status::Code::kUnavailable);
+}
+
+TEST(ShmFile, FilesOfDeadProcessesAreSwept) {
+  pid_t child = ::fork();
+  if (child == 0) {
+    std::string name;
+    void* p = nullptr;
+    ::_exit(shm::create(4096, name, &p).ok() ? 0 : 1);  // exits without removing it
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto leftovers = [&] {
+    int n = 0;
+    std::string prefix = "ferry." + std::to_string(child) + ".";
+    if (DIR* d = ::opendir("/dev/shm")) {
+      while (dirent* e = ::readdir(d)) n += std::string(e->d_name).rfind(prefix, 0) == 0;
+      ::closedir(d);
+    }
+    return n;
+  };
+  ASSERT_EQ(leftovers(), 1);
+  EXPECT_GE(shm::sweepStaleShmFiles(), 1);
+  EXPECT_EQ(leftovers(), 0);
+}
+
+}  // namespace ferry::test
