@@ -29,7 +29,7 @@ iperf_gbps() {  # $1 = write size
 }
 
 ferry_gbps() {  # op bytes batch
-  $bin/ferry-bench --mode=loopback --operation=$1 --block_size=$2 --batch_size=$3 \
+  $bin/ferry-bench --mode=loopback --protocol=tcp --operation=$1 --block_size=$2 --batch_size=$3 \
     --duration="$secs" --json 2>/dev/null | last_json throughput_GBps
 }
 
@@ -56,7 +56,7 @@ for mode in blocking polling; do
   for ((i = 0; i < reps; i++)); do
     # As long as the ferry run (~30 us a round trip), so both see the same machine state.
     p+=("$($bin/ferry-pingpong --size=64 --iterations=$((secs * 30000)) --json | last_json rtt_us_p50)")
-    l+=("$($bin/ferry-bench --mode=loopback --block_size=64 --batch_size=1 --duration="$secs" $flag \
+    l+=("$($bin/ferry-bench --mode=loopback --protocol=tcp --block_size=64 --batch_size=1 --duration="$secs" $flag \
            --json 2>/dev/null | last_json batch_latency_us_p50)")
   done
   lm=$(median "${l[@]}"); pm=$(median "${p[@]}")

@@ -71,6 +71,7 @@ std::shared_ptr<Config> makeConfig(const tools::Flags& f, const std::string& ser
   if (f.boolean("polling")) c->set<bool>("polling", true);
   if (f.isSet("connections")) c->set<int64_t>("transports/tcp/connections_per_peer", f.i64("connections"));
   if (f.isSet("slice_size")) c->set<int64_t>("transports/tcp/slice_size", f.i64("slice_size"));
+  if (f.isSet("copy_threads")) c->set<int64_t>("transports/shm/copy_threads", f.i64("copy_threads"));
   return c;
 }
 
@@ -124,10 +125,12 @@ int runInitiator(const tools::Flags& f) {
     return 2;
   }
   std::string protocol = f.str("protocol");
-  if (protocol != "auto" && protocol != "tcp") {
-    std::cerr << "--protocol=" << protocol << " is not built in this Ferry (available: auto, tcp)\n";
+  if (protocol != "auto" && protocol != "tcp" && protocol != "shm") {
+    std::cerr << "--protocol=" << protocol << " is not built in this Ferry (available: auto, shm, tcp)\n";
     return 2;
   }
+  // A named protocol pins every request onto that transport (Request::transport_hint).
+  const char* hint = protocol == "auto" ? nullptr : protocol.c_str();
   const size_t block = static_cast<size_t>(f.i64("block_size"));
   const size_t batch = static_cast<size_t>(f.i64("batch_size"));
   const int threads = static_cast<int>(f.i64("threads"));
@@ -175,7 +178,7 @@ int runInitiator(const tools::Flags& f) {
   const bool is_write = op == "write";
   const auto wait_limit =
       std::chrono::milliseconds(config->get<int64_t>("transfer_timeout_ms", 30000) + 5000);
-  std::string used_protocol = engine.impl()->transportName(seg);
+  std::string used_protocol = hint ? protocol : engine.impl()->transportName(seg);
 
   std::vector<Result> results(threads);
   std::atomic<uint64_t> live_bytes{0};
@@ -188,7 +191,7 @@ int runInitiator(const tools::Flags& f) {
     std::vector<Request> reqs(batch);
     for (size_t i = 0; i < batch; ++i)
       reqs[i] = Request{is_write ? Request::WRITE : Request::READ, lbuf + off + i * block, seg,
-                        remote_base + off + i * block, block};
+                        remote_base + off + i * block, block, hint};
     while (Clock::now() < end_at && !g_stop) {
       BatchID b = engine.allocateBatch(batch);
       auto t0 = Clock::now();
@@ -359,11 +362,44 @@ int runLoopback(tools::Flags& f, const char* self) {
 
 }  // namespace
 
+// The reference for the shm figures: plain memcpy of the same blocks between two buffers of
+// this process, `threads` threads each over its own block_size*batch_size range.
+int runMemcpy(const tools::Flags& f) {
+  const size_t block = static_cast<size_t>(f.i64("block_size"));
+  const size_t per_thread = block * static_cast<size_t>(f.i64("batch_size"));
+  const int threads = static_cast<int>(f.i64("threads"));
+  const double duration = f.f64("duration");
+  std::vector<uint8_t> src(per_thread * threads), dst(per_thread * threads);
+  fillPattern(src.data(), src.size(), 0, kInitiatorSeed);
+  std::memset(dst.data(), 0, dst.size());  // touch every page before timing
+  std::atomic<uint64_t> bytes{0};
+  auto start = Clock::now();
+  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      uint64_t mine = 0;
+      while (Clock::now() < end_at && !g_stop) {
+        for (size_t off = 0; off < per_thread; off += block)
+          std::memcpy(dst.data() + t * per_thread + off, src.data() + t * per_thread + off, block);
+        mine += per_thread;
+      }
+      bytes += mine;
+    });
+  for (auto& th : pool) th.join();
+  double gbps = bytes / std::chrono::duration<double>(Clock::now() - start).count() / 1e9;
+  std::printf("memcpy block_size=%zu threads=%d: %.3f GB/s\n", block, threads, gbps);
+  if (f.boolean("json"))
+    std::printf("%s\n", nlohmann::json({{"mode", "memcpy"}, {"throughput_GBps", gbps}}).dump().c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
   tools::Flags f;
-  f.define("mode", "loopback", "target | initiator | loopback");
+  f.define("mode", "loopback", "target | initiator | loopback | memcpy (the reference)");
   f.define("operation", "write", "read | write");
-  f.define("protocol", "auto", "transport to use: auto | tcp");
+  f.define("protocol", "auto", "transport to use: auto | shm | tcp");
+  f.define("copy_threads", "0", "shm copy workers (0: one per core, up to 4)");
   f.define("block_size", "65536", "bytes per request");
   f.define("batch_size", "128", "requests per batch");
   f.define("threads", "1", "initiator threads, each with its own range");
@@ -397,6 +433,7 @@ int main(int argc, char** argv) {
     return runInitiator(f);
   }
   if (mode == "loopback") return runLoopback(f, argv[0]);
+  if (mode == "memcpy") return runMemcpy(f);
   std::cerr << "unknown --mode=" << mode << "\n" << f.usage("ferry-bench");
   return 2;
 }

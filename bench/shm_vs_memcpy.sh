@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Ferry's shm transport against plain memcpy, measured in the same run.
+#   bench/shm_vs_memcpy.sh [seconds-per-run] [repeats]   (needs build/)
+# ferry-bench --mode=loopback --protocol=shm (two processes; the target's buffer is a
+# shared-memory file the initiator maps) vs ferry-bench --mode=memcpy (two buffers of one
+# process), same block size, same number of copying threads (bench threads = shm copy
+# workers = memcpy threads), 64 MiB per thread so the working set is larger than the
+# last-level cache. Medians of interleaved runs (these machines drift minute to minute).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-2}
+reps=${2:-3}
+bin=build/bin
+[ -x $bin/ferry-bench ] || { echo "build first: scripts/build.sh" >&2; exit 1; }
+
+last_json() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+ratio() { python3 -c "import sys; print(float(sys.argv[1])/float(sys.argv[2]))" "$1" "$2"; }
+
+echo "# $(date -u +%Y-%m-%d) $(nproc) cores, kernel $(uname -r); median of $reps x ${secs}s runs"
+printf "%-6s %-6s %7s %10s %12s %6s\n" op block threads "shm GB/s" "memcpy GB/s" ratio
+for block in 1048576 4194304; do
+  batch=$(( (64 << 20) / block ))
+  for threads in 1 2; do
+    for op in write read; do
+      shm=(); ref=()
+      for _ in $(seq "$reps"); do
+        shm+=("$($bin/ferry-bench --mode=loopback --protocol=shm --operation=$op --block_size=$block \
+                 --batch_size=$batch --threads=$threads --copy_threads=$threads \
+                 --buffer_size=$(( (64 << 20) * threads + (1 << 20) )) --duration="$secs" --json 2>/dev/null |
+               last_json throughput_GBps)")
+        ref+=("$($bin/ferry-bench --mode=memcpy --block_size=$block --batch_size=$batch \
+                 --threads=$threads --duration="$secs" --json | last_json throughput_GBps)")
+      done
+      s=$(median "${shm[@]}"); r=$(median "${ref[@]}")
+      printf "%-6s %-6s %7s %10.2f %12.2f %6.2f\n" $op $((block >> 20))M $threads "$s" "$r" "$(ratio "$s" "$r")"
+    done
+  done
+done
