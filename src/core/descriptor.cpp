@@ -90,4 +90,14 @@ const BufferDesc* SegmentDescriptor::find(uint64_t addr, uint64_t len) const {
   return &b;
 }
 
+Status SegmentDescriptor::checkAccess(const BufferDesc& b, bool write) const {
+  if (b.perm == kLocalReadWrite)
+    return Status::PermissionDenied("target buffer " + rangeText(b.base, b.length) + " of '" + name +
+                                    "' is local-only");
+  if (write && b.perm != kGlobalReadWrite)
+    return Status::PermissionDenied("target buffer " + rangeText(b.base, b.length) + " of '" + name +
+                                    "' is read-only");
+  return Status::OK();
+}
+
 }  // namespace ferry

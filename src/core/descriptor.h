@@ -26,6 +26,9 @@ struct SegmentDescriptor {
   std::string toJson() const;
   static Status fromJson(const std::string& text, SegmentDescriptor& out);
 
+  /// Whether a peer may read (or, with `write`, write) buffer `b` of this segment:
+  /// PermissionDenied naming the buffer otherwise.
+  Status checkAccess(const BufferDesc& b, bool write) const;
   /// The buffer holding [addr, addr+len), or nullptr. O(log n) once indexed.
   const BufferDesc* find(uint64_t addr, uint64_t len) const;
   /// Builds the by-address index find() uses (fromJson does this).

@@ -46,6 +46,8 @@ struct EngineImpl::Route : SliceRoute {
       slice_size = std::min(slice_size, candidates[i]->sliceSize());
     if (candidates.empty()) slice_size = 1 << 20;
   }
+  // Whether a failed slice has somewhere to go; tasks without it carry no route.
+  bool canFailOver() const { return max_failover > 0 && candidates.size() > 1; }
   bool failover(Slice* slice, const Status& why) override {
     if (pinned || !retryable(why)) return false;
     while (slice->attempt < max_failover && slice->attempt + 1u < candidates.size()) {
@@ -142,19 +144,9 @@ Status EngineImpl::init() {
     for (auto& t : transports_) order.push_back(t.get());
     FERRY_RETURN_IF_ERROR(selector_.configure(*config_, std::move(order)));
   }
-  for (auto& t : transports_) {
-    if (std::string(t->name()) != "shm") continue;
-    shm::sweepStaleShmFiles();
-    void* page = nullptr;
-    Status st = shm::create(4096, shm_control_name_, &page);
-    if (!st.ok()) {
-      // Peers then cannot tell a changed registry without an ack; say so, keep going.
-      FERRY_LOG(WARN) << "shm: no control page (" << st.ToString() << "); allocations stay private";
-      break;
-    }
-    shm_control_ = new (page) std::atomic<uint64_t>(registry_.version());
-    shm_alloc_ = true;
-  }
+  if (std::any_of(transports_.begin(), transports_.end(),
+                  [](auto& t) { return std::string_view(t->name()) == "shm"; }))
+    initSharedMemory();
 
   RpcServer::Options ro;
   ro.bind_address = config_->get("rpc/bind_address", "0.0.0.0");
@@ -223,6 +215,19 @@ EngineImpl::~EngineImpl() {
   std::lock_guard lock(alloc_mu_);
   for (auto& [addr, a] : allocations_) shm::destroy(a.shm_name, reinterpret_cast<void*>(addr), a.size);
   if (shm_control_) shm::destroy(shm_control_name_, shm_control_, 4096);
+}
+
+void EngineImpl::initSharedMemory() {
+  shm::sweepStaleShmFiles();
+  void* page = nullptr;
+  Status st = shm::create(4096, shm_control_name_, &page);
+  if (!st.ok()) {
+    // Peers then cannot tell a changed registry without an ack; say so, keep going.
+    FERRY_LOG(WARN) << "shm: no control page (" << st.ToString() << "); allocations stay private";
+    return;
+  }
+  shm_control_ = new (page) std::atomic<uint64_t>(registry_.version());
+  shm_alloc_ = true;
 }
 
 void EngineImpl::updateShmControl() {
@@ -463,8 +468,7 @@ void EngineImpl::setDescriptorLocked(SegmentEntry& seg,
     peer->port = port;
   }
   if (desc) peer->machine_id = desc->machine_id;
-  peer->desc = desc;
-  seg.desc = std::move(desc);
+  peer->desc = std::move(desc);
   seg.peer = std::move(peer);
   auto route = std::make_shared<Route>();
   route->peer = seg.peer;
@@ -496,9 +500,9 @@ Status EngineImpl::refreshDescriptor(SegmentEntry& seg) {
   if (moved)
     FERRY_LOG(INFO) << "segment '" << seg.name << "' moved to "
                     << net::joinHostPort(fresh->rpc_host, fresh->rpc_port);
-  if (seg.desc && seg.desc->instance_id != fresh->instance_id)
+  if (seg.desc() && seg.desc()->instance_id != fresh->instance_id)
     FERRY_LOG(INFO) << "segment '" << seg.name << "' restarted (instance "
-                    << seg.desc->instance_id << " -> " << fresh->instance_id << ")";
+                    << seg.desc()->instance_id << " -> " << fresh->instance_id << ")";
   std::string host = fresh->rpc_host;
   uint16_t port = fresh->rpc_port;
   setDescriptorLocked(seg, std::move(fresh), moved ? &host : nullptr, port);
@@ -508,6 +512,7 @@ Status EngineImpl::refreshDescriptor(SegmentEntry& seg) {
 Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
                               std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle,
                               bool via_store) {
+  if (desc) peer.machine_id = desc->machine_id;
   peer.desc = desc;
   if (selector_.defaultOrder(peer).empty())
     return Status::Unavailable("no transport can reach segment '" + name + "'");
@@ -556,7 +561,6 @@ Status EngineImpl::openSegment(SegmentID& handle, const std::string& name) {
     FERRY_RETURN_IF_ERROR(lookupInStore(name, *desc));
     peer.host = desc->rpc_host;
     peer.port = desc->rpc_port;
-    peer.machine_id = desc->machine_id;
     return addSegment(name, peer, std::move(desc), handle, /*via_store=*/true);
   }
   Status st = net::parseHostPort(name, peer.host, peer.port);
@@ -565,7 +569,6 @@ Status EngineImpl::openSegment(SegmentID& handle, const std::string& name) {
                                    "': with p2p metadata a segment name is host:port");
   auto desc = std::make_shared<SegmentDescriptor>();
   FERRY_RETURN_IF_ERROR(fetchDescriptor(peer, *desc));
-  peer.machine_id = desc->machine_id;
   return addSegment(name, peer, std::move(desc), handle);
 }
 
@@ -612,10 +615,6 @@ Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
   j["max_failover_attempts"] = selector_.maxFailoverAttempts();
   j["policies"] = nlohmann::json::array();
   for (const auto& r : selector_.rules()) {
-    std::vector<Transport*> order;
-    for (const auto& n : r.transports)
-      for (Transport* t : selector_.transports())
-        if (n == t->name() && t->canReach(*peer)) order.push_back(t);
     nlohmann::json m;
     if (r.same_machine) m["same_machine"] = *r.same_machine;
     if (r.min_size) m["min_size"] = r.min_size;
@@ -623,7 +622,7 @@ Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
     if (!r.local_location.empty()) m["local_location"] = r.local_location;
     if (!r.remote_location.empty()) m["remote_location"] = r.remote_location;
     if (!r.segment_type.empty()) m["segment_type"] = r.segment_type;
-    j["policies"].push_back({{"match", m}, {"order", names(order)}});
+    j["policies"].push_back({{"match", m}, {"order", names(selector_.ruleOrder(r, *peer))}});
   }
   out = j.dump(2);
   return Status::OK();
@@ -640,7 +639,7 @@ Status EngineImpl::getSegmentInfo(SegmentID handle, SegmentInfo& info) {
     if (!st.ok())  // peer unreachable: answer from the cache, say so in the log
       FERRY_LOG(WARN) << "getSegmentInfo('" << seg->name << "') uses cached data: " << st.ToString();
     std::lock_guard lock(seg->mu);
-    if (seg->desc) bufs = seg->desc->buffers;
+    if (seg->desc()) bufs = seg->desc()->buffers;
   }
   SegmentInfo out;
   out.type = SegmentInfo::Memory;
@@ -742,8 +741,8 @@ void EngineImpl::onPeerEpoch(const std::string& host, uint16_t port, uint64_t ep
   for (auto& [id, seg] : segments_) {
     if (seg->is_self) continue;
     std::lock_guard slock(seg->mu);
-    if (seg->peer->host == host && seg->peer->port == port && seg->desc &&
-        seg->desc->version != epoch)
+    if (seg->peer->host == host && seg->peer->port == port && seg->desc() &&
+        seg->desc()->version != epoch)
       seg->stale.store(true, std::memory_order_release);
   }
 }
@@ -766,17 +765,9 @@ Status EngineImpl::validateTarget(SegmentEntry& seg, const Request& req) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       std::lock_guard lock(seg.mu);
-      if (seg.desc) {
-        if (const BufferDesc* b = seg.desc->find(req.target_offset, req.length)) {
-          if (b->perm == kLocalReadWrite)
-            return Status::PermissionDenied("target buffer " + rangeText(b->base, b->length) +
-                                            " of '" + seg.name + "' is local-only");
-          if (req.opcode == Request::WRITE && b->perm != kGlobalReadWrite)
-            return Status::PermissionDenied("target buffer " + rangeText(b->base, b->length) +
-                                            " of '" + seg.name + "' is read-only");
-          return Status::OK();
-        }
-      }
+      if (const SegmentDescriptor* d = seg.desc())
+        if (const BufferDesc* b = d->find(req.target_offset, req.length))
+          return d->checkAccess(*b, req.opcode == Request::WRITE);
     }
     if (attempt == 0) {
       Status st = refreshDescriptor(seg);  // it may have registered the buffer since
@@ -875,9 +866,7 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
   for (size_t i = 0; i < requests.size(); ++i) {
     Task& t = batch->tasks[first + i];
     t.group = group;
-    // Failover needs somewhere to go; without it a failed slice completes at once.
-    bool can_fail_over = routes[i]->max_failover > 0 && routes[i]->candidates.size() > 1;
-    t.route = can_fail_over ? routes[i] : nullptr;
+    t.route = routes[i]->canFailOver() ? routes[i] : nullptr;
     makeSlices(t, requests[i], routes[i]->slice_size, deadline);
   }
 
@@ -887,48 +876,15 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
   for (size_t i = 0; i < requests.size();) {
     size_t j = i;
     while (j < requests.size() && routes[j] == routes[i]) ++j;
-    auto collect = [&] {
-      run.clear();
-      for (size_t k = i; k < j; ++k) {
-        Task& t = batch->tasks[first + k];
-        for (uint32_t n = 0; n < t.num_slices; ++n) run.push_back(&t.slices[n]);
-      }
-    };
-    collect();
+    run.clear();
+    for (size_t k = i; k < j; ++k) {
+      Task& t = batch->tasks[first + k];
+      for (uint32_t n = 0; n < t.num_slices; ++n) run.push_back(&t.slices[n]);
+    }
     SegmentEntry& seg = *segs[i];
     Status st = submitRun(*routes[i], run, seg.stale);
-    if (!st.ok() && (seg.stale.load(std::memory_order_acquire) || (st.IsUnavailable() && seg.via_store))) {
-      // The peer changed (its registry version moved) or is not where we knew it (a
-      // restart under its name may have moved it): read its descriptor again, check the
-      // run against it, and try once more. A failed submit took no slice.
-      seg.stale.store(false, std::memory_order_release);
-      if (refreshDescriptor(seg).ok()) {
-        for (size_t k = i; k < j && st.code() != Status::Code::kOk; ++k) {
-          Status v = validateTarget(seg, requests[k]);
-          if (!v.ok()) {
-            st = Status(v.code(), "request " + std::to_string(k) + ": " + v.message());
-            break;
-          }
-          if (k + 1 == j) {
-            std::shared_ptr<Route> again;
-            st = routeFor(seg, requests[i], again);
-            if (st.ok()) {
-              auto fresh = std::make_shared<Route>(*again);  // this run's own copy
-              auto peer = std::make_shared<PeerEndpoint>(*fresh->peer);
-              peer->just_refreshed = true;
-              fresh->peer = std::move(peer);
-              again = std::move(fresh);
-              for (size_t m = i; m < j; ++m) {
-                Task& t = batch->tasks[first + m];
-                t.route = again->max_failover > 0 && again->candidates.size() > 1 ? again : nullptr;
-              }
-              collect();  // slice sizes stay: cut for the old candidates, fine for the new
-              st = submitRun(*again, run, seg.stale);
-            }
-          }
-        }
-      }
-    }
+    if (!st.ok() && (seg.stale.load(std::memory_order_acquire) || (st.IsUnavailable() && seg.via_store)))
+      st = resubmitAfterRefresh(seg, &requests[i], j - i, i, &batch->tasks[first + i], run, st);
     if (!st.ok()) {
       for (size_t k = i; k < j; ++k) failTask(batch->tasks[first + k], st);
       if (result.ok()) result = st;
@@ -936,6 +892,27 @@ Status EngineImpl::submitTransfer(BatchID id, const std::vector<Request>& reques
     i = j;
   }
   return result;
+}
+
+Status EngineImpl::resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count,
+                                        size_t first_index, Task* tasks, std::vector<Slice*>& run,
+                                        Status failed) {
+  seg.stale.store(false, std::memory_order_release);
+  if (!refreshDescriptor(seg).ok()) return failed;
+  for (size_t k = 0; k < count; ++k) {
+    Status v = validateTarget(seg, reqs[k]);
+    if (!v.ok()) return Status(v.code(), "request " + std::to_string(first_index + k) + ": " + v.message());
+  }
+  std::shared_ptr<Route> base;
+  FERRY_RETURN_IF_ERROR(routeFor(seg, reqs[0], base));
+  // The run's own copy, marked so that a transport checking the peer's live version takes
+  // the descriptor just read as current. Slice sizes stay: any candidate can carry them.
+  auto route = std::make_shared<Route>(*base);
+  auto peer = std::make_shared<PeerEndpoint>(*route->peer);
+  peer->just_refreshed = true;
+  route->peer = std::move(peer);
+  for (size_t k = 0; k < count; ++k) tasks[k].route = route->canFailOver() ? route : nullptr;
+  return submitRun(*route, run, seg.stale);
 }
 
 Status EngineImpl::routeFor(SegmentEntry& seg, const Request& req, std::shared_ptr<Route>& out) {

@@ -88,11 +88,12 @@ class EngineImpl : public TransportContext {
     // The peer answered with a registry version other than desc's: refresh before next use.
     std::atomic<bool> stale{false};
     std::mutex mu;
-    // Immutable once published; a refresh that moves the peer swaps in a new one, so the
-    // data path shares it (a refcount) instead of copying its strings per submit.
+    // Immutable once published (with the cached descriptor inside); a refresh swaps in a
+    // new one, so the data path shares it (a refcount) instead of copying it per submit.
     std::shared_ptr<const PeerEndpoint> peer;       // guarded by mu
-    std::shared_ptr<const SegmentDescriptor> desc;  // guarded by mu; null for our own segment
     std::shared_ptr<Route> route;  // guarded by mu; default candidates, rebuilt with peer
+    // The cached descriptor (peer->desc); null for our own segment. Caller holds mu.
+    const SegmentDescriptor* desc() const { return peer->desc.get(); }
     std::shared_ptr<const PeerEndpoint> endpoint() {
       std::lock_guard lock(mu);
       return peer;
@@ -111,6 +112,13 @@ class EngineImpl : public TransportContext {
   // Hands a run of slices to the route's candidates in order (submit-time failover).
   // Stops early when `stale` gets set (the caller refreshes and retries instead).
   Status submitRun(Route& route, std::vector<Slice*>& run, const std::atomic<bool>& stale);
+  // After a run's submit failed because the peer changed or moved: re-reads its descriptor,
+  // re-checks requests [reqs, reqs+count) and submits the run once more; `failed` is kept
+  // when the descriptor cannot be read.
+  Status resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count,
+                              size_t first_index, Task* tasks, std::vector<Slice*>& run,
+                              Status failed);
+  void initSharedMemory();
   void updateShmControl();
   Status fetchDescriptor(const PeerEndpoint& peer, SegmentDescriptor& out);
   Status refreshDescriptor(SegmentEntry& seg);

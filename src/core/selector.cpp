@@ -74,7 +74,7 @@ std::vector<Transport*> TransportSelector::order(const std::vector<std::string>*
 std::vector<Transport*> TransportSelector::candidates(const PeerEndpoint& peer,
                                                       const SelectionCase& c) const {
   for (const Rule& r : rules_)
-    if (r.matches(c)) return order(&r.transports, peer);
+    if (r.matches(c)) return ruleOrder(r, peer);
   return order(nullptr, peer);
 }
 

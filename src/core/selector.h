@@ -46,6 +46,10 @@ class TransportSelector {
 
   /// The default order among the transports that reach `peer` (policies not applied).
   std::vector<Transport*> defaultOrder(const PeerEndpoint& peer) const { return order(nullptr, peer); }
+  /// The order rule `r` gives toward `peer` (the transports it names that reach).
+  std::vector<Transport*> ruleOrder(const Rule& r, const PeerEndpoint& peer) const {
+    return order(&r.transports, peer);
+  }
   /// Ordered candidates that can reach `peer` for this case (empty: none can).
   std::vector<Transport*> candidates(const PeerEndpoint& peer, const SelectionCase& c) const;
   /// The transport named `name` if it can reach `peer`; an error saying why not otherwise.

@@ -68,8 +68,7 @@ TEST_P(Failure, PeerKilledMidTransferThenRestarted) {
   fillPattern(mem.data(), 1 << 20, 77);
   Status st = runBatch(*engine, {Request{Request::WRITE, mem.data(), seg, again.rw, 1 << 20}});
   ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(again.command("hash " + std::to_string(again.rw) + " " + std::to_string(1 << 20))["hash"],
-            hashHex(mem.data(), 1 << 20));
+  EXPECT_EQ(again.hash(again.rw, 1 << 20), hashHex(mem.data(), 1 << 20));
 }
 
 TEST_P(Failure, StalledPeerTimesOut) {

@@ -22,9 +22,6 @@ class MultiProcess : public BackendTest {
     Status st = engine->openSegment(seg, peer.segment);
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
-  std::string remoteHash(uint64_t addr, uint64_t len) {
-    return peer.command("hash " + std::to_string(addr) + " " + std::to_string(len))["hash"];
-  }
   PeerProcess peer;
   std::vector<uint8_t> mem;  // before the engine: it is stopped before its memory is freed
   std::unique_ptr<TransferEngine> engine;
@@ -33,18 +30,7 @@ class MultiProcess : public BackendTest {
 FERRY_INSTANTIATE_ON_ALL_BACKENDS(MultiProcess);
 
 TEST_P(MultiProcess, RoundTripsFromOneByteTo64MiBUnaligned) {
-  const size_t sizes[] = {1, 7, 4095, 4097, 65536 + 3, (1 << 20) + 13, (8 << 20) - 1, 64 << 20};
-  uint8_t* out = mem.data() + 3;               // unaligned local source
-  uint8_t* back = mem.data() + (65 << 20) + 1;  // unaligned local destination
-  for (size_t n : sizes) {
-    uint64_t target = peer.rw + (n == (64u << 20) ? 0 : 5);  // unaligned remote
-    fillPattern(out, n, n);
-    ASSERT_TRUE(runBatch(*engine, {Request{Request::WRITE, out, seg, target, n}}).ok()) << n;
-    EXPECT_EQ(remoteHash(target, n), hashHex(out, n)) << n;
-    std::memset(back, 0, n);
-    ASSERT_TRUE(runBatch(*engine, {Request{Request::READ, back, seg, target, n}}).ok()) << n;
-    ASSERT_EQ(std::memcmp(back, out, n), 0) << n;
-  }
+  expectRoundTripsAllSizes(*engine, seg, peer, mem, 0);
 }
 
 TEST_P(MultiProcess, TenThousandSmallTasksInOneBatch) {
@@ -56,7 +42,7 @@ TEST_P(MultiProcess, TenThousandSmallTasksInOneBatch) {
   TransferStatus ts;
   ASSERT_TRUE(runBatch(*engine, reqs, std::chrono::seconds(60), &ts).ok());
   EXPECT_EQ(ts.transferred_bytes, kTasks * kLen);
-  EXPECT_EQ(remoteHash(peer.rw, kTasks * kLen), hashHex(mem.data(), kTasks * kLen));
+  EXPECT_EQ(peer.hash(peer.rw, kTasks * kLen), hashHex(mem.data(), kTasks * kLen));
   // And 10 000 small reads back into another place.
   for (size_t i = 0; i < kTasks; ++i) {
     reqs[i].opcode = Request::READ;
@@ -102,7 +88,7 @@ TEST_P(MultiProcess, ExportedSegmentOpensWithoutMetadata) {
   Status st = other->importRemoteSegment(h, peer.exported);
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_TRUE(runBatch(*other, {Request{Request::WRITE, buf.data(), h, peer.rw + 11, buf.size()}}).ok());
-  EXPECT_EQ(remoteHash(peer.rw + 11, buf.size()), hashHex(buf.data(), buf.size()));
+  EXPECT_EQ(peer.hash(peer.rw + 11, buf.size()), hashHex(buf.data(), buf.size()));
 }
 
 TEST_P(MultiProcess, PermissionsHoldAcrossProcesses) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -48,7 +49,30 @@ struct PeerProcess {
     auto j = nlohmann::json::parse(proc.readLine(), nullptr, false);
     return j;
   }
+  /// The peer's hash of its own bytes [addr, addr+len).
+  std::string hash(uint64_t addr, uint64_t len) {
+    auto j = command("hash " + std::to_string(addr) + " " + std::to_string(len));
+    return j.is_object() && j.contains("hash") ? j["hash"].get<std::string>() : "";
+  }
 };
+
+/// Writes then reads back 1 B .. 64 MiB between unaligned ranges of `mem` (>= 130 MiB,
+/// registered) and the peer's read-write buffer, checking the peer's bytes and ours.
+inline void expectRoundTripsAllSizes(TransferEngine& engine, SegmentID seg, PeerProcess& peer,
+                                     std::vector<uint8_t>& mem, uint64_t seed) {
+  const size_t sizes[] = {1, 7, 4095, 4097, 65536 + 3, (1 << 20) + 13, (8 << 20) - 1, 64 << 20};
+  uint8_t* out = mem.data() + 3;                // unaligned local source
+  uint8_t* back = mem.data() + (65 << 20) + 1;  // unaligned local destination
+  for (size_t n : sizes) {
+    uint64_t target = peer.rw + (n == (64u << 20) ? 0 : 5);  // unaligned remote
+    fillPattern(out, n, n + seed);
+    ASSERT_TRUE(runBatch(engine, {Request{Request::WRITE, out, seg, target, n}}).ok()) << n;
+    EXPECT_EQ(peer.hash(target, n), hashHex(out, n)) << n;
+    std::memset(back, 0, n);
+    ASSERT_TRUE(runBatch(engine, {Request{Request::READ, back, seg, target, n}}).ok()) << n;
+    ASSERT_EQ(std::memcmp(back, out, n), 0) << n;
+  }
+}
 
 /// A test run once per metadata backend: p2p (no service; segments are host:port), and a
 /// real ferry-metadata, etcd and redis-server started for the test.

@@ -28,9 +28,6 @@ class ShmPeer : public ::testing::TestWithParam<std::string> {
     Status st = engine->openSegment(seg, peer.segment);
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
-  std::string remoteHash(uint64_t addr, uint64_t len) {
-    return peer.command("hash " + std::to_string(addr) + " " + std::to_string(len))["hash"];
-  }
   PeerProcess peer;
   std::vector<uint8_t> mem;
   std::unique_ptr<TransferEngine> engine;
@@ -44,18 +41,7 @@ TEST_P(ShmPeer, SameMachinePeerIsServedByShm) {
 }
 
 TEST_P(ShmPeer, RoundTripsFromOneByteTo64MiBUnaligned) {
-  const size_t sizes[] = {1, 7, 4095, 4097, 65536 + 3, (1 << 20) + 13, (8 << 20) - 1, 64 << 20};
-  uint8_t* out = mem.data() + 3;
-  uint8_t* back = mem.data() + (65 << 20) + 1;
-  for (size_t n : sizes) {
-    uint64_t target = peer.rw + (n == (64u << 20) ? 0 : 5);
-    fillPattern(out, n, n + 1000);
-    ASSERT_TRUE(runBatch(*engine, {Request{Request::WRITE, out, seg, target, n}}).ok()) << n;
-    EXPECT_EQ(remoteHash(target, n), hashHex(out, n)) << n;
-    std::memset(back, 0, n);
-    ASSERT_TRUE(runBatch(*engine, {Request{Request::READ, back, seg, target, n}}).ok()) << n;
-    ASSERT_EQ(std::memcmp(back, out, n), 0) << n;
-  }
+  expectRoundTripsAllSizes(*engine, seg, peer, mem, 1000);
 }
 
 TEST_P(ShmPeer, PermissionsHold) {
@@ -66,7 +52,7 @@ TEST_P(ShmPeer, PermissionsHold) {
             Status::Code::kPermissionDenied);
   EXPECT_TRUE(engine->freeBatch(bid).ok());
   ASSERT_TRUE(runBatch(*engine, {Request{Request::READ, mem.data(), seg, peer.ro, 4096}}).ok());
-  EXPECT_EQ(hashHex(mem.data(), 4096), remoteHash(peer.ro, 4096));
+  EXPECT_EQ(hashHex(mem.data(), 4096), peer.hash(peer.ro, 4096));
 }
 
 // Without cross-memory attach, heap buffers are out of shm's reach: the slices move to TCP.
@@ -83,8 +69,7 @@ TEST(ShmFallback, UnsharedBufferGoesOverTcpWhenAttachIsOff) {
   fillPattern(mem.data(), mem.size(), 31);
   Status st = runBatch(engine, {Request{Request::WRITE, mem.data(), seg, peer.rw, mem.size()}});
   ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(peer.command("hash " + std::to_string(peer.rw) + " " + std::to_string(mem.size()))["hash"],
-            hashHex(mem.data(), mem.size()));
+  EXPECT_EQ(peer.hash(peer.rw, mem.size()), hashHex(mem.data(), mem.size()));
   // Pinned to shm it cannot be served, and says so.
   TransferStatus ts;
   EXPECT_FALSE(runBatch(engine, {Request{Request::WRITE, mem.data(), seg, peer.rw, 4096, "shm"}},

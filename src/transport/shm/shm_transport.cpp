@@ -31,20 +31,13 @@ Status ShmTransport::start(TransportContext& ctx) {
 }
 
 void ShmTransport::stop() {
-  std::deque<Work> left;
   {
     std::lock_guard lock(mu_);
-    if (stopping_ && workers_.empty()) return;
-    stopping_ = true;
+    stopping_ = true;  // submit refuses from now on
     cv_.notify_all();
   }
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_) t.join();  // they finish what was queued: every slice completes
   workers_.clear();
-  {
-    std::lock_guard lock(mu_);
-    left.swap(queue_);
-  }
-  for (auto& w : left) completeSlice(w.slice, Status::Canceled("engine is shutting down"));
 }
 
 bool ShmTransport::canReach(const PeerEndpoint& peer) const {
@@ -60,48 +53,39 @@ std::shared_ptr<ShmTransport::PeerState> ShmTransport::peerState(const SegmentDe
   return slot;
 }
 
-Status ShmTransport::resolve(const SegmentDescriptor& desc, const std::shared_ptr<PeerState>& ps,
-                             Slice* s, Work& out) {
-  out.slice = s;
-  out.peer = ps;
-  const BufferDesc* b = desc.find(s->remote, s->length);
-  if (!b) return Status::InvalidArgument("target range " + rangeText(s->remote, s->length) +
-                                         " is not in a registered buffer of '" + desc.name + "'");
-  if (b->perm == kLocalReadWrite)
-    return Status::PermissionDenied("target buffer " + rangeText(b->base, b->length) + " is local-only");
-  if (s->op == Request::WRITE && b->perm != kGlobalReadWrite)
-    return Status::PermissionDenied("target buffer " + rangeText(b->base, b->length) + " is read-only");
-  if (!b->shm_name.empty()) {
-    std::shared_ptr<shm::Mapping> m;
-    Status st;
-    {
-      std::lock_guard lock(ps->mu);
-      auto& slot = ps->mappings[b->shm_name];
-      if (!slot) {
-        auto fresh = std::make_shared<shm::Mapping>();
-        // Only a writable buffer is mapped writable: the mapping enforces read-only.
-        st = fresh->open(b->shm_name, b->perm == kGlobalReadWrite);
-        if (st.ok()) slot = std::move(fresh);
-      }
-      m = slot;
-      if (!m) ps->mappings.erase(b->shm_name);
-    }
-    if (m) {
-      uint64_t off = b->shm_offset + (s->remote - b->base);
-      if (off > m->size() || s->length > m->size() - off)
-        return Status::Corrupted("buffer " + rangeText(b->base, b->length) + " lies outside " +
-                                 b->shm_name);
-      out.mapped = m->base() + off;
-      out.mapping = std::move(m);
-      return Status::OK();
-    }
-    FERRY_LOG(WARN) << "cannot map " << b->shm_name << " of '" << desc.name << "': " << st.ToString();
+std::shared_ptr<shm::Mapping> ShmTransport::mappingFor(PeerState& ps, const SegmentDescriptor& desc,
+                                                       const BufferDesc& b) {
+  std::lock_guard lock(ps.mu);
+  auto it = ps.mappings.find(b.shm_name);
+  if (it != ps.mappings.end()) return it->second;
+  auto m = std::make_shared<shm::Mapping>();
+  // Only a writable buffer is mapped writable: the mapping enforces read-only.
+  Status st = m->open(b.shm_name, b.perm == kGlobalReadWrite);
+  if (!st.ok()) {
+    FERRY_LOG(WARN) << "cannot map " << b.shm_name << " of '" << desc.name << "': " << st.ToString();
+    return nullptr;
   }
-  if (cross_memory_attach_ && desc.pid > 0 && !ps->xma_denied.load(std::memory_order_relaxed)) {
+  ps.mappings.emplace(b.shm_name, m);
+  return m;
+}
+
+Status ShmTransport::resolve(const SegmentDescriptor& desc, PeerState& ps, const BufferDesc& b,
+                             const std::shared_ptr<shm::Mapping>& mapping, Slice* s, Work& out) {
+  out.slice = s;
+  out.peer = &ps;
+  if (mapping) {
+    uint64_t off = b.shm_offset + (s->remote - b.base);
+    if (off > mapping->size() || s->length > mapping->size() - off)
+      return Status::Corrupted("buffer " + rangeText(b.base, b.length) + " lies outside " + b.shm_name);
+    out.mapped = mapping->base() + off;
+    out.mapping = mapping;
+    return Status::OK();
+  }
+  if (cross_memory_attach_ && desc.pid > 0 && !ps.xma_denied.load(std::memory_order_relaxed)) {
     out.pid = desc.pid;
     return Status::OK();
   }
-  return Status::NotSupported("buffer " + rangeText(b->base, b->length) + " of '" + desc.name +
+  return Status::NotSupported("buffer " + rangeText(b.base, b.length) + " of '" + desc.name +
                               "' is not in shared memory and cross-memory attach is " +
                               (cross_memory_attach_ ? "refused" : "off"));
 }
@@ -110,6 +94,7 @@ Status ShmTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size
   if (!peer.desc) return Status::NotSupported("shm needs the peer's descriptor");
   const SegmentDescriptor& desc = *peer.desc;
   auto ps = peerState(desc);
+  std::shared_ptr<shm::Mapping> control;
   {
     std::lock_guard lock(ps->mu);
     if (!desc.shm_control.empty() && !ps->control) {
@@ -129,9 +114,10 @@ Status ShmTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size
         it = live.count(it->first) ? std::next(it) : ps->mappings.erase(it);
       ps->pruned_for = &desc;
     }
+    control = ps->control;
   }
-  if (ps->control) {
-    uint64_t live = reinterpret_cast<const std::atomic<uint64_t>*>(ps->control->base())
+  if (control) {
+    uint64_t live = reinterpret_cast<const std::atomic<uint64_t>*>(control->base())
                         ->load(std::memory_order_acquire);
     if (live == shm::kEngineGone)
       return Status::Unavailable("segment '" + desc.name + "' has shut down");
@@ -147,9 +133,23 @@ Status ShmTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size
   }
   std::vector<Work> work(count);
   uint64_t bytes = 0;
+  // Slices of one request share a buffer: look its mapping up once per buffer, not per slice.
+  const BufferDesc* buffer = nullptr;
+  std::shared_ptr<shm::Mapping> mapping;
   for (size_t i = 0; i < count; ++i) {
-    FERRY_RETURN_IF_ERROR(resolve(desc, ps, slices[i], work[i]));
-    bytes += slices[i]->length;
+    Slice* s = slices[i];
+    const BufferDesc* b = desc.find(s->remote, s->length);
+    if (!b) return Status::InvalidArgument("target range " + rangeText(s->remote, s->length) +
+                                           " is not in a registered buffer of '" + desc.name + "'");
+    if (b != buffer) {
+      // The engine checked the request against this same descriptor; shm has no target-side
+      // check, so the transport holds the line too.
+      FERRY_RETURN_IF_ERROR(desc.checkAccess(*b, s->op == Request::WRITE));
+      buffer = b;
+      mapping = b->shm_name.empty() ? nullptr : mappingFor(*ps, desc, *b);
+    }
+    FERRY_RETURN_IF_ERROR(resolve(desc, *ps, *b, mapping, s, work[i]));
+    bytes += s->length;
   }
   if (bytes <= inline_bytes_ || copy_threads_ == 0) {
     for (auto& w : work) copy(w);  // small: no thread hand-off on the latency path

@@ -49,14 +49,18 @@ class ShmTransport : public Transport {
     Slice* slice = nullptr;
     uint8_t* mapped = nullptr;              // target bytes in a mapping, or null: use pid
     std::shared_ptr<shm::Mapping> mapping;  // keeps `mapped` valid
-    std::shared_ptr<PeerState> peer;
+    PeerState* peer = nullptr;              // peers_ keeps it for the transport's life
     int64_t pid = 0;
   };
 
   std::shared_ptr<PeerState> peerState(const SegmentDescriptor& desc);
-  // Where a slice's target bytes are; NotSupported when neither path can reach them.
-  Status resolve(const SegmentDescriptor& desc, const std::shared_ptr<PeerState>& ps, Slice* s,
-                 Work& out);
+  // The peer's file behind buffer b mapped here (once), or null when it cannot be mapped.
+  std::shared_ptr<shm::Mapping> mappingFor(PeerState& ps, const SegmentDescriptor& desc,
+                                           const BufferDesc& b);
+  // Where a slice's target bytes are (in `mapping`, or by pid); NotSupported when neither
+  // path can reach them.
+  Status resolve(const SegmentDescriptor& desc, PeerState& ps, const BufferDesc& b,
+                 const std::shared_ptr<shm::Mapping>& mapping, Slice* s, Work& out);
   void copy(Work& w);
   void workerLoop();
 
