@@ -10,6 +10,7 @@ packages=(
   iperf3                        # reference figures in bench/
   python3 python3-dev pybind11-dev python3-numpy python3-pytest python3-setuptools  # Python API
   etcd-server redis-server libhiredis-dev  # metadata backends; tests start their own servers
+  liburing-dev                          # io_uring file segments
 )
 
 missing=()

@@ -62,9 +62,21 @@ class TransferEngine {
   Status unregisterLocalMemory(std::vector<void*> addr_list,
                                std::vector<size_t> size_list = {});
 
+  // ---- files (Ferry extension) ----
+  /// Exposes a local file to peers, who open it as the file segment "<our name>#<name>"
+  /// and address it by file offset. `size` > 0 creates the file if needed and extends it to
+  /// that size; 0 exposes it as it is. The exposed length is fixed; `permission` is
+  /// kGlobalReadOnly or kGlobalReadWrite. Config `files/expose` does the same at start.
+  Status exposeFile(const std::string& name, const std::string& path,
+                    Permission permission = kGlobalReadWrite, uint64_t size = 0);
+  /// Stops exposing a file; peers' later requests to it fail with NotFound.
+  Status unexposeFile(const std::string& name);
+
   // ---- segments ----
-  /// Opens a segment by name ("host:port" with p2p metadata). Opening our own name
-  /// gives a handle served by the local copy transport.
+  /// Opens a segment by name: "host:port" with p2p metadata, a registered name with a
+  /// store, "SEGMENT#FILE" for a file another engine exposes, "file:///PATH" for a local
+  /// file (opened read-write when this process may write it). Opening our own name gives a
+  /// handle served by the local copy transport.
   Status openSegment(SegmentID& handle, const std::string& segment_name);
   Status closeSegment(SegmentID handle);
   /// Type and buffers of an opened segment (refreshed from the peer).

@@ -190,8 +190,9 @@ Status call(const std::string& host, uint16_t port, const std::string& method,
         std::string raw = rest;
         char tmp[4096];
         ssize_t n;
-        while ((n = ::recv(fd, tmp, sizeof tmp, 0)) > 0 && raw.size() <= max_body)
-          raw.append(tmp, static_cast<size_t>(n));
+        while (((n = ::recv(fd, tmp, sizeof tmp, 0)) > 0 || (n < 0 && errno == EINTR)) &&
+               raw.size() <= max_body)
+          if (n > 0) raw.append(tmp, static_cast<size_t>(n));
         auto te = headers.find("transfer-encoding");
         if (te != headers.end() && lower(te->second).find("chunked") != std::string::npos)
           st = decodeChunked(raw, out.body);  // e.g. etcd's streaming gateway replies

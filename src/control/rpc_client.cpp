@@ -1,5 +1,8 @@
 #include "control/rpc_client.h"
 
+#include <cerrno>
+#include <cstring>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,10 +77,17 @@ Status RpcClient::callOnce(Channel& ch, const std::string& host, uint16_t port, 
   if (!st.ok()) return fail(st);
   // A response byte proves the peer saw the request; until then a retry is safe.
   uint8_t first;
-  ssize_t n = ::recv(ch.fd, &first, 1, MSG_PEEK);
-  if (n <= 0) return fail(n == 0 ? Status::Unavailable("connection closed by peer")
-                                 : Status::Timeout("no response within " +
-                                                   std::to_string(timeout_ms_) + " ms"));
+  ssize_t n;
+  // EINTR is not the peer's silence: io_uring task work and signals interrupt a socket
+  // wait that has a timeout (SO_RCVTIMEO) instead of restarting it.
+  do {
+    n = ::recv(ch.fd, &first, 1, MSG_PEEK);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return fail(Status::Unavailable("connection closed by peer"));
+  if (n < 0)
+    return fail(errno == EAGAIN || errno == EWOULDBLOCK
+                    ? Status::Timeout("no response within " + std::to_string(timeout_ms_) + " ms")
+                    : Status::Unavailable(std::string("receive failed: ") + strerror(errno)));
   sent = true;
   st = net::readAll(ch.fd, hb, sizeof hb);
   if (!st.ok()) return fail(st);

@@ -11,10 +11,16 @@ bool isRequest(MsgType t) {
     case MsgType::kProbe:
     case MsgType::kWrite:
     case MsgType::kRead:
+    case MsgType::kFileWrite:
+    case MsgType::kFileRead:
       return true;
     default:
       return false;
   }
+}
+
+size_t rangeSizeOf(MsgType t) {
+  return t == MsgType::kFileWrite || t == MsgType::kFileRead ? kFileRangeSize : kRangeSize;
 }
 
 const char* typeName(MsgType t) {
@@ -29,6 +35,8 @@ const char* typeName(MsgType t) {
     case MsgType::kWriteAck: return "WriteAck";
     case MsgType::kRead: return "Read";
     case MsgType::kReadData: return "ReadData";
+    case MsgType::kFileWrite: return "FileWrite";
+    case MsgType::kFileRead: return "FileRead";
   }
   return "?";
 }
@@ -60,6 +68,8 @@ bool bodyLenAllowed(MsgType t, uint32_t status, uint32_t len) {
     case MsgType::kWrite: return len >= kRangeSize && len - kRangeSize <= kMaxDataBytes;
     case MsgType::kRead: return len == kRangeSize;
     case MsgType::kReadData: return len <= kMaxDataBytes;
+    case MsgType::kFileWrite: return len >= kFileRangeSize && len - kFileRangeSize <= kMaxDataBytes;
+    case MsgType::kFileRead: return len == kFileRangeSize;
   }
   return false;
 }
@@ -79,7 +89,7 @@ Status decodeHeader(const uint8_t* data, size_t len, FrameHeader& out) {
     return Status::Corrupted("unsupported protocol version " + std::to_string(version));
   uint16_t type = getU16(data + 6);
   if (type < static_cast<uint16_t>(MsgType::kGetDescriptor) ||
-      type > static_cast<uint16_t>(MsgType::kReadData))
+      type > static_cast<uint16_t>(MsgType::kFileRead))
     return Status::Corrupted("unknown message type " + std::to_string(type));
   FrameHeader h;
   h.type = static_cast<MsgType>(type);
@@ -104,15 +114,27 @@ void encodeRange(uint64_t addr, uint64_t length, uint8_t out[kRangeSize]) {
   putU64(out + 8, length);
 }
 
+void encodeFileRange(uint64_t file_id, uint64_t offset, uint64_t length, uint8_t out[kFileRangeSize]) {
+  putU64(out, file_id);
+  encodeRange(offset, length, out + 8);
+}
+
 Status decodeRange(const FrameHeader& h, const uint8_t* data, size_t len, uint64_t& addr,
-                   uint64_t& length) {
-  if (len < kRangeSize) return Status::Corrupted("truncated range");
+                   uint64_t& length, uint64_t* file_id) {
+  const size_t range_size = rangeSizeOf(h.type);
+  if (len < range_size) return Status::Corrupted("truncated range");
+  if (range_size == kFileRangeSize) {
+    if (!file_id) return Status::Corrupted("file range where a memory range was expected");
+    *file_id = getU64(data);
+    data += 8;
+  }
   addr = getU64(data);
   length = getU64(data + 8);
   if (length == 0 || length > kMaxDataBytes)
     return Status::Corrupted("range length " + std::to_string(length) + " out of bounds");
   if (addr + length < addr) return Status::Corrupted("range wraps around the address space");
-  if (h.type == MsgType::kWrite && h.body_len != kRangeSize + length)
+  bool write = h.type == MsgType::kWrite || h.type == MsgType::kFileWrite;
+  if (write && h.body_len != range_size + length)
     return Status::Corrupted("write length disagrees with frame length");
   return Status::OK();
 }
@@ -158,9 +180,10 @@ Status parseFrames(const uint8_t* data, size_t len, size_t* frames_out) {
     len -= kHeaderSize;
     if (h.body_len > len) return Status::Corrupted("truncated frame body");
     if (h.status == 0) {
-      if (h.type == MsgType::kWrite || h.type == MsgType::kRead) {
-        uint64_t addr, length;
-        FERRY_RETURN_IF_ERROR(decodeRange(h, data, h.body_len, addr, length));
+      if (h.type == MsgType::kWrite || h.type == MsgType::kRead || h.type == MsgType::kFileWrite ||
+          h.type == MsgType::kFileRead) {
+        uint64_t addr, length, file_id;
+        FERRY_RETURN_IF_ERROR(decodeRange(h, data, h.body_len, addr, length, &file_id));
       } else if (h.type == MsgType::kNotify) {
         Notification n;
         FERRY_RETURN_IF_ERROR(

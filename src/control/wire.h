@@ -17,6 +17,7 @@ constexpr uint32_t kMagic = 0x59525246;  // bytes "FRRY" on the wire
 constexpr uint16_t kVersion = 2;
 constexpr size_t kHeaderSize = 32;
 constexpr size_t kRangeSize = 16;  // u64 address + u64 length
+constexpr size_t kFileRangeSize = 24;  // u64 file id, then a range (the address is a file offset)
 
 constexpr uint32_t kMaxDataBytes = 64u << 20;       // one WRITE/READ payload
 constexpr uint32_t kMaxDescriptorBytes = 16u << 20;  // a segment descriptor
@@ -34,7 +35,12 @@ enum class MsgType : uint16_t {
   kWriteAck = 8,
   kRead = 9,  // body: range -> kReadData (body: `length` bytes)
   kReadData = 10,
+  kFileWrite = 11,  // body: file range, then `length` payload bytes -> kWriteAck
+  kFileRead = 12,   // body: file range -> kReadData
 };
+
+/// Bytes of range in front of a WRITE/READ payload: kRangeSize, or kFileRangeSize for files.
+size_t rangeSizeOf(MsgType t);
 
 bool isRequest(MsgType t);
 const char* typeName(MsgType t);
@@ -54,9 +60,11 @@ void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]);
 Status decodeHeader(const uint8_t* data, size_t len, FrameHeader& out);
 
 void encodeRange(uint64_t addr, uint64_t length, uint8_t out[kRangeSize]);
-/// Decodes a WRITE/READ range and checks it against the header's body_len.
+void encodeFileRange(uint64_t file_id, uint64_t offset, uint64_t length, uint8_t out[kFileRangeSize]);
+/// Decodes a (FILE_)WRITE/READ range and checks it against the header's body_len. For the
+/// file types `file_id` receives the file id (it must be non-null then).
 Status decodeRange(const FrameHeader& h, const uint8_t* data, size_t len, uint64_t& addr,
-                   uint64_t& length);
+                   uint64_t& length, uint64_t* file_id = nullptr);
 
 std::string encodeNotify(const Notification& n);
 Status decodeNotify(std::string_view body, Notification& out);

@@ -30,6 +30,7 @@ struct Slice {
   int64_t deadline_ns = 0;  // steady clock
   uint64_t request_id = 0;  // assigned by the transport carrying it
   uint8_t attempt = 0;      // index of the transport candidate carrying it
+  uint32_t file_id = 0;     // target file of a file segment (set by transports that need it)
 };
 
 /// Where a task's failed slices may go next (the selector's other candidates). The engine

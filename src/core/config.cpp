@@ -33,6 +33,7 @@ static const char* kDefaults = R"({
   "rdma": { "bind_address": "" },
   "batch": { "max_size": 1048576 },
   "selector": { "max_failover_attempts": 2, "policies": [] },
+  "files": { "expose": [], "direct_io": true, "direct_alignment": 4096 },
   "transports": {
     "local": { "enable": true },
     "shm": {
@@ -41,6 +42,13 @@ static const char* kDefaults = R"({
       "slice_size": 1048576,
       "inline_bytes": 65536,
       "cross_memory_attach": true
+    },
+    "file": {
+      "enable": true,
+      "backend": "auto",
+      "workers": 1,
+      "queue_depth": 32,
+      "slice_size": 1048576
     },
     "tcp": {
       "enable": true,

@@ -28,6 +28,13 @@ std::string SegmentDescriptor::toJson() const {
   }
   j["buffers"] = std::move(bufs);
   j["transports"] = transports;
+  if (!files.empty()) {
+    json fl = json::array();
+    for (const auto& f : files)
+      fl.push_back({{"id", f.id}, {"name", f.name}, {"path", f.path}, {"length", f.length},
+                    {"read_only", f.read_only}});
+    j["files"] = std::move(fl);
+  }
   return j.dump();
 }
 
@@ -65,6 +72,18 @@ Status SegmentDescriptor::fromJson(const std::string& text, SegmentDescriptor& o
       d.buffers.push_back(bd);
     }
     if (j.contains("transports")) d.transports = j.at("transports").get<std::vector<std::string>>();
+    if (j.contains("files")) {
+      for (const auto& f : j.at("files")) {
+        FileDesc fd;
+        fd.id = f.at("id").get<uint32_t>();
+        fd.name = f.at("name").get<std::string>();
+        fd.path = f.value("path", "");
+        fd.length = f.at("length").get<uint64_t>();
+        fd.read_only = f.value("read_only", false);
+        if (fd.id == 0 || fd.name.empty()) return Status::Corrupted("descriptor file entry without id or name");
+        d.files.push_back(std::move(fd));
+      }
+    }
     d.buildIndex();
     out = std::move(d);
   } catch (const std::exception& e) {
@@ -88,6 +107,12 @@ const BufferDesc* SegmentDescriptor::find(uint64_t addr, uint64_t len) const {
   if (addr - b.base >= b.length) return nullptr;
   if (len > b.length - (addr - b.base)) return nullptr;
   return &b;
+}
+
+const FileDesc* SegmentDescriptor::findFile(const std::string& file_name) const {
+  for (const auto& f : files)
+    if (f.name == file_name) return &f;
+  return nullptr;
 }
 
 Status SegmentDescriptor::checkAccess(const BufferDesc& b, bool write) const {

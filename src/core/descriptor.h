@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/file_table.h"
 #include "core/memory_registry.h"
 #include "ferry/status.h"
 
@@ -22,6 +23,7 @@ struct SegmentDescriptor {
   std::string shm_control;  // shared page holding the live registry version (shm peers)
   std::vector<BufferDesc> buffers;  // in registration order
   std::vector<std::string> transports;
+  std::vector<FileDesc> files;  // exposed files ("<name>#<file>" opens one as a segment)
 
   std::string toJson() const;
   static Status fromJson(const std::string& text, SegmentDescriptor& out);
@@ -31,6 +33,8 @@ struct SegmentDescriptor {
   Status checkAccess(const BufferDesc& b, bool write) const;
   /// The buffer holding [addr, addr+len), or nullptr. O(log n) once indexed.
   const BufferDesc* find(uint64_t addr, uint64_t len) const;
+  /// The exposed file called `file_name`, or nullptr.
+  const FileDesc* findFile(const std::string& file_name) const;
   /// Builds the by-address index find() uses (fromJson does this).
   void buildIndex();
 

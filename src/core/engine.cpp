@@ -71,6 +71,13 @@ using wire::MsgType;
 namespace {
 
 constexpr char kExportPrefix[] = "ferry-segment:v1:";
+constexpr char kFilePrefix[] = "file://";
+
+// The exposed file `name` of a descriptor, or null when it no longer lists it.
+std::shared_ptr<const FileDesc> fileIn(const SegmentDescriptor& d, const std::string& name) {
+  const FileDesc* f = d.findFile(name);
+  return f ? std::make_shared<const FileDesc>(*f) : nullptr;
+}
 constexpr size_t kMaxPendingNotifications = 1 << 20;
 
 std::string randomInstanceId() {
@@ -135,6 +142,7 @@ Status EngineImpl::init() {
   rpc_client_ = std::make_unique<RpcClient>(config_->get<int>("connect_timeout_ms", 3000) +
                                             static_cast<int>(timeout_ms));
 
+  files_.setTryDirect(config_->get<bool>("files/direct_io", true));
   transports_ = createTransports(*config_);
   if (transports_.empty()) return Status::InvalidArgument("every transport is disabled");
   installControlHandlers();
@@ -147,6 +155,7 @@ Status EngineImpl::init() {
   if (std::any_of(transports_.begin(), transports_.end(),
                   [](auto& t) { return std::string_view(t->name()) == "shm"; }))
     initSharedMemory();
+  FERRY_RETURN_IF_ERROR(exposeConfiguredFiles());  // before the first descriptor goes out
 
   RpcServer::Options ro;
   ro.bind_address = config_->get("rpc/bind_address", "0.0.0.0");
@@ -217,6 +226,53 @@ EngineImpl::~EngineImpl() {
   if (shm_control_) shm::destroy(shm_control_name_, shm_control_, 4096);
 }
 
+Status EngineImpl::exposeConfiguredFiles() {
+  nlohmann::json list = nlohmann::json::parse(config_->get("files/expose", "[]"), nullptr, false);
+  if (list.is_discarded() || !list.is_array())
+    return Status::InvalidArgument("files/expose must be a list of {\"name\", \"path\"} objects");
+  for (size_t i = 0; i < list.size(); ++i) {
+    const auto& f = list[i];
+    auto bad = [&](const std::string& why) {
+      return Status::InvalidArgument("files/expose[" + std::to_string(i) + "]: " + why);
+    };
+    std::string name, path;
+    bool read_only = false;
+    uint64_t size = 0;
+    try {
+      if (!f.is_object() || !f.contains("name") || !f.contains("path")) return bad("needs \"name\" and \"path\"");
+      name = f.at("name").get<std::string>();
+      path = f.at("path").get<std::string>();
+      read_only = f.value("read_only", false);
+      size = f.value("size", uint64_t{0});
+    } catch (const std::exception& e) {
+      return bad(e.what());
+    }
+    Status st = files_.expose(name, path, read_only, size);
+    if (!st.ok()) return bad(st.message());
+  }
+  if (!list.empty()) registry_.bumpVersion();
+  return Status::OK();
+}
+
+Status EngineImpl::exposeFile(const std::string& name, const std::string& path, Permission perm,
+                              uint64_t size) {
+  if (perm != kGlobalReadOnly && perm != kGlobalReadWrite)
+    return Status::InvalidArgument("a file is exposed to peers: permission must be kGlobalReadOnly or kGlobalReadWrite");
+  FERRY_RETURN_IF_ERROR(files_.expose(name, path, perm == kGlobalReadOnly, size));
+  registry_.bumpVersion();  // peers holding our descriptor refresh it
+  updateShmControl();
+  publish();
+  return Status::OK();
+}
+
+Status EngineImpl::unexposeFile(const std::string& name) {
+  FERRY_RETURN_IF_ERROR(files_.unexpose(name));
+  registry_.bumpVersion();
+  updateShmControl();
+  publish();
+  return Status::OK();
+}
+
 void EngineImpl::initSharedMemory() {
   shm::sweepStaleShmFiles();
   void* page = nullptr;
@@ -267,6 +323,7 @@ SegmentDescriptor EngineImpl::localDescriptor() {
   d.buffers = registry_.snapshot();
   d.pid = ::getpid();
   d.shm_control = shm_control_name_;
+  d.files = files_.exposed();
   for (auto& t : transports_) d.transports.push_back(t->name());
   return d;
 }
@@ -469,6 +526,7 @@ void EngineImpl::setDescriptorLocked(SegmentEntry& seg,
   }
   if (desc) peer->machine_id = desc->machine_id;
   peer->desc = std::move(desc);
+  if (!seg.file_name.empty() && peer->desc) peer->file = fileIn(*peer->desc, seg.file_name);
   seg.peer = std::move(peer);
   auto route = std::make_shared<Route>();
   route->peer = seg.peer;
@@ -491,7 +549,7 @@ Status EngineImpl::refreshDescriptor(SegmentEntry& seg) {
   auto fresh = std::make_shared<SegmentDescriptor>();
   if (seg.via_store) {
     // The store knows where the segment lives now (a restart may have moved its port).
-    FERRY_RETURN_IF_ERROR(lookupInStore(seg.name, *fresh));
+    FERRY_RETURN_IF_ERROR(lookupInStore(seg.base_name, *fresh));
   } else {
     FERRY_RETURN_IF_ERROR(fetchDescriptor(*peer, *fresh));
   }
@@ -511,9 +569,10 @@ Status EngineImpl::refreshDescriptor(SegmentEntry& seg) {
 
 Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
                               std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle,
-                              bool via_store) {
+                              bool via_store, const std::string& file_name) {
   if (desc) peer.machine_id = desc->machine_id;
   peer.desc = desc;
+  if (!file_name.empty() && desc) peer.file = fileIn(*desc, file_name);
   if (selector_.defaultOrder(peer).empty())
     return Status::Unavailable("no transport can reach segment '" + name + "'");
   std::lock_guard lock(seg_mu_);
@@ -534,6 +593,9 @@ Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
   seg->refs = 1;
   seg->via_store = via_store;
   seg->is_self = peer.is_self;
+  seg->is_file = peer.file != nullptr;
+  seg->file_name = file_name;
+  seg->base_name = file_name.empty() ? name : name.substr(0, name.size() - file_name.size() - 1);
   seg->peer = std::make_shared<const PeerEndpoint>(std::move(peer));
   {
     std::lock_guard slock(seg->mu);
@@ -545,31 +607,78 @@ Status EngineImpl::addSegment(const std::string& name, PeerEndpoint peer,
   return Status::OK();
 }
 
-Status EngineImpl::openSegment(SegmentID& handle, const std::string& name) {
-  if (name.empty()) return Status::InvalidArgument("segment name is empty");
-  PeerEndpoint peer;
+Status EngineImpl::locateSegment(const std::string& name, PeerEndpoint& peer,
+                                 std::shared_ptr<SegmentDescriptor>& desc, bool& via_store) {
   peer.segment_name = name;
+  via_store = false;
+  desc = nullptr;
   if (name == name_ || name == net::joinHostPort(rpc_host_, rpcPort())) {
     peer.is_self = true;
     peer.host = rpc_host_;
     peer.port = rpcPort();
     peer.machine_id = machine_id_;
-    return addSegment(name_, peer, nullptr, handle);
+    return Status::OK();
   }
+  desc = std::make_shared<SegmentDescriptor>();
   if (store_) {
-    auto desc = std::make_shared<SegmentDescriptor>();
     FERRY_RETURN_IF_ERROR(lookupInStore(name, *desc));
     peer.host = desc->rpc_host;
     peer.port = desc->rpc_port;
-    return addSegment(name, peer, std::move(desc), handle, /*via_store=*/true);
+    via_store = true;
+    return Status::OK();
   }
   Status st = net::parseHostPort(name, peer.host, peer.port);
   if (!st.ok())
     return Status::InvalidArgument("cannot open segment '" + name +
                                    "': with p2p metadata a segment name is host:port");
-  auto desc = std::make_shared<SegmentDescriptor>();
-  FERRY_RETURN_IF_ERROR(fetchDescriptor(peer, *desc));
-  return addSegment(name, peer, std::move(desc), handle);
+  return fetchDescriptor(peer, *desc);
+}
+
+Status EngineImpl::openSegment(SegmentID& handle, const std::string& name) {
+  if (name.empty()) return Status::InvalidArgument("segment name is empty");
+  if (name.rfind(kFilePrefix, 0) == 0 || name.find('#') != std::string::npos)
+    return openFileSegment(handle, name);
+  PeerEndpoint peer;
+  std::shared_ptr<SegmentDescriptor> desc;
+  bool via_store = false;
+  FERRY_RETURN_IF_ERROR(locateSegment(name, peer, desc, via_store));
+  return addSegment(peer.is_self ? name_ : name, peer, std::move(desc), handle, via_store);
+}
+
+// "file:///path": a local file this engine opens for itself. "SEGMENT#FILE": a file that
+// segment exposes (ours included).
+Status EngineImpl::openFileSegment(SegmentID& handle, const std::string& name) {
+  if (name.rfind(kFilePrefix, 0) == 0) {
+    std::shared_ptr<OpenFile> f;
+    FERRY_RETURN_IF_ERROR(files_.openPrivate(name.substr(sizeof kFilePrefix - 1), f));
+    PeerEndpoint peer;
+    peer.segment_name = name;
+    peer.is_self = true;
+    peer.host = rpc_host_;
+    peer.port = rpcPort();
+    peer.machine_id = machine_id_;
+    peer.file = std::make_shared<const FileDesc>(f->desc);
+    return addSegment(name, peer, nullptr, handle);
+  }
+  size_t hash = name.rfind('#');
+  std::string base = name.substr(0, hash), file = name.substr(hash + 1);
+  if (base.empty() || file.empty())
+    return Status::InvalidArgument("a file segment is named SEGMENT#FILE or file:///PATH, got '" + name + "'");
+  PeerEndpoint peer;
+  std::shared_ptr<SegmentDescriptor> desc;
+  bool via_store = false;
+  FERRY_RETURN_IF_ERROR(locateSegment(base, peer, desc, via_store));
+  if (peer.is_self) {
+    for (const FileDesc& f : files_.exposed())
+      if (f.name == file) peer.file = std::make_shared<const FileDesc>(f);
+    if (!peer.file) return Status::NotFound("this engine exposes no file '" + file + "'");
+    peer.segment_name = name_ + "#" + file;
+    return addSegment(peer.segment_name, peer, nullptr, handle, false, file);
+  }
+  if (!desc->findFile(file))
+    return Status::NotFound("segment '" + base + "' exposes no file '" + file + "'");
+  peer.segment_name = name;
+  return addSegment(name, peer, std::move(desc), handle, via_store, file);
 }
 
 Status EngineImpl::closeSegment(SegmentID handle) {
@@ -578,7 +687,10 @@ Status EngineImpl::closeSegment(SegmentID handle) {
   if (it == segments_.end())
     return Status::NotFound("unknown segment handle " + std::to_string(handle));
   if (--it->second->refs == 0) {
-    segment_ids_.erase(it->second->name);
+    auto& seg = *it->second;
+    if (seg.is_self && seg.is_file && seg.file_name.empty())  // a private file: close it
+      files_.closePrivate(seg.endpoint()->file->id);
+    segment_ids_.erase(seg.name);
     segments_.erase(it);
   }
   return Status::OK();
@@ -607,7 +719,8 @@ Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
     for (Transport* t : ts) a.push_back(t->name());
     return a;
   };
-  nlohmann::json j = {{"segment", seg->name}, {"same_machine", same_machine}, {"self", seg->is_self}};
+  nlohmann::json j = {{"segment", seg->name}, {"segment_type", seg->is_file ? "file" : "memory"},
+                      {"same_machine", same_machine}, {"self", seg->is_self}};
   for (Transport* t : selector_.transports())
     j["transports"].push_back({{"name", t->name()}, {"reaches", t->canReach(*peer)},
                                {"slice_size", t->sliceSize()}});
@@ -631,17 +744,31 @@ Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
 Status EngineImpl::getSegmentInfo(SegmentID handle, SegmentInfo& info) {
   auto seg = findSegment(handle);
   if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(handle));
+  if (!seg->is_self) {
+    Status st = refreshDescriptor(*seg);
+    if (!st.ok())  // peer unreachable: answer from the cache, say so in the log
+      FERRY_LOG(WARN) << "getSegmentInfo('" << seg->name << "') uses cached data: " << st.ToString();
+  }
+  SegmentInfo out;
+  if (seg->is_file) {
+    // One buffer: the whole file, addressed by file offset.
+    auto peer = seg->endpoint();
+    if (!peer->file) return Status::NotFound("segment '" + seg->base_name + "' no longer exposes file '" + seg->file_name + "'");
+    uint64_t length = peer->file->length;
+    if (peer->is_self)
+      if (auto f = files_.find(peer->file->id); f && !f->exposed) f->file->size(length).IgnoreError();
+    out.type = SegmentInfo::File;
+    out.buffers.push_back({0, length, "file"});
+    info = std::move(out);
+    return Status::OK();
+  }
   std::vector<BufferDesc> bufs;
   if (seg->is_self) {
     bufs = registry_.snapshot();
   } else {
-    Status st = refreshDescriptor(*seg);
-    if (!st.ok())  // peer unreachable: answer from the cache, say so in the log
-      FERRY_LOG(WARN) << "getSegmentInfo('" << seg->name << "') uses cached data: " << st.ToString();
     std::lock_guard lock(seg->mu);
     if (seg->desc()) bufs = seg->desc()->buffers;
   }
-  SegmentInfo out;
   out.type = SegmentInfo::Memory;
   for (auto& b : bufs) out.buffers.push_back({b.base, b.length, b.location});
   info = std::move(out);
@@ -747,7 +874,20 @@ void EngineImpl::onPeerEpoch(const std::string& host, uint16_t port, uint64_t ep
   }
 }
 
+Status EngineImpl::checkFileTarget(const PeerEndpoint& peer, const Request& req) {
+  const bool write = req.opcode == Request::WRITE;
+  if (!peer.file)
+    return Status::NotFound("segment '" + peer.segment_name + "' no longer exposes that file");
+  if (!peer.is_self) return checkFileAccess(*peer.file, req.target_offset, req.length, write);
+  auto f = files_.find(peer.file->id);
+  if (!f) return Status::NotFound("file '" + peer.file->name + "' is no longer open here");
+  FileDesc d = f->desc;
+  if (!f->exposed) FERRY_RETURN_IF_ERROR(f->file->size(d.length));  // a private file may grow
+  return checkFileAccess(d, req.target_offset, req.length, write);
+}
+
 Status EngineImpl::validateTarget(SegmentEntry& seg, const Request& req) {
+  if (seg.is_self && seg.is_file) return checkFileTarget(*seg.endpoint(), req);
   if (seg.is_self) {
     Status st = registry_.checkLocal(req.target_offset, req.length);
     if (!st.ok()) return Status::InvalidArgument("target: " + st.message());
@@ -762,10 +902,16 @@ Status EngineImpl::validateTarget(SegmentEntry& seg, const Request& req) {
       FERRY_LOG(WARN) << "segment '" << seg.name << "' changed but its descriptor could not be "
                       << "refreshed (" << st.ToString() << "); using the cached one";
   }
+  Status file_status;
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       std::lock_guard lock(seg.mu);
-      if (const SegmentDescriptor* d = seg.desc())
+      if (seg.is_file) {
+        file_status = checkFileTarget(*seg.peer, req);
+        // A range past the end may fit a file re-exposed larger: refresh once, like a miss.
+        if (file_status.code() != Status::Code::kOutOfRange && !file_status.IsNotFound())
+          return file_status;
+      } else if (const SegmentDescriptor* d = seg.desc())
         if (const BufferDesc* b = d->find(req.target_offset, req.length))
           return d->checkAccess(*b, req.opcode == Request::WRITE);
     }
@@ -774,6 +920,7 @@ Status EngineImpl::validateTarget(SegmentEntry& seg, const Request& req) {
       if (!st.ok()) return st;
     }
   }
+  if (seg.is_file) return file_status;
   return Status::InvalidArgument("target range " + rangeText(req.target_offset, req.length) +
                                  " is not inside a registered buffer of segment '" + seg.name + "'");
 }
@@ -934,7 +1081,10 @@ Status EngineImpl::routeFor(SegmentEntry& seg, const Request& req, std::shared_p
     c.same_machine = r->peer->machine_id == machine_id_;
     c.length = req.length;
     registry_.checkLocal(reinterpret_cast<uint64_t>(req.source), req.length, &c.local_location).IgnoreError();
-    if (seg.is_self) {
+    if (seg.is_file) {
+      c.segment_type = "file";
+      c.remote_location = "file";
+    } else if (seg.is_self) {
       registry_.checkLocal(req.target_offset, req.length, &c.remote_location).IgnoreError();
     } else if (r->peer->desc) {
       if (const BufferDesc* b = r->peer->desc->find(req.target_offset, req.length)) c.remote_location = b->location;

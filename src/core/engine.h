@@ -42,6 +42,7 @@ class EngineImpl : public TransportContext {
   const Config& config() const override { return *config_; }
   MemoryRegistry& registry() override { return registry_; }
   RpcServer& rpcServer() override { return rpc_server_; }
+  FileTable& files() override { return files_; }
   const std::string& machineId() const override { return machine_id_; }
   void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) override;
 
@@ -49,6 +50,9 @@ class EngineImpl : public TransportContext {
   Status freeLocalMemory(void* addr);
   Status registerLocalMemory(void* addr, size_t size, const MemoryOptions& options);
   Status unregisterLocalMemory(void* addr, size_t size);
+
+  Status exposeFile(const std::string& name, const std::string& path, Permission perm, uint64_t size);
+  Status unexposeFile(const std::string& name);
 
   Status openSegment(SegmentID& handle, const std::string& name);
   Status closeSegment(SegmentID handle);
@@ -82,9 +86,12 @@ class EngineImpl : public TransportContext {
   struct SegmentEntry {
     SegmentID id = 0;
     std::string name;
+    std::string base_name;  // the segment whose descriptor is read (name without "#file")
+    std::string file_name;  // a peer's exposed file ("" for memory and private file segments)
     int refs = 0;
     bool via_store = false;  // found through the metadata store (refresh there too)
     bool is_self = false;    // our own segment; fixed for the entry's life
+    bool is_file = false;    // a file segment; fixed for the entry's life
     // The peer answered with a registry version other than desc's: refresh before next use.
     std::atomic<bool> stale{false};
     std::mutex mu;
@@ -126,7 +133,15 @@ class EngineImpl : public TransportContext {
   Status validateTarget(SegmentEntry& seg, const Request& req);
   Status addSegment(const std::string& name, PeerEndpoint peer,
                     std::shared_ptr<const SegmentDescriptor> desc, SegmentID& handle,
-                    bool via_store = false);
+                    bool via_store = false, const std::string& file_name = "");
+  // Finds segment `name` (ours, in the store, or by host:port) and reads its descriptor
+  // (null for our own).
+  Status locateSegment(const std::string& name, PeerEndpoint& peer,
+                       std::shared_ptr<SegmentDescriptor>& desc, bool& via_store);
+  Status openFileSegment(SegmentID& handle, const std::string& name);
+  // Checks a request against a file segment (ours: the live file; a peer's: its descriptor).
+  Status checkFileTarget(const PeerEndpoint& peer, const Request& req);
+  Status exposeConfiguredFiles();
   void deliverNotification(Notification n);
   // Publishes our descriptor to the metadata store; on failure the keeper retries.
   void publish();
@@ -144,6 +159,7 @@ class EngineImpl : public TransportContext {
   int wait_spin_us_ = 0;
 
   MemoryRegistry registry_;
+  FileTable files_;
   RpcServer rpc_server_;
   std::unique_ptr<RpcClient> rpc_client_;
   std::vector<std::unique_ptr<Transport>> transports_;

@@ -75,6 +75,9 @@ class MemoryRegistry {
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
   /// The counter itself, for the RPC server to stamp into responses without a call.
   const std::atomic<uint64_t>& versionCounter() const { return version_; }
+  /// Bumps the version for a change outside the registry that peers must see too (the
+  /// descriptor lists exposed files as well).
+  void bumpVersion() { version_.fetch_add(1, std::memory_order_acq_rel); }
   size_t size() const;
 
  private:

@@ -110,6 +110,15 @@ Status TransferEngine::unregisterLocalMemory(std::vector<void*> addr_list,
   return first;
 }
 
+Status TransferEngine::exposeFile(const std::string& name, const std::string& path,
+                                  Permission permission, uint64_t size) {
+  FERRY_REQUIRE_AVAILABLE();
+  return impl_->exposeFile(name, path, permission, size);
+}
+Status TransferEngine::unexposeFile(const std::string& name) {
+  FERRY_REQUIRE_AVAILABLE();
+  return impl_->unexposeFile(name);
+}
 Status TransferEngine::openSegment(SegmentID& handle, const std::string& segment_name) {
   FERRY_REQUIRE_AVAILABLE();
   return impl_->openSegment(handle, segment_name);

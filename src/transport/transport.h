@@ -12,6 +12,7 @@
 
 #include "core/batch.h"
 #include "core/descriptor.h"
+#include "core/file_table.h"
 #include "core/memory_registry.h"
 #include "ferry/config.h"
 #include "ferry/status.h"
@@ -32,6 +33,9 @@ struct PeerEndpoint {
   // Set on the engine's retry after re-reading desc because the peer changed: transports
   // that check the peer's live version accept desc as current for that submit.
   bool just_refreshed = false;
+  // Set for a file segment: the file it is (ids and length as the owner published them).
+  // Memory transports do not reach such a segment; target offsets are file offsets.
+  std::shared_ptr<const FileDesc> file;
 };
 
 struct TransportCaps {
@@ -47,6 +51,8 @@ class TransportContext {
   virtual const Config& config() const = 0;
   virtual MemoryRegistry& registry() = 0;
   virtual RpcServer& rpcServer() = 0;
+  /// Files this engine serves as file segments.
+  virtual FileTable& files() = 0;
   /// This machine's id (same value in a same-machine peer's descriptor).
   virtual const std::string& machineId() const = 0;
   /// A peer at host:port answered with registry version `epoch` (it differs from the last

@@ -1,6 +1,7 @@
 #include <functional>
 
 #include "transport/fault/fault_transport.h"
+#include "transport/file/file_transport.h"
 #include "transport/local/local_transport.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
@@ -17,6 +18,7 @@ struct Entry {
 const Entry kTransports[] = {
     {"local", [] { return std::make_unique<LocalTransport>(); }},
     {"shm", [] { return std::make_unique<ShmTransport>(); }},
+    {"file", [] { return std::make_unique<FileTransport>(); }},  // file segments only
     {"tcp", [] { return std::make_unique<TcpTransport>(); }},
 };
 }  // namespace

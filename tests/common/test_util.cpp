@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <filesystem>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -68,6 +70,18 @@ std::vector<Notification> awaitNotifications(TransferEngine& e, size_t want,
 }
 
 std::string binPath(const std::string& name) { return std::string(FERRY_BIN_DIR) + "/" + name; }
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/ferry-test.XXXXXX";
+  if (::mkdtemp(tmpl.data())) path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  if (path_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
 
 ChildProcess::~ChildProcess() {
   if (pid_ > 0) {

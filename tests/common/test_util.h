@@ -35,6 +35,21 @@ std::vector<Notification> awaitNotifications(TransferEngine& e, size_t want,
 /// Path of a binary built next to the tests.
 std::string binPath(const std::string& name);
 
+/// A fresh directory under $TMPDIR (or /tmp), removed with its files at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  /// path()/name
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
 /// A child process with a pipe on stdin and stdout.
 class ChildProcess {
  public:

@@ -101,6 +101,28 @@ TEST(Wire, RangeValidation) {
   EXPECT_FALSE(decodeRange(rd, reinterpret_cast<const uint8_t*>(r.data()), r.size(), a, l).ok());
 }
 
+TEST(Wire, FileRangeCarriesTheFileId) {
+  uint8_t fr[kFileRangeSize];
+  encodeFileRange(7, 4096, 10, fr);
+  FrameHeader w{MsgType::kFileWrite, kFileRangeSize + 10, 0, 1};
+  uint64_t a, l, id = 0;
+  ASSERT_TRUE(decodeRange(w, fr, sizeof fr, a, l, &id).ok());
+  EXPECT_EQ(id, 7u);
+  EXPECT_EQ(a, 4096u);
+  EXPECT_EQ(l, 10u);
+  EXPECT_FALSE(decodeRange(w, fr, sizeof fr, a, l).ok());  // no place for the id: refused
+  FrameHeader bad{MsgType::kFileWrite, kRangeSize + 10, 0, 1};  // memory-sized body
+  EXPECT_FALSE(decodeRange(bad, fr, sizeof fr, a, l, &id).ok());
+  uint8_t hb[kHeaderSize];
+  FrameHeader h;
+  encodeHeader(FrameHeader{MsgType::kFileRead, kRangeSize, 0, 1}, hb);  // too short for a file read
+  EXPECT_FALSE(decodeHeader(hb, sizeof hb, h).ok());
+  encodeHeader(FrameHeader{MsgType::kFileRead, kFileRangeSize, 0, 1}, hb);
+  EXPECT_TRUE(decodeHeader(hb, sizeof hb, h).ok());
+  EXPECT_EQ(rangeSizeOf(MsgType::kFileRead), kFileRangeSize);
+  EXPECT_EQ(rangeSizeOf(MsgType::kRead), kRangeSize);
+}
+
 TEST(Wire, NotifyRoundTripAndValidation) {
   Notification n{"sender", std::string("payload\0with zero", 17)};
   std::string body = encodeNotify(n);

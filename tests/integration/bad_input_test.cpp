@@ -8,6 +8,7 @@
 
 #include "common/net.h"
 #include "control/wire.h"
+#include "core/engine.h"
 #include "engine_pair.h"
 
 namespace ferry::test {
@@ -188,14 +189,22 @@ TEST_F(BadInput, PeerGone) {
 // A peer that skips the client-side checks: the target itself enforces bounds and permissions.
 class RawPeer : public BadInput {
  protected:
-  wire::FrameHeader roundTrip(wire::MsgType type, uint64_t target, uint64_t len, std::string* body) {
+  // `file_id` != 0 sends the file variant (FileWrite/FileRead) of a WRITE/READ.
+  wire::FrameHeader roundTrip(wire::MsgType type, uint64_t target, uint64_t len, std::string* body,
+                              uint64_t file_id = 0) {
     int fd = -1;
     EXPECT_TRUE(net::connectTcp("127.0.0.1", b->getRpcServerPort(), 1000, fd).ok());
-    std::string payload(type == wire::MsgType::kWrite ? len : 0, 'Z');
-    uint8_t hb[wire::kHeaderSize + wire::kRangeSize];
-    wire::encodeHeader({type, static_cast<uint32_t>(wire::kRangeSize + payload.size()), 0, 1}, hb);
-    wire::encodeRange(target, len, hb + wire::kHeaderSize);
-    EXPECT_TRUE(net::writeAll(fd, hb, sizeof hb).ok());
+    const bool write = type == wire::MsgType::kWrite;
+    if (file_id) type = write ? wire::MsgType::kFileWrite : wire::MsgType::kFileRead;
+    const size_t range = wire::rangeSizeOf(type);
+    std::string payload(write ? len : 0, 'Z');
+    uint8_t hb[wire::kHeaderSize + wire::kFileRangeSize];
+    wire::encodeHeader({type, static_cast<uint32_t>(range + payload.size()), 0, 1}, hb);
+    if (file_id)
+      wire::encodeFileRange(file_id, target, len, hb + wire::kHeaderSize);
+    else
+      wire::encodeRange(target, len, hb + wire::kHeaderSize);
+    EXPECT_TRUE(net::writeAll(fd, hb, wire::kHeaderSize + range).ok());
     EXPECT_TRUE(net::writeAll(fd, payload.data(), payload.size()).ok());
     wire::FrameHeader h;
     EXPECT_TRUE(net::readAll(fd, hb, wire::kHeaderSize).ok());
@@ -223,6 +232,33 @@ TEST_F(RawPeer, TargetEnforcesPermissionsAndBounds) {
   h = roundTrip(wire::MsgType::kRead, addr(rw), 8, &body);  // and a good one is served
   EXPECT_EQ(h.status, 0u);
   EXPECT_EQ(std::memcmp(body.data(), rw.data(), 8), 0);
+}
+
+// The same for files: unknown ids, ranges past the exposed length and writes to a read-only
+// file are refused by the owner; good accesses are served from and to the file.
+TEST_F(RawPeer, TargetEnforcesFilePermissionsAndBounds) {
+  TempDir dir;
+  ASSERT_TRUE(b->exposeFile("rw", dir.file("rw"), kGlobalReadWrite, 1 << 20).ok());
+  ASSERT_TRUE(b->exposeFile("ro", dir.file("rw2"), kGlobalReadWrite, 4096).ok());
+  ASSERT_TRUE(b->unexposeFile("ro").ok());
+  ASSERT_TRUE(b->exposeFile("ro", dir.file("rw2"), kGlobalReadOnly).ok());
+  uint64_t rw_id = 0, ro_id = 0;
+  for (const auto& f : b->impl()->localDescriptor().files) (f.name == "rw" ? rw_id : ro_id) = f.id;
+  ASSERT_TRUE(rw_id && ro_id);
+  std::string body;
+  auto h = roundTrip(wire::MsgType::kWrite, 0, 64, &body, ro_id);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
+  h = roundTrip(wire::MsgType::kRead, 0, 64, &body, 999);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kNotFound)) << body;
+  h = roundTrip(wire::MsgType::kRead, 0, 64, &body, ro_id - 1);  // the id that was unexposed
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kNotFound)) << body;
+  h = roundTrip(wire::MsgType::kWrite, (1 << 20) - 10, 64, &body, rw_id);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kOutOfRange)) << body;
+  h = roundTrip(wire::MsgType::kWrite, 100, 64, &body, rw_id);  // good ones are served
+  EXPECT_EQ(h.status, 0u) << body;
+  h = roundTrip(wire::MsgType::kRead, 100, 64, &body, rw_id);
+  EXPECT_EQ(h.status, 0u);
+  EXPECT_EQ(body, std::string(64, 'Z'));
 }
 
 }  // namespace ferry::test

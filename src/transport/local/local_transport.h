@@ -11,7 +11,7 @@ class LocalTransport : public Transport {
   TransportCaps caps() const override { return {true, false, false}; }
   Status start(TransportContext&) override { return Status::OK(); }
   void stop() override {}
-  bool canReach(const PeerEndpoint& peer) const override { return peer.is_self; }
+  bool canReach(const PeerEndpoint& peer) const override { return peer.is_self && !peer.file; }
   uint64_t sliceSize() const override { return 1ull << 30; }
   Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
 };

@@ -41,7 +41,7 @@ void ShmTransport::stop() {
 }
 
 bool ShmTransport::canReach(const PeerEndpoint& peer) const {
-  if (peer.is_self || !peer.desc || !ctx_ || peer.machine_id != ctx_->machineId()) return false;
+  if (peer.is_self || peer.file || !peer.desc || !ctx_ || peer.machine_id != ctx_->machineId()) return false;
   const auto& t = peer.desc->transports;
   return std::find(t.begin(), t.end(), "shm") != t.end();
 }
@@ -93,19 +93,10 @@ Status ShmTransport::resolve(const SegmentDescriptor& desc, PeerState& ps, const
 Status ShmTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
   if (!peer.desc) return Status::NotSupported("shm needs the peer's descriptor");
   const SegmentDescriptor& desc = *peer.desc;
+  FERRY_RETURN_IF_ERROR(version_check_.check(*ctx_, peer));
   auto ps = peerState(desc);
-  std::shared_ptr<shm::Mapping> control;
   {
     std::lock_guard lock(ps->mu);
-    if (!desc.shm_control.empty() && !ps->control) {
-      // The page lives as long as the peer engine: no page, no engine (or none we may see).
-      auto c = std::make_shared<shm::Mapping>();
-      Status st = c->open(desc.shm_control, false);
-      if (!st.ok() || c->size() < sizeof(uint64_t))
-        return Status::Unavailable("segment '" + desc.name + "' is not reachable through shared memory: " +
-                                   (st.ok() ? "control page too small" : st.message()));
-      ps->control = c;
-    }
     if (ps->pruned_for != &desc) {
       // Drop mappings of files the peer no longer lists (freed memory stays alive while mapped).
       std::set<std::string> live;
@@ -113,22 +104,6 @@ Status ShmTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size
       for (auto it = ps->mappings.begin(); it != ps->mappings.end();)
         it = live.count(it->first) ? std::next(it) : ps->mappings.erase(it);
       ps->pruned_for = &desc;
-    }
-    control = ps->control;
-  }
-  if (control) {
-    uint64_t live = reinterpret_cast<const std::atomic<uint64_t>*>(control->base())
-                        ->load(std::memory_order_acquire);
-    if (live == shm::kEngineGone)
-      return Status::Unavailable("segment '" + desc.name + "' has shut down");
-    // Registrations changed since the descriptor was read: have it refreshed first, so a
-    // removed or re-permissioned buffer is not touched (no target checks on this path).
-    // A descriptor the engine re-read for this very submit is accepted even if the
-    // registry moved again since: under constant churn equality would never hold.
-    if (live != desc.version && !peer.just_refreshed) {
-      ctx_->onPeerEpoch(peer.host, peer.port, live);
-      return Status::Unavailable("segment '" + desc.name + "' changed (version " +
-                                 std::to_string(desc.version) + " -> " + std::to_string(live) + ")");
     }
   }
   std::vector<Work> work(count);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/shm_file.h"
+#include "transport/peer_version.h"
 #include "transport/transport.h"
 
 namespace ferry {
@@ -41,7 +42,6 @@ class ShmTransport : public Transport {
   struct PeerState {
     std::mutex mu;
     std::map<std::string, std::shared_ptr<shm::Mapping>> mappings;  // by shm name
-    std::shared_ptr<shm::Mapping> control;  // the peer's registry version page
     const SegmentDescriptor* pruned_for = nullptr;  // descriptor the mappings were checked against
     std::atomic<bool> xma_denied{false};
   };
@@ -70,6 +70,7 @@ class ShmTransport : public Transport {
   bool cross_memory_attach_ = true;
   size_t copy_threads_ = 1;
 
+  PeerVersionCheck version_check_;
   std::mutex peers_mu_;
   std::map<std::string, std::shared_ptr<PeerState>> peers_;  // by instance id
 

@@ -65,7 +65,7 @@ void TcpConnection::enqueue(Slice* const* slices, size_t count) {
 
 void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   constexpr size_t kMaxSlicesPerWrite = 64;
-  constexpr size_t kFrameHead = wire::kHeaderSize + wire::kRangeSize;
+  constexpr size_t kFrameHead = wire::kHeaderSize + wire::kFileRangeSize;  // the longer range
   iovec iov[2 * kMaxSlicesPerWrite];
   // Headers live here, not in the slice: once its bytes are on the wire a slice may
   // complete and its batch be freed before sendmsg has returned.
@@ -82,12 +82,17 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       sendq_.pop_front();
       bool write = s->op == Request::WRITE;
       s->request_id = next_id_++;
-      FrameHeader h{write ? MsgType::kWrite : MsgType::kRead,
-                    static_cast<uint32_t>(wire::kRangeSize + (write ? s->length : 0)), 0,
+      MsgType type = s->file_id ? (write ? MsgType::kFileWrite : MsgType::kFileRead)
+                                : (write ? MsgType::kWrite : MsgType::kRead);
+      const size_t range_size = wire::rangeSizeOf(type);
+      FrameHeader h{type, static_cast<uint32_t>(range_size + (write ? s->length : 0)), 0,
                     s->request_id};
       wire::encodeHeader(h, heads[taken]);
-      wire::encodeRange(s->remote, s->length, heads[taken] + wire::kHeaderSize);
-      iov[n++] = {heads[taken], kFrameHead};
+      if (s->file_id)
+        wire::encodeFileRange(s->file_id, s->remote, s->length, heads[taken] + wire::kHeaderSize);
+      else
+        wire::encodeRange(s->remote, s->length, heads[taken] + wire::kHeaderSize);
+      iov[n++] = {heads[taken], wire::kHeaderSize + range_size};
       if (write) iov[n++] = {s->local, s->length};
       inflight_.push_back(s);  // before the write: the response may beat us back
       bytes += cost;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include "common/log.h"
 #include "common/net.h"
@@ -33,12 +34,11 @@ Status TcpTransport::start(TransportContext& ctx) {
       c.get<uint64_t>("transports/tcp/max_slice_size", wire::kMaxDataBytes), wire::kMaxDataBytes);
   slice_size_ = std::clamp<uint64_t>(c.get<uint64_t>("transports/tcp/slice_size", 1 << 20), 4096,
                                      max_slice);
-  ctx.rpcServer().setHandler(MsgType::kWrite, [this](const FrameHeader& h, ServerConnection& s) {
-    return handleWrite(h, s);
-  });
-  ctx.rpcServer().setHandler(MsgType::kRead, [this](const FrameHeader& h, ServerConnection& s) {
-    return handleRead(h, s);
-  });
+  file_align_ = static_cast<uint32_t>(std::clamp<int64_t>(c.get<int64_t>("files/direct_alignment", 4096), 1, 1 << 20));
+  for (MsgType t : {MsgType::kWrite, MsgType::kFileWrite})
+    ctx.rpcServer().setHandler(t, [this](const FrameHeader& h, ServerConnection& s) { return handleWrite(h, s); });
+  for (MsgType t : {MsgType::kRead, MsgType::kFileRead})
+    ctx.rpcServer().setHandler(t, [this](const FrameHeader& h, ServerConnection& s) { return handleRead(h, s); });
   stopping_ = false;
   timer_ = std::thread([this] { timerLoop(); });
   return Status::OK();
@@ -117,6 +117,8 @@ Status TcpTransport::connectionsFor(const PeerEndpoint& peer,
 Status TcpTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
   std::vector<std::shared_ptr<TcpConnection>> conns;
   FERRY_RETURN_IF_ERROR(connectionsFor(peer, conns));
+  const uint32_t file_id = peer.file ? peer.file->id : 0;  // the target does a file's I/O
+  for (size_t i = 0; i < count; ++i) slices[i]->file_id = file_id;
   if (conns.size() == 1) {
     conns[0]->enqueue(slices, count);
     return Status::OK();
@@ -180,45 +182,112 @@ bool shouldLogRefusal() {
 }
 }  // namespace
 
-// Reads a WRITE/READ range and pins the target buffer. A malformed range is a protocol
-// error (returned); a refused one is answered, and `refused` set, with the stream in sync.
+// Reads a (FILE_)WRITE/READ range and admits it: pins the target buffer, or checks the
+// exposed file. A malformed range is a protocol error (returned); a refused one is answered,
+// and `refused` set, with the stream in sync.
 Status TcpTransport::admitRemoteAccess(const FrameHeader& h, ServerConnection& conn,
-                                       uint64_t& addr, uint64_t& len, MemoryRegistry::Pin& pin,
-                                       bool& refused) {
-  uint8_t rb[wire::kRangeSize];
-  FERRY_RETURN_IF_ERROR(conn.reader().readExact(rb, sizeof rb));
-  FERRY_RETURN_IF_ERROR(wire::decodeRange(h, rb, sizeof rb, addr, len));
-  const bool write = h.type == MsgType::kWrite;
-  Status st = ctx_->registry().pinForRemote(addr, len, write, pin);
+                                       RemoteAccess& a, bool& refused) {
+  uint8_t rb[wire::kFileRangeSize];
+  const size_t range_size = wire::rangeSizeOf(h.type);
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(rb, range_size));
+  uint64_t file_id = 0;
+  FERRY_RETURN_IF_ERROR(wire::decodeRange(h, rb, range_size, a.addr, a.len, &file_id));
+  const bool write = h.type == MsgType::kWrite || h.type == MsgType::kFileWrite;
+  Status st = range_size == wire::kFileRangeSize
+                  ? (file_id > UINT32_MAX ? Status::NotFound("no exposed file has id " + std::to_string(file_id))
+                                          : ctx_->files().admit(static_cast<uint32_t>(file_id), a.addr,
+                                                                a.len, write, a.file))
+                  : ctx_->registry().pinForRemote(a.addr, a.len, write, a.pin);
   refused = !st.ok();
   if (!refused) return Status::OK();
   if (shouldLogRefusal())
-    FERRY_LOG(WARN) << "refused " << (write ? "write" : "read") << " from " << conn.peer()
-                    << ": " << st.ToString();
-  if (write) FERRY_RETURN_IF_ERROR(conn.reader().skip(len));  // drop the payload
+    FERRY_LOG(WARN) << "refused " << wire::typeName(h.type) << " from " << conn.peer() << ": "
+                    << st.ToString();
+  if (write) FERRY_RETURN_IF_ERROR(conn.reader().skip(a.len));  // drop the payload
   conn.respond(write ? MsgType::kWriteAck : MsgType::kReadData, h.request_id, st);
   return Status::OK();
 }
 
+namespace {
+// One per server thread: the file I/O context and an aligned bounce buffer, so that an
+// aligned file access can go O_DIRECT. Synchronous pread/pwrite: one op at a time per
+// connection gains nothing from a ring.
+struct FileServeScratch {
+  std::unique_ptr<fileio::FileIo> io;
+  uint8_t* buf = nullptr;
+  size_t cap = 0;
+  ~FileServeScratch() { std::free(buf); }
+};
+thread_local FileServeScratch t_scratch;
+}  // namespace
+
+Status TcpTransport::bounceBuffer(uint64_t len, uint8_t*& buf) {
+  FileServeScratch& sc = t_scratch;
+  if (sc.cap < len) {
+    std::free(sc.buf);
+    sc.buf = nullptr;
+    sc.cap = 0;
+    size_t cap = (len + file_align_ - 1) / file_align_ * file_align_;
+    if (posix_memalign(reinterpret_cast<void**>(&sc.buf), file_align_, cap) != 0)
+      return Status::InternalError("cannot allocate a " + std::to_string(cap) + "-byte bounce buffer");
+    sc.cap = cap;
+  }
+  buf = sc.buf;
+  return Status::OK();
+}
+
+Status TcpTransport::fileOp(const RemoteAccess& a, bool write, uint8_t* buf) {
+  FileServeScratch& sc = t_scratch;
+  if (!sc.io) FERRY_RETURN_IF_ERROR(fileio::FileIo::create(fileio::Backend::kPosix, 1, file_align_, sc.io));
+  fileio::IoOp op;
+  op.file = a.file->file.get();
+  op.write = write;
+  op.buf = buf;
+  op.offset = a.addr;
+  op.length = a.len;
+  sc.io->run(&op, 1);
+  if (!op.result.ok() && shouldLogRefusal()) FERRY_LOG(WARN) << "serving a peer: " << op.result.ToString();
+  return op.result;
+}
+
 Status TcpTransport::handleWrite(const FrameHeader& h, ServerConnection& conn) {
-  uint64_t addr, len;
-  MemoryRegistry::Pin pin;
+  RemoteAccess a;
   bool refused;
-  FERRY_RETURN_IF_ERROR(admitRemoteAccess(h, conn, addr, len, pin, refused));
+  FERRY_RETURN_IF_ERROR(admitRemoteAccess(h, conn, a, refused));
   if (refused) return Status::OK();
-  FERRY_RETURN_IF_ERROR(conn.reader().readExact(reinterpret_cast<void*>(addr), len));
-  conn.respond(MsgType::kWriteAck, h.request_id, Status::OK());
+  if (!a.file) {
+    FERRY_RETURN_IF_ERROR(conn.reader().readExact(reinterpret_cast<void*>(a.addr), a.len));
+    conn.respond(MsgType::kWriteAck, h.request_id, Status::OK());
+    return Status::OK();
+  }
+  uint8_t* buf = nullptr;
+  Status st = bounceBuffer(a.len, buf);
+  if (!st.ok()) {
+    FERRY_RETURN_IF_ERROR(conn.reader().skip(a.len));
+  } else {
+    FERRY_RETURN_IF_ERROR(conn.reader().readExact(buf, a.len));
+    st = fileOp(a, true, buf);
+  }
+  conn.respond(MsgType::kWriteAck, h.request_id, st);
   return Status::OK();
 }
 
 Status TcpTransport::handleRead(const FrameHeader& h, ServerConnection& conn) {
-  uint64_t addr, len;
-  MemoryRegistry::Pin pin;
+  RemoteAccess a;
   bool refused;
-  FERRY_RETURN_IF_ERROR(admitRemoteAccess(h, conn, addr, len, pin, refused));
+  FERRY_RETURN_IF_ERROR(admitRemoteAccess(h, conn, a, refused));
   if (refused) return Status::OK();
-  return conn.respondWithPayload(MsgType::kReadData, h.request_id,
-                                 reinterpret_cast<const void*>(addr), len);
+  if (!a.file)
+    return conn.respondWithPayload(MsgType::kReadData, h.request_id,
+                                   reinterpret_cast<const void*>(a.addr), a.len);
+  uint8_t* buf = nullptr;
+  Status st = bounceBuffer(a.len, buf);
+  if (st.ok()) st = fileOp(a, false, buf);
+  if (!st.ok()) {
+    conn.respond(MsgType::kReadData, h.request_id, st);
+    return Status::OK();
+  }
+  return conn.respondWithPayload(MsgType::kReadData, h.request_id, buf, a.len);
 }
 
 }  // namespace ferry

@@ -33,7 +33,10 @@ class TcpTransport : public Transport {
   TransportCaps caps() const override { return {true, true, true}; }
   Status start(TransportContext& ctx) override;
   void stop() override;
-  bool canReach(const PeerEndpoint& peer) const override { return peer.port != 0; }
+  // A file segment of our own is the file transport's (our server would refuse a private one).
+  bool canReach(const PeerEndpoint& peer) const override {
+    return peer.port != 0 && !(peer.file && peer.is_self);
+  }
   uint64_t sliceSize() const override { return slice_size_; }
   Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
   Status cancel(const PeerEndpoint& peer) override;
@@ -52,10 +55,20 @@ class TcpTransport : public Transport {
     std::vector<std::shared_ptr<TcpConnection>> conns;
   };
 
+  // A peer's admitted access: a pinned memory range, or a range of an exposed file.
+  struct RemoteAccess {
+    uint64_t addr = 0, len = 0;  // for a file: the file offset
+    MemoryRegistry::Pin pin;
+    std::shared_ptr<OpenFile> file;  // keeps the file open
+  };
   Status handleWrite(const wire::FrameHeader& h, ServerConnection& conn);
   Status handleRead(const wire::FrameHeader& h, ServerConnection& conn);
-  Status admitRemoteAccess(const wire::FrameHeader& h, ServerConnection& conn, uint64_t& addr,
-                           uint64_t& len, MemoryRegistry::Pin& pin, bool& refused);
+  Status admitRemoteAccess(const wire::FrameHeader& h, ServerConnection& conn, RemoteAccess& a,
+                           bool& refused);
+  // This server thread's aligned bounce buffer for file accesses, at least `len` bytes.
+  Status bounceBuffer(uint64_t len, uint8_t*& buf);
+  // The I/O of an admitted file access between `buf` and the file.
+  Status fileOp(const RemoteAccess& a, bool write, uint8_t* buf);
   // Live connections to the peer, connecting up to connections_per_peer.
   Status connectionsFor(const PeerEndpoint& peer, std::vector<std::shared_ptr<TcpConnection>>& out);
   void timerLoop();
@@ -63,6 +76,7 @@ class TcpTransport : public Transport {
   TransportContext* ctx_ = nullptr;
   Options options_;
   uint64_t slice_size_ = 1 << 20;
+  uint32_t file_align_ = 4096;  // files/direct_alignment, for the target's bounce buffers
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<PeerPool>> pools_;  // by "host:port"
   std::vector<std::shared_ptr<TcpConnection>> graveyard_;   // dead, to be joined
