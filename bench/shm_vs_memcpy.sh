@@ -3,9 +3,11 @@
 #   bench/shm_vs_memcpy.sh [seconds-per-run] [repeats]   (needs build/)
 # ferry-bench --mode=loopback --protocol=shm (two processes; the target's buffer is a
 # shared-memory file the initiator maps) vs ferry-bench --mode=memcpy (two buffers of one
-# process), same block size, same number of copying threads (bench threads = shm copy
-# workers = memcpy threads), 64 MiB per thread so the working set is larger than the
-# last-level cache. Medians of interleaved runs (these machines drift minute to minute).
+# process), same block size, same thread count (bench threads = shm copy workers = memcpy
+# threads) and the same cores: both run under `taskset` on the first N cores, so the shm side
+# cannot win by using more CPUs than memcpy (a thread waiting for its batch copies too).
+# 64 MiB per thread so the working set is larger than the last-level cache. Medians of
+# interleaved runs (these machines drift minute to minute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-2}
@@ -25,11 +27,12 @@ for block in 1048576 4194304; do
     for op in write read; do
       shm=(); ref=()
       for _ in $(seq "$reps"); do
-        shm+=("$($bin/ferry-bench --mode=loopback --protocol=shm --operation=$op --block_size=$block \
+        cores="taskset -c 0-$((threads - 1))"
+        shm+=("$($cores $bin/ferry-bench --mode=loopback --protocol=shm --operation=$op --block_size=$block \
                  --batch_size=$batch --threads=$threads --copy_threads=$threads \
                  --buffer_size=$(( (64 << 20) * threads + (1 << 20) )) --duration="$secs" --json 2>/dev/null |
                last_json throughput_GBps)")
-        ref+=("$($bin/ferry-bench --mode=memcpy --block_size=$block --batch_size=$batch \
+        ref+=("$($cores $bin/ferry-bench --mode=memcpy --block_size=$block --batch_size=$batch \
                  --threads=$threads --duration="$secs" --json | last_json throughput_GBps)")
       done
       s=$(median "${shm[@]}"); r=$(median "${ref[@]}")

@@ -2,6 +2,8 @@
 //   --mode=target     serve a buffer until SIGINT/SIGTERM (prints "SEGMENT <name>")
 //   --mode=initiator  drive READs or WRITEs against --segment_id
 //   --mode=loopback   start a target child process on 127.0.0.1, run the initiator, stop it
+//   --mode=memcpy / --mode=fileio   the references the bench scripts compare against
+// A file segment is measured with --mode=initiator --segment_id=file:///PATH.
 // Flags follow Mooncake's transfer_engine_bench. --json ends the output with one JSON line.
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <mutex>
@@ -72,6 +75,7 @@ std::shared_ptr<Config> makeConfig(const tools::Flags& f, const std::string& ser
   if (f.isSet("connections")) c->set<int64_t>("transports/tcp/connections_per_peer", f.i64("connections"));
   if (f.isSet("slice_size")) c->set<int64_t>("transports/tcp/slice_size", f.i64("slice_size"));
   if (f.isSet("copy_threads")) c->set<int64_t>("transports/shm/copy_threads", f.i64("copy_threads"));
+  if (f.isSet("file_backend")) c->set("transports/file/backend", f.str("file_backend"));
   return c;
 }
 
@@ -125,8 +129,8 @@ int runInitiator(const tools::Flags& f) {
     return 2;
   }
   std::string protocol = f.str("protocol");
-  if (protocol != "auto" && protocol != "tcp" && protocol != "shm") {
-    std::cerr << "--protocol=" << protocol << " is not built in this Ferry (available: auto, shm, tcp)\n";
+  if (protocol != "auto" && protocol != "tcp" && protocol != "shm" && protocol != "file") {
+    std::cerr << "--protocol=" << protocol << " is not built in this Ferry (available: auto, shm, file, tcp)\n";
     return 2;
   }
   // A named protocol pins every request onto that transport (Request::transport_hint).
@@ -394,11 +398,71 @@ int runMemcpy(const tools::Flags& f) {
   return 0;
 }
 
+// The reference for the file figures: the same blocks moved with plain pread/pwrite from
+// `threads` threads, one block at a time each, through O_DIRECT when block and buffer are
+// aligned (as Ferry's file transport does), over the same ranges of --file.
+int runFileIo(const tools::Flags& f) {
+  const std::string path = f.str("file");
+  const bool is_write = f.str("operation") == "write";
+  const size_t block = static_cast<size_t>(f.i64("block_size"));
+  const size_t per_thread = block * static_cast<size_t>(f.i64("batch_size"));
+  const int threads = static_cast<int>(f.i64("threads"));
+  const double duration = f.f64("duration");
+  if (path.empty() || block == 0 || per_thread == 0 || threads <= 0) {
+    std::cerr << "fileio mode needs --file and positive block_size, batch_size, threads\n";
+    return 2;
+  }
+  const bool direct = block % 4096 == 0;
+  int fd = ::open(path.c_str(), O_RDWR | (direct ? O_DIRECT : 0));
+  if (fd < 0) {
+    std::perror(path.c_str());
+    return 1;
+  }
+  void* mem = nullptr;
+  if (posix_memalign(&mem, 4096, per_thread * threads) != 0) return 1;
+  auto* buf = static_cast<uint8_t*>(mem);
+  fillPattern(buf, per_thread * threads, 0, kInitiatorSeed);
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<bool> failed{false};
+  auto start = Clock::now();
+  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      uint64_t mine = 0;
+      const size_t base = static_cast<size_t>(t) * per_thread;
+      while (Clock::now() < end_at && !g_stop && !failed) {
+        for (size_t off = 0; off < per_thread; off += block) {
+          ssize_t n = is_write ? ::pwrite(fd, buf + base + off, block, static_cast<off_t>(base + off))
+                               : ::pread(fd, buf + base + off, block, static_cast<off_t>(base + off));
+          if (n != static_cast<ssize_t>(block)) {
+            std::perror("fileio");
+            failed = true;
+            break;
+          }
+        }
+        mine += per_thread;
+      }
+      bytes += mine;
+    });
+  for (auto& th : pool) th.join();
+  double gbps = bytes / std::chrono::duration<double>(Clock::now() - start).count() / 1e9;
+  ::close(fd);
+  std::free(mem);
+  std::printf("fileio %s block_size=%zu threads=%d%s: %.3f GB/s\n", is_write ? "write" : "read", block,
+              threads, direct ? " O_DIRECT" : "", gbps);
+  if (f.boolean("json"))
+    std::printf("%s\n", nlohmann::json({{"mode", "fileio"}, {"throughput_GBps", gbps}}).dump().c_str());
+  return failed ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
   tools::Flags f;
-  f.define("mode", "loopback", "target | initiator | loopback | memcpy (the reference)");
+  f.define("mode", "loopback", "target | initiator | loopback | memcpy | fileio (references)");
   f.define("operation", "write", "read | write");
-  f.define("protocol", "auto", "transport to use: auto | shm | tcp");
+  f.define("protocol", "auto", "transport to use: auto | shm | file | tcp");
+  f.define("file_backend", "auto", "file segments: auto | io_uring | pread");
+  f.define("file", "", "fileio mode: the file to read or write");
   f.define("copy_threads", "0", "shm copy workers (0: one per core, up to 4)");
   f.define("block_size", "65536", "bytes per request");
   f.define("batch_size", "128", "requests per batch");
@@ -434,6 +498,7 @@ int main(int argc, char** argv) {
   }
   if (mode == "loopback") return runLoopback(f, argv[0]);
   if (mode == "memcpy") return runMemcpy(f);
+  if (mode == "fileio") return runFileIo(f);
   std::cerr << "unknown --mode=" << mode << "\n" << f.usage("ferry-bench");
   return 2;
 }

@@ -85,6 +85,11 @@ class Transport {
 
   /// Optional: abandon what is in flight to a peer.
   virtual Status cancel(const PeerEndpoint&) { return Status::NotSupported("cancel"); }
+
+  /// Optional: runs one unit of this transport's queued work on the calling thread and says
+  /// whether there was any. A thread waiting for completions lends itself this way (cf.
+  /// UCX's progress) instead of sleeping while workers do the work on the same cores.
+  virtual bool progress() { return false; }
 };
 
 /// Every transport enabled in config (transports/<name>/enable), in preference order.

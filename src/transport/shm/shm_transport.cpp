@@ -135,7 +135,9 @@ Status ShmTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size
     if (stopping_) return Status::Canceled("engine is shutting down");
     for (auto& w : work) queue_.push_back(std::move(w));
   }
-  if (count == 1) cv_.notify_one(); else cv_.notify_all();
+  // One worker starts; it wakes another while work is left. The submitting thread usually
+  // joins in from waitTransfer (progress), so waking every worker at once only oversubscribes.
+  cv_.notify_one();
   return Status::OK();
 }
 
@@ -180,13 +182,30 @@ void ShmTransport::copy(Work& w) {
   completeSlice(s, Status::OK());
 }
 
+bool ShmTransport::takeLocked(Work& out) {
+  if (queue_.empty()) return false;
+  out = std::move(queue_.front());
+  queue_.pop_front();
+  return true;
+}
+
+bool ShmTransport::progress() {
+  Work w;
+  {
+    std::lock_guard lock(mu_);
+    if (!takeLocked(w)) return false;
+  }
+  copy(w);
+  return true;
+}
+
 void ShmTransport::workerLoop() {
   std::unique_lock lock(mu_);
   while (true) {
     cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping
-    Work w = std::move(queue_.front());
-    queue_.pop_front();
+    Work w;
+    if (!takeLocked(w)) return;  // stopping
+    if (!queue_.empty()) cv_.notify_one();
     lock.unlock();
     copy(w);
     w = Work{};  // release the mapping outside the lock

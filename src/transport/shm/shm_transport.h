@@ -36,6 +36,7 @@ class ShmTransport : public Transport {
   bool canReach(const PeerEndpoint& peer) const override;
   uint64_t sliceSize() const override { return slice_size_; }
   Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
+  bool progress() override;
 
  private:
   // What this process holds of one peer instance.
@@ -62,6 +63,8 @@ class ShmTransport : public Transport {
   Status resolve(const SegmentDescriptor& desc, PeerState& ps, const BufferDesc& b,
                  const std::shared_ptr<shm::Mapping>& mapping, Slice* s, Work& out);
   void copy(Work& w);
+  // Takes the next queued copy (false when none); caller holds mu_.
+  bool takeLocked(Work& out);
   void workerLoop();
 
   TransportContext* ctx_ = nullptr;
