@@ -1,7 +1,7 @@
 // ferry-info: inspect Ferry's configuration and segments.
 //   ferry-info --config            every config key with its default (JSON)
 //   ferry-info --effective         the config this environment produces (FERRY_CONF, MC_*)
-//   ferry-info --segment=HOST:PORT a peer's descriptor: buffers, transports, identity
+//   ferry-info --segment=HOST:PORT a peer's buffers and exposed files (also SEGMENT#FILE)
 //   ferry-info --probe=HOST:PORT   exit 0 when the peer's RPC server answers
 //   ferry-info --selection=SEGMENT [--metadata_server=URI]
 //                                  the transport selector's choices for that segment under
@@ -87,12 +87,18 @@ int main(int argc, char** argv) {
         std::cerr << st.ToString() << "\n";
         return 1;
       }
-      std::cout << "segment " << f.str("segment") << " (transport "
-                << engine.impl()->transportName(id) << "): " << info.buffers.size()
+      std::cout << "segment " << f.str("segment") << " (" << (info.type == SegmentInfo::File ? "file, " : "")
+                << "transport " << engine.impl()->transportName(id) << "): " << info.buffers.size()
                 << " buffer(s)\n";
       for (auto& b : info.buffers)
         std::printf("  base 0x%llx  length %llu  %s\n", static_cast<unsigned long long>(b.base),
                     static_cast<unsigned long long>(b.length), b.location.c_str());
+      std::vector<FileDesc> files;
+      if (engine.impl()->exposedFiles(id, files).ok())
+        for (auto& fd : files)
+          std::printf("  file '%s' (open as '%s#%s'): %s, %llu bytes, %s\n", fd.name.c_str(),
+                      f.str("segment").c_str(), fd.name.c_str(), fd.path.c_str(),
+                      static_cast<unsigned long long>(fd.length), fd.read_only ? "read-only" : "read-write");
     }
   }
   if (!f.str("selection").empty()) {

@@ -741,6 +741,22 @@ Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
   return Status::OK();
 }
 
+Status EngineImpl::exposedFiles(SegmentID id, std::vector<FileDesc>& out) {
+  auto seg = findSegment(id);
+  if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(id));
+  if (seg->is_file) {  // a file exposes nothing further
+    out.clear();
+    return Status::OK();
+  }
+  if (seg->is_self) {
+    out = files_.exposed();
+    return Status::OK();
+  }
+  std::lock_guard lock(seg->mu);
+  out = seg->desc() ? seg->desc()->files : std::vector<FileDesc>{};
+  return Status::OK();
+}
+
 Status EngineImpl::getSegmentInfo(SegmentID handle, SegmentInfo& info) {
   auto seg = findSegment(handle);
   if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(handle));

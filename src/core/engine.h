@@ -78,6 +78,8 @@ class EngineImpl : public TransportContext {
   std::string transportName(SegmentID id);
   /// The selector's choices for an opened segment, as JSON (ferry-info --selection).
   Status describeSelection(SegmentID id, std::string& json);
+  /// The files an opened memory segment exposes (its cached descriptor; ours: live).
+  Status exposedFiles(SegmentID id, std::vector<FileDesc>& out);
   /// This engine's descriptor as published.
   SegmentDescriptor localDescriptor();
 

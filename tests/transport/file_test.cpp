@@ -381,6 +381,18 @@ TEST_P(ExposedFiles, PermissionsBoundsAndUnexposing) {
   ASSERT_OK(a->openSegment(kv, b->getSegmentName() + "#kv"));
   ASSERT_OK(a->openSegment(weights, b->getSegmentName() + "#weights"));
   EXPECT_TRUE(a->openSegment(kv, b->getSegmentName() + "#nope").IsNotFound());
+  SegmentID whole;  // b's memory segment lists what it exposes
+  ASSERT_OK(a->openSegment(whole, b->getSegmentName()));
+  std::vector<FileDesc> listed;
+  ASSERT_OK(a->impl()->exposedFiles(whole, listed));
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].name, "kv");
+  EXPECT_FALSE(listed[0].read_only);
+  EXPECT_EQ(listed[1].name, "weights");
+  EXPECT_TRUE(listed[1].read_only);
+  EXPECT_EQ(listed[1].length, 1u << 20);
+  ASSERT_OK(a->impl()->exposedFiles(kv, listed));
+  EXPECT_TRUE(listed.empty());
   BatchID bid = a->allocateBatch(1);
   for (const char* hint : {"file", "tcp"}) {
     EXPECT_TRUE(a->submitTransfer(bid, {Request{Request::WRITE, mem.data(), weights, 0, 8, hint}})
