@@ -72,13 +72,13 @@ namespace {
 
 constexpr char kExportPrefix[] = "ferry-segment:v1:";
 constexpr char kFilePrefix[] = "file://";
+constexpr size_t kMaxPendingNotifications = 1 << 20;
 
 // The exposed file `name` of a descriptor, or null when it no longer lists it.
 std::shared_ptr<const FileDesc> fileIn(const SegmentDescriptor& d, const std::string& name) {
   const FileDesc* f = d.findFile(name);
   return f ? std::make_shared<const FileDesc>(*f) : nullptr;
 }
-constexpr size_t kMaxPendingNotifications = 1 << 20;
 
 std::string randomInstanceId() {
   std::random_device rd;

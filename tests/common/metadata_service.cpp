@@ -1,5 +1,7 @@
 #include "metadata_service.h"
 
+#include <filesystem>
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,6 +35,7 @@ Status MetadataService::start(uint16_t port) {
   std::string ps = std::to_string(port);
   std::string dir = tempRoot() + "/ferry_meta_" + std::to_string(::getpid()) + "_" + ps + "_" +
                     std::to_string(++starts_);
+  dir_ = dir;
   std::vector<std::string> argv;
   if (kind_ == "http") {
     argv = {binPath("ferry-metadata"), "--host=127.0.0.1", "--port=" + ps};
@@ -75,6 +78,10 @@ void MetadataService::stop() {
   server_->signal(SIGKILL);
   server_->wait();
   server_.reset();
+  // etcd preallocates a 64 MB WAL per data dir: leaving them behind filled the disk.
+  std::error_code ec;
+  if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  dir_.clear();
 }
 
 std::unique_ptr<MetadataStore> MetadataService::client(int64_t lease_ttl_s) const {

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -74,12 +75,14 @@ class MetadataServer:
 
     def __init__(self, kind="http", tmp="/tmp"):
         port = _free_port()
+        self.data_dir = None
         if kind == "http":
             argv = [os.path.join(BIN, "ferry-metadata"), "--host=127.0.0.1", "--port=%d" % port]
             self.url = "http://127.0.0.1:%d/metadata" % port
         elif kind == "etcd":
             peer, client = "http://127.0.0.1:%d" % _free_port(), "http://127.0.0.1:%d" % port
-            argv = ["/usr/bin/etcd", "--name=t", "--data-dir=%s/etcd-%d" % (tmp, port),
+            self.data_dir = "%s/etcd-%d" % (tmp, port)
+            argv = ["/usr/bin/etcd", "--name=t", "--data-dir=" + self.data_dir,
                     "--listen-client-urls=" + client, "--advertise-client-urls=" + client,
                     "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
                     "--initial-cluster=t=" + peer, "--log-level=error"]
@@ -94,6 +97,8 @@ class MetadataServer:
     def stop(self):
         self.proc.kill()
         self.proc.wait(10)
+        if self.data_dir:  # etcd preallocates a 64 MB WAL: pytest keeps old tmp dirs around
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(params=["p2p", "http", "etcd", "redis"])
