@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "../integration/peer_process.h"
@@ -411,6 +412,34 @@ TEST_P(ExposedFiles, PermissionsBoundsAndUnexposing) {
   EXPECT_TRUE(b->exposeFile("bad", "relative", kGlobalReadWrite).IsInvalidArgument());
   EXPECT_TRUE(b->exposeFile("weights", path, kGlobalReadWrite).IsAlreadyExists());
   EXPECT_TRUE(b->exposeFile("lo", path, kLocalReadWrite).IsInvalidArgument());
+}
+
+namespace {
+// Descriptors of this process open on `path`.
+int openDescriptorsOn(const std::string& path) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    std::error_code lec;
+    if (std::filesystem::read_symlink(e.path(), lec) == path) ++n;
+  }
+  return n;
+}
+}  // namespace
+
+// A file the peer stops exposing is closed here too (at the next access to that peer), and
+// by the peer itself: no descriptors leak.
+TEST_P(ExposedFiles, UnexposedFilesAreClosedOnBothSides) {
+  SegmentID kv, weights;
+  ASSERT_OK(a->openSegment(kv, b->getSegmentName() + "#kv"));
+  ASSERT_OK(a->openSegment(weights, b->getSegmentName() + "#weights"));
+  ASSERT_OK(runBatch(*a, {Request{Request::READ, mem.data(), kv, 0, 4096}}));
+  ASSERT_OK(runBatch(*a, {Request{Request::READ, mem.data(), weights, 0, 4096}}));
+  EXPECT_GE(openDescriptorsOn(path), 2);  // b's and a's
+  ASSERT_OK(b->unexposeFile("kv"));
+  EXPECT_TRUE(runBatch(*a, {Request{Request::READ, mem.data(), kv, 0, 8}}).IsNotFound());
+  ASSERT_OK(runBatch(*a, {Request{Request::READ, mem.data(), weights, 0, 4096}}));
+  EXPECT_EQ(openDescriptorsOn(path), 0);
 }
 
 // A policy on segment_type sends file segments over tcp; an injected fault on the file

@@ -62,10 +62,19 @@ Status FileTransport::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::
     return Status::OK();
   }
   FERRY_RETURN_IF_ERROR(version_check_.check(*ctx_, peer));
-  std::string key = (peer.desc ? peer.desc->instance_id : peer.segment_name) + "/" + std::to_string(fd.id);
   std::lock_guard lock(files_mu_);
-  auto it = peer_files_.find(key);
-  if (it != peer_files_.end()) {
+  PeerFiles& pf = peer_files_[peer.desc ? peer.desc->instance_id : peer.segment_name];
+  if (peer.desc && pf.pruned_for != peer.desc.get()) {
+    // Close files the peer no longer exposes (accesses in flight keep theirs open).
+    for (auto it = pf.files.begin(); it != pf.files.end();) {
+      bool listed = std::any_of(peer.desc->files.begin(), peer.desc->files.end(),
+                                [&](const FileDesc& f) { return f.id == it->first; });
+      it = listed ? std::next(it) : pf.files.erase(it);
+    }
+    pf.pruned_for = peer.desc.get();
+  }
+  auto it = pf.files.find(fd.id);
+  if (it != pf.files.end()) {
     out = it->second;
     return Status::OK();
   }
@@ -73,7 +82,7 @@ Status FileTransport::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::
   if (!st.ok())  // e.g. not readable by this user: the peer's own server can still serve it
     return Status::NotSupported("file '" + fd.name + "' of '" + peer.segment_name +
                                 "' cannot be opened here: " + st.message());
-  peer_files_[key] = out;
+  pf.files[fd.id] = out;
   return Status::OK();
 }
 

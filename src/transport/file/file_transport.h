@@ -54,9 +54,13 @@ class FileTransport : public Transport {
   bool direct_io_ = true;
 
   PeerVersionCheck version_check_;  // a peer's exposed files may change under its descriptor
+  // Same-machine peers' files opened here, per peer instance.
+  struct PeerFiles {
+    const SegmentDescriptor* pruned_for = nullptr;  // descriptor `files` was last checked against
+    std::map<uint32_t, std::shared_ptr<fileio::File>> files;  // by file id
+  };
   std::mutex files_mu_;
-  // Same-machine peers' files opened here, by "<instance id>/<file id>".
-  std::map<std::string, std::shared_ptr<fileio::File>> peer_files_;
+  std::map<std::string, PeerFiles> peer_files_;  // by instance id
 
   std::mutex mu_;
   std::condition_variable cv_;
