@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -368,6 +369,32 @@ int runLoopback(tools::Flags& f, const char* self) {
 
 // The reference for the shm figures: plain memcpy of the same blocks between two buffers of
 // this process, `threads` threads each over its own block_size*batch_size range.
+// The reference modes' loop: `threads` threads each move their own per_thread range, block by
+// block, with move(offset) (offset from the start of all ranges) until `duration` passes or a
+// move fails. Returns GB/s; `ok` says whether every move succeeded.
+double referenceLoop(int threads, double duration, size_t per_thread, size_t block,
+                     const std::function<bool(size_t offset)>& move, bool& ok) {
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<bool> failed{false};
+  auto start = Clock::now();
+  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      uint64_t mine = 0;
+      const size_t base = static_cast<size_t>(t) * per_thread;
+      while (Clock::now() < end_at && !g_stop && !failed) {
+        for (size_t off = 0; off < per_thread && !failed; off += block)
+          if (!move(base + off)) failed = true;
+        mine += per_thread;
+      }
+      bytes += mine;
+    });
+  for (auto& th : pool) th.join();
+  ok = !failed;
+  return bytes / std::chrono::duration<double>(Clock::now() - start).count() / 1e9;
+}
+
 int runMemcpy(const tools::Flags& f) {
   const size_t block = static_cast<size_t>(f.i64("block_size"));
   const size_t per_thread = block * static_cast<size_t>(f.i64("batch_size"));
@@ -376,22 +403,11 @@ int runMemcpy(const tools::Flags& f) {
   std::vector<uint8_t> src(per_thread * threads), dst(per_thread * threads);
   fillPattern(src.data(), src.size(), 0, kInitiatorSeed);
   std::memset(dst.data(), 0, dst.size());  // touch every page before timing
-  std::atomic<uint64_t> bytes{0};
-  auto start = Clock::now();
-  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      uint64_t mine = 0;
-      while (Clock::now() < end_at && !g_stop) {
-        for (size_t off = 0; off < per_thread; off += block)
-          std::memcpy(dst.data() + t * per_thread + off, src.data() + t * per_thread + off, block);
-        mine += per_thread;
-      }
-      bytes += mine;
-    });
-  for (auto& th : pool) th.join();
-  double gbps = bytes / std::chrono::duration<double>(Clock::now() - start).count() / 1e9;
+  bool ok;
+  double gbps = referenceLoop(threads, duration, per_thread, block, [&](size_t off) {
+    std::memcpy(dst.data() + off, src.data() + off, block);
+    return true;
+  }, ok);
   std::printf("memcpy block_size=%zu threads=%d: %.3f GB/s\n", block, threads, gbps);
   if (f.boolean("json"))
     std::printf("%s\n", nlohmann::json({{"mode", "memcpy"}, {"throughput_GBps", gbps}}).dump().c_str());
@@ -422,38 +438,21 @@ int runFileIo(const tools::Flags& f) {
   if (posix_memalign(&mem, 4096, per_thread * threads) != 0) return 1;
   auto* buf = static_cast<uint8_t*>(mem);
   fillPattern(buf, per_thread * threads, 0, kInitiatorSeed);
-  std::atomic<uint64_t> bytes{0};
-  std::atomic<bool> failed{false};
-  auto start = Clock::now();
-  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      uint64_t mine = 0;
-      const size_t base = static_cast<size_t>(t) * per_thread;
-      while (Clock::now() < end_at && !g_stop && !failed) {
-        for (size_t off = 0; off < per_thread; off += block) {
-          ssize_t n = is_write ? ::pwrite(fd, buf + base + off, block, static_cast<off_t>(base + off))
-                               : ::pread(fd, buf + base + off, block, static_cast<off_t>(base + off));
-          if (n != static_cast<ssize_t>(block)) {
-            std::perror("fileio");
-            failed = true;
-            break;
-          }
-        }
-        mine += per_thread;
-      }
-      bytes += mine;
-    });
-  for (auto& th : pool) th.join();
-  double gbps = bytes / std::chrono::duration<double>(Clock::now() - start).count() / 1e9;
+  bool ok;
+  double gbps = referenceLoop(threads, duration, per_thread, block, [&](size_t off) {
+    ssize_t n = is_write ? ::pwrite(fd, buf + off, block, static_cast<off_t>(off))
+                         : ::pread(fd, buf + off, block, static_cast<off_t>(off));
+    if (n == static_cast<ssize_t>(block)) return true;
+    std::perror("fileio");
+    return false;
+  }, ok);
   ::close(fd);
   std::free(mem);
   std::printf("fileio %s block_size=%zu threads=%d%s: %.3f GB/s\n", is_write ? "write" : "read", block,
               threads, direct ? " O_DIRECT" : "", gbps);
   if (f.boolean("json"))
     std::printf("%s\n", nlohmann::json({{"mode", "fileio"}, {"throughput_GBps", gbps}}).dump().c_str());
-  return failed ? 1 : 0;
+  return ok ? 0 : 1;
 }
 
 int main(int argc, char** argv) {

@@ -110,8 +110,11 @@ class UringFileIo : public FileIo {
   Backend backend() const override { return Backend::kIoUring; }
 
   void run(IoOp* ops, size_t n) override {
-    std::vector<Progress> prog(n);
-    std::deque<size_t> ready;  // ops with a call to issue
+    // Reused across calls: a worker runs one batch after another.
+    std::vector<Progress>& prog = prog_;
+    std::deque<size_t>& ready = ready_ops_;  // ops with a call to issue
+    prog.assign(n, Progress{});
+    ready.clear();
     for (size_t i = 0; i < n; ++i) {
       prog[i].fd = pickFd(ops[i]);
       ready.push_back(i);
@@ -165,6 +168,8 @@ class UringFileIo : public FileIo {
   unsigned depth_;
   io_uring ring_{};
   bool ready_ = false;
+  std::vector<Progress> prog_;
+  std::deque<size_t> ready_ops_;
 };
 #endif
 

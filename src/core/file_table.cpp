@@ -22,11 +22,10 @@ Status FileTable::expose(const std::string& name, const std::string& path, bool 
     return Status::InvalidArgument("file name must be non-empty and free of '#', got '" + name + "'");
   if (path.empty() || path[0] != '/')
     return Status::InvalidArgument("file path must be absolute, got '" + path + "'");
+  const Status taken = Status::AlreadyExists("a file is already exposed as '" + name + "'");
   {
-    std::lock_guard lock(mu_);
-    for (auto& [id, f] : files_)
-      if (f->exposed && f->desc.name == name)
-        return Status::AlreadyExists("a file is already exposed as '" + name + "'");
+    std::lock_guard lock(mu_);  // before opening: a clash should not touch the file
+    if (exposedLocked(name)) return taken;
   }
   auto entry = std::make_shared<OpenFile>();
   FERRY_RETURN_IF_ERROR(fileio::File::open(path, read_only, size, try_direct_, entry->file));
@@ -38,9 +37,7 @@ Status FileTable::expose(const std::string& name, const std::string& path, bool 
   entry->desc.length = size > 0 ? size : length;
   entry->desc.read_only = read_only;
   std::lock_guard lock(mu_);
-  for (auto& [id, f] : files_)  // checked again: another thread may have won meanwhile
-    if (f->exposed && f->desc.name == name)
-      return Status::AlreadyExists("a file is already exposed as '" + name + "'");
+  if (exposedLocked(name)) return taken;  // another thread won meanwhile
   entry->desc.id = next_id_++;
   files_[entry->desc.id] = entry;
   if (out) *out = entry->desc;
@@ -51,13 +48,16 @@ Status FileTable::expose(const std::string& name, const std::string& path, bool 
 
 Status FileTable::unexpose(const std::string& name) {
   std::lock_guard lock(mu_);
-  for (auto it = files_.begin(); it != files_.end(); ++it) {
-    if (it->second->exposed && it->second->desc.name == name) {
-      files_.erase(it);
-      return Status::OK();
-    }
-  }
-  return Status::NotFound("no file is exposed as '" + name + "'");
+  auto f = exposedLocked(name);
+  if (!f) return Status::NotFound("no file is exposed as '" + name + "'");
+  files_.erase(f->desc.id);
+  return Status::OK();
+}
+
+std::shared_ptr<OpenFile> FileTable::exposedLocked(const std::string& name) const {
+  for (auto& [id, f] : files_)
+    if (f->exposed && f->desc.name == name) return f;
+  return nullptr;
 }
 
 Status FileTable::openPrivate(const std::string& path, std::shared_ptr<OpenFile>& out) {
@@ -97,9 +97,9 @@ std::shared_ptr<OpenFile> FileTable::find(uint32_t id) const {
   return it == files_.end() ? nullptr : it->second;
 }
 
-Status FileTable::admit(uint32_t id, uint64_t offset, uint64_t length, bool write,
+Status FileTable::admit(uint64_t id, uint64_t offset, uint64_t length, bool write,
                         std::shared_ptr<OpenFile>& out) const {
-  auto f = find(id);
+  auto f = id <= UINT32_MAX ? find(static_cast<uint32_t>(id)) : nullptr;
   if (!f || !f->exposed) return Status::NotFound("no exposed file has id " + std::to_string(id));
   FERRY_RETURN_IF_ERROR(checkFileAccess(f->desc, offset, length, write));
   out = std::move(f);

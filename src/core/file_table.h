@@ -35,6 +35,8 @@ class FileTable {
  public:
   explicit FileTable(bool try_direct = true) : try_direct_(try_direct) {}
   void setTryDirect(bool v) { try_direct_ = v; }
+  /// Whether files are opened with an O_DIRECT descriptor too (files/direct_io).
+  bool tryDirect() const { return try_direct_; }
 
   /// Exposes `path` under `name`. `size` > 0 creates the file if needed and extends it;
   /// 0 exposes it as it is. The exposed length is fixed from then on.
@@ -52,12 +54,15 @@ class FileTable {
   std::shared_ptr<OpenFile> find(uint32_t id) const;
   /// Checks a peer's access to an exposed file: known id, range inside the exposed length,
   /// write allowed. On success `out` keeps the file open while the caller uses it.
-  Status admit(uint32_t id, uint64_t offset, uint64_t length, bool write,
+  Status admit(uint64_t id, uint64_t offset, uint64_t length, bool write,
                std::shared_ptr<OpenFile>& out) const;
   /// Exposed files, by id.
   std::vector<FileDesc> exposed() const;
 
  private:
+  // The exposed entry called `name`, or null. Caller holds mu_.
+  std::shared_ptr<OpenFile> exposedLocked(const std::string& name) const;
+
   mutable std::mutex mu_;
   bool try_direct_;
   uint32_t next_id_ = 1;

@@ -4,27 +4,19 @@
 
 namespace ferry {
 
-Status PeerVersionCheck::check(TransportContext& ctx, const PeerEndpoint& peer) {
+Status PeerControlPage::check(TransportContext& ctx, const PeerEndpoint& peer) {
   if (!peer.desc || peer.desc->shm_control.empty()) return Status::OK();
   const SegmentDescriptor& desc = *peer.desc;
-  std::shared_ptr<shm::Mapping> page;
-  {
-    std::lock_guard lock(mu_);
-    auto& slot = pages_[desc.instance_id];
-    if (!slot) {
-      // The page lives as long as the peer engine: no page, no engine (or none we may see).
-      auto m = std::make_shared<shm::Mapping>();
-      Status st = m->open(desc.shm_control, false);
-      if (!st.ok() || m->size() < sizeof(uint64_t)) {
-        pages_.erase(desc.instance_id);
-        return Status::Unavailable("segment '" + desc.name + "' is not reachable through shared memory: " +
-                                   (st.ok() ? "control page too small" : st.message()));
-      }
-      slot = std::move(m);
-    }
-    page = slot;
+  if (!page_) {
+    // The page lives as long as the peer engine: no page, no engine (or none we may see).
+    auto m = std::make_unique<shm::Mapping>();
+    Status st = m->open(desc.shm_control, false);
+    if (!st.ok() || m->size() < sizeof(uint64_t))
+      return Status::Unavailable("segment '" + desc.name + "' is not reachable through shared memory: " +
+                                 (st.ok() ? "control page too small" : st.message()));
+    page_ = std::move(m);
   }
-  uint64_t live = reinterpret_cast<const std::atomic<uint64_t>*>(page->base())->load(std::memory_order_acquire);
+  uint64_t live = reinterpret_cast<const std::atomic<uint64_t>*>(page_->base())->load(std::memory_order_acquire);
   if (live == shm::kEngineGone) return Status::Unavailable("segment '" + desc.name + "' has shut down");
   // Registrations changed since the descriptor was read: have it refreshed first, so a
   // removed or re-permissioned buffer or file is not touched (no target checks on this

@@ -3,17 +3,16 @@
 // the peer engine keeps current) before touching what its descriptor promises.
 #pragma once
 
-#include <map>
 #include <memory>
-#include <mutex>
-#include <string>
 
 #include "common/shm_file.h"
 #include "transport/transport.h"
 
 namespace ferry {
 
-class PeerVersionCheck {
+/// One peer instance's control page, mapped on first use. Lives in the transport's per-peer
+/// state and is used under that state's lock (no lock or lookup of its own).
+class PeerControlPage {
  public:
   /// OK when peer.desc is still current, or the peer has no control page. Unavailable when
   /// the peer shut down or cannot be seen through shared memory, or when its registrations
@@ -21,8 +20,7 @@ class PeerVersionCheck {
   Status check(TransportContext& ctx, const PeerEndpoint& peer);
 
  private:
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<shm::Mapping>> pages_;  // by peer instance id
+  std::unique_ptr<shm::Mapping> page_;
 };
 
 }  // namespace ferry

@@ -1,9 +1,6 @@
 #include "metadata_service.h"
 
-#include <filesystem>
-
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,20 +19,16 @@ uint16_t freePort() {
   return port;
 }
 
-namespace {
-std::string tempRoot() {
-  const char* t = std::getenv("TMPDIR");
-  return t && *t ? t : "/tmp";
-}
-}  // namespace
 
 Status MetadataService::start(uint16_t port) {
   if (isP2p()) return Status::OK();
   if (port == 0) port = freePort();
   std::string ps = std::to_string(port);
-  std::string dir = tempRoot() + "/ferry_meta_" + std::to_string(::getpid()) + "_" + ps + "_" +
-                    std::to_string(++starts_);
-  dir_ = dir;
+  // A fresh directory per start, removed at stop: etcd preallocates a 64 MB WAL in it, and
+  // leaving them behind once filled the disk.
+  data_dir_ = std::make_unique<TempDir>();
+  const std::string& dir = data_dir_->path();
+  if (dir.empty()) return Status::Unavailable("cannot create a data directory for " + kind_);
   std::vector<std::string> argv;
   if (kind_ == "http") {
     argv = {binPath("ferry-metadata"), "--host=127.0.0.1", "--port=" + ps};
@@ -49,7 +42,6 @@ Status MetadataService::start(uint16_t port) {
             "--log-level=error"};
     url_ = "etcd://127.0.0.1:" + ps;
   } else if (kind_ == "redis") {
-    ::mkdir(dir.c_str(), 0700);
     argv = {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", ps, "--save", "",
             "--appendonly", "no", "--dir", dir, "--loglevel", "warning"};
     url_ = "redis://127.0.0.1:" + ps;
@@ -78,10 +70,7 @@ void MetadataService::stop() {
   server_->signal(SIGKILL);
   server_->wait();
   server_.reset();
-  // etcd preallocates a 64 MB WAL per data dir: leaving them behind filled the disk.
-  std::error_code ec;
-  if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
-  dir_.clear();
+  data_dir_.reset();
 }
 
 std::unique_ptr<MetadataStore> MetadataService::client(int64_t lease_ttl_s) const {

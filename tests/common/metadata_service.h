@@ -46,8 +46,7 @@ class MetadataService {
  private:
   std::string kind_, url_;
   uint16_t port_ = 0;
-  int starts_ = 0;
-  std::string dir_;  // the running server's data directory, removed at stop
+  std::unique_ptr<TempDir> data_dir_;  // the running server's, removed at stop
   std::unique_ptr<ChildProcess> server_;
 };
 

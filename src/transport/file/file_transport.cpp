@@ -17,7 +17,6 @@ Status FileTransport::start(TransportContext& ctx) {
                                      1ull << 30);
   queue_depth_ = static_cast<unsigned>(
       std::clamp<int64_t>(c.get<int64_t>("transports/file/queue_depth", 32), 1, 4096));
-  direct_io_ = c.get<bool>("files/direct_io", true);
   int64_t align = c.get<int64_t>("files/direct_alignment", 4096);
   int64_t workers = std::clamp<int64_t>(c.get<int64_t>("transports/file/workers", 1), 1, 64);
   for (int64_t i = 0; i < workers; ++i) {
@@ -30,7 +29,7 @@ Status FileTransport::start(TransportContext& ctx) {
   for (auto& io : ios_) workers_.emplace_back([this, p = io.get()] { workerLoop(*p); });
   FERRY_LOG(INFO) << "file transport: " << fileio::backendName(backend_) << ", " << workers
                   << " worker(s), queue depth " << queue_depth_
-                  << (direct_io_ ? ", O_DIRECT when aligned" : ", buffered");
+                  << (ctx.files().tryDirect() ? ", O_DIRECT when aligned" : ", buffered");
   return Status::OK();
 }
 
@@ -49,21 +48,17 @@ bool FileTransport::canReach(const PeerEndpoint& peer) const {
   return peer.is_self || (peer.machine_id == ctx_->machineId() && !peer.file->path.empty());
 }
 
-Status FileTransport::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out,
-                              FileDesc& bounds) {
+Status FileTransport::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out) {
   const FileDesc& fd = *peer.file;
-  bounds = fd;
   if (peer.is_self) {
     auto entry = ctx_->files().find(fd.id);
     if (!entry) return Status::NotFound("file '" + fd.name + "' is no longer open");
-    bounds = entry->desc;
-    if (!entry->exposed) FERRY_RETURN_IF_ERROR(entry->file->size(bounds.length));
     out = entry->file;
     return Status::OK();
   }
-  FERRY_RETURN_IF_ERROR(version_check_.check(*ctx_, peer));
   std::lock_guard lock(files_mu_);
   PeerFiles& pf = peer_files_[peer.desc ? peer.desc->instance_id : peer.segment_name];
+  FERRY_RETURN_IF_ERROR(pf.control.check(*ctx_, peer));
   if (peer.desc && pf.pruned_for != peer.desc.get()) {
     // Close files the peer no longer exposes (accesses in flight keep theirs open).
     for (auto it = pf.files.begin(); it != pf.files.end();) {
@@ -78,7 +73,7 @@ Status FileTransport::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::
     out = it->second;
     return Status::OK();
   }
-  Status st = fileio::File::open(fd.path, fd.read_only, 0, direct_io_, out);
+  Status st = fileio::File::open(fd.path, fd.read_only, 0, ctx_->files().tryDirect(), out);
   if (!st.ok())  // e.g. not readable by this user: the peer's own server can still serve it
     return Status::NotSupported("file '" + fd.name + "' of '" + peer.segment_name +
                                 "' cannot be opened here: " + st.message());
@@ -89,11 +84,14 @@ Status FileTransport::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::
 Status FileTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
   if (!peer.file) return Status::InvalidArgument("segment '" + peer.segment_name + "' is not a file");
   std::shared_ptr<fileio::File> file;
-  FileDesc bounds;
-  FERRY_RETURN_IF_ERROR(fileFor(peer, file, bounds));
-  for (size_t i = 0; i < count; ++i)  // the engine checked the requests; hold the line here too
-    FERRY_RETURN_IF_ERROR(
-        checkFileAccess(bounds, slices[i]->remote, slices[i]->length, slices[i]->op == Request::WRITE));
+  FERRY_RETURN_IF_ERROR(fileFor(peer, file));
+  // Our own files were just checked by the engine against the live table (a private file's
+  // live size included). A peer checks nothing on this path, so its files are checked here
+  // too, against the descriptor (no syscall).
+  if (!peer.is_self)
+    for (size_t i = 0; i < count; ++i)
+      FERRY_RETURN_IF_ERROR(checkFileAccess(*peer.file, slices[i]->remote, slices[i]->length,
+                                            slices[i]->op == Request::WRITE));
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Status::Canceled("engine is shutting down");

@@ -42,22 +42,20 @@ class FileTransport : public Transport {
     Slice* slice = nullptr;
     std::shared_ptr<fileio::File> file;  // keeps the descriptors open
   };
-  // The open file behind a file segment and the bounds and permission that hold for it
-  // (a private file's are its live size), or why it cannot be reached from here.
-  Status fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out, FileDesc& bounds);
+  // The open file behind a file segment, or why it cannot be reached from here.
+  Status fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out);
   void workerLoop(fileio::FileIo& io);
 
   TransportContext* ctx_ = nullptr;
   fileio::Backend backend_ = fileio::Backend::kPosix;
   uint64_t slice_size_ = 1 << 20;
   unsigned queue_depth_ = 32;
-  bool direct_io_ = true;
 
-  PeerVersionCheck version_check_;  // a peer's exposed files may change under its descriptor
   // Same-machine peers' files opened here, per peer instance.
   struct PeerFiles {
     const SegmentDescriptor* pruned_for = nullptr;  // descriptor `files` was last checked against
     std::map<uint32_t, std::shared_ptr<fileio::File>> files;  // by file id
+    PeerControlPage control;  // a peer's exposed files may change under its descriptor
   };
   std::mutex files_mu_;
   std::map<std::string, PeerFiles> peer_files_;  // by instance id

@@ -93,10 +93,10 @@ Status ShmTransport::resolve(const SegmentDescriptor& desc, PeerState& ps, const
 Status ShmTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
   if (!peer.desc) return Status::NotSupported("shm needs the peer's descriptor");
   const SegmentDescriptor& desc = *peer.desc;
-  FERRY_RETURN_IF_ERROR(version_check_.check(*ctx_, peer));
   auto ps = peerState(desc);
   {
     std::lock_guard lock(ps->mu);
+    FERRY_RETURN_IF_ERROR(ps->control.check(*ctx_, peer));
     if (ps->pruned_for != &desc) {
       // Drop mappings of files the peer no longer lists (freed memory stays alive while mapped).
       std::set<std::string> live;

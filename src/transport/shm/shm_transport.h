@@ -44,6 +44,7 @@ class ShmTransport : public Transport {
     std::mutex mu;
     std::map<std::string, std::shared_ptr<shm::Mapping>> mappings;  // by shm name
     const SegmentDescriptor* pruned_for = nullptr;  // descriptor the mappings were checked against
+    PeerControlPage control;                         // the peer's live registry version
     std::atomic<bool> xma_denied{false};
   };
   struct Work {
@@ -73,7 +74,6 @@ class ShmTransport : public Transport {
   bool cross_memory_attach_ = true;
   size_t copy_threads_ = 1;
 
-  PeerVersionCheck version_check_;
   std::mutex peers_mu_;
   std::map<std::string, std::shared_ptr<PeerState>> peers_;  // by instance id
 

@@ -194,9 +194,7 @@ Status TcpTransport::admitRemoteAccess(const FrameHeader& h, ServerConnection& c
   FERRY_RETURN_IF_ERROR(wire::decodeRange(h, rb, range_size, a.addr, a.len, &file_id));
   const bool write = h.type == MsgType::kWrite || h.type == MsgType::kFileWrite;
   Status st = range_size == wire::kFileRangeSize
-                  ? (file_id > UINT32_MAX ? Status::NotFound("no exposed file has id " + std::to_string(file_id))
-                                          : ctx_->files().admit(static_cast<uint32_t>(file_id), a.addr,
-                                                                a.len, write, a.file))
+                  ? ctx_->files().admit(file_id, a.addr, a.len, write, a.file)
                   : ctx_->registry().pinForRemote(a.addr, a.len, write, a.pin);
   refused = !st.ok();
   if (!refused) return Status::OK();
