@@ -3,6 +3,8 @@
 //   --mode=initiator  drive READs or WRITEs against --segment_id
 //   --mode=loopback   start a target child process on 127.0.0.1, run the initiator, stop it
 //   --mode=memcpy / --mode=fileio   the references the bench scripts compare against
+//   --reference=memcpy  (initiator, loopback) times memcpy of the same blocks in windows
+//                       that alternate with the transfer's, and prints the ratio
 // A file segment is measured with --mode=initiator --segment_id=file:///PATH.
 // Flags follow Mooncake's transfer_engine_bench. --json ends the output with one JSON line.
 #include <fcntl.h>
@@ -145,6 +147,10 @@ int runInitiator(const tools::Flags& f) {
     std::cerr << "block_size, batch_size, threads and duration must be positive\n";
     return 2;
   }
+  if (f.str("reference") != "none" && f.str("reference") != "memcpy") {
+    std::cerr << "--reference must be none or memcpy\n";
+    return 2;
+  }
   const size_t per_thread = block * batch;
   size_t size = static_cast<size_t>(f.i64("buffer_size"));
   if (per_thread * threads > size) {
@@ -185,19 +191,24 @@ int runInitiator(const tools::Flags& f) {
       std::chrono::milliseconds(config->get<int64_t>("transfer_timeout_ms", 30000) + 5000);
   std::string used_protocol = hint ? protocol : engine.impl()->transportName(seg);
 
+  const bool with_memcpy = f.str("reference") == "memcpy";
+  // The memcpy reference moves the same blocks between the same local buffer and a private
+  // one of the same size, in windows that alternate with the transfer's: memory bandwidth
+  // here drifts by tens of percent within a minute, and adjacent windows see the same drift.
+  std::vector<uint8_t> reference_buf(with_memcpy ? per_thread * threads : 0);
+  std::memset(reference_buf.data(), 0, reference_buf.size());  // touch every page before timing
+
   std::vector<Result> results(threads);
   std::atomic<uint64_t> live_bytes{0};
-  auto start = Clock::now();
-  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
-  auto worker = [&](int t) {
+  // Runs one window: every thread moves whole batches (or reference blocks) until `until`.
+  auto transferUntil = [&](int t, Clock::time_point until) {
     Result& r = results[t];
-    r.latencies_us.reserve(1 << 16);
     uint64_t off = static_cast<uint64_t>(t) * per_thread;
     std::vector<Request> reqs(batch);
     for (size_t i = 0; i < batch; ++i)
       reqs[i] = Request{is_write ? Request::WRITE : Request::READ, lbuf + off + i * block, seg,
                         remote_base + off + i * block, block, hint};
-    while (Clock::now() < end_at && !g_stop) {
+    while (r.error.empty() && Clock::now() < until && !g_stop) {
       BatchID b = engine.allocateBatch(batch);
       auto t0 = Clock::now();
       Status s = engine.submitTransfer(b, reqs);
@@ -220,27 +231,62 @@ int runInitiator(const tools::Flags& f) {
         r.verified = false;
     }
   };
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
-  bool tty = ::isatty(STDOUT_FILENO);
-  if (tty) {
-    uint64_t last = 0;
-    auto last_t = start;
-    while (Clock::now() < end_at && !g_stop) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      auto now = Clock::now();
-      uint64_t b = live_bytes.load();
-      double dt = std::chrono::duration<double>(now - last_t).count();
-      std::printf("\r[%5.1fs] %s %8.3f GB/s   ", std::chrono::duration<double>(now - start).count(),
-                  op.c_str(), (b - last) / dt / 1e9);
-      std::fflush(stdout);
-      last = b;
-      last_t = now;
+  std::atomic<uint64_t> reference_bytes{0};
+  auto memcpyUntil = [&](int t, Clock::time_point until) {
+    const size_t base = static_cast<size_t>(t) * per_thread;
+    uint64_t mine = 0;
+    while (Clock::now() < until && !g_stop) {
+      for (size_t o = base; o < base + per_thread; o += block)
+        std::memcpy(is_write ? &reference_buf[o] : lbuf + o, is_write ? lbuf + o : &reference_buf[o], block);
+      mine += per_thread;
     }
-    std::printf("\n");
+    reference_bytes += mine;
+  };
+  // Both kinds of window, `threads` threads each; returns the seconds the window took.
+  auto runWindow = [&](bool reference, Clock::time_point until) {
+    auto w0 = Clock::now();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] { reference ? memcpyUntil(t, until) : transferUntil(t, until); });
+    for (auto& th : pool) th.join();
+    return std::chrono::duration<double>(Clock::now() - w0).count();
+  };
+  auto anyError = [&] {
+    return std::any_of(results.begin(), results.end(), [](const Result& r) { return !r.error.empty(); });
+  };
+
+  auto start = Clock::now();
+  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+  double elapsed = 0, reference_elapsed = 0;
+  if (with_memcpy) {
+    const auto window = std::chrono::milliseconds(std::max<int64_t>(f.i64("window_ms"), 10));
+    while (Clock::now() < end_at && !g_stop && !anyError()) {
+      elapsed += runWindow(false, Clock::now() + window);
+      reference_elapsed += runWindow(true, Clock::now() + window);
+    }
+  } else {
+    std::thread meter;
+    if (::isatty(STDOUT_FILENO)) {
+      meter = std::thread([&] {
+        uint64_t last = 0;
+        auto last_t = start;
+        while (Clock::now() < end_at && !g_stop) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+          auto now = Clock::now();
+          uint64_t b = live_bytes.load();
+          double dt = std::chrono::duration<double>(now - last_t).count();
+          std::printf("\r[%5.1fs] %s %8.3f GB/s   ", std::chrono::duration<double>(now - start).count(),
+                      op.c_str(), (b - last) / dt / 1e9);
+          std::fflush(stdout);
+          last = b;
+          last_t = now;
+        }
+        std::printf("\n");
+      });
+    }
+    elapsed = runWindow(false, end_at);
+    if (meter.joinable()) meter.join();
   }
-  for (auto& th : pool) th.join();
-  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
 
   Result total;
   for (auto& r : results) {
@@ -274,6 +320,11 @@ int runInitiator(const tools::Flags& f) {
   std::printf("moved %.3f GB in %.2f s: %.3f GB/s; batch latency p50 %.1f us, p99 %.1f us%s\n",
               total.bytes / 1e9, elapsed, gbps, p50, p99,
               verify ? (total.verified ? "; verified" : "; VERIFY FAILED") : "");
+  const double reference_gbps = reference_elapsed > 0 ? reference_bytes / reference_elapsed / 1e9 : 0;
+  if (with_memcpy)
+    std::printf("memcpy reference in alternating %lld ms windows: %.3f GB/s; ratio %.3f\n",
+                static_cast<long long>(f.i64("window_ms")), reference_gbps,
+                reference_gbps > 0 ? gbps / reference_gbps : 0.0);
   if (!total.error.empty()) std::printf("error: %s\n", total.error.c_str());
   if (f.boolean("json")) {
     nlohmann::json j = {{"operation", op},
@@ -288,6 +339,9 @@ int runInitiator(const tools::Flags& f) {
                         {"batch_latency_us_p99", p99},
                         {"batches", total.latencies_us.size()},
                         {"verified", verify ? nlohmann::json(total.verified) : nlohmann::json(nullptr)},
+                        {"reference_GBps", with_memcpy ? nlohmann::json(reference_gbps) : nlohmann::json(nullptr)},
+                        {"ratio", with_memcpy && reference_gbps > 0 ? nlohmann::json(gbps / reference_gbps)
+                                                                    : nlohmann::json(nullptr)},
                         {"error", total.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(total.error)}};
     std::printf("%s\n", j.dump().c_str());
   }
@@ -477,6 +531,8 @@ int main(int argc, char** argv) {
   f.define("polling", "false", "busy-poll for completions (lower latency, burns a core)", true);
   f.define("connections", "0", "TCP connections per peer (0: auto from core count)");
   f.define("slice_size", "1M", "TCP slice size");
+  f.define("reference", "none", "none | memcpy: also time memcpy of the same blocks in windows alternating with the transfer's");
+  f.define("window_ms", "200", "window length with --reference=memcpy");
   f.define("exit_on_stdin_close", "false", "target: exit when stdin closes (loopback)", true);
   std::string err;
   if (!f.parse(argc, argv, err)) {
