@@ -1165,13 +1165,11 @@ Status EngineImpl::waitTransfer(BatchID id, TransferStatus& overall,
                                 std::chrono::milliseconds timeout) {
   auto batch = findBatch(id);
   if (!batch) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
-  // Lend this thread to queued transport work (shm copies) before waiting: on a few cores a
-  // sleeping waiter and busy workers lose to everyone copying.
-  while (batch->pending.load(std::memory_order_acquire) != 0) {
-    bool worked = false;
-    for (auto& t : transports_) worked |= t->progress();
-    if (!worked) break;
-  }
+  // Lend this thread to the queued work it submitted (shm copies) before waiting: on a few
+  // cores a sleeping waiter and busy workers lose to the waiter copying.
+  const auto batch_done = [&] { return batch->pending.load(std::memory_order_acquire) == 0; };
+  for (auto& t : transports_)
+    if (!batch_done()) t->progress(batch_done);
   // A short spin first: a small transfer often completes within a round trip, and
   // sleeping would add a thread wake-up (~10 us here) to its latency.
   auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(wait_spin_us_);

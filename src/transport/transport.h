@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,10 +87,11 @@ class Transport {
   /// Optional: abandon what is in flight to a peer.
   virtual Status cancel(const PeerEndpoint&) { return Status::NotSupported("cancel"); }
 
-  /// Optional: runs one unit of this transport's queued work on the calling thread and says
-  /// whether there was any. A thread waiting for completions lends itself this way (cf.
-  /// UCX's progress) instead of sleeping while workers do the work on the same cores.
-  virtual bool progress() { return false; }
+  /// Optional: runs queued work that the calling thread submitted on this thread, until
+  /// `done()` is true or none is left, and says whether it did any. A thread waiting for its
+  /// batch lends itself this way (cf. UCX's progress) instead of sleeping while workers do
+  /// the work on the same cores.
+  virtual bool progress(const std::function<bool()>& /*done*/) { return false; }
 };
 
 /// Every transport enabled in config (transports/<name>/enable), in preference order.

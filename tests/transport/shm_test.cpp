@@ -2,11 +2,14 @@
 // the peer's registry changes, the fallback to TCP, and the shared-memory files themselves.
 #include <gtest/gtest.h>
 #include <dirent.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "../integration/engine_pair.h"
 #include "../integration/peer_process.h"
@@ -53,6 +56,101 @@ TEST_P(ShmPeer, PermissionsHold) {
   EXPECT_TRUE(engine->freeBatch(bid).ok());
   ASSERT_TRUE(runBatch(*engine, {Request{Request::READ, mem.data(), seg, peer.ro, 4096}}).ok());
   EXPECT_EQ(hashHex(mem.data(), 4096), peer.hash(peer.ro, 4096));
+}
+
+// Polls a batch (never waitTransfer) until it ends or 20 s pass.
+TransferStatus pollUntilDone(TransferEngine& e, BatchID bid) {
+  TransferStatus ts;
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (!e.getTransferStatus(bid, ts).ok() || (ts.s != PENDING && ts.s != INITIAL)) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return ts;
+}
+
+// Pins the calling thread (and the threads it starts) to one CPU while in scope.
+struct OneCpu {
+  cpu_set_t saved{};
+  OneCpu() {
+    ::sched_getaffinity(0, sizeof saved, &saved);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(::sched_getcpu(), &one);
+    ::sched_setaffinity(0, sizeof one, &one);
+  }
+  ~OneCpu() { ::sched_setaffinity(0, sizeof saved, &saved); }
+};
+
+// Large submits are queued for copy workers and for the submitting thread's waitTransfer.
+// A thread that polls instead of waiting must still see them done: when it never waited,
+// and right after it waited for another batch (a worker then holds back, expecting the
+// thread to come back and copy). The second engine starts on one CPU, where that thread
+// holds the only CPU workers may use.
+TEST_P(ShmPeer, QueuedBatchesCompleteForThreadsThatOnlyPoll) {
+  const size_t len = 8 << 20;  // far above transports/shm/inline_bytes
+  std::unique_ptr<TransferEngine> one_cpu_engine;
+  SegmentID one_cpu_seg = 0;
+  {
+    OneCpu pin;
+    one_cpu_engine = std::make_unique<TransferEngine>(loopbackConfig());
+    ASSERT_TRUE(one_cpu_engine->registerLocalMemory(mem.data(), mem.size()).ok());
+    ASSERT_TRUE(one_cpu_engine->openSegment(one_cpu_seg, peer.segment).ok());
+    for (TransferEngine* e : {engine.get(), one_cpu_engine.get()}) {
+      SegmentID s = e == engine.get() ? seg : one_cpu_seg;
+      for (int round = 0; round < 3; ++round) {
+        SCOPED_TRACE((e == engine.get() ? "all CPUs, round " : "one CPU, round ") + std::to_string(round));
+        fillPattern(mem.data(), len, 40 + round);
+        if (round > 0) {  // this thread has just waited for a batch
+          ASSERT_TRUE(runBatch(*e, {Request{Request::READ, mem.data() + len, s, peer.rw, len}}).ok());
+        }
+        BatchID bid = e->allocateBatch(1);
+        ASSERT_TRUE(e->submitTransfer(bid, {Request{Request::WRITE, mem.data(), s, peer.rw, len}}).ok());
+        EXPECT_EQ(pollUntilDone(*e, bid).s, COMPLETED);
+        ASSERT_TRUE(e->freeBatch(bid).ok());
+        EXPECT_EQ(peer.hash(peer.rw, len), hashHex(mem.data(), len));
+      }
+    }
+  }
+}
+
+// Threads that wait, threads that poll and a batch waited for by another thread than the one
+// that submitted it, all at once on their own ranges: every byte arrives.
+TEST_P(ShmPeer, WaitingPollingAndForeignWaitersKeepEveryByte) {
+  constexpr int kThreads = 4, kRounds = 6;
+  const size_t len = 4 << 20;
+  std::vector<std::thread> pool;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    pool.emplace_back([&, t] {
+      uint8_t* local = mem.data() + t * len;
+      const uint64_t remote = peer.rw + t * len + 3;  // unaligned on the far side
+      for (int r = 0; r < kRounds; ++r) {
+        fillPattern(local, len, 100 * t + r);
+        BatchID bid = engine->allocateBatch(4);
+        std::vector<Request> reqs;
+        for (size_t q = 0; q < 4; ++q)
+          reqs.push_back(Request{Request::WRITE, local + q * (len / 4), seg, remote + q * (len / 4), len / 4});
+        if (!engine->submitTransfer(bid, reqs).ok()) {
+          ++failures;
+          return;
+        }
+        TransferStatus ts;
+        if (t == 0) {  // submitted here, waited for by another thread
+          std::thread([&] { engine->waitTransfer(bid, ts, std::chrono::seconds(20)).IgnoreError(); }).join();
+        } else if (t % 2 == 1) {
+          engine->waitTransfer(bid, ts, std::chrono::seconds(20)).IgnoreError();
+        } else {
+          ts = pollUntilDone(*engine, bid);
+        }
+        if (ts.s != COMPLETED || !engine->freeBatch(bid).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_EQ(peer.hash(peer.rw + t * len + 3, len), hashHex(mem.data() + t * len, len)) << "thread " << t;
 }
 
 // Without cross-memory attach, heap buffers are out of shm's reach: the slices move to TCP.

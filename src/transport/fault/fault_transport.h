@@ -28,7 +28,7 @@ class FaultTransport : public Transport {
   Status unregisterMemory(const BufferDesc& d) override { return inner_->unregisterMemory(d); }
   Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
   Status cancel(const PeerEndpoint& peer) override { return inner_->cancel(peer); }
-  bool progress() override { return inner_->progress(); }
+  bool progress(const std::function<bool()>& done) override { return inner_->progress(done); }
 
  private:
   std::unique_ptr<Transport> inner_;

@@ -5,13 +5,18 @@
 // kernel allows it; when it does not, the slice fails with NotSupported and the selector
 // moves it to the next transport (tcp), with one log line per peer.
 //
-// Small submits are copied by the submitting thread; larger ones are spread over copy
-// workers (transports/shm/copy_threads), one slice at a time.
+// Small submits are copied by the submitting thread. Larger ones are queued: copy workers
+// (transports/shm/copy_threads) take them a slice at a time, and a thread that waits for
+// its batch (progress) copies its own submits' slices. A waiting thread never copies other
+// threads' slices: its batch would then end only when theirs do, and on a machine with few
+// cores the idle gaps cost a tenth of the copy rate. Workers start only while fewer threads
+// copy than the process has CPUs, so they add parallelism without preempting copiers.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
-#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,7 +41,7 @@ class ShmTransport : public Transport {
   bool canReach(const PeerEndpoint& peer) const override;
   uint64_t sliceSize() const override { return slice_size_; }
   Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
-  bool progress() override;
+  bool progress(const std::function<bool()>& done) override;
 
  private:
   // What this process holds of one peer instance.
@@ -55,6 +60,14 @@ class ShmTransport : public Transport {
     int64_t pid = 0;
   };
 
+  // One submit's queued slices, taken in order.
+  struct Submission {
+    std::thread::id owner;  // the submitting thread: its progress() copies these
+    std::vector<Work> work;
+    size_t next = 0;
+    std::chrono::steady_clock::time_point queued;
+  };
+
   std::shared_ptr<PeerState> peerState(const SegmentDescriptor& desc);
   // The peer's file behind buffer b mapped here (once), or null when it cannot be mapped.
   std::shared_ptr<shm::Mapping> mappingFor(PeerState& ps, const SegmentDescriptor& desc,
@@ -64,13 +77,15 @@ class ShmTransport : public Transport {
   Status resolve(const SegmentDescriptor& desc, PeerState& ps, const BufferDesc& b,
                  const std::shared_ptr<shm::Mapping>& mapping, Slice* s, Work& out);
   void copy(Work& w);
-  // Takes the next queued copy (false when none); caller holds mu_.
-  bool takeLocked(Work& out);
+  // Takes the next queued copy (false when none), of `owner`'s submits only when given;
+  // caller holds mu_.
+  bool takeLocked(Work& out, const std::thread::id* owner = nullptr);
   void workerLoop();
 
   TransportContext* ctx_ = nullptr;
   uint64_t slice_size_ = 1 << 20;
   uint64_t inline_bytes_ = 64 << 10;
+  uint64_t copy_piece_ = 256 << 10;  // largest single memcpy (see copyInPieces)
   bool cross_memory_attach_ = true;
   size_t copy_threads_ = 1;
 
@@ -79,8 +94,30 @@ class ShmTransport : public Transport {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Work> queue_;
+  std::list<Submission> queue_;
   bool stopping_ = false;
+  size_t busy_workers_ = 0;
+  // Threads copying their own submits in progress(), and those that left it within
+  // caller_hold_: a waiting thread usually comes straight back with its next batch, and a
+  // worker that took its CPU meanwhile would preempt it.
+  struct Caller {
+    std::thread::id id;
+    bool copying = false;
+    std::chrono::steady_clock::time_point left;
+  };
+  std::vector<Caller> callers_;
+  std::chrono::microseconds caller_hold_{1000};
+  size_t max_copiers_ = 1;  // max(copy_threads_, CPUs this process may run on)
+  struct Outlook {
+    bool may_copy = false;        // work is queued and a CPU is unclaimed: a worker may copy
+    bool unattended = false;      // a queued submit's owner is not copying it
+    bool overdue = false;         // ... and has not for caller_hold_: a worker must
+    bool anyone_copying = false;  // a worker or a caller is copying now
+    std::chrono::steady_clock::time_point retry = std::chrono::steady_clock::time_point::max();
+  };
+  // The queue's state for waking and starting workers; `retry`: when the earliest held CPU
+  // is released. Prunes callers_ whose hold ran out. Caller holds mu_.
+  Outlook outlookLocked();
   std::vector<std::thread> workers_;
 };
 
