@@ -195,8 +195,8 @@ int runInitiator(const tools::Flags& f) {
   // The memcpy reference moves the same blocks between the same local buffer and a private
   // one of the same size, in windows that alternate with the transfer's: memory bandwidth
   // here drifts by tens of percent within a minute, and adjacent windows see the same drift.
+  // Zero-filled on construction: every page is touched before timing.
   std::vector<uint8_t> reference_buf(with_memcpy ? per_thread * threads : 0);
-  std::memset(reference_buf.data(), 0, reference_buf.size());  // touch every page before timing
 
   std::vector<Result> results(threads);
   std::atomic<uint64_t> live_bytes{0};

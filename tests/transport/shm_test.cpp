@@ -82,36 +82,74 @@ struct OneCpu {
   ~OneCpu() { ::sched_setaffinity(0, sizeof saved, &saved); }
 };
 
+// An engine started while this thread is pinned to one CPU: its shm transport counts one
+// CPU (one copy worker, and a thread waiting for its batch holds that CPU).
+std::unique_ptr<TransferEngine> oneCpuEngine(std::vector<uint8_t>& mem, const std::string& segment,
+                                             SegmentID& seg) {
+  OneCpu pin;
+  auto e = std::make_unique<TransferEngine>(loopbackConfig());
+  if (!e->registerLocalMemory(mem.data(), mem.size()).ok() || !e->openSegment(seg, segment).ok())
+    return nullptr;
+  return e;
+}
+
 // Large submits are queued for copy workers and for the submitting thread's waitTransfer.
 // A thread that polls instead of waiting must still see them done: when it never waited,
 // and right after it waited for another batch (a worker then holds back, expecting the
-// thread to come back and copy). The second engine starts on one CPU, where that thread
-// holds the only CPU workers may use.
+// thread to come back and copy) — on all CPUs and on one, where that thread holds the only
+// CPU workers may use.
 TEST_P(ShmPeer, QueuedBatchesCompleteForThreadsThatOnlyPoll) {
   const size_t len = 8 << 20;  // far above transports/shm/inline_bytes
-  std::unique_ptr<TransferEngine> one_cpu_engine;
   SegmentID one_cpu_seg = 0;
-  {
-    OneCpu pin;
-    one_cpu_engine = std::make_unique<TransferEngine>(loopbackConfig());
-    ASSERT_TRUE(one_cpu_engine->registerLocalMemory(mem.data(), mem.size()).ok());
-    ASSERT_TRUE(one_cpu_engine->openSegment(one_cpu_seg, peer.segment).ok());
-    for (TransferEngine* e : {engine.get(), one_cpu_engine.get()}) {
-      SegmentID s = e == engine.get() ? seg : one_cpu_seg;
-      for (int round = 0; round < 3; ++round) {
-        SCOPED_TRACE((e == engine.get() ? "all CPUs, round " : "one CPU, round ") + std::to_string(round));
-        fillPattern(mem.data(), len, 40 + round);
-        if (round > 0) {  // this thread has just waited for a batch
-          ASSERT_TRUE(runBatch(*e, {Request{Request::READ, mem.data() + len, s, peer.rw, len}}).ok());
-        }
-        BatchID bid = e->allocateBatch(1);
-        ASSERT_TRUE(e->submitTransfer(bid, {Request{Request::WRITE, mem.data(), s, peer.rw, len}}).ok());
-        EXPECT_EQ(pollUntilDone(*e, bid).s, COMPLETED);
-        ASSERT_TRUE(e->freeBatch(bid).ok());
-        EXPECT_EQ(peer.hash(peer.rw, len), hashHex(mem.data(), len));
+  auto one_cpu_engine = oneCpuEngine(mem, peer.segment, one_cpu_seg);
+  ASSERT_TRUE(one_cpu_engine);
+  for (TransferEngine* e : {engine.get(), one_cpu_engine.get()}) {
+    SegmentID s = e == engine.get() ? seg : one_cpu_seg;
+    for (int round = 0; round < 3; ++round) {
+      SCOPED_TRACE((e == engine.get() ? "all CPUs, round " : "one CPU, round ") + std::to_string(round));
+      fillPattern(mem.data(), len, 40 + round);
+      if (round > 0) {  // this thread has just waited for a batch
+        ASSERT_TRUE(runBatch(*e, {Request{Request::READ, mem.data() + len, s, peer.rw, len}}).ok());
       }
+      BatchID bid = e->allocateBatch(1);
+      ASSERT_TRUE(e->submitTransfer(bid, {Request{Request::WRITE, mem.data(), s, peer.rw, len}}).ok());
+      EXPECT_EQ(pollUntilDone(*e, bid).s, COMPLETED);
+      ASSERT_TRUE(e->freeBatch(bid).ok());
+      EXPECT_EQ(peer.hash(peer.rw, len), hashHex(mem.data(), len));
     }
   }
+}
+
+// On one CPU, a thread that keeps waiting for batch after batch holds that CPU; a batch that
+// another thread submitted and only polls must still complete meanwhile, not after.
+TEST_P(ShmPeer, BusyWaitersDoNotStarveAPollingThread) {
+  const size_t len = 8 << 20;
+  SegmentID s = 0;
+  auto e = oneCpuEngine(mem, peer.segment, s);
+  ASSERT_TRUE(e);
+  std::atomic<bool> waiter_running{true}, stop{false};
+  std::atomic<int> waiter_batches{0};
+  std::thread waiter([&] {
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (!stop && std::chrono::steady_clock::now() < give_up) {
+      if (!runBatch(*e, {Request{Request::WRITE, mem.data() + len, s, peer.rw + len, len}}).ok()) break;
+      ++waiter_batches;
+    }
+    waiter_running = false;
+  });
+  while (waiter_batches < 3 && waiter_running) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  fillPattern(mem.data(), len, 77);
+  BatchID bid = e->allocateBatch(1);
+  ASSERT_TRUE(e->submitTransfer(bid, {Request{Request::WRITE, mem.data(), s, peer.rw, len}}).ok());
+  TransferStatus ts = pollUntilDone(*e, bid);
+  const bool done_while_busy = waiter_running;
+  stop = true;
+  waiter.join();
+  EXPECT_EQ(ts.s, COMPLETED);
+  EXPECT_TRUE(done_while_busy) << "the polled batch completed only after the waiting thread stopped";
+  EXPECT_GT(waiter_batches.load(), 3);
+  ASSERT_TRUE(e->freeBatch(bid).ok());
+  EXPECT_EQ(peer.hash(peer.rw, len), hashHex(mem.data(), len));
 }
 
 // Threads that wait, threads that poll and a batch waited for by another thread than the one

@@ -207,14 +207,29 @@ void ShmTransport::copy(Work& w) {
   completeSlice(s, Status::OK());
 }
 
-bool ShmTransport::takeLocked(Work& out, const std::thread::id* owner) {
-  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-    if (owner && it->owner != *owner) continue;
-    out = std::move(it->work[it->next++]);
-    if (it->next == it->work.size()) queue_.erase(it);
-    return true;
-  }
-  return false;
+bool ShmTransport::copyingLocked(std::thread::id id) const {
+  return std::any_of(callers_.begin(), callers_.end(),
+                     [&](const Caller& c) { return c.id == id && c.copying; });
+}
+
+void ShmTransport::popLocked(std::list<Submission>::iterator it, Work& out) {
+  out = std::move(it->work[it->next++]);
+  if (it->next == it->work.size()) queue_.erase(it);
+}
+
+bool ShmTransport::takeOwnLocked(std::thread::id owner, Work& out) {
+  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Submission& s) { return s.owner == owner; });
+  if (it == queue_.end()) return false;
+  popLocked(it, out);
+  return true;
+}
+
+bool ShmTransport::takeForWorkerLocked(Work& out) {
+  if (queue_.empty()) return false;
+  // Work no one copies first: helping a copying owner only makes its batch end sooner.
+  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Submission& s) { return !copyingLocked(s.owner); });
+  popLocked(it != queue_.end() ? it : queue_.begin(), out);
+  return true;
 }
 
 ShmTransport::Outlook ShmTransport::outlookLocked() {
@@ -238,9 +253,7 @@ ShmTransport::Outlook ShmTransport::outlookLocked() {
   out.may_copy = claimed < max_copiers_;
   // Oldest first; submits being copied by their owners are few (one per copying caller).
   for (const auto& sub : queue_) {
-    auto owner = std::find_if(callers_.begin(), callers_.end(),
-                              [&](const Caller& k) { return k.id == sub.owner; });
-    if (owner != callers_.end() && owner->copying) continue;
+    if (copyingLocked(sub.owner)) continue;
     out.unattended = true;
     if (now - sub.queued < caller_hold_) break;  // younger ones follow: none is overdue
     out.overdue = true;  // queued longer than any hold: its owner is not coming for it
@@ -254,7 +267,7 @@ bool ShmTransport::progress(const std::function<bool()>& done) {
   std::unique_lock lock(mu_);
   Work w;
   // Only a thread with submits of its own queued counts as a copier (and holds a CPU).
-  if (done() || !takeLocked(w, &me)) return false;
+  if (done() || !takeOwnLocked(me, w)) return false;
   auto mine = [&] {
     return std::find_if(callers_.begin(), callers_.end(), [&](const Caller& c) { return c.id == me; });
   };
@@ -267,8 +280,8 @@ bool ShmTransport::progress(const std::function<bool()>& done) {
     w = Work{};
     lock.lock();
     // Copying threads keep the time for submits nobody else is watching (see submit()).
-    if (outlookLocked().overdue) cv_.notify_one();
-  } while (!done() && takeLocked(w, &me));
+    if (busy_workers_ == 0 && outlookLocked().overdue) cv_.notify_one();
+  } while (!done() && takeOwnLocked(me, w));
   self = mine();  // pruning never removes a copying entry, but may have moved it
   self->copying = false;
   self->left = std::chrono::steady_clock::now();
@@ -280,7 +293,9 @@ void ShmTransport::workerLoop() {
   std::unique_lock lock(mu_);
   while (true) {
     Outlook o = outlookLocked();
-    if (!stopping_ && !o.may_copy) {
+    // Overdue work is copied even on a claimed CPU: waiting threads that keep coming back
+    // must not starve a thread that submitted and does not wait.
+    if (!stopping_ && !o.may_copy && !o.overdue) {
       // Unattended work starts when the earliest held CPU is released; work its owners
       // copy needs no worker until a submit or a caller leaving changes that.
       if (o.unattended && o.retry != std::chrono::steady_clock::time_point::max())
@@ -290,7 +305,7 @@ void ShmTransport::workerLoop() {
       continue;
     }
     Work w;
-    if (!takeLocked(w)) return;  // stopping, and nothing is left
+    if (!takeForWorkerLocked(w)) return;  // stopping, and nothing is left
     ++busy_workers_;
     if (outlookLocked().may_copy) cv_.notify_one();
     lock.unlock();

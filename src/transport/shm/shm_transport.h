@@ -77,9 +77,14 @@ class ShmTransport : public Transport {
   Status resolve(const SegmentDescriptor& desc, PeerState& ps, const BufferDesc& b,
                  const std::shared_ptr<shm::Mapping>& mapping, Slice* s, Work& out);
   void copy(Work& w);
-  // Takes the next queued copy (false when none), of `owner`'s submits only when given;
-  // caller holds mu_.
-  bool takeLocked(Work& out, const std::thread::id* owner = nullptr);
+  // Queue access; caller holds mu_. Whether `id` is copying its own submits now.
+  bool copyingLocked(std::thread::id id) const;
+  // Takes the next slice of `owner`'s oldest queued submit (false when none).
+  bool takeOwnLocked(std::thread::id owner, Work& out);
+  // Takes a slice for a worker: from the oldest submit no one copies, else the oldest.
+  bool takeForWorkerLocked(Work& out);
+  // Moves the next slice of `it` to `out`, dropping the submit when it was its last.
+  void popLocked(std::list<Submission>::iterator it, Work& out);
   void workerLoop();
 
   TransportContext* ctx_ = nullptr;
