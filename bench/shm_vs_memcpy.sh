@@ -6,8 +6,9 @@
 # 200 ms windows of transfers with windows of plain memcpy of the same blocks (same local
 # buffer, a private one of the same size on the other side, same threads), and reports both
 # rates and their ratio, after one untimed window of each (the peer's pages are mapped into
-# the initiator on first access; the reference's buffer is touched when zero-filled). This machine's memory bandwidth drifts by tens of percent within a
-# minute; adjacent windows see the same drift, separate runs do not. Same thread count (bench
+# the initiator on first access; the reference's buffer is touched when zero-filled). This
+# machine's memory bandwidth drifts by tens of percent within a minute; adjacent windows see
+# the same drift, separate runs do not. Same thread count (bench
 # threads = shm copy workers = memcpy threads) and the same cores: everything runs under
 # `taskset` on the first N cores, so shm cannot win by using more CPUs than memcpy.
 # 64 MiB per thread so the working set is larger than the last-level cache. Columns are
