@@ -125,6 +125,41 @@ double percentile(std::vector<double>& v, double p) {
   return v[std::min(k, v.size() - 1)];
 }
 
+// What a reference loop moved, and in how long.
+struct Moved {
+  uint64_t bytes = 0;
+  double seconds = 0;
+  bool ok = true;  // every move succeeded
+  double gbps() const { return seconds > 0 ? bytes / seconds / 1e9 : 0; }
+};
+
+// The reference loop: `threads` threads each move their own per_thread range, block by block,
+// with move(offset) (offset from the start of all ranges) until `until` or a move fails.
+Moved referenceLoop(int threads, Clock::time_point until, size_t per_thread, size_t block,
+                    const std::function<bool(size_t offset)>& move) {
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<bool> failed{false};
+  auto start = Clock::now();
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      uint64_t mine = 0;
+      const size_t base = static_cast<size_t>(t) * per_thread;
+      while (Clock::now() < until && !g_stop && !failed) {
+        for (size_t off = 0; off < per_thread && !failed; off += block)
+          if (!move(base + off)) failed = true;
+        mine += per_thread;
+      }
+      bytes += mine;
+    });
+  for (auto& th : pool) th.join();
+  return Moved{bytes, std::chrono::duration<double>(Clock::now() - start).count(), !failed};
+}
+
+Clock::time_point after(double seconds) {
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
 int runInitiator(const tools::Flags& f) {
   std::string op = f.str("operation");
   if (op != "read" && op != "write") {
@@ -196,7 +231,7 @@ int runInitiator(const tools::Flags& f) {
 
   std::vector<Result> results(threads);
   std::atomic<uint64_t> live_bytes{0};
-  // Runs one window: every thread moves whole batches (or reference blocks) until `until`.
+  // One thread's part of a transfer window: whole batches until `until`.
   auto transferUntil = [&](int t, Clock::time_point until) {
     Result& r = results[t];
     uint64_t off = static_cast<uint64_t>(t) * per_thread;
@@ -227,48 +262,44 @@ int runInitiator(const tools::Flags& f) {
         r.verified = false;
     }
   };
-  std::atomic<uint64_t> reference_bytes{0};
-  auto memcpyUntil = [&](int t, Clock::time_point until) {
-    const size_t base = static_cast<size_t>(t) * per_thread;
-    uint64_t mine = 0;
-    while (Clock::now() < until && !g_stop) {
-      for (size_t o = base; o < base + per_thread; o += block)
-        std::memcpy(is_write ? &reference_buf[o] : lbuf + o, is_write ? lbuf + o : &reference_buf[o], block);
-      mine += per_thread;
-    }
-    reference_bytes += mine;
-  };
-  // Both kinds of window, `threads` threads each; returns the seconds the window took.
-  auto runWindow = [&](bool reference, Clock::time_point until) {
+  // A window of transfers: every thread moves whole batches until `until`; its seconds.
+  auto transferWindow = [&](Clock::time_point until) {
     auto w0 = Clock::now();
     std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] { reference ? memcpyUntil(t, until) : transferUntil(t, until); });
+    for (int t = 0; t < threads; ++t) pool.emplace_back(transferUntil, t, until);
     for (auto& th : pool) th.join();
     return std::chrono::duration<double>(Clock::now() - w0).count();
+  };
+  auto memcpyWindow = [&](Clock::time_point until) {
+    return referenceLoop(threads, until, per_thread, block, [&](size_t o) {
+      std::memcpy(is_write ? &reference_buf[o] : lbuf + o, is_write ? lbuf + o : &reference_buf[o], block);
+      return true;
+    });
   };
   auto anyError = [&] {
     return std::any_of(results.begin(), results.end(), [](const Result& r) { return !r.error.empty(); });
   };
 
   auto start = Clock::now();
-  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
-  double elapsed = 0, reference_elapsed = 0;
+  auto end_at = after(duration);
+  double elapsed = 0;
+  Moved reference;
   if (with_memcpy) {
     const auto window = std::chrono::milliseconds(std::max<int64_t>(f.i64("window_ms"), 10));
     // One untimed window of each first: the reference's pages are touched by its zero-fill,
     // the peer's (mapped here on first access) only by a first pass of transfers.
-    runWindow(false, Clock::now() + window);
-    runWindow(true, Clock::now() + window);
+    transferWindow(Clock::now() + window);
+    memcpyWindow(Clock::now() + window);
     for (auto& r : results) {
       r.bytes = 0;
       r.latencies_us.clear();
     }
-    reference_bytes = 0;
-    end_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+    end_at = after(duration);
     while (Clock::now() < end_at && !g_stop && !anyError()) {
-      elapsed += runWindow(false, Clock::now() + window);
-      reference_elapsed += runWindow(true, Clock::now() + window);
+      elapsed += transferWindow(Clock::now() + window);
+      Moved m = memcpyWindow(Clock::now() + window);
+      reference.bytes += m.bytes;
+      reference.seconds += m.seconds;
     }
   } else {
     std::thread meter;
@@ -290,7 +321,7 @@ int runInitiator(const tools::Flags& f) {
         std::printf("\n");
       });
     }
-    elapsed = runWindow(false, end_at);
+    elapsed = transferWindow(end_at);
     if (meter.joinable()) meter.join();
   }
 
@@ -326,7 +357,7 @@ int runInitiator(const tools::Flags& f) {
   std::printf("moved %.3f GB in %.2f s: %.3f GB/s; batch latency p50 %.1f us, p99 %.1f us%s\n",
               total.bytes / 1e9, elapsed, gbps, p50, p99,
               verify ? (total.verified ? "; verified" : "; VERIFY FAILED") : "");
-  const double reference_gbps = reference_elapsed > 0 ? reference_bytes / reference_elapsed / 1e9 : 0;
+  const double reference_gbps = reference.gbps();
   if (with_memcpy)
     std::printf("memcpy reference in alternating %lld ms windows: %.3f GB/s; ratio %.3f\n",
                 static_cast<long long>(f.i64("window_ms")), reference_gbps,
@@ -429,32 +460,6 @@ int runLoopback(tools::Flags& f, const char* self) {
 
 // The reference for the shm figures: plain memcpy of the same blocks between two buffers of
 // this process, `threads` threads each over its own block_size*batch_size range.
-// The reference modes' loop: `threads` threads each move their own per_thread range, block by
-// block, with move(offset) (offset from the start of all ranges) until `duration` passes or a
-// move fails. Returns GB/s; `ok` says whether every move succeeded.
-double referenceLoop(int threads, double duration, size_t per_thread, size_t block,
-                     const std::function<bool(size_t offset)>& move, bool& ok) {
-  std::atomic<uint64_t> bytes{0};
-  std::atomic<bool> failed{false};
-  auto start = Clock::now();
-  auto end_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      uint64_t mine = 0;
-      const size_t base = static_cast<size_t>(t) * per_thread;
-      while (Clock::now() < end_at && !g_stop && !failed) {
-        for (size_t off = 0; off < per_thread && !failed; off += block)
-          if (!move(base + off)) failed = true;
-        mine += per_thread;
-      }
-      bytes += mine;
-    });
-  for (auto& th : pool) th.join();
-  ok = !failed;
-  return bytes / std::chrono::duration<double>(Clock::now() - start).count() / 1e9;
-}
-
 int runMemcpy(const tools::Flags& f) {
   const size_t block = static_cast<size_t>(f.i64("block_size"));
   const size_t per_thread = block * static_cast<size_t>(f.i64("batch_size"));
@@ -463,11 +468,10 @@ int runMemcpy(const tools::Flags& f) {
   std::vector<uint8_t> src(per_thread * threads), dst(per_thread * threads);
   fillPattern(src.data(), src.size(), 0, kInitiatorSeed);
   std::memset(dst.data(), 0, dst.size());  // touch every page before timing
-  bool ok;
-  double gbps = referenceLoop(threads, duration, per_thread, block, [&](size_t off) {
+  double gbps = referenceLoop(threads, after(duration), per_thread, block, [&](size_t off) {
     std::memcpy(dst.data() + off, src.data() + off, block);
     return true;
-  }, ok);
+  }).gbps();
   std::printf("memcpy block_size=%zu threads=%d: %.3f GB/s\n", block, threads, gbps);
   if (f.boolean("json"))
     std::printf("%s\n", nlohmann::json({{"mode", "memcpy"}, {"throughput_GBps", gbps}}).dump().c_str());
@@ -498,21 +502,21 @@ int runFileIo(const tools::Flags& f) {
   if (posix_memalign(&mem, 4096, per_thread * threads) != 0) return 1;
   auto* buf = static_cast<uint8_t*>(mem);
   fillPattern(buf, per_thread * threads, 0, kInitiatorSeed);
-  bool ok;
-  double gbps = referenceLoop(threads, duration, per_thread, block, [&](size_t off) {
+  Moved moved = referenceLoop(threads, after(duration), per_thread, block, [&](size_t off) {
     ssize_t n = is_write ? ::pwrite(fd, buf + off, block, static_cast<off_t>(off))
                          : ::pread(fd, buf + off, block, static_cast<off_t>(off));
     if (n == static_cast<ssize_t>(block)) return true;
     std::perror("fileio");
     return false;
-  }, ok);
+  });
+  const double gbps = moved.gbps();
   ::close(fd);
   std::free(mem);
   std::printf("fileio %s block_size=%zu threads=%d%s: %.3f GB/s\n", is_write ? "write" : "read", block,
               threads, direct ? " O_DIRECT" : "", gbps);
   if (f.boolean("json"))
     std::printf("%s\n", nlohmann::json({{"mode", "fileio"}, {"throughput_GBps", gbps}}).dump().c_str());
-  return ok ? 0 : 1;
+  return moved.ok ? 0 : 1;
 }
 
 int main(int argc, char** argv) {
@@ -522,7 +526,7 @@ int main(int argc, char** argv) {
   f.define("protocol", "auto", "transport to use: auto | shm | file | tcp");
   f.define("file_backend", "auto", "file segments: auto | io_uring | pread");
   f.define("file", "", "fileio mode: the file to read or write");
-  f.define("copy_threads", "0", "shm copy workers (0: one per core, up to 4)");
+  f.define("copy_threads", "0", "shm copy workers (0: one per usable CPU, up to 4)");
   f.define("block_size", "65536", "bytes per request");
   f.define("batch_size", "128", "requests per batch");
   f.define("threads", "1", "initiator threads, each with its own range");

@@ -39,11 +39,11 @@ Status ShmTransport::start(TransportContext& ctx) {
   // The CPUs this process may run on (taskset, cgroup cpusets), not the machine's.
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
-  const int64_t usable = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  const int64_t usable = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? std::max(CPU_COUNT(&cpus), 1) : 1;
   int64_t threads = c.get<int64_t>("transports/shm/copy_threads", 0);
   if (threads <= 0) threads = std::clamp<int64_t>(usable, 1, 4);
   copy_threads_ = static_cast<size_t>(std::min<int64_t>(threads, 64));
-  max_copiers_ = std::max<size_t>(copy_threads_, static_cast<size_t>(std::max<int64_t>(usable, 1)));
+  max_copiers_ = std::max(copy_threads_, static_cast<size_t>(usable));
   caller_hold_ = std::chrono::microseconds(
       std::clamp<int64_t>(c.get<int64_t>("transports/shm/caller_hold_us", 1000), 0, 1000000));
   stopping_ = false;
@@ -147,7 +147,7 @@ Status ShmTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size
     FERRY_RETURN_IF_ERROR(resolve(desc, *ps, *b, mapping, s, work[i]));
     bytes += s->length;
   }
-  if (bytes <= inline_bytes_ || copy_threads_ == 0) {
+  if (bytes <= inline_bytes_) {
     for (auto& w : work) copy(w);  // small: no thread hand-off on the latency path
     return Status::OK();
   }
