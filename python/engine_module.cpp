@@ -16,8 +16,8 @@
 #include "common/log.h"
 #include "common/topology.h"
 #include "compat/classic_init.h"
-#include "core/engine.h"
-#include "core/managed_allocator.h"
+#include "compat/managed_allocator.h"
+#include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 
 namespace py = pybind11;
@@ -117,7 +117,7 @@ class PyTransferEngine {
     std::string_view data = src;
     if (length > data.size())
       return fail(Status::InvalidArgument("length exceeds the bytes given"), "write_bytes_to_buffer");
-    Status st = engine_->impl()->registry().checkLocal(dest, length);
+    Status st = ferry::ext::checkRegistered(*engine_, reinterpret_cast<const void*>(dest), length);
     if (!st.ok()) return fail(st, "write_bytes_to_buffer");
     std::memcpy(reinterpret_cast<void*>(dest), data.data(), length);
     return 0;
@@ -125,7 +125,7 @@ class PyTransferEngine {
 
   py::bytes read_bytes_from_buffer(uintptr_t source, size_t length) {
     if (!engine_) throw std::runtime_error("read_bytes_from_buffer: engine not initialized");
-    Status st = engine_->impl()->registry().checkLocal(source, length);
+    Status st = ferry::ext::checkRegistered(*engine_, reinterpret_cast<const void*>(source), length);
     if (!st.ok()) throw std::runtime_error("read_bytes_from_buffer: " + st.ToString());
     return py::bytes(reinterpret_cast<const char*>(source), length);
   }
@@ -295,7 +295,7 @@ class PyTransferEngine {
   int send_probe(const std::string& peer) {
     if (!ready("send_probe")) return -1;
     py::gil_scoped_release nogil;
-    Status st = engine_->impl()->probe(peer);
+    Status st = ferry::ext::probe(*engine_, peer);
     return st.ok() ? 0 : fail(st, "send_probe");
   }
 
@@ -315,7 +315,7 @@ class PyTransferEngine {
   std::chrono::milliseconds waitLimit() const {
     // The engine's own transfer timeout settles every task; this only bounds the wait.
     return std::chrono::milliseconds(
-        engine_->impl()->config().get<int64_t>("transfer_timeout_ms", 30000) + 10000);
+        ferry::ext::engineConfig(*engine_).get<int64_t>("transfer_timeout_ms") + 10000);
   }
 
   // Segments stay open for the engine's lifetime: names are reused call after call.

@@ -26,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/engine.h"
+#include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 #include "flags.h"
 #include "metadata/metadata_store.h"
@@ -220,7 +220,7 @@ int runInitiator(const tools::Flags& f) {
   const bool is_write = op == "write";
   const auto wait_limit =
       std::chrono::milliseconds(config->get<int64_t>("transfer_timeout_ms", 30000) + 5000);
-  std::string used_protocol = hint ? protocol : engine.impl()->transportName(seg);
+  std::string used_protocol = hint ? protocol : ext::transportName(engine, seg);
 
   const bool with_memcpy = f.str("reference") == "memcpy";
   // The memcpy reference moves the same blocks between the same local buffer and a private

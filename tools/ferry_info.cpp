@@ -1,5 +1,7 @@
 // ferry-info: inspect Ferry's configuration and segments.
 //   ferry-info --config            every config key with its default (JSON)
+//   ferry-info --options           every config key and environment variable, as the
+//                                  README's markdown tables (type, default, bounds, help)
 //   ferry-info --effective         the config this environment produces (FERRY_CONF, MC_*)
 //   ferry-info --segment=HOST:PORT a peer's buffers and exposed files (also SEGMENT#FILE)
 //   ferry-info --probe=HOST:PORT   exit 0 when the peer's RPC server answers
@@ -11,9 +13,9 @@
 #include <cstdio>
 #include <iostream>
 
-#include "core/descriptor.h"
-#include "core/engine.h"
+#include "core/option_catalog.h"
 #include "ferry/config.h"
+#include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 #include "flags.h"
 #include "metadata/metadata_store.h"
@@ -44,6 +46,7 @@ std::shared_ptr<Config> inspectorConfig(const tools::Flags& f) {
 int main(int argc, char** argv) {
   tools::Flags f;
   f.define("config", "false", "print the default configuration", true);
+  f.define("options", "false", "print every option and environment variable (markdown)", true);
   f.define("effective", "false", "print the configuration from this environment", true);
   f.define("segment", "", "print the descriptor of the segment HOST:PORT");
   f.define("probe", "", "probe the RPC server of HOST:PORT");
@@ -58,6 +61,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (f.boolean("config")) std::cout << Config::defaultsJson() << "\n";
+  if (f.boolean("options")) std::cout << optionsMarkdown();
   if (f.boolean("effective")) {
     Config c;
     Status st = c.loadFromEnv();
@@ -74,7 +78,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (!f.str("probe").empty()) {
-      Status st = engine.impl()->probe(f.str("probe"));
+      Status st = ext::probe(engine, f.str("probe"));
       std::cout << f.str("probe") << ": " << st.ToString() << "\n";
       if (!st.ok()) return 1;
     }
@@ -88,13 +92,13 @@ int main(int argc, char** argv) {
         return 1;
       }
       std::cout << "segment " << f.str("segment") << " (" << (info.type == SegmentInfo::File ? "file, " : "")
-                << "transport " << engine.impl()->transportName(id) << "): " << info.buffers.size()
+                << "transport " << ext::transportName(engine, id) << "): " << info.buffers.size()
                 << " buffer(s)\n";
       for (auto& b : info.buffers)
         std::printf("  base 0x%llx  length %llu  %s\n", static_cast<unsigned long long>(b.base),
                     static_cast<unsigned long long>(b.length), b.location.c_str());
-      std::vector<FileDesc> files;
-      if (engine.impl()->exposedFiles(id, files).ok())
+      std::vector<ext::ExposedFile> files;
+      if (ext::exposedFiles(engine, id, files).ok())
         for (auto& fd : files)
           std::printf("  file '%s' (open as '%s#%s'): %s, %llu bytes, %s\n", fd.name.c_str(),
                       f.str("segment").c_str(), fd.name.c_str(), fd.path.c_str(),
@@ -112,7 +116,7 @@ int main(int argc, char** argv) {
     SegmentID id;
     st = engine.available() ? engine.openSegment(id, f.str("selection")) : engine.initStatus();
     std::string table;
-    if (st.ok()) st = engine.impl()->describeSelection(id, table);
+    if (st.ok()) st = ext::describeSelection(engine, id, table);
     if (!st.ok()) {
       std::cerr << st.ToString() << "\n";
       return 1;

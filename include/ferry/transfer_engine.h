@@ -118,10 +118,10 @@ class TransferEngine {
   /// Moves every pending notification into notifi_list (appended).
   Status receiveNotification(std::vector<Notification>& notifi_list);
 
-  /// Internal engine, for the compatibility layers and tools.
-  EngineImpl* impl() { return impl_.get(); }
+  // Tools, bindings and tests reach further through ferry/engine_ext.h, not through this class.
 
  private:
+  friend struct EngineAccess;
   std::unique_ptr<EngineImpl> impl_;
 };
 

@@ -8,11 +8,13 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/environment.h"
+
 namespace ferry::log {
 namespace {
 
 Level levelFromEnv() {
-  const char* v = std::getenv("FERRY_LOG_LEVEL");
+  const char* v = env::value("FERRY_LOG_LEVEL");
   if (!v) return INFO;
   if (!strcasecmp(v, "debug")) return DEBUG;
   if (!strcasecmp(v, "info")) return INFO;

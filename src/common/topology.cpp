@@ -1,5 +1,7 @@
 #include "common/topology.h"
 
+#include "common/environment.h"
+
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -110,7 +112,7 @@ json gpus() {
 }  // namespace
 
 Status localTopologyJson(const std::string& device_filter, std::string& out) {
-  if (const char* custom = std::getenv("MC_CUSTOM_TOPO_JSON"); custom && *custom) {
+  if (const char* custom = env::value("MC_CUSTOM_TOPO_JSON")) {
     std::ifstream f(custom);
     if (!f) return Status::NotFound(std::string("MC_CUSTOM_TOPO_JSON: cannot open '") + custom + "'");
     std::stringstream ss;

@@ -1,7 +1,7 @@
 #include "compat/classic_init.h"
 
-#include <cstdlib>
 
+#include "common/environment.h"
 #include "common/net.h"
 #include "metadata/metadata_store.h"
 
@@ -17,7 +17,7 @@ Status classicConfig(const std::string& metadata, const std::string& local_serve
                      const std::string& ip_or_host_name, uint64_t rpc_port, Config& config) {
   FERRY_RETURN_IF_ERROR(config.loadFromEnv());
   std::string meta = metadata;
-  if (meta.empty()) meta = config.get("metadata/servers", "");
+  if (meta.empty()) meta = config.get<std::string>("metadata/servers");
   std::string type, servers;
   parseMetadataUri(meta, type, servers);
   bool p2p = type == "p2p";
@@ -37,10 +37,10 @@ Status classicConfig(const std::string& metadata, const std::string& local_serve
   if (!host.empty()) config.set("rpc/advertise_address", host);
   // Listen where we advertise when it is a literal address (e.g. 127.0.0.1), else on all
   // interfaces; MC_TCP_BIND_ADDRESS (applied by loadFromEnv) wins.
-  if (!std::getenv("MC_TCP_BIND_ADDRESS") && isLiteralIpv4(host))
+  if (!env::value("MC_TCP_BIND_ADDRESS") && isLiteralIpv4(host))
     config.set("rpc/bind_address", host);
   uint64_t want_port = 0;
-  if (std::getenv("MC_LEGACY_RPC_PORT_BINDING") || !p2p) want_port = port ? port : rpc_port;
+  if (env::value("MC_LEGACY_RPC_PORT_BINDING") || !p2p) want_port = port ? port : rpc_port;
   config.set<int64_t>("rpc/port", static_cast<int64_t>(want_port));
   return Status::OK();
 }

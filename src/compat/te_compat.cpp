@@ -10,7 +10,7 @@
 #include "compat/classic_init.h"
 #include "common/net.h"
 #include "common/topology.h"
-#include "core/engine.h"
+#include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 
 namespace mooncake {
@@ -158,7 +158,7 @@ int TransferEngine::unregisterLocalMemoryBatch(const std::vector<void*>& addr_li
 
 bool TransferEngine::checkOverlap(void* addr, uint64_t length) {
   if (!engine_) return false;
-  return engine_->impl()->registry().overlaps(reinterpret_cast<uint64_t>(addr), length);
+  return ferry::ext::overlapsRegistered(*engine_, addr, length);
 }
 
 BatchID TransferEngine::allocateBatchID(size_t batch_size) {

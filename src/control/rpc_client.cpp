@@ -1,10 +1,11 @@
 #include "control/rpc_client.h"
 
-#include <cerrno>
-#include <cstring>
-
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "common/net.h"
 
@@ -14,66 +15,110 @@ using wire::FrameHeader;
 using wire::MsgType;
 
 RpcClient::~RpcClient() {
-  for (auto& [k, ch] : channels_)
-    if (ch->fd >= 0) ::close(ch->fd);
+  for (auto& [where, conns] : idle_)
+    for (auto& c : conns) ::close(c.fd);
 }
 
-void RpcClient::drop(const std::string& host, uint16_t port) {
-  std::shared_ptr<Channel> ch;
+void RpcClient::shutdown() {
+  std::lock_guard lock(mu_);
+  shut_ = true;
+  for (int fd : busy_fds_) ::shutdown(fd, SHUT_RDWR);
+  for (auto& [where, conns] : idle_)
+    for (auto& c : conns) ::close(c.fd);
+  idle_.clear();
+}
+
+size_t RpcClient::idleConnections() const {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (auto& [where, conns] : idle_) n += conns.size();
+  return n;
+}
+
+bool RpcClient::takeIdle(const std::string& where, Conn& out) {
+  std::lock_guard lock(mu_);
+  auto it = idle_.find(where);
+  if (it == idle_.end()) return false;
+  out = it->second.back();
+  it->second.pop_back();
+  if (it->second.empty()) idle_.erase(it);
+  busy_fds_.push_back(out.fd);
+  return true;
+}
+
+void RpcClient::putIdle(const std::string& where, Conn c) {
   {
     std::lock_guard lock(mu_);
-    auto it = channels_.find(net::joinHostPort(host, port));
-    if (it == channels_.end()) return;
-    ch = it->second;
+    busy_fds_.erase(std::find(busy_fds_.begin(), busy_fds_.end(), c.fd));
+    if (!shut_ && c.fd >= 0) {
+      auto& conns = idle_[where];
+      if (conns.size() < max_idle_) {
+        conns.push_back(c);
+        return;
+      }
+    }
   }
-  std::lock_guard lock(ch->mu);
-  if (ch->fd >= 0) ::close(ch->fd);
-  ch->fd = -1;
+  if (c.fd >= 0) ::close(c.fd);
+}
+
+void RpcClient::track(int fd, bool add) {
+  std::lock_guard lock(mu_);
+  if (add)
+    busy_fds_.push_back(fd);
+  else
+    busy_fds_.erase(std::find(busy_fds_.begin(), busy_fds_.end(), fd));
+}
+
+Status RpcClient::open(const std::string& host, uint16_t port, Conn& out) {
+  {
+    std::lock_guard lock(mu_);
+    if (shut_) return Status::Canceled("engine is shutting down");
+  }
+  int fd = -1;
+  FERRY_RETURN_IF_ERROR(net::connectTcp(host, port, timeout_ms_, fd));
+  timeval tv{timeout_ms_ / 1000, (timeout_ms_ % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  out = Conn{fd, 1};
+  track(fd, true);
+  return Status::OK();
 }
 
 Status RpcClient::call(const std::string& host, uint16_t port, MsgType type,
                        std::string_view body, std::string* reply) {
-  std::shared_ptr<Channel> ch;
-  {
-    std::lock_guard lock(mu_);
-    auto& slot = channels_[net::joinHostPort(host, port)];
-    if (!slot) slot = std::make_shared<Channel>();
-    ch = slot;
-  }
-  std::lock_guard lock(ch->mu);
-  bool reused = ch->fd >= 0;
+  const std::string where = net::joinHostPort(host, port);
+  Conn c;
+  bool reused = takeIdle(where, c);
+  if (!reused) FERRY_RETURN_IF_ERROR(open(host, port, c));
   bool sent = false;
-  Status st = callOnce(*ch, host, port, type, body, reply, sent);
-  // A cached connection may have died while idle (peer restarted): one fresh try, but only
+  Status st = exchange(c, where, type, body, reply, sent);
+  // An idle connection may have died meanwhile (peer restarted): one fresh try, but only
   // when the peer cannot have acted on the request.
-  if (!st.ok() && reused && ch->fd < 0 && !sent)
-    st = callOnce(*ch, host, port, type, body, reply, sent);
+  if (!st.ok() && reused && c.fd < 0 && !sent) {
+    st = open(host, port, c);
+    if (st.ok()) st = exchange(c, where, type, body, reply, sent);
+  }
+  if (c.fd >= 0) putIdle(where, c);
   return st;
 }
 
-Status RpcClient::callOnce(Channel& ch, const std::string& host, uint16_t port, MsgType type,
-                           std::string_view body, std::string* reply, bool& sent) {
+Status RpcClient::exchange(Conn& c, const std::string& where, MsgType type, std::string_view body,
+                           std::string* reply, bool& sent) {
   sent = false;
-  std::string where = net::joinHostPort(host, port);
-  if (ch.fd < 0) {
-    FERRY_RETURN_IF_ERROR(net::connectTcp(host, port, timeout_ms_, ch.fd));
-    timeval tv{timeout_ms_ / 1000, (timeout_ms_ % 1000) * 1000};
-    ::setsockopt(ch.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(ch.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  }
+  const wire::MessageTable& table = wire::controlMessages();
   auto fail = [&](const Status& st) {
-    ::close(ch.fd);
-    ch.fd = -1;
+    track(c.fd, false);
+    ::close(c.fd);
+    c.fd = -1;
     if (st.code() == Status::Code::kUnavailable || st.code() == Status::Code::kTimeout)
-      return Status(st.code(), wire::typeName(type) + std::string(" to ") + where + ": " +
-                                   st.message());
+      return Status(st.code(), table.name(type) + std::string(" to ") + where + ": " + st.message());
     return st;
   };
-  FrameHeader h{type, static_cast<uint32_t>(body.size()), 0, ch.next_id++};
+  FrameHeader h{type, static_cast<uint32_t>(body.size()), 0, c.next_id++};
   uint8_t hb[wire::kHeaderSize];
   wire::encodeHeader(h, hb);
   iovec iov[2] = {{hb, sizeof hb}, {const_cast<char*>(body.data()), body.size()}};
-  Status st = net::writeAllV(ch.fd, iov, body.empty() ? 1 : 2);
+  Status st = net::writeAllV(c.fd, iov, body.empty() ? 1 : 2);
   if (!st.ok()) return fail(st);
   // A response byte proves the peer saw the request; until then a retry is safe.
   uint8_t first;
@@ -81,7 +126,7 @@ Status RpcClient::callOnce(Channel& ch, const std::string& host, uint16_t port, 
   // EINTR is not the peer's silence: io_uring task work and signals interrupt a socket
   // wait that has a timeout (SO_RCVTIMEO) instead of restarting it.
   do {
-    n = ::recv(ch.fd, &first, 1, MSG_PEEK);
+    n = ::recv(c.fd, &first, 1, MSG_PEEK);
   } while (n < 0 && errno == EINTR);
   if (n == 0) return fail(Status::Unavailable("connection closed by peer"));
   if (n < 0)
@@ -89,17 +134,17 @@ Status RpcClient::callOnce(Channel& ch, const std::string& host, uint16_t port, 
                     ? Status::Timeout("no response within " + std::to_string(timeout_ms_) + " ms")
                     : Status::Unavailable(std::string("receive failed: ") + strerror(errno)));
   sent = true;
-  st = net::readAll(ch.fd, hb, sizeof hb);
+  st = net::readAll(c.fd, hb, sizeof hb);
   if (!st.ok()) return fail(st);
   FrameHeader rh;
-  st = wire::decodeHeader(hb, sizeof hb, rh);
+  st = wire::decodeHeader(hb, sizeof hb, table, rh);
   if (!st.ok()) return fail(st);
-  if (rh.request_id != h.request_id ||
-      static_cast<uint16_t>(rh.type) != static_cast<uint16_t>(type) + 1)
-    return fail(Status::Corrupted(std::string("unexpected response ") + wire::typeName(rh.type) +
+  const wire::MessageSpec* spec = table.find(type);
+  if (rh.request_id != h.request_id || !spec || rh.type != spec->response)
+    return fail(Status::Corrupted(std::string("unexpected response ") + table.name(rh.type) +
                                   " from " + where));
   std::string rbody(rh.body_len, '\0');
-  st = net::readAll(ch.fd, rbody.data(), rbody.size());
+  st = net::readAll(c.fd, rbody.data(), rbody.size());
   if (!st.ok()) return fail(st);
   if (rh.status != 0) return wire::fromWire(rh.status, where + " answered: " + rbody);
   if (reply) *reply = std::move(rbody);

@@ -1,13 +1,16 @@
-// Request/response calls to peers' RPC servers (descriptor fetch, notify, probe). One
-// cached connection per endpoint; every call has a deadline.
+// Request/response calls to peers' RPC servers (descriptor fetch, notify, probe). Idle
+// connections are kept per endpoint and reused; a call takes one out of the pool (or opens
+// a new one) and does its I/O without holding any lock, so a frozen peer delays only the
+// calls made to it. Every call has a deadline.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "control/wire.h"
 #include "ferry/status.h"
@@ -16,28 +19,40 @@ namespace ferry {
 
 class RpcClient {
  public:
-  explicit RpcClient(int timeout_ms) : timeout_ms_(timeout_ms) {}
+  /// `timeout_ms` bounds the connect and the wait for each response.
+  explicit RpcClient(int timeout_ms, size_t max_idle_per_endpoint = 4)
+      : timeout_ms_(timeout_ms), max_idle_(max_idle_per_endpoint) {}
   ~RpcClient();
 
   /// Sends `type` with `body` to host:port and waits for the matching response. A non-OK
   /// status in the response comes back as that Status with the peer's message.
   Status call(const std::string& host, uint16_t port, wire::MsgType type, std::string_view body,
               std::string* reply = nullptr);
-  /// Closes the cached connection to host:port (e.g. after the peer restarted).
-  void drop(const std::string& host, uint16_t port);
+  /// Makes every call in progress and later fail at once (Canceled): shutdown.
+  void shutdown();
+  /// Idle connections kept, over all endpoints (tests).
+  size_t idleConnections() const;
 
  private:
-  struct Channel {
-    std::mutex mu;
+  struct Conn {
     int fd = -1;
     uint64_t next_id = 1;
   };
-  Status callOnce(Channel& ch, const std::string& host, uint16_t port, wire::MsgType type,
-                  std::string_view body, std::string* reply, bool& sent);
+  // One exchange on `c`; `sent` tells whether the peer may have seen the request.
+  Status exchange(Conn& c, const std::string& where, wire::MsgType type, std::string_view body,
+                  std::string* reply, bool& sent);
+  Status open(const std::string& host, uint16_t port, Conn& out);
+  bool takeIdle(const std::string& where, Conn& out);
+  void putIdle(const std::string& where, Conn c);
+  void track(int fd, bool add);
 
-  int timeout_ms_;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Channel>> channels_;
+  const int timeout_ms_;
+  const size_t max_idle_;
+  // Guards idle_, busy_fds_ and shut_; never held across I/O. A leaf lock.
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<Conn>> idle_;  // by "host:port"
+  std::vector<int> busy_fds_;  // connections in a call now (shutdown() wakes them)
+  bool shut_ = false;
 };
 
 }  // namespace ferry

@@ -11,8 +11,8 @@ using wire::FrameHeader;
 using wire::MsgType;
 
 ServerConnection::ServerConnection(int fd, int spin_us, std::string peer,
-                                   const std::atomic<uint64_t>* epoch)
-    : fd_(fd), epoch_(epoch), reader_(fd, spin_us), peer_(std::move(peer)) {}
+                                   const wire::MessageTable& table, const std::atomic<uint64_t>* epoch)
+    : fd_(fd), table_(table), epoch_(epoch), reader_(fd, spin_us), peer_(std::move(peer)) {}
 
 void ServerConnection::respond(MsgType type, uint64_t request_id, const Status& status,
                                std::string_view body) {
@@ -47,12 +47,28 @@ Status ServerConnection::flush() {
   return st;
 }
 
-void RpcServer::setHandler(MsgType type, Handler handler) {
-  handlers_[static_cast<size_t>(type) & 15] = std::move(handler);
+RpcServer::RpcServer() { wire::defineControlMessages(table_); }
+
+Status RpcServer::defineMessage(MsgType type, const wire::MessageSpec& spec) {
+  if (started_) return Status::InternalError("messages are defined before the RPC server starts");
+  return table_.define(type, spec);
+}
+
+Status RpcServer::setHandler(MsgType type, Handler handler) {
+  if (started_) return Status::InternalError("handlers are set before the RPC server starts");
+  const wire::MessageSpec* spec = table_.find(type);
+  if (!spec || !spec->request)
+    return Status::InvalidArgument("message type " + std::to_string(static_cast<uint16_t>(type)) +
+                                   " is not a defined request");
+  Handler& slot = handlers_[static_cast<uint16_t>(type)];
+  if (slot) return Status::AlreadyExists(std::string(spec->name) + " already has a handler");
+  slot = std::move(handler);
+  return Status::OK();
 }
 
 Status RpcServer::start(const Options& options) {
   options_ = options;
+  started_ = true;
   net::TcpServer::Options to;
   to.bind_address = options.bind_address;
   to.port = options.port;
@@ -62,7 +78,7 @@ Status RpcServer::start(const Options& options) {
 }
 
 void RpcServer::serve(int fd, const std::string& peer) {
-  ServerConnection conn(fd, options_.spin_us, peer, options_.epoch);
+  ServerConnection conn(fd, options_.spin_us, peer, table_, options_.epoch);
   uint8_t hb[wire::kHeaderSize];
   while (!server_.stopping()) {
     if (conn.reader().buffered() == 0 && !conn.flush().ok()) break;
@@ -73,18 +89,18 @@ void RpcServer::serve(int fd, const std::string& peer) {
       break;
     }
     FrameHeader h;
-    st = wire::decodeHeader(hb, sizeof hb, h);
-    if (st.ok() && !wire::isRequest(h.type))
-      st = Status::Corrupted(std::string("unexpected ") + wire::typeName(h.type) + " from a client");
+    st = wire::decodeHeader(hb, sizeof hb, table_, h);
+    const wire::MessageSpec* spec = st.ok() ? table_.find(h.type) : nullptr;
+    if (st.ok() && !spec->request)
+      st = Status::Corrupted(std::string("unexpected ") + spec->name + " from a client");
     if (st.ok()) {
-      Handler& handler = handlers_[static_cast<size_t>(h.type) & 15];
+      Handler& handler = handlers_[static_cast<uint16_t>(h.type)];
       if (handler) {
         st = handler(h, conn);
       } else {
         st = conn.reader().skip(h.body_len);
-        conn.respond(static_cast<MsgType>(static_cast<uint16_t>(h.type) + 1), h.request_id,
-                     Status::NotSupported(std::string(wire::typeName(h.type)) +
-                                          " is not served here"));
+        conn.respond(spec->response, h.request_id,
+                     Status::NotSupported(std::string(spec->name) + " is not served here"));
       }
     }
     if (!st.ok()) {

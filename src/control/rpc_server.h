@@ -1,9 +1,11 @@
 // The engine's RPC server: one listening socket, one thread per connection, frames
-// dispatched to handlers by type. Control messages (descriptor, notify, probe) and the TCP
-// transport's data messages (write, read) share it. A malformed frame closes only its own
-// connection, with one log line.
+// dispatched to handlers by type. Control messages (descriptor, notify, probe) and the
+// transports' messages (tcp: write, read) share it; each owner defines its types in the
+// server's table before start, and a type is served by one handler only. A malformed frame
+// closes only its own connection, with one log line.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -19,10 +21,12 @@ namespace ferry {
 
 class ServerConnection {
  public:
-  ServerConnection(int fd, int spin_us, std::string peer,
+  ServerConnection(int fd, int spin_us, std::string peer, const wire::MessageTable& table,
                    const std::atomic<uint64_t>* epoch = nullptr);
   net::SocketReader& reader() { return reader_; }
   const std::string& peer() const { return peer_; }
+  /// The server's message table (names for logs).
+  const wire::MessageTable& messages() const { return table_; }
 
   /// Queues a small response; queued responses go out before the next blocking read, so
   /// a burst of acks costs one send.
@@ -37,6 +41,7 @@ class ServerConnection {
   uint64_t epoch() const { return epoch_ ? epoch_->load(std::memory_order_acquire) : 0; }
 
   int fd_;
+  const wire::MessageTable& table_;
   const std::atomic<uint64_t>* epoch_;
   net::SocketReader reader_;
   std::string peer_;
@@ -59,8 +64,14 @@ class RpcServer {
     const std::atomic<uint64_t>* epoch = nullptr;
   };
 
-  /// Handlers must be set before start().
-  void setHandler(wire::MsgType type, Handler handler);
+  RpcServer();
+
+  /// Defines a message type for this server's frames (the control messages are defined
+  /// from the start). Before start() only.
+  Status defineMessage(wire::MsgType type, const wire::MessageSpec& spec);
+  /// Serves request `type`, which must be defined. AlreadyExists when another handler
+  /// serves it. Before start() only.
+  Status setHandler(wire::MsgType type, Handler handler);
   Status start(const Options& options);
   void stop() { server_.stop(); }
   uint16_t port() const { return server_.port(); }
@@ -70,7 +81,9 @@ class RpcServer {
   void serve(int fd, const std::string& peer);
 
   Options options_;
-  Handler handlers_[16];
+  wire::MessageTable table_;
+  std::array<Handler, wire::kMaxMessageType + 1> handlers_;
+  std::atomic<bool> started_{false};
   net::TcpServer server_;
 };
 

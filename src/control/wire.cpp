@@ -1,44 +1,73 @@
 #include "control/wire.h"
 
+#include <cstdio>
+#include <utility>
+
 #include "common/endian.h"
 
 namespace ferry::wire {
 
-bool isRequest(MsgType t) {
-  switch (t) {
-    case MsgType::kGetDescriptor:
-    case MsgType::kNotify:
-    case MsgType::kProbe:
-    case MsgType::kWrite:
-    case MsgType::kRead:
-    case MsgType::kFileWrite:
-    case MsgType::kFileRead:
-      return true;
-    default:
-      return false;
+Status MessageTable::define(MsgType type, const MessageSpec& spec) {
+  const auto t = static_cast<uint16_t>(type);
+  if (t < 1 || t > kMaxMessageType)
+    return Status::InvalidArgument("message type " + std::to_string(t) + " outside 1.." +
+                                   std::to_string(kMaxMessageType));
+  if (!spec.name) return Status::InvalidArgument("message type " + std::to_string(t) + " needs a name");
+  if (specs_[t].name)
+    return Status::AlreadyExists("message type " + std::to_string(t) + " is already " + specs_[t].name);
+  if (spec.request) {
+    const MessageSpec* resp = find(spec.response);
+    if (!resp || resp->request)
+      return Status::InvalidArgument(std::string("request ") + spec.name + " needs its response defined first");
   }
+  specs_[t] = spec;
+  return Status::OK();
 }
 
-size_t rangeSizeOf(MsgType t) {
-  return t == MsgType::kFileWrite || t == MsgType::kFileRead ? kFileRangeSize : kRangeSize;
+const MessageSpec* MessageTable::find(MsgType type) const {
+  const auto t = static_cast<uint16_t>(type);
+  if (t > kMaxMessageType || !specs_[t].name) return nullptr;
+  return &specs_[t];
 }
 
-const char* typeName(MsgType t) {
-  switch (t) {
-    case MsgType::kGetDescriptor: return "GetDescriptor";
-    case MsgType::kDescriptor: return "Descriptor";
-    case MsgType::kNotify: return "Notify";
-    case MsgType::kNotifyAck: return "NotifyAck";
-    case MsgType::kProbe: return "Probe";
-    case MsgType::kProbeAck: return "ProbeAck";
-    case MsgType::kWrite: return "Write";
-    case MsgType::kWriteAck: return "WriteAck";
-    case MsgType::kRead: return "Read";
-    case MsgType::kReadData: return "ReadData";
-    case MsgType::kFileWrite: return "FileWrite";
-    case MsgType::kFileRead: return "FileRead";
-  }
-  return "?";
+const char* MessageTable::name(MsgType type) const {
+  const MessageSpec* s = find(type);
+  return s ? s->name : "?";
+}
+
+Status MessageTable::check(const FrameHeader& h) const {
+  const MessageSpec* spec = find(h.type);
+  if (!spec) return Status::Corrupted("unknown message type " + std::to_string(static_cast<uint16_t>(h.type)));
+  if (spec->request && (h.status != 0 || h.epoch != 0))
+    return Status::Corrupted(std::string("request ") + spec->name + " with a status or epoch");
+  bool fits = h.status != 0 ? !spec->request && h.body_len <= kMaxErrorBytes
+                            : h.body_len >= spec->min_body && h.body_len <= spec->max_body;
+  if (!fits)
+    return Status::Corrupted("body length " + std::to_string(h.body_len) + " not allowed for " +
+                             spec->name);
+  return Status::OK();
+}
+
+void defineControlMessages(MessageTable& table) {
+  // Every table starts with these, so a failure here is a programming error (tested).
+  const std::pair<MsgType, MessageSpec> control[] = {
+      {MsgType::kDescriptor, {"Descriptor", false, 0, kMaxDescriptorBytes}},
+      {MsgType::kGetDescriptor, {"GetDescriptor", true, 0, 0, MsgType::kDescriptor}},
+      {MsgType::kNotifyAck, {"NotifyAck", false, 0, 0}},
+      {MsgType::kNotify, {"Notify", true, 8, kMaxNotifyBytes + 8, MsgType::kNotifyAck}},
+      {MsgType::kProbeAck, {"ProbeAck", false, 0, 0}},
+      {MsgType::kProbe, {"Probe", true, 0, 0, MsgType::kProbeAck}},
+  };
+  for (const auto& [type, spec] : control) table.define(type, spec).IgnoreError();
+}
+
+const MessageTable& controlMessages() {
+  static const MessageTable table = [] {
+    MessageTable t;
+    defineControlMessages(t);
+    return t;
+  }();
+  return table;
 }
 
 void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]) {
@@ -51,91 +80,27 @@ void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]) {
   putU64(out + 24, h.epoch);
 }
 
-namespace {
-
-// Largest body each type may carry; error responses may carry kMaxErrorBytes of text.
-bool bodyLenAllowed(MsgType t, uint32_t status, uint32_t len) {
-  if (status != 0) return !isRequest(t) && len <= kMaxErrorBytes;
-  switch (t) {
-    case MsgType::kGetDescriptor:
-    case MsgType::kProbe:
-    case MsgType::kProbeAck:
-    case MsgType::kNotifyAck:
-    case MsgType::kWriteAck:
-      return len == 0;
-    case MsgType::kDescriptor: return len <= kMaxDescriptorBytes;
-    case MsgType::kNotify: return len >= 8 && len <= kMaxNotifyBytes + 8;
-    case MsgType::kWrite: return len >= kRangeSize && len - kRangeSize <= kMaxDataBytes;
-    case MsgType::kRead: return len == kRangeSize;
-    case MsgType::kReadData: return len <= kMaxDataBytes;
-    case MsgType::kFileWrite: return len >= kFileRangeSize && len - kFileRangeSize <= kMaxDataBytes;
-    case MsgType::kFileRead: return len == kFileRangeSize;
-  }
-  return false;
-}
-
-}  // namespace
-
-Status decodeHeader(const uint8_t* data, size_t len, FrameHeader& out) {
+Status decodeHeader(const uint8_t* data, size_t len, const MessageTable& table, FrameHeader& out) {
   if (len < kHeaderSize) return Status::Corrupted("truncated frame header");
   uint32_t magic = getU32(data);
-  if (magic != kMagic) return Status::Corrupted("bad magic 0x" + [&] {
-      char b[16];
-      snprintf(b, sizeof b, "%08x", magic);
-      return std::string(b);
-    }());
+  if (magic != kMagic) {
+    char b[16];
+    std::snprintf(b, sizeof b, "%08x", magic);
+    return Status::Corrupted(std::string("bad magic 0x") + b);
+  }
   uint16_t version = getU16(data + 4);
   if (version != kVersion)
     return Status::Corrupted("unsupported protocol version " + std::to_string(version));
-  uint16_t type = getU16(data + 6);
-  if (type < static_cast<uint16_t>(MsgType::kGetDescriptor) ||
-      type > static_cast<uint16_t>(MsgType::kFileRead))
-    return Status::Corrupted("unknown message type " + std::to_string(type));
   FrameHeader h;
-  h.type = static_cast<MsgType>(type);
+  h.type = static_cast<MsgType>(getU16(data + 6));
   h.body_len = getU32(data + 8);
   h.status = getU32(data + 12);
   h.request_id = getU64(data + 16);
   h.epoch = getU64(data + 24);
-  if (isRequest(h.type) && (h.status != 0 || h.epoch != 0))
-    return Status::Corrupted(std::string("request ") + typeName(h.type) +
-                             " with a status or epoch");
   if (h.status > static_cast<uint32_t>(Status::Code::kInternalError))
     return Status::Corrupted("unknown status code " + std::to_string(h.status));
-  if (!bodyLenAllowed(h.type, h.status, h.body_len))
-    return Status::Corrupted(std::string("body length ") + std::to_string(h.body_len) +
-                             " not allowed for " + typeName(h.type));
+  FERRY_RETURN_IF_ERROR(table.check(h));
   out = h;
-  return Status::OK();
-}
-
-void encodeRange(uint64_t addr, uint64_t length, uint8_t out[kRangeSize]) {
-  putU64(out, addr);
-  putU64(out + 8, length);
-}
-
-void encodeFileRange(uint64_t file_id, uint64_t offset, uint64_t length, uint8_t out[kFileRangeSize]) {
-  putU64(out, file_id);
-  encodeRange(offset, length, out + 8);
-}
-
-Status decodeRange(const FrameHeader& h, const uint8_t* data, size_t len, uint64_t& addr,
-                   uint64_t& length, uint64_t* file_id) {
-  const size_t range_size = rangeSizeOf(h.type);
-  if (len < range_size) return Status::Corrupted("truncated range");
-  if (range_size == kFileRangeSize) {
-    if (!file_id) return Status::Corrupted("file range where a memory range was expected");
-    *file_id = getU64(data);
-    data += 8;
-  }
-  addr = getU64(data);
-  length = getU64(data + 8);
-  if (length == 0 || length > kMaxDataBytes)
-    return Status::Corrupted("range length " + std::to_string(length) + " out of bounds");
-  if (addr + length < addr) return Status::Corrupted("range wraps around the address space");
-  bool write = h.type == MsgType::kWrite || h.type == MsgType::kFileWrite;
-  if (write && h.body_len != range_size + length)
-    return Status::Corrupted("write length disagrees with frame length");
   return Status::OK();
 }
 
@@ -171,25 +136,22 @@ Status fromWire(uint32_t code, std::string_view message) {
   return Status(static_cast<Status::Code>(code), message);
 }
 
-Status parseFrames(const uint8_t* data, size_t len, size_t* frames_out) {
+Status checkControlBody(const FrameHeader& h, const uint8_t* body) {
+  if (h.type != MsgType::kNotify) return Status::OK();
+  Notification n;
+  return decodeNotify({reinterpret_cast<const char*>(body), h.body_len}, n);
+}
+
+Status parseFrames(const uint8_t* data, size_t len, const MessageTable& table,
+                   BodyChecker check_body, size_t* frames_out) {
   size_t frames = 0;
   while (len > 0) {
     FrameHeader h;
-    FERRY_RETURN_IF_ERROR(decodeHeader(data, len, h));
+    FERRY_RETURN_IF_ERROR(decodeHeader(data, len, table, h));
     data += kHeaderSize;
     len -= kHeaderSize;
     if (h.body_len > len) return Status::Corrupted("truncated frame body");
-    if (h.status == 0) {
-      if (h.type == MsgType::kWrite || h.type == MsgType::kRead || h.type == MsgType::kFileWrite ||
-          h.type == MsgType::kFileRead) {
-        uint64_t addr, length, file_id;
-        FERRY_RETURN_IF_ERROR(decodeRange(h, data, h.body_len, addr, length, &file_id));
-      } else if (h.type == MsgType::kNotify) {
-        Notification n;
-        FERRY_RETURN_IF_ERROR(
-            decodeNotify({reinterpret_cast<const char*>(data), h.body_len}, n));
-      }
-    }
+    if (h.status == 0 && check_body) FERRY_RETURN_IF_ERROR(check_body(h, data));
     data += h.body_len;
     len -= h.body_len;
     ++frames;

@@ -1,8 +1,12 @@
 // Ferry's framed binary protocol (docs/wire-protocol.md). Every frame is a 32-byte
-// little-endian header followed by body_len bytes. Decoders validate magic, version,
-// type and per-type length caps before anything else looks at a frame.
+// little-endian header followed by body_len bytes. A frame is checked against a
+// MessageTable (type defined, request/response rules, body bounds) before anything else
+// looks at it. The control plane defines message types 1-6 here; each transport defines
+// its own in its folder (tcp: 7-12) on the RPC server it shares, and a type is defined
+// once: a second definition is refused, never silently overwritten.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -16,14 +20,12 @@ namespace ferry::wire {
 constexpr uint32_t kMagic = 0x59525246;  // bytes "FRRY" on the wire
 constexpr uint16_t kVersion = 2;
 constexpr size_t kHeaderSize = 32;
-constexpr size_t kRangeSize = 16;  // u64 address + u64 length
-constexpr size_t kFileRangeSize = 24;  // u64 file id, then a range (the address is a file offset)
 
-constexpr uint32_t kMaxDataBytes = 64u << 20;       // one WRITE/READ payload
 constexpr uint32_t kMaxDescriptorBytes = 16u << 20;  // a segment descriptor
 constexpr uint32_t kMaxNotifyBytes = 1u << 20;       // name + message of a notification
 constexpr uint32_t kMaxErrorBytes = 4096;            // error text in a failed response
 
+/// A message type, 1..kMaxMessageType.
 enum class MsgType : uint16_t {
   kGetDescriptor = 1,  // -> kDescriptor (body: descriptor JSON)
   kDescriptor = 2,
@@ -31,19 +33,9 @@ enum class MsgType : uint16_t {
   kNotifyAck = 4,
   kProbe = 5,  // -> kProbeAck
   kProbeAck = 6,
-  kWrite = 7,  // body: range, then `length` payload bytes -> kWriteAck
-  kWriteAck = 8,
-  kRead = 9,  // body: range -> kReadData (body: `length` bytes)
-  kReadData = 10,
-  kFileWrite = 11,  // body: file range, then `length` payload bytes -> kWriteAck
-  kFileRead = 12,   // body: file range -> kReadData
+  // 7..12: the tcp transport's (transport/tcp/tcp_wire.h); 13..63 free.
 };
-
-/// Bytes of range in front of a WRITE/READ payload: kRangeSize, or kFileRangeSize for files.
-size_t rangeSizeOf(MsgType t);
-
-bool isRequest(MsgType t);
-const char* typeName(MsgType t);
+constexpr uint16_t kMaxMessageType = 63;
 
 struct FrameHeader {
   MsgType type{};
@@ -55,16 +47,40 @@ struct FrameHeader {
   uint64_t epoch = 0;
 };
 
-void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]);
-/// Validates and decodes a header. Corrupted on any violation, with the reason.
-Status decodeHeader(const uint8_t* data, size_t len, FrameHeader& out);
+/// What frames of one type may carry.
+struct MessageSpec {
+  const char* name = nullptr;  // null: the type is not defined
+  bool request = false;
+  uint32_t min_body = 0, max_body = 0;  // bounds of an OK frame's body
+  MsgType response{};  // a request's answer (also for "not served here" replies)
+};
 
-void encodeRange(uint64_t addr, uint64_t length, uint8_t out[kRangeSize]);
-void encodeFileRange(uint64_t file_id, uint64_t offset, uint64_t length, uint8_t out[kFileRangeSize]);
-/// Decodes a (FILE_)WRITE/READ range and checks it against the header's body_len. For the
-/// file types `file_id` receives the file id (it must be non-null then).
-Status decodeRange(const FrameHeader& h, const uint8_t* data, size_t len, uint64_t& addr,
-                   uint64_t& length, uint64_t* file_id = nullptr);
+/// The message types one side understands, with their bounds.
+class MessageTable {
+ public:
+  /// Defines `type`. InvalidArgument outside 1..kMaxMessageType (or a request whose
+  /// response type is not defined yet); AlreadyExists when the type is taken.
+  Status define(MsgType type, const MessageSpec& spec);
+  /// The spec of `type`, or null when it is not defined here.
+  const MessageSpec* find(MsgType type) const;
+  /// Name for messages and logs ("?" when not defined here).
+  const char* name(MsgType type) const;
+  /// Request/response rules and body bounds; Corrupted with the reason on a violation.
+  Status check(const FrameHeader& h) const;
+
+ private:
+  std::array<MessageSpec, kMaxMessageType + 1> specs_{};
+};
+
+/// Defines the control plane's messages (descriptor, notify, probe) in `table`.
+void defineControlMessages(MessageTable& table);
+/// A table holding only the control messages (for the control plane's clients).
+const MessageTable& controlMessages();
+
+void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]);
+/// Validates and decodes a header against `table`. Corrupted on any violation, with the
+/// reason.
+Status decodeHeader(const uint8_t* data, size_t len, const MessageTable& table, FrameHeader& out);
 
 std::string encodeNotify(const Notification& n);
 Status decodeNotify(std::string_view body, Notification& out);
@@ -73,8 +89,15 @@ Status decodeNotify(std::string_view body, Notification& out);
 uint32_t toWire(const Status& s);
 Status fromWire(uint32_t code, std::string_view message);
 
-/// Walks a buffer holding whole frames, decoding every header and control body; used by
-/// the fuzz target and the bounded random-input test. Returns the first error.
-Status parseFrames(const uint8_t* data, size_t len, size_t* frames_out = nullptr);
+/// Checks the body of a frame already decoded against `table`; the control plane's (a
+/// notification's lengths) here, a transport's through its own checker. Used by the fuzz
+/// target and the bounded random-input test.
+using BodyChecker = Status (*)(const FrameHeader& h, const uint8_t* body);
+Status checkControlBody(const FrameHeader& h, const uint8_t* body);
+
+/// Walks a buffer holding whole frames, decoding every header against `table` and checking
+/// each OK body with `check_body`. Returns the first error.
+Status parseFrames(const uint8_t* data, size_t len, const MessageTable& table,
+                   BodyChecker check_body, size_t* frames_out = nullptr);
 
 }  // namespace ferry::wire

@@ -1,64 +1,19 @@
 #include "ferry/config.h"
 
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/environment.h"
 #include "common/log.h"
+#include "core/option_catalog.h"
 
 namespace ferry {
 
 using json = nlohmann::json;
-
-// Every key Ferry reads, with its default. `ferry-info --config` prints this table.
-static const char* kDefaults = R"({
-  "local_segment_name": "",
-  "metadata": { "type": "p2p", "servers": "", "cluster_id": "default", "lease_ttl_s": 10,
-                "embedded_server": "" },
-  "rpc": {
-    "bind_address": "0.0.0.0",
-    "advertise_address": "",
-    "port": 0,
-    "max_connections": 1024
-  },
-  "transfer_timeout_ms": 30000,
-  "connect_timeout_ms": 3000,
-  "polling": false,
-  "polling_spin_us": 200,
-  "wait_spin_us": 50,
-  "log_level": "info",
-  "metrics": { "enable": false, "interval_s": 5 },
-  "rdma": { "bind_address": "" },
-  "batch": { "max_size": 1048576 },
-  "selector": { "max_failover_attempts": 2, "policies": [] },
-  "files": { "expose": [], "direct_io": true, "direct_alignment": 4096 },
-  "transports": {
-    "local": { "enable": true },
-    "shm": {
-      "enable": true,
-      "copy_threads": 0,
-      "slice_size": 1048576,
-      "inline_bytes": 65536,
-      "cross_memory_attach": true
-    },
-    "file": {
-      "enable": true,
-      "backend": "auto",
-      "workers": 1,
-      "queue_depth": 32,
-      "slice_size": 1048576
-    },
-    "tcp": {
-      "enable": true,
-      "connections_per_peer": 0,
-      "slice_size": 1048576,
-      "max_slice_size": 67108864,
-      "inline_send_bytes": 262144
-    }
-  }
-})";
 
 struct Config::Impl {
   json tree;
@@ -84,9 +39,59 @@ const json* lookup(const json& tree, std::string_view key) {
   }
 }
 
+const json& defaultTree() {
+  static const json tree = json::parse(catalogDefaultsJson(-1));
+  return tree;
+}
+
+bool parseInt(const std::string& s, int64_t& out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size() && !s.empty();
+}
+
+// The value as the declared type, or why it is not one. Numbers given as strings are
+// accepted (configs built from environment text), as Config::get does.
+Status checkValue(const OptionDecl& d, const json& v) {
+  auto bad = [&](const std::string& want) {
+    return Status::InvalidArgument("config key '" + d.key + "' must be " + want + ", got " + v.dump());
+  };
+  switch (d.type) {
+    case OptionType::kBool:
+      if (v.is_boolean() || (v.is_number_integer() && (v.get<int64_t>() == 0 || v.get<int64_t>() == 1)))
+        return Status::OK();
+      if (v.is_string() && (v == "true" || v == "false" || v == "1" || v == "0")) return Status::OK();
+      return bad("true or false");
+    case OptionType::kInt: {
+      int64_t n = 0;
+      bool is_int = v.is_number_integer() || (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())));
+      if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) is_int = false;
+      if (is_int) n = v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
+      else if (v.is_string()) is_int = parseInt(v.get<std::string>(), n);
+      std::string range = "an integer in [" + std::to_string(d.min) + ", " + std::to_string(d.max) + "]";
+      if (!is_int || n < d.min || n > d.max) return bad(range);
+      return Status::OK();
+    }
+    case OptionType::kString:
+      return v.is_string() ? Status::OK() : bad("a string");
+    case OptionType::kJson:
+      return Status::OK();  // its reader checks the structure (with its own messages)
+  }
+  return Status::OK();
+}
+
+// Collects keys of `node` that no declaration covers (below a declared JSON key is its own).
+void unknownKeys(const json& node, const std::string& path, std::vector<std::string>& out) {
+  if (!path.empty() && optionCatalog().find(path)) return;
+  if (!node.is_object()) {
+    if (!path.empty()) out.push_back(path);
+    return;
+  }
+  for (const auto& [k, v] : node.items()) unknownKeys(v, path.empty() ? k : path + "/" + k, out);
+}
+
 }  // namespace
 
-Config::Config() : impl_(std::make_unique<Impl>()) { impl_->tree = json::parse(kDefaults); }
+Config::Config() : impl_(std::make_unique<Impl>()) { impl_->tree = defaultTree(); }
 Config::~Config() = default;
 Config::Config(const Config& o) : impl_(std::make_unique<Impl>(*o.impl_)) {}
 Config& Config::operator=(const Config& o) {
@@ -94,7 +99,7 @@ Config& Config::operator=(const Config& o) {
   return *this;
 }
 
-std::string Config::defaultsJson() { return json::parse(kDefaults).dump(2); }
+std::string Config::defaultsJson() { return catalogDefaultsJson(2); }
 
 Status Config::load(std::string_view path_or_json) {
   std::string text;
@@ -119,42 +124,64 @@ Status Config::load(std::string_view path_or_json) {
 }
 
 Status Config::loadFromEnv() {
-  const char* conf = std::getenv("FERRY_CONF");
-  if (!conf || !*conf) conf = std::getenv("MC_TENT_CONF");
-  if (conf && *conf) FERRY_RETURN_IF_ERROR(load(conf));
-  if (const char* v = std::getenv("MC_TRANSFER_TIMEOUT"); v && *v) {
-    char* end = nullptr;
-    double secs = std::strtod(v, &end);
-    if (end == v || secs <= 0)
-      return Status::InvalidArgument(std::string("MC_TRANSFER_TIMEOUT must be seconds > 0, got '") +
-                                     v + "'");
-    set<int64_t>("transfer_timeout_ms", static_cast<int64_t>(secs * 1000));
+  using env::Mapping;
+  bool source_loaded = false;
+  for (const auto& var : env::variables()) {
+    const char* v = env::value(var.name);
+    if (!v) continue;
+    auto bad = [&](const std::string& want) {
+      return Status::InvalidArgument(std::string(var.name) + " must be " + want + ", got '" + v + "'");
+    };
+    switch (var.mapping) {
+      case Mapping::kConfigSource:
+        if (!source_loaded) FERRY_RETURN_IF_ERROR(load(v));  // the first one set wins
+        source_loaded = true;
+        break;
+      case Mapping::kString:
+        set(var.key, v);
+        break;
+      case Mapping::kSecondsToMs: {
+        char* end = nullptr;
+        double secs = std::strtod(v, &end);
+        if (end == v || *end || secs <= 0) return bad("seconds > 0");
+        set<int64_t>(var.key, static_cast<int64_t>(secs * 1000));
+        break;
+      }
+      case Mapping::kPositiveInt: {
+        int64_t n = 0;
+        if (!parseInt(v, n) || n <= 0) return bad("an integer > 0");
+        set<int64_t>(var.key, n);
+        break;
+      }
+      case Mapping::kInteger: {
+        int64_t n = 0;
+        if (!parseInt(v, n)) return bad("an integer");
+        set<int64_t>(var.key, n);
+        break;
+      }
+      case Mapping::kBool:
+        set<bool>(var.key, env::truthy(v));
+        break;
+      case Mapping::kPatchIfTrue:
+        if (env::truthy(v)) impl_->tree.merge_patch(json::parse(var.key));
+        break;
+      case Mapping::kReadDirectly:
+        break;
+    }
   }
-  if (const char* v = std::getenv("MC_TCP_BIND_ADDRESS"); v && *v) set("rpc/bind_address", v);
-  if (const char* v = std::getenv("MC_METADATA_SERVER"); v && *v) set("metadata/servers", v);
-  if (const char* v = std::getenv("MC_METADATA_CLUSTER_ID"); v && *v) set("metadata/cluster_id", v);
-  if (const char* v = std::getenv("MC_RDMA_BIND_ADDRESS"); v && *v) set("rdma/bind_address", v);
-  auto truthy = [](const char* v) {
-    std::string s(v);
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s == "1" || s == "true" || s == "yes" || s == "on";
-  };
-  if (const char* v = std::getenv("MC_TE_METRIC"); v && *v) set<bool>("metrics/enable", truthy(v));
-  if (const char* v = std::getenv("MC_TE_METRIC_INTERVAL_SECONDS"); v && *v) {
-    char* end = nullptr;
-    long secs = std::strtol(v, &end, 10);
-    if (end == v || secs <= 0)
-      return Status::InvalidArgument(std::string("MC_TE_METRIC_INTERVAL_SECONDS must be seconds > 0, got '") +
-                                     v + "'");
-    set<int64_t>("metrics/interval_s", secs);
+  return Status::OK();
+}
+
+Status Config::validate() const {
+  for (const auto& d : optionCatalog().all())
+    if (const json* v = lookup(impl_->tree, d.key)) FERRY_RETURN_IF_ERROR(checkValue(d, *v));
+  std::vector<std::string> unknown;
+  unknownKeys(impl_->tree, "", unknown);
+  if (!unknown.empty()) {
+    std::string list;
+    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
+    FERRY_LOG(WARN) << "config keys Ferry does not know (ignored; see ferry-info --config): " << list;
   }
-  // Only TCP, even for our own segment (the local copy path is off too).
-  if (const char* v = std::getenv("MC_FORCE_TCP"); v && *v && truthy(v)) {
-    set<bool>("transports/local/enable", false);
-    set<bool>("transports/shm/enable", false);
-  }
-  if (const char* v = std::getenv("FERRY_POLLING"); v && *v)
-    set<bool>("polling", std::string(v) == "1" || std::string(v) == "true");
   return Status::OK();
 }
 
@@ -188,6 +215,21 @@ T Config::get(std::string_view key, T def) const {
 }
 
 template <typename T>
+T Config::get(std::string_view key) const {
+  const json* def = lookup(defaultTree(), key);
+  if (!def) {
+    FERRY_LOG(ERROR) << "config key '" << key << "' is read but not declared (a bug)";
+    return T{};
+  }
+  T fallback{};
+  if constexpr (std::is_same_v<T, std::string>)
+    fallback = def->is_string() ? def->get<std::string>() : def->dump();
+  else
+    fallback = def->get<T>();
+  return get<T>(key, fallback);
+}
+
+template <typename T>
 void Config::set(std::string_view key, const T& value) {
   impl_->tree[pointerFor(key)] = value;
 }
@@ -196,6 +238,7 @@ std::string Config::dump(int indent) const { return impl_->tree.dump(indent); }
 
 #define FERRY_CONFIG_TYPE(T)                                   \
   template T Config::get<T>(std::string_view, T) const;        \
+  template T Config::get<T>(std::string_view) const;           \
   template void Config::set<T>(std::string_view, const T&);
 FERRY_CONFIG_TYPE(std::string)
 FERRY_CONFIG_TYPE(bool)

@@ -1,26 +1,42 @@
 #include "core/selector.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+
+#include "transport/registry.h"
 
 namespace ferry {
 
 using json = nlohmann::json;
 
+void TransportSelector::declareOptions(OptionTable& t) {
+  t.integer("selector/max_failover_attempts", 2, 0, 16, "further transports a failed slice may try");
+  t.json("selector/policies", "[]", "rules that reorder transports per request (Transports and the selector)");
+}
+
 bool TransportSelector::Rule::matches(const SelectionCase& c) const {
   if (same_machine && *same_machine != c.same_machine) return false;
   if (c.length < min_size || c.length > max_size) return false;
-  if (!local_location.empty() && c.local_location.rfind(local_location, 0) != 0) return false;
-  if (!remote_location.empty() && c.remote_location.rfind(remote_location, 0) != 0) return false;
+  if (!local_location.empty() && c.local_location.substr(0, local_location.size()) != local_location) return false;
+  if (!remote_location.empty() && c.remote_location.substr(0, remote_location.size()) != remote_location)
+    return false;
   if (!segment_type.empty() && segment_type != c.segment_type) return false;
   return true;
 }
 
 Status TransportSelector::configure(const Config& config, std::vector<Transport*> transports) {
+  if (transports.size() > 32) return Status::InvalidArgument("more than 32 transports");
   transports_ = std::move(transports);
-  max_failover_ = static_cast<int>(config.get<int64_t>("selector/max_failover_attempts", 2));
-  if (max_failover_ < 0) return Status::InvalidArgument("selector/max_failover_attempts must be >= 0");
+  caps_.clear();
+  groups_.clear();
+  for (Transport* t : transports_) {
+    caps_.push_back(t->caps());
+    const TransportInfo* info = findTransport(t->name());
+    groups_.push_back(info ? info->group : 99);
+  }
+  max_failover_ = static_cast<int>(config.get<int64_t>("selector/max_failover_attempts"));
   rules_.clear();
-  json list = json::parse(config.get("selector/policies", "[]"), nullptr, false);
+  json list = json::parse(config.get<std::string>("selector/policies"), nullptr, false);
   if (list.is_discarded() || !list.is_array())
     return Status::InvalidArgument("selector/policies must be a list of rules");
   for (size_t i = 0; i < list.size(); ++i) {
@@ -47,48 +63,86 @@ Status TransportSelector::configure(const Config& config, std::vector<Transport*
     } catch (const std::exception& e) {
       return bad(e.what());
     }
-    for (auto& name : rule.transports) {
-      bool known = name == "local" || name == "shm" || name == "tcp" || name == "rdma" ||
-                   name == "file" || name == "nvlink";
-      if (!known) return bad("unknown transport \"" + name + "\"");
-    }
+    // A transport of the registry that is disabled here matches nothing; others are typos.
+    for (auto& name : rule.transports)
+      if (!findTransport(name)) return bad("unknown transport \"" + name + "\"");
     rules_.push_back(std::move(rule));
   }
   return Status::OK();
 }
 
-std::vector<Transport*> TransportSelector::order(const std::vector<std::string>* names,
-                                                 const PeerEndpoint& peer) const {
-  std::vector<Transport*> out;
-  if (!names) {
-    for (Transport* t : transports_)
-      if (t->canReach(peer)) out.push_back(t);
-    return out;
-  }
-  for (const auto& n : *names)
-    for (Transport* t : transports_)
-      if (n == t->name() && t->canReach(peer)) out.push_back(t);
+uint32_t TransportSelector::reachable(const PeerEndpoint& peer) const {
+  uint32_t mask = 0;
+  for (size_t i = 0; i < transports_.size(); ++i)
+    if (transports_[i]->canReach(peer)) mask |= 1u << i;
+  return mask;
+}
+
+bool TransportSelector::fitsKinds(size_t i, MemoryKind local, MemoryKind remote) const {
+  return (caps_[i].local_kinds & local) && (caps_[i].remote_kinds & remote);
+}
+
+bool TransportSelector::orderDependsOnSize(MemoryKind local, MemoryKind remote) const {
+  for (size_t a = 0; a < transports_.size(); ++a)
+    for (size_t b = a + 1; b < transports_.size(); ++b)
+      if (groups_[a] == groups_[b] && fitsKinds(a, local, remote) && fitsKinds(b, local, remote)) return true;
+  return false;
+}
+
+TransportSelector::Order TransportSelector::defaultOrder(const SelectionCase& c, uint32_t reachable) const {
+  Order out;
+  for (size_t i = 0; i < transports_.size(); ++i)
+    if ((reachable >> i & 1) && fitsKinds(i, c.local_kind, c.remote_kind)) out.push_back(static_cast<uint8_t>(i));
+  // Preference groups first; inside one, the cheaper for this size (registry order on a tie).
+  std::stable_sort(out.begin(), out.end(), [&](uint8_t a, uint8_t b) {
+    if (groups_[a] != groups_[b]) return groups_[a] < groups_[b];
+    return caps_[a].costUs(c.length) < caps_[b].costUs(c.length);
+  });
   return out;
 }
 
-std::vector<Transport*> TransportSelector::candidates(const PeerEndpoint& peer,
-                                                      const SelectionCase& c) const {
-  for (const Rule& r : rules_)
-    if (r.matches(c)) return ruleOrder(r, peer);
-  return order(nullptr, peer);
+TransportSelector::Order TransportSelector::ruleOrder(const Rule& r, const SelectionCase& c,
+                                                      uint32_t reachable) const {
+  Order out;
+  for (const auto& n : r.transports)
+    for (size_t i = 0; i < transports_.size(); ++i)
+      if (n == transports_[i]->name() && (reachable >> i & 1) && fitsKinds(i, c.local_kind, c.remote_kind))
+        out.push_back(static_cast<uint8_t>(i));
+  return out;
 }
 
-Status TransportSelector::pinned(const std::string& name, const PeerEndpoint& peer,
-                                 Transport*& out) const {
-  for (Transport* t : transports_) {
-    if (name != t->name()) continue;
-    if (!t->canReach(peer))
-      return Status::NotSupported("transport_hint '" + name + "' cannot reach segment '" +
-                                  peer.segment_name + "'");
-    out = t;
-    return Status::OK();
+Status TransportSelector::choose(const SelectionCase& c, uint32_t reachable, std::string_view hint,
+                                 const std::string& segment_name, Order& out, bool& pinned) const {
+  pinned = !hint.empty();
+  if (pinned) {
+    for (size_t i = 0; i < transports_.size(); ++i) {
+      if (hint != transports_[i]->name()) continue;
+      if (!(reachable >> i & 1))
+        return Status::NotSupported("transport_hint '" + std::string(hint) + "' cannot reach segment '" +
+                                    segment_name + "'");
+      if (!fitsKinds(i, c.local_kind, c.remote_kind))
+        return Status::NotSupported("transport_hint '" + std::string(hint) + "' cannot move " +
+                                    memoryKindName(c.local_kind) + " memory to " +
+                                    memoryKindName(c.remote_kind) + " memory");
+      out.assign(1, static_cast<uint8_t>(i));
+      return Status::OK();
+    }
+    return Status::NotSupported("transport_hint '" + std::string(hint) + "' is not enabled in this engine");
   }
-  return Status::NotSupported("transport_hint '" + name + "' is not enabled in this engine");
+  const Rule* rule = nullptr;
+  for (const Rule& r : rules_)
+    if (r.matches(c)) {
+      rule = &r;
+      break;
+    }
+  out = rule ? ruleOrder(*rule, c, reachable) : defaultOrder(c, reachable);
+  if (!out.empty()) return Status::OK();
+  if (rule)
+    return Status::NotSupported("no transport allowed by selector/policies can reach segment '" +
+                                segment_name + "' for this request");
+  return Status::NotSupported(std::string("no enabled transport can move ") + memoryKindName(c.local_kind) +
+                              " memory to " + memoryKindName(c.remote_kind) + " memory of segment '" +
+                              segment_name + "'");
 }
 
 }  // namespace ferry

@@ -1,7 +1,9 @@
 // The transport selector: which transports may serve a request, in which order.
 //
-// Default order is the registry's preference order (local -> shm -> rdma -> tcp) among the
-// transports that can reach the peer. `selector/policies` reorders it: a list of rules
+// Default order: the registry's preference groups (our own segment, same machine,
+// network), and within a group the cheaper transport for the request's size (each
+// transport's cost estimate), among the transports that reach the peer and may touch both
+// sides' memory kinds. `selector/policies` reorders it: a list of rules
 //   {"match": {"same_machine": true, "min_size": 0, "max_size": 1048576,
 //              "local_location": "cpu", "remote_location": "cuda", "segment_type": "memory"},
 //    "transports": ["shm", "tcp"]}
@@ -14,8 +16,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "common/options.h"
 #include "ferry/config.h"
 #include "ferry/status.h"
 #include "transport/transport.h"
@@ -26,9 +30,11 @@ namespace ferry {
 struct SelectionCase {
   bool same_machine = false;
   uint64_t length = 0;
-  std::string local_location = "cpu:0";
-  std::string remote_location = "cpu:0";
-  std::string segment_type = "memory";
+  MemoryKind local_kind = kHostMemory;
+  MemoryKind remote_kind = kHostMemory;
+  std::string_view local_location = "cpu:0";   // read only by policy rules
+  std::string_view remote_location = "cpu:0";
+  std::string_view segment_type = "memory";
 };
 
 class TransportSelector {
@@ -40,20 +46,31 @@ class TransportSelector {
     std::vector<std::string> transports;
     bool matches(const SelectionCase& c) const;
   };
+  /// A request's candidates: indices into transports(), in order.
+  using Order = std::vector<uint8_t>;
 
-  /// Reads selector/* from config; `transports` in preference order.
+  static void declareOptions(OptionTable& table);
+  /// Reads selector/* from config; `transports` in preference order. Policy rules may name
+  /// only transports of the registry.
   Status configure(const Config& config, std::vector<Transport*> transports);
 
-  /// The default order among the transports that reach `peer` (policies not applied).
-  std::vector<Transport*> defaultOrder(const PeerEndpoint& peer) const { return order(nullptr, peer); }
-  /// The order rule `r` gives toward `peer` (the transports it names that reach).
-  std::vector<Transport*> ruleOrder(const Rule& r, const PeerEndpoint& peer) const {
-    return order(&r.transports, peer);
-  }
-  /// Ordered candidates that can reach `peer` for this case (empty: none can).
-  std::vector<Transport*> candidates(const PeerEndpoint& peer, const SelectionCase& c) const;
-  /// The transport named `name` if it can reach `peer`; an error saying why not otherwise.
-  Status pinned(const std::string& name, const PeerEndpoint& peer, Transport*& out) const;
+  /// Bit i set when transports()[i] can reach `peer` (kinds not considered).
+  uint32_t reachable(const PeerEndpoint& peer) const;
+  /// The candidates for one request: the hinted transport (`pinned` set), else the first
+  /// matching rule's, else the default order; only transports in `reachable` that may touch
+  /// both memory kinds. An error says why there is none.
+  Status choose(const SelectionCase& c, uint32_t reachable, std::string_view hint,
+                const std::string& segment_name, Order& out, bool& pinned) const;
+  /// The default order toward a peer with `reachable` for this case (policies not applied).
+  Order defaultOrder(const SelectionCase& c, uint32_t reachable) const;
+  /// The order rule `r` gives (the transports it names that reach and fit the kinds).
+  Order ruleOrder(const Rule& r, const SelectionCase& c, uint32_t reachable) const;
+  /// Whether transports()[i] may touch these kinds.
+  bool fitsKinds(size_t i, MemoryKind local, MemoryKind remote) const;
+
+  /// Whether the default order for these kinds may change with the request's size (two
+  /// fitting transports share a preference group, so their costs decide).
+  bool orderDependsOnSize(MemoryKind local, MemoryKind remote) const;
 
   bool hasPolicies() const { return !rules_.empty(); }
   int maxFailoverAttempts() const { return max_failover_; }
@@ -61,9 +78,9 @@ class TransportSelector {
   const std::vector<Transport*>& transports() const { return transports_; }
 
  private:
-  std::vector<Transport*> order(const std::vector<std::string>* names, const PeerEndpoint& peer) const;
-
   std::vector<Transport*> transports_;
+  std::vector<TransportCaps> caps_;  // caps() of each, read once
+  std::vector<int> groups_;          // registry preference group of each
   std::vector<Rule> rules_;
   int max_failover_ = 2;
 };

@@ -1,5 +1,5 @@
 // ferry::TransferEngine: the public face; every call checks the engine started, then
-// forwards to EngineImpl.
+// forwards to the part of EngineImpl that does it.
 #include "ferry/transfer_engine.h"
 
 #include "common/log.h"
@@ -8,29 +8,25 @@
 namespace ferry {
 
 namespace {
-std::shared_ptr<Config> configFromEnv() {
+std::unique_ptr<EngineImpl> fromEnv() {
   auto c = std::make_shared<Config>();
   Status st = c->loadFromEnv();
-  if (!st.ok()) FERRY_LOG(ERROR) << "configuration from the environment: " << st.ToString();
-  return c;
+  if (!st.ok()) st = Status(st.code(), "configuration from the environment: " + st.message());
+  return std::make_unique<EngineImpl>(std::move(c), st);
 }
 
-std::shared_ptr<Config> configFromPath(const std::string& path) {
+std::unique_ptr<EngineImpl> fromPath(const std::string& path) {
   auto c = std::make_shared<Config>();
   Status st = c->load(path);
-  if (!st.ok()) {
-    FERRY_LOG(ERROR) << "configuration '" << path << "': " << st.ToString();
-    c->set("metadata/type", "<unreadable config: " + st.ToString() + ">");
-  }
-  return c;
+  if (!st.ok()) st = Status(st.code(), "configuration '" + path + "': " + st.message());
+  return std::make_unique<EngineImpl>(std::move(c), st);
 }
 }  // namespace
 
-TransferEngine::TransferEngine() : impl_(std::make_unique<EngineImpl>(configFromEnv())) {}
-TransferEngine::TransferEngine(const std::string config_path)
-    : impl_(std::make_unique<EngineImpl>(configFromPath(config_path))) {}
+TransferEngine::TransferEngine() : impl_(fromEnv()) {}
+TransferEngine::TransferEngine(const std::string config_path) : impl_(fromPath(config_path)) {}
 TransferEngine::TransferEngine(std::shared_ptr<Config> config)
-    : impl_(std::make_unique<EngineImpl>(std::move(config))) {}
+    : impl_(std::make_unique<EngineImpl>(std::move(config), Status::OK())) {}
 TransferEngine::~TransferEngine() = default;
 
 bool TransferEngine::available() const { return impl_->initStatus().ok(); }
@@ -55,12 +51,12 @@ Status TransferEngine::allocateLocalMemory(void** addr, size_t size, Location lo
 
 Status TransferEngine::allocateLocalMemory(void** addr, size_t size, MemoryOptions& options) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->allocateLocalMemory(addr, size, options);
+  return impl_->memory().allocate(addr, size, options);
 }
 
 Status TransferEngine::freeLocalMemory(void* addr) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->freeLocalMemory(addr);
+  return impl_->memory().free(addr);
 }
 
 Status TransferEngine::registerLocalMemory(void* addr, size_t size, Permission permission) {
@@ -78,9 +74,9 @@ Status TransferEngine::registerLocalMemory(std::vector<void*> addr_list,
   MemoryOptions o;
   o.perm = permission;
   for (size_t i = 0; i < addr_list.size(); ++i) {
-    Status st = impl_->registerLocalMemory(addr_list[i], size_list[i], o);
+    Status st = impl_->memory().registerMemory(addr_list[i], size_list[i], o);
     if (!st.ok()) {
-      for (size_t j = 0; j < i; ++j) impl_->unregisterLocalMemory(addr_list[j], size_list[j]).IgnoreError();
+      for (size_t j = 0; j < i; ++j) impl_->memory().unregisterMemory(addr_list[j], size_list[j]).IgnoreError();
       return Status(st.code(), "entry " + std::to_string(i) + ": " + st.message());
     }
   }
@@ -89,12 +85,12 @@ Status TransferEngine::registerLocalMemory(std::vector<void*> addr_list,
 
 Status TransferEngine::registerLocalMemory(void* addr, size_t size, MemoryOptions& options) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->registerLocalMemory(addr, size, options);
+  return impl_->memory().registerMemory(addr, size, options);
 }
 
 Status TransferEngine::unregisterLocalMemory(void* addr, size_t size) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->unregisterLocalMemory(addr, size);
+  return impl_->memory().unregisterMemory(addr, size);
 }
 
 Status TransferEngine::unregisterLocalMemory(std::vector<void*> addr_list,
@@ -104,7 +100,7 @@ Status TransferEngine::unregisterLocalMemory(std::vector<void*> addr_list,
     return Status::InvalidArgument("size_list must be empty or match addr_list");
   Status first;
   for (size_t i = 0; i < addr_list.size(); ++i) {
-    Status st = impl_->unregisterLocalMemory(addr_list[i], size_list.empty() ? 0 : size_list[i]);
+    Status st = impl_->memory().unregisterMemory(addr_list[i], size_list.empty() ? 0 : size_list[i]);
     if (!st.ok() && first.ok()) first = Status(st.code(), "entry " + std::to_string(i) + ": " + st.message());
   }
   return first;
@@ -113,11 +109,11 @@ Status TransferEngine::unregisterLocalMemory(std::vector<void*> addr_list,
 Status TransferEngine::exposeFile(const std::string& name, const std::string& path,
                                   Permission permission, uint64_t size) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->exposeFile(name, path, permission, size);
+  return impl_->fileSegments().expose(name, path, permission, size);
 }
 Status TransferEngine::unexposeFile(const std::string& name) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->unexposeFile(name);
+  return impl_->fileSegments().unexpose(name);
 }
 Status TransferEngine::openSegment(SegmentID& handle, const std::string& segment_name) {
   FERRY_REQUIRE_AVAILABLE();
@@ -142,37 +138,37 @@ Status TransferEngine::importRemoteSegment(SegmentID& handle, const std::string&
 
 BatchID TransferEngine::allocateBatch(size_t batch_size) {
   if (!available()) return 0;
-  return impl_->allocateBatch(batch_size);
+  return impl_->batches().allocate(batch_size);
 }
 Status TransferEngine::freeBatch(BatchID batch_id) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->freeBatch(batch_id);
+  return impl_->batches().free(batch_id);
 }
 Status TransferEngine::submitTransfer(BatchID batch_id, const std::vector<Request>& request_list) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->submitTransfer(batch_id, request_list, nullptr);
+  return impl_->submitter().submit(batch_id, request_list, nullptr);
 }
 Status TransferEngine::submitTransfer(BatchID batch_id, const std::vector<Request>& request_list,
                                       const Notification& notifi) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->submitTransfer(batch_id, request_list, &notifi);
+  return impl_->submitter().submit(batch_id, request_list, &notifi);
 }
 Status TransferEngine::getTransferStatus(BatchID batch_id, size_t task_id, TransferStatus& status) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->getTransferStatus(batch_id, task_id, status);
+  return impl_->batches().status(batch_id, task_id, status);
 }
 Status TransferEngine::getTransferStatus(BatchID batch_id, std::vector<TransferStatus>& status_list) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->getTransferStatus(batch_id, status_list);
+  return impl_->batches().status(batch_id, status_list);
 }
 Status TransferEngine::getTransferStatus(BatchID batch_id, TransferStatus& overall_status) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->getTransferStatus(batch_id, overall_status);
+  return impl_->batches().status(batch_id, overall_status);
 }
 Status TransferEngine::waitTransfer(BatchID batch_id, TransferStatus& overall_status,
                                     std::chrono::milliseconds timeout) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->waitTransfer(batch_id, overall_status, timeout);
+  return impl_->batches().wait(batch_id, overall_status, timeout);
 }
 Status TransferEngine::sendNotification(SegmentID target_id, const Notification& notifi) {
   FERRY_REQUIRE_AVAILABLE();
@@ -180,7 +176,8 @@ Status TransferEngine::sendNotification(SegmentID target_id, const Notification&
 }
 Status TransferEngine::receiveNotification(std::vector<Notification>& notifi_list) {
   FERRY_REQUIRE_AVAILABLE();
-  return impl_->receiveNotification(notifi_list);
+  impl_->notifications().receive(notifi_list);
+  return Status::OK();
 }
 
 }  // namespace ferry

@@ -1,6 +1,7 @@
 #include "metadata/etcd_store.h"
 
 #include <nlohmann/json.hpp>
+#include <charconv>
 #include <sstream>
 
 #include "common/base64.h"
@@ -32,10 +33,27 @@ Status EtcdStore::create(const std::string& endpoints, int timeout_ms, int lease
   return Status::OK();
 }
 
+namespace {
+// etcd's gateway sends int64 fields as JSON strings ("ID": "7587..."); tolerate numbers too.
+bool int64Field(const json& j, const char* name, int64_t& out) {
+  if (!j.is_object() || !j.contains(name)) return false;
+  const json& v = j[name];
+  if (v.is_number_integer()) {
+    out = v.get<int64_t>();
+    return true;
+  }
+  if (!v.is_string()) return false;
+  const std::string& s = v.get_ref<const std::string&>();
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+}  // namespace
+
 Status EtcdStore::post(const std::string& path, const std::string& body, std::string& reply) {
   Status last;
+  const size_t first = preferred_.load(std::memory_order_relaxed);
   for (size_t k = 0; k < endpoints_.size(); ++k) {
-    size_t i = (preferred_ + k) % endpoints_.size();
+    size_t i = (first + k) % endpoints_.size();
     http::Response resp;
     last = http::call(endpoints_[i].first, endpoints_[i].second, "POST", "/v3/" + path, body,
                       timeout_ms_, resp);
@@ -45,7 +63,7 @@ Status EtcdStore::post(const std::string& path, const std::string& body, std::st
                                  resp.body.substr(0, 200));
       continue;
     }
-    preferred_ = i;
+    preferred_.store(i, std::memory_order_relaxed);
     reply = std::move(resp.body);
     return Status::OK();
   }
@@ -56,60 +74,71 @@ Status EtcdStore::grantLease(int64_t& id) {
   std::string reply;
   FERRY_RETURN_IF_ERROR(post("lease/grant", json{{"TTL", lease_ttl_s_}}.dump(), reply));
   auto j = json::parse(reply, nullptr, false);
-  if (j.is_discarded() || !j.contains("ID")) return Status::Corrupted("etcd lease/grant: " + reply.substr(0, 200));
-  id = std::stoll(j["ID"].get<std::string>());
+  if (!int64Field(j, "ID", id) || id == 0) return Status::Corrupted("etcd lease/grant: " + reply.substr(0, 200));
   return Status::OK();
 }
 
 Status EtcdStore::get(const std::string& key, std::string& value) {
-  std::lock_guard lock(mu_);
   std::string reply;
   FERRY_RETURN_IF_ERROR(post("kv/range", json{{"key", base64Encode(key)}}.dump(), reply));
   auto j = json::parse(reply, nullptr, false);
-  if (j.is_discarded()) return Status::Corrupted("etcd kv/range: bad JSON");
-  if (!j.contains("kvs") || j["kvs"].empty()) return Status::NotFound("key '" + key + "' not in " + describe());
-  if (!base64Decode(j["kvs"][0].value("value", ""), value))
-    return Status::Corrupted("etcd kv/range: value is not base64");
+  if (!j.is_object()) return Status::Corrupted("etcd kv/range: not a JSON object: " + reply.substr(0, 200));
+  if (!j.contains("kvs")) return Status::NotFound("key '" + key + "' not in " + describe());
+  const json& kvs = j["kvs"];
+  if (!kvs.is_array()) return Status::Corrupted("etcd kv/range: kvs is not a list");
+  if (kvs.empty()) return Status::NotFound("key '" + key + "' not in " + describe());
+  const json& kv = kvs[0];
+  // etcd leaves out empty fields: a missing value is an empty one.
+  std::string encoded;
+  if (kv.is_object() && kv.contains("value")) {
+    if (!kv["value"].is_string()) return Status::Corrupted("etcd kv/range: value is not a string");
+    encoded = kv["value"].get<std::string>();
+  }
+  if (!base64Decode(encoded, value)) return Status::Corrupted("etcd kv/range: value is not base64");
   return Status::OK();
 }
 
+Status EtcdStore::putOnLease(const std::string& key, const std::string& value, std::string& reply) {
+  int64_t lease = lease_.load();
+  if (lease == 0) {
+    std::lock_guard lock(grant_mu_);
+    lease = lease_.load();
+    if (lease == 0) {
+      FERRY_RETURN_IF_ERROR(grantLease(lease));
+      lease_ = lease;
+    }
+  }
+  return post("kv/put",
+              json{{"key", base64Encode(key)}, {"value", base64Encode(value)}, {"lease", std::to_string(lease)}}.dump(),
+              reply);
+}
+
 Status EtcdStore::put(const std::string& key, const std::string& value) {
-  std::lock_guard lock(mu_);
-  if (lease_ == 0) FERRY_RETURN_IF_ERROR(grantLease(lease_));
   std::string reply;
-  Status st = post("kv/put",
-                   json{{"key", base64Encode(key)}, {"value", base64Encode(value)},
-                        {"lease", std::to_string(lease_)}}.dump(),
-                   reply);
+  Status st = putOnLease(key, value, reply);
   bool lease_gone = reply.find("lease not found") != std::string::npos ||
                     (!st.ok() && st.message().find("lease not found") != std::string::npos);
-  if (lease_gone) {
-    lease_ = 0;  // expired under us: a fresh one, once
-    FERRY_RETURN_IF_ERROR(grantLease(lease_));
-    st = post("kv/put",
-              json{{"key", base64Encode(key)}, {"value", base64Encode(value)},
-                   {"lease", std::to_string(lease_)}}.dump(),
-              reply);
-  }
-  return st;
+  if (!lease_gone) return st;
+  lease_ = 0;  // expired under us: a fresh one, once
+  return putOnLease(key, value, reply);
 }
 
 Status EtcdStore::remove(const std::string& key) {
-  std::lock_guard lock(mu_);
   std::string reply;
   return post("kv/deleterange", json{{"key", base64Encode(key)}}.dump(), reply);
 }
 
 Status EtcdStore::keepAlive() {
-  std::lock_guard lock(mu_);
-  if (lease_ == 0) return Status::OK();
+  const int64_t lease = lease_.load();
+  if (lease == 0) return Status::OK();
   std::string reply;
-  FERRY_RETURN_IF_ERROR(post("lease/keepalive", json{{"ID", std::to_string(lease_)}}.dump(), reply));
+  FERRY_RETURN_IF_ERROR(post("lease/keepalive", json{{"ID", std::to_string(lease)}}.dump(), reply));
   auto j = json::parse(reply, nullptr, false);
   // An unknown (expired) lease comes back without a TTL.
-  std::string ttl = (!j.is_discarded() && j.contains("result")) ? j["result"].value("TTL", "0") : "0";
-  if (ttl == "0") {
-    lease_ = 0;
+  int64_t ttl = 0;
+  if (!j.is_object() || !j.contains("result") || !int64Field(j["result"], "TTL", ttl) || ttl <= 0) {
+    int64_t expected = lease;
+    lease_.compare_exchange_strong(expected, 0);
     return Status::NotFound("etcd lease expired");
   }
   return Status::OK();

@@ -1,8 +1,11 @@
 // MetadataStore over etcd v3 through its HTTP/JSON gateway (/v3/kv/*, /v3/lease/*): no gRPC
 // stack to build, and etcd 3.4 (Debian's) serves it on the client port. Our keys hang on a
-// lease we keep alive, so a crashed engine's entries expire after lease_ttl_s.
+// lease we keep alive, so a crashed engine's entries expire after lease_ttl_s. No lock is
+// held across a request: a lookup on the submit path never queues behind a keep-alive.
+// Replies are parsed without exceptions; anything unexpected is Corrupted with the text.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -27,14 +30,18 @@ class EtcdStore : public MetadataStore {
   // POSTs a JSON body to /v3/<path> on the first endpoint that answers.
   Status post(const std::string& path, const std::string& body, std::string& reply);
   Status grantLease(int64_t& id);
+  // Puts `key` on the current lease (granting one if there is none).
+  Status putOnLease(const std::string& key, const std::string& value, std::string& reply);
 
   std::vector<std::pair<std::string, uint16_t>> endpoints_;
   std::string endpoints_text_;
   int timeout_ms_ = 3000;
   int lease_ttl_s_ = 10;
-  std::mutex mu_;
-  size_t preferred_ = 0;  // the endpoint that answered last
-  int64_t lease_ = 0;     // 0: none yet (or lost)
+  std::atomic<size_t> preferred_{0};  // the endpoint that answered last
+  std::atomic<int64_t> lease_{0};     // 0: none yet (or lost)
+  // Serializes lease grants only (one writer: the engine's publisher), so two puts do not
+  // each grant one. Held across the grant request; lookups never take it.
+  std::mutex grant_mu_;
 };
 
 }  // namespace ferry

@@ -1,5 +1,7 @@
 #include "metadata/metadata_store.h"
 
+#include <cstdint>
+
 #include "metadata/etcd_store.h"
 #include "metadata/http_store.h"
 #include "metadata/redis_store.h"
@@ -21,19 +23,34 @@ void parseMetadataUri(const std::string& uri, std::string& type, std::string& se
   type = scheme == std::string::npos ? "etcd" : uri.substr(0, scheme);
 }
 
+void declareMetadataOptions(OptionTable& t) {
+  t.text("metadata/type", "p2p", "`p2p` (alias `P2PHANDSHAKE`), `http`, `etcd`, `redis` (see Metadata services)");
+  t.text("metadata/servers", "", "the store's URL or endpoints");
+  t.text("metadata/cluster_id", "default", "key prefix, so clusters share a store");
+  t.integer("metadata/lease_ttl_s", 10, 2, 86400, "etcd lease / Redis TTL of our entry, kept alive every third of it");
+  t.text("metadata/redis/username", "", "Redis user when the URI has none");
+  t.text("metadata/redis/password", "", "Redis password when the URI has none");
+  t.integer("metadata/redis/db_index", 0, 0, INT32_MAX, "Redis database when the URI names none");
+}
+
 Status createMetadataStore(const Config& config, std::unique_ptr<MetadataStore>& out) {
   out.reset();
-  std::string type = config.get("metadata/type", "p2p");
-  std::string servers = config.get("metadata/servers", "");
-  int timeout_ms = config.get<int>("connect_timeout_ms", 3000);
+  std::string type = config.get<std::string>("metadata/type");
+  std::string servers = config.get<std::string>("metadata/servers");
+  int timeout_ms = config.get<int>("connect_timeout_ms");
   if (type == "p2p" || type == "P2PHANDSHAKE") return Status::OK();
   if (type == "http") {
     if (servers.empty()) return Status::InvalidArgument("metadata type http needs metadata/servers (a URL)");
     return HttpStore::create(servers, timeout_ms, out);
   }
-  int ttl_s = config.get<int>("metadata/lease_ttl_s", 10);
+  int ttl_s = config.get<int>("metadata/lease_ttl_s");
   if (type == "etcd") return EtcdStore::create(servers, timeout_ms, ttl_s, out);
-  if (type == "redis") return RedisStore::create(servers, timeout_ms, ttl_s, out);
+  if (type == "redis") {
+    RedisStore::Credentials fallback{config.get<std::string>("metadata/redis/username"),
+                                     config.get<std::string>("metadata/redis/password"),
+                                     config.get<int64_t>("metadata/redis/db_index")};
+    return RedisStore::create(servers, fallback, timeout_ms, ttl_s, out);
+  }
   return Status::InvalidArgument("unknown metadata type '" + type + "' (p2p, http, etcd, redis)");
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "common/options.h"
 #include "ferry/config.h"
 #include "ferry/status.h"
 
@@ -27,8 +28,10 @@ class MetadataStore {
   virtual int keepAliveIntervalMs() const { return 0; }
 };
 
+/// Declares metadata/* (type, servers, cluster, lease, Redis credentials).
+void declareMetadataOptions(OptionTable& table);
 /// The store for config `metadata/type` + `metadata/servers`; `out` stays null for p2p.
-/// Types not built yet are NotImplemented.
+/// An unknown type is InvalidArgument.
 Status createMetadataStore(const Config& config, std::unique_ptr<MetadataStore>& out);
 
 /// Splits a metadata connection string into config metadata/type + metadata/servers:

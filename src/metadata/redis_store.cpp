@@ -2,13 +2,15 @@
 
 #include <hiredis/hiredis.h>
 
-#include <cstdlib>
+#include <algorithm>
+#include <charconv>
+#include <climits>
 
 #include "common/net.h"
 
 namespace ferry {
 
-Status RedisStore::create(const std::string& uri, int timeout_ms, int ttl_s,
+Status RedisStore::create(const std::string& uri, const Credentials& fallback, int timeout_ms, int ttl_s,
                           std::unique_ptr<MetadataStore>& out) {
   auto s = std::make_unique<RedisStore>();
   std::string rest = uri.rfind("redis://", 0) == 0 ? uri.substr(8) : uri;
@@ -19,21 +21,26 @@ Status RedisStore::create(const std::string& uri, int timeout_ms, int ttl_s,
     s->user_ = colon == std::string::npos ? "" : cred.substr(0, colon);
     s->password_ = colon == std::string::npos ? cred : cred.substr(colon + 1);
   }
+  bool db_named = false;
   if (auto slash = rest.find('/'); slash != std::string::npos) {
     std::string db = rest.substr(slash + 1);
     rest = rest.substr(0, slash);
     if (!db.empty()) {
-      if (db.find_first_not_of("0123456789") != std::string::npos)
-        return Status::InvalidArgument("redis database index must be a number: '" + db + "'");
-      s->db_ = std::stoi(db);
+      auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), s->db_);
+      if (ec != std::errc() || end != db.data() + db.size() || s->db_ < 0)
+        return Status::InvalidArgument("redis database index must be a number >= 0: '" + db + "'");
+      db_named = true;
     }
   }
   if (rest.find(':') == std::string::npos) rest += ":6379";
   FERRY_RETURN_IF_ERROR(net::parseHostPort(rest, s->host_, s->port_));
-  if (const char* v = std::getenv("MC_REDIS_USERNAME"); v && *v && s->user_.empty()) s->user_ = v;
-  if (const char* v = std::getenv("MC_REDIS_PASSWORD"); v && *v && s->password_.empty()) s->password_ = v;
-  if (const char* v = std::getenv("MC_REDIS_DB_INDEX"); v && *v && uri.find('/', 8) == std::string::npos)
-    s->db_ = std::atoi(v);
+  if (s->user_.empty()) s->user_ = fallback.user;
+  if (s->password_.empty()) s->password_ = fallback.password;
+  if (!db_named) {
+    if (fallback.db < 0 || fallback.db > INT32_MAX)
+      return Status::InvalidArgument("redis database index out of range: " + std::to_string(fallback.db));
+    s->db_ = static_cast<int>(fallback.db);
+  }
   s->timeout_ms_ = timeout_ms;
   s->ttl_s_ = std::max(ttl_s, 2);
   out = std::move(s);
@@ -41,11 +48,29 @@ Status RedisStore::create(const std::string& uri, int timeout_ms, int ttl_s,
 }
 
 RedisStore::~RedisStore() {
-  if (ctx_) redisFree(ctx_);
+  for (redisContext* c : idle_) redisFree(c);
 }
 
-Status RedisStore::connectLocked() {
-  if (ctx_) return Status::OK();
+redisContext* RedisStore::takeIdle() {
+  std::lock_guard lock(mu_);
+  if (idle_.empty()) return nullptr;
+  redisContext* c = idle_.back();
+  idle_.pop_back();
+  return c;
+}
+
+void RedisStore::putIdle(redisContext* c) {
+  {
+    std::lock_guard lock(mu_);
+    if (idle_.size() < 4) {
+      idle_.push_back(c);
+      return;
+    }
+  }
+  redisFree(c);
+}
+
+Status RedisStore::connect(redisContext*& out) {
   timeval tv{timeout_ms_ / 1000, (timeout_ms_ % 1000) * 1000};
   redisContext* c = redisConnectWithTimeout(host_.c_str(), port_, tv);
   if (!c || c->err) {
@@ -54,28 +79,27 @@ Status RedisStore::connectLocked() {
     return Status::Unavailable(describe() + ": " + why);
   }
   redisSetTimeout(c, tv);
-  ctx_ = c;
   auto fail = [&](const std::string& what) {
-    redisFree(ctx_);
-    ctx_ = nullptr;
+    redisFree(c);
     return Status::Unavailable(describe() + ": " + what);
   };
   if (!password_.empty()) {
     auto* r = static_cast<redisReply*>(
-        user_.empty() ? redisCommand(ctx_, "AUTH %b", password_.data(), password_.size())
-                      : redisCommand(ctx_, "AUTH %b %b", user_.data(), user_.size(), password_.data(),
+        user_.empty() ? redisCommand(c, "AUTH %b", password_.data(), password_.size())
+                      : redisCommand(c, "AUTH %b %b", user_.data(), user_.size(), password_.data(),
                                      password_.size()));
     bool ok = r && r->type != REDIS_REPLY_ERROR;
-    std::string err = r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply";
+    std::string err = r && r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "no reply";
     if (r) freeReplyObject(r);
     if (!ok) return fail("AUTH failed: " + err);
   }
   if (db_ != 0) {
-    auto* r = static_cast<redisReply*>(redisCommand(ctx_, "SELECT %d", db_));
+    auto* r = static_cast<redisReply*>(redisCommand(c, "SELECT %d", db_));
     bool ok = r && r->type != REDIS_REPLY_ERROR;
     if (r) freeReplyObject(r);
     if (!ok) return fail("SELECT " + std::to_string(db_) + " failed");
   }
+  out = c;
   return Status::OK();
 }
 
@@ -88,13 +112,12 @@ Status RedisStore::command(const std::vector<std::string>& argv, std::string* st
     lens.push_back(a.size());
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
-    FERRY_RETURN_IF_ERROR(connectLocked());
-    auto* r = static_cast<redisReply*>(
-        redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
-    if (!r) {  // connection broken (server restarted?): reconnect once
-      std::string why = ctx_->errstr;
-      redisFree(ctx_);
-      ctx_ = nullptr;
+    redisContext* c = takeIdle();
+    if (!c) FERRY_RETURN_IF_ERROR(connect(c));
+    auto* r = static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
+    if (!r) {  // connection broken (server restarted?): a fresh one, once
+      std::string why = c->errstr;
+      redisFree(c);
       if (attempt == 1) return Status::Unavailable(describe() + ": " + why);
       continue;
     }
@@ -104,13 +127,13 @@ Status RedisStore::command(const std::vector<std::string>& argv, std::string* st
     if (str && r->type == REDIS_REPLY_STRING) str->assign(r->str, r->len);
     if (integer && r->type == REDIS_REPLY_INTEGER) *integer = r->integer;
     freeReplyObject(r);
+    putIdle(c);
     return st;
   }
   return Status::Unavailable(describe());
 }
 
 Status RedisStore::get(const std::string& key, std::string& value) {
-  std::lock_guard lock(mu_);
   bool nil = false;
   FERRY_RETURN_IF_ERROR(command({"GET", key}, &value, nullptr, &nil));
   if (nil) return Status::NotFound("key '" + key + "' not in " + describe());
@@ -118,21 +141,27 @@ Status RedisStore::get(const std::string& key, std::string& value) {
 }
 
 Status RedisStore::put(const std::string& key, const std::string& value) {
-  std::lock_guard lock(mu_);
   FERRY_RETURN_IF_ERROR(command({"SET", key, value, "EX", std::to_string(ttl_s_)}, nullptr, nullptr, nullptr));
+  std::lock_guard lock(mu_);
   owned_.insert(key);
   return Status::OK();
 }
 
 Status RedisStore::remove(const std::string& key) {
-  std::lock_guard lock(mu_);
-  owned_.erase(key);
+  {
+    std::lock_guard lock(mu_);
+    owned_.erase(key);
+  }
   return command({"DEL", key}, nullptr, nullptr, nullptr);
 }
 
 Status RedisStore::keepAlive() {
-  std::lock_guard lock(mu_);
-  for (const auto& key : owned_) {
+  std::set<std::string> keys;
+  {
+    std::lock_guard lock(mu_);
+    keys = owned_;
+  }
+  for (const auto& key : keys) {
     long long refreshed = 0;
     FERRY_RETURN_IF_ERROR(command({"EXPIRE", key, std::to_string(ttl_s_)}, nullptr, &refreshed, nullptr));
     if (refreshed == 0) return Status::NotFound("redis key '" + key + "' expired");

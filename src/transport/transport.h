@@ -1,7 +1,13 @@
-// The one interface between the engine core and a transport (cf. UCX's uct_iface_ops).
-// A transport moves slices between this engine's registered memory and a peer segment.
-// Core never names a concrete transport; transports are created from the table in
-// transport_registry.cpp.
+// The one interface between the engine core and a transport (cf. UCX's uct_iface_ops,
+// libfabric's fi_provider). A transport moves slices between this engine's registered
+// memory and a peer segment. Core never names a concrete transport: it creates them from
+// the registry (registry.h) and talks to them only through this header. Transports never
+// include core; what they may use of the engine is TransportContext.
+//
+// Lifecycle: declareOptions (static, in the registry) -> start -> [allocate, registerMemory,
+// connect, Endpoint::submit, progress]* -> stop. Per-peer state lives in Endpoint objects:
+// the engine's segment entry owns them and drops them when the segment closes or the peer
+// restarts (a new instance), so nothing a transport holds for a peer outlives its use.
 #pragma once
 
 #include <cstddef>
@@ -11,51 +17,76 @@
 #include <string>
 #include <vector>
 
-#include "core/batch.h"
-#include "core/descriptor.h"
-#include "core/file_table.h"
-#include "core/memory_registry.h"
+#include "control/rpc_server.h"
 #include "ferry/config.h"
 #include "ferry/status.h"
+#include "ferry/types.h"
+#include "model/buffer.h"
+#include "model/file_table.h"
+#include "model/memory_registry.h"
+#include "model/peer.h"
+#include "model/slice.h"
 
 namespace ferry {
 
-class RpcServer;
-
-/// Where a peer segment lives, as the transports need it.
-struct PeerEndpoint {
-  std::string segment_name;
-  std::string host;
-  uint16_t port = 0;
-  std::string machine_id;
-  bool is_self = false;  // the segment is this engine
-  // The peer's descriptor as last read (null for our own segment); replaced, never changed.
-  std::shared_ptr<const SegmentDescriptor> desc;
-  // Set on the engine's retry after re-reading desc because the peer changed: transports
-  // that check the peer's live version accept desc as current for that submit.
-  bool just_refreshed = false;
-  // Set for a file segment: the file it is (ids and length as the owner published them).
-  // Memory transports do not reach such a segment; target offsets are file offsets.
-  std::shared_ptr<const FileDesc> file;
-};
-
+/// What a transport can do, read by the selector and printed by `ferry-info --selection`.
 struct TransportCaps {
-  bool reaches_self = false;        // can serve the engine's own segment
+  MemoryKinds local_kinds = kHostMemory;   // kinds of this engine's memory it may touch
+  MemoryKinds remote_kinds = kHostMemory;  // kinds of a peer's memory (or file) it may touch
+  bool reaches_self = false;               // can serve the engine's own segment
   bool reaches_same_machine = false;
-  bool reaches_remote = false;      // other machines
+  bool reaches_remote = false;             // other machines
+  // Cost model: moving n bytes costs about latency_us + n / (bandwidth_GBps * 1e3) us.
+  // Among transports of the same preference group (registry.h) the cheaper one goes first.
+  double latency_us = 0;
+  double bandwidth_GBps = 1;
+  double costUs(uint64_t bytes) const {
+    return latency_us + static_cast<double>(bytes) / (bandwidth_GBps * 1e3);
+  }
 };
+
+/// Memory a transport allocated (allocateLocalMemory); freed when destroyed.
+class Allocation {
+ public:
+  virtual ~Allocation() = default;
+  void* addr = nullptr;
+  size_t size = 0;
+};
+
+/// One peer instance as one transport sees it: its connections, mappings, queue pairs.
+/// Created by Transport::connect (cheap: nothing happens on the wire until the first
+/// submit), owned by the engine's segment entry and by the routes of tasks in flight, and
+/// destroyed with the last of them. The destructor releases everything the endpoint holds
+/// (slices still in flight complete first, as CANCELED if need be).
+class Endpoint {
+ public:
+  virtual ~Endpoint() = default;
+  /// Takes the slices: OK means each will be completed through completeSlice() exactly once
+  /// (possibly before this returns); an error means none was taken. `peer` is the current
+  /// snapshot of the peer (its descriptor may be newer than at connect, same instance).
+  virtual Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) = 0;
+  /// Abandons what is in flight: those slices complete as CANCELED. The engine calls it when
+  /// the peer instance is gone (restarted: its memory is not where the slices point).
+  virtual void cancel() {}
+};
+
+using MessageHandler = RpcServer::Handler;
 
 /// What a transport may use of its engine.
 class TransportContext {
  public:
   virtual ~TransportContext() = default;
   virtual const Config& config() const = 0;
+  /// This engine's registered memory (the target side pins what a peer touches).
   virtual MemoryRegistry& registry() = 0;
-  virtual RpcServer& rpcServer() = 0;
   /// Files this engine serves as file segments.
   virtual FileTable& files() = 0;
   /// This machine's id (same value in a same-machine peer's descriptor).
   virtual const std::string& machineId() const = 0;
+  /// Defines message `type` on the engine's RPC server and, for a request, serves it with
+  /// `handler` (null for a response type). Refused when the type is taken.
+  virtual Status defineMessage(wire::MsgType type, const wire::MessageSpec& spec,
+                               MessageHandler handler) = 0;
   /// A peer at host:port answered with registry version `epoch` (it differs from the last
   /// one this connection saw). Descriptors of an older version are refreshed before use.
   virtual void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) = 0;
@@ -67,34 +98,46 @@ class Transport {
   virtual const char* name() const = 0;
   virtual TransportCaps caps() const = 0;
 
-  /// Starts threads and installs RPC handlers (before the RPC server starts).
+  /// Starts threads and defines its messages (before the RPC server starts).
   virtual Status start(TransportContext& ctx) = 0;
   /// Stops: pending slices complete as CANCELED; no callback runs after it returns.
   virtual void stop() = 0;
 
+  /// Whether it can reach `peer` at all (kinds are checked by the selector from caps()).
   virtual bool canReach(const PeerEndpoint& peer) const = 0;
   /// Largest slice this transport wants; the engine cuts requests to it.
   virtual uint64_t sliceSize() const = 0;
+  /// The per-peer object slices to `peer` go through. May return a shared one (e.g. one per
+  /// peer instance, whoever asks).
+  virtual Status connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) = 0;
 
-  /// Optional hooks when local memory (un)registers (e.g. pinning, keys).
-  virtual Status registerMemory(const BufferDesc&) { return Status::OK(); }
+  /// Optional: allocates `size` bytes at `location` in a way this transport prefers (e.g.
+  /// a shared-memory file a same-machine peer maps). NotSupported: ask the next one.
+  virtual Status allocate(size_t /*size*/, const Location& /*location*/,
+                          std::unique_ptr<Allocation>& /*out*/) {
+    return Status::NotSupported("allocation");
+  }
+  /// Optional: local memory is registering (pinning, keys). `attrs` receives this
+  /// transport's JSON for the buffer, published in the descriptor under its name ("" for
+  /// none). An error fails the registration.
+  virtual Status registerMemory(const BufferDesc& /*buffer*/, const MemoryOptions& /*options*/,
+                                std::string& /*attrs*/) {
+    return Status::OK();
+  }
   virtual Status unregisterMemory(const BufferDesc&) { return Status::OK(); }
-
-  /// Takes the slices: OK means each will be completed through completeSlice() exactly
-  /// once (possibly before this returns); an error means none was taken.
-  virtual Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) = 0;
-
-  /// Optional: abandon what is in flight to a peer.
-  virtual Status cancel(const PeerEndpoint&) { return Status::NotSupported("cancel"); }
+  /// Optional: JSON about the whole segment for peers (e.g. a control page), "" for none.
+  virtual std::string describeLocal() const { return ""; }
+  /// Optional: this engine's registrations changed; `version` is the registry's now.
+  virtual void localVersionChanged(uint64_t /*version*/) {}
 
   /// Optional: runs queued work that the calling thread submitted on this thread, until
   /// `done()` is true or none is left, and says whether it did any. A thread waiting for its
   /// batch lends itself this way (cf. UCX's progress) instead of sleeping while workers do
   /// the work on the same cores.
   virtual bool progress(const std::function<bool()>& /*done*/) { return false; }
+  /// Optional: how many per-peer states (endpoints, mappings, connections) it holds now,
+  /// for introspection and the tests that prove they do not grow.
+  virtual size_t peerStateCount() const { return 0; }
 };
-
-/// Every transport enabled in config (transports/<name>/enable), in preference order.
-std::vector<std::unique_ptr<Transport>> createTransports(const Config& config);
 
 }  // namespace ferry

@@ -10,9 +10,19 @@
 #include <string>
 #include <vector>
 
+#include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
+#include "model/segment_descriptor.h"
 
 namespace ferry::test {
+
+/// An engine's own descriptor, as peers read it.
+inline SegmentDescriptor localDescriptor(TransferEngine& engine) {
+  SegmentDescriptor d;
+  Status st = SegmentDescriptor::fromJson(ext::localDescriptorJson(engine), d);
+  (void)st;  // an empty descriptor fails the caller's expectations
+  return d;
+}
 
 /// Byte i of the pattern depends on i and seed.
 void fillPattern(uint8_t* p, size_t len, uint64_t seed);

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "common/net.h"
@@ -16,10 +18,10 @@ using wire::MsgType;
 class RpcServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.setHandler(MsgType::kProbe, [](const wire::FrameHeader& h, ServerConnection& c) {
-      c.respond(MsgType::kProbeAck, h.request_id, Status::OK());
-      return Status::OK();
-    });
+    ASSERT_TRUE(server_.setHandler(MsgType::kProbe, [](const wire::FrameHeader& h, ServerConnection& c) {
+                  c.respond(MsgType::kProbeAck, h.request_id, Status::OK());
+                  return Status::OK();
+                }).ok());
     RpcServer::Options o;
     o.bind_address = "127.0.0.1";
     o.stall_timeout_ms = 500;
@@ -86,10 +88,61 @@ TEST_F(RpcServerTest, IdleConnectionIsKept) {
   ASSERT_TRUE(net::writeAll(fd, hb, sizeof hb).ok());
   ASSERT_TRUE(net::readAll(fd, hb, sizeof hb).ok());
   wire::FrameHeader h;
-  ASSERT_TRUE(wire::decodeHeader(hb, sizeof hb, h).ok());
+  ASSERT_TRUE(wire::decodeHeader(hb, sizeof hb, wire::controlMessages(), h).ok());
   EXPECT_EQ(h.type, MsgType::kProbeAck);
   EXPECT_EQ(h.request_id, 7u);
   ::close(fd);
+}
+
+TEST(RpcServer, HandlersAreRegisteredOncePerDefinedRequestBeforeStart) {
+  RpcServer server;
+  auto ack = [](const wire::FrameHeader& h, ServerConnection& c) {
+    c.respond(MsgType::kProbeAck, h.request_id, Status::OK());
+    return Status::OK();
+  };
+  EXPECT_TRUE(server.setHandler(MsgType::kProbe, ack).ok());
+  EXPECT_TRUE(server.setHandler(MsgType::kProbe, ack).IsAlreadyExists());
+  EXPECT_TRUE(server.setHandler(MsgType::kProbeAck, ack).IsInvalidArgument());  // a response
+  EXPECT_TRUE(server.setHandler(MsgType{40}, ack).IsInvalidArgument());         // not defined
+  EXPECT_TRUE(server.defineMessage(MsgType{41}, {"Resp41", false, 0, 0}).ok());
+  EXPECT_TRUE(server.defineMessage(MsgType{40}, {"Req40", true, 0, 0, MsgType{41}}).ok());
+  EXPECT_TRUE(server.setHandler(MsgType{40}, ack).ok());
+  RpcServer::Options o;
+  o.bind_address = "127.0.0.1";
+  ASSERT_TRUE(server.start(o).ok());
+  EXPECT_FALSE(server.setHandler(MsgType::kNotify, ack).ok());  // too late: it serves already
+  server.stop();
+}
+
+// A call in progress holds no lock: a second call to the same peer goes out on another
+// connection while the first waits. The first request's handler waits for the second to
+// arrive, so calls made one after another would time out instead.
+TEST(RpcServer, CallsToOnePeerDoNotWaitForEachOther) {
+  RpcServer server;
+  std::mutex mu;
+  std::condition_variable cv;
+  int arrived = 0;
+  ASSERT_TRUE(server.setHandler(MsgType::kProbe, [&](const wire::FrameHeader& h, ServerConnection& c) {
+                    std::unique_lock lock(mu);
+                    ++arrived;
+                    cv.notify_all();
+                    bool both = cv.wait_for(lock, std::chrono::seconds(5), [&] { return arrived >= 2; });
+                    c.respond(MsgType::kProbeAck, h.request_id,
+                              both ? Status::OK() : Status::Timeout("the other call never came"));
+                    return Status::OK();
+                  }).ok());
+  RpcServer::Options o;
+  o.bind_address = "127.0.0.1";
+  ASSERT_TRUE(server.start(o).ok());
+  RpcClient client(10000);
+  Status first;
+  std::thread t([&] { first = client.call("127.0.0.1", server.port(), MsgType::kProbe, {}); });
+  Status second = client.call("127.0.0.1", server.port(), MsgType::kProbe, {});
+  t.join();
+  EXPECT_TRUE(first.ok()) << first.ToString();
+  EXPECT_TRUE(second.ok()) << second.ToString();
+  EXPECT_GE(client.idleConnections(), 2u);  // both kept for reuse
+  server.stop();
 }
 
 TEST_F(RpcServerTest, UnreachableServerFailsFast) {

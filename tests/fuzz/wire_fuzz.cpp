@@ -4,8 +4,10 @@
 #include <cstdint>
 
 #include "control/wire.h"
+#include "transport/tcp/tcp_wire.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  ferry::wire::parseFrames(data, size).IgnoreError();
+  // Every frame an engine with the tcp transport would accept: control and data messages.
+  ferry::wire::parseFrames(data, size, ferry::tcp_wire::messages(), ferry::tcp_wire::checkBody).IgnoreError();
   return 0;
 }

@@ -8,7 +8,7 @@
 
 #include "common/net.h"
 #include "control/wire.h"
-#include "core/engine.h"
+#include "transport/tcp/tcp_wire.h"
 #include "engine_pair.h"
 
 namespace ferry::test {
@@ -194,21 +194,21 @@ class RawPeer : public BadInput {
                               uint64_t file_id = 0) {
     int fd = -1;
     EXPECT_TRUE(net::connectTcp("127.0.0.1", b->getRpcServerPort(), 1000, fd).ok());
-    const bool write = type == wire::MsgType::kWrite;
-    if (file_id) type = write ? wire::MsgType::kFileWrite : wire::MsgType::kFileRead;
-    const size_t range = wire::rangeSizeOf(type);
+    const bool write = type == tcp_wire::kWrite;
+    if (file_id) type = write ? tcp_wire::kFileWrite : tcp_wire::kFileRead;
+    const size_t range = tcp_wire::rangeSizeOf(type);
     std::string payload(write ? len : 0, 'Z');
-    uint8_t hb[wire::kHeaderSize + wire::kFileRangeSize];
+    uint8_t hb[wire::kHeaderSize + tcp_wire::kFileRangeSize];
     wire::encodeHeader({type, static_cast<uint32_t>(range + payload.size()), 0, 1}, hb);
     if (file_id)
-      wire::encodeFileRange(file_id, target, len, hb + wire::kHeaderSize);
+      tcp_wire::encodeFileRange(file_id, target, len, hb + wire::kHeaderSize);
     else
-      wire::encodeRange(target, len, hb + wire::kHeaderSize);
+      tcp_wire::encodeRange(target, len, hb + wire::kHeaderSize);
     EXPECT_TRUE(net::writeAll(fd, hb, wire::kHeaderSize + range).ok());
     EXPECT_TRUE(net::writeAll(fd, payload.data(), payload.size()).ok());
     wire::FrameHeader h;
     EXPECT_TRUE(net::readAll(fd, hb, wire::kHeaderSize).ok());
-    EXPECT_TRUE(wire::decodeHeader(hb, wire::kHeaderSize, h).ok());
+    EXPECT_TRUE(wire::decodeHeader(hb, wire::kHeaderSize, tcp_wire::messages(), h).ok());
     body->resize(h.body_len);
     EXPECT_TRUE(net::readAll(fd, body->data(), body->size()).ok());
     ::close(fd);
@@ -219,17 +219,17 @@ class RawPeer : public BadInput {
 TEST_F(RawPeer, TargetEnforcesPermissionsAndBounds) {
   std::vector<uint8_t> ro_before = ro;
   std::string body;
-  auto h = roundTrip(wire::MsgType::kWrite, addr(ro), 64, &body);
+  auto h = roundTrip(tcp_wire::kWrite, addr(ro), 64, &body);
   EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
   EXPECT_EQ(ro, ro_before);
-  h = roundTrip(wire::MsgType::kRead, addr(lo), 64, &body);
+  h = roundTrip(tcp_wire::kRead, addr(lo), 64, &body);
   EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
-  h = roundTrip(wire::MsgType::kWrite, addr(rw, kSize - 10), 64, &body);
+  h = roundTrip(tcp_wire::kWrite, addr(rw, kSize - 10), 64, &body);
   EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kOutOfRange)) << body;
   EXPECT_NE(body.find("runs past the end"), std::string::npos) << body;
-  h = roundTrip(wire::MsgType::kRead, 0x1000, 8, &body);
+  h = roundTrip(tcp_wire::kRead, 0x1000, 8, &body);
   EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kOutOfRange)) << body;
-  h = roundTrip(wire::MsgType::kRead, addr(rw), 8, &body);  // and a good one is served
+  h = roundTrip(tcp_wire::kRead, addr(rw), 8, &body);  // and a good one is served
   EXPECT_EQ(h.status, 0u);
   EXPECT_EQ(std::memcmp(body.data(), rw.data(), 8), 0);
 }
@@ -243,20 +243,20 @@ TEST_F(RawPeer, TargetEnforcesFilePermissionsAndBounds) {
   ASSERT_TRUE(b->unexposeFile("ro").ok());
   ASSERT_TRUE(b->exposeFile("ro", dir.file("rw2"), kGlobalReadOnly).ok());
   uint64_t rw_id = 0, ro_id = 0;
-  for (const auto& f : b->impl()->localDescriptor().files) (f.name == "rw" ? rw_id : ro_id) = f.id;
+  for (const auto& f : localDescriptor(*b).files) (f.name == "rw" ? rw_id : ro_id) = f.id;
   ASSERT_TRUE(rw_id && ro_id);
   std::string body;
-  auto h = roundTrip(wire::MsgType::kWrite, 0, 64, &body, ro_id);
+  auto h = roundTrip(tcp_wire::kWrite, 0, 64, &body, ro_id);
   EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
-  h = roundTrip(wire::MsgType::kRead, 0, 64, &body, 999);
+  h = roundTrip(tcp_wire::kRead, 0, 64, &body, 999);
   EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kNotFound)) << body;
-  h = roundTrip(wire::MsgType::kRead, 0, 64, &body, ro_id - 1);  // the id that was unexposed
+  h = roundTrip(tcp_wire::kRead, 0, 64, &body, ro_id - 1);  // the id that was unexposed
   EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kNotFound)) << body;
-  h = roundTrip(wire::MsgType::kWrite, (1 << 20) - 10, 64, &body, rw_id);
+  h = roundTrip(tcp_wire::kWrite, (1 << 20) - 10, 64, &body, rw_id);
   EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kOutOfRange)) << body;
-  h = roundTrip(wire::MsgType::kWrite, 100, 64, &body, rw_id);  // good ones are served
+  h = roundTrip(tcp_wire::kWrite, 100, 64, &body, rw_id);  // good ones are served
   EXPECT_EQ(h.status, 0u) << body;
-  h = roundTrip(wire::MsgType::kRead, 100, 64, &body, rw_id);
+  h = roundTrip(tcp_wire::kRead, 100, 64, &body, rw_id);
   EXPECT_EQ(h.status, 0u);
   EXPECT_EQ(body, std::string(64, 'Z'));
 }

@@ -4,7 +4,6 @@
 #include <cstring>
 #include <thread>
 
-#include "core/engine.h"
 #include "engine_pair.h"
 
 namespace ferry::test {
@@ -147,7 +146,7 @@ TEST_F(EngineTest, ForceTcpServesOwnSegmentOverTcp) {
   ASSERT_TRUE(e.registerLocalMemory(mem.data(), mem.size()).ok());
   SegmentID self;
   ASSERT_TRUE(e.openSegment(self, e.getSegmentName()).ok());
-  EXPECT_EQ(e.impl()->transportName(self), "tcp");
+  EXPECT_EQ(ext::transportName(e, self), "tcp");
   ASSERT_TRUE(runBatch(e, {Request{Request::WRITE, mem.data(), self, addr(mem, 4096), 4096}}).ok());
   EXPECT_EQ(std::memcmp(mem.data(), mem.data() + 4096, 4096), 0);
 }

@@ -20,7 +20,6 @@
 
 #include "../integration/peer_process.h"
 #include "common/file_io.h"
-#include "core/engine.h"
 #include "test_util.h"
 
 namespace ferry::test {
@@ -274,7 +273,7 @@ TEST_P(FileSegments, LocalFileOpenedAsASegmentRoundTrips) {
   ASSERT_EQ(info.buffers.size(), 1u);
   EXPECT_EQ(info.buffers[0].base, 0u);
   EXPECT_EQ(info.buffers[0].length, 17u << 20);
-  EXPECT_EQ(a->impl()->transportName(seg), "file");
+  EXPECT_EQ(ext::transportName(*a, seg), "file");
   roundTrips(seg, path);
   // Several requests in one batch, in flight together.
   std::vector<Request> reqs;
@@ -363,7 +362,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, ExposedFiles, ::testing::Values("io_uring", "
 TEST_P(ExposedFiles, SameMachinePeerFileGoesOverTheFileTransport) {
   SegmentID seg;
   ASSERT_OK(a->openSegment(seg, b->getSegmentName() + "#kv"));
-  EXPECT_EQ(a->impl()->transportName(seg), "file");
+  EXPECT_EQ(ext::transportName(*a, seg), "file");
   SegmentInfo info;
   ASSERT_TRUE(a->getSegmentInfo(seg, info).ok());
   EXPECT_EQ(info.type, SegmentInfo::File);
@@ -384,15 +383,15 @@ TEST_P(ExposedFiles, PermissionsBoundsAndUnexposing) {
   EXPECT_TRUE(a->openSegment(kv, b->getSegmentName() + "#nope").IsNotFound());
   SegmentID whole;  // b's memory segment lists what it exposes
   ASSERT_OK(a->openSegment(whole, b->getSegmentName()));
-  std::vector<FileDesc> listed;
-  ASSERT_OK(a->impl()->exposedFiles(whole, listed));
+  std::vector<ext::ExposedFile> listed;
+  ASSERT_OK(ext::exposedFiles(*a, whole, listed));
   ASSERT_EQ(listed.size(), 2u);
   EXPECT_EQ(listed[0].name, "kv");
   EXPECT_FALSE(listed[0].read_only);
   EXPECT_EQ(listed[1].name, "weights");
   EXPECT_TRUE(listed[1].read_only);
   EXPECT_EQ(listed[1].length, 1u << 20);
-  ASSERT_OK(a->impl()->exposedFiles(kv, listed));
+  ASSERT_OK(ext::exposedFiles(*a, kv, listed));
   EXPECT_TRUE(listed.empty());
   BatchID bid = a->allocateBatch(1);
   for (const char* hint : {"file", "tcp"}) {
@@ -452,7 +451,7 @@ TEST_P(ExposedFiles, PolicyAndFailover) {
   SegmentID seg;
   ASSERT_OK(by_policy.openSegment(seg, b->getSegmentName() + "#kv"));
   std::string table;
-  ASSERT_TRUE(by_policy.impl()->describeSelection(seg, table).ok());
+  ASSERT_TRUE(ext::describeSelection(by_policy, seg, table).ok());
   auto j = nlohmann::json::parse(table);
   EXPECT_EQ(j["segment_type"], "file");
   EXPECT_EQ(j["default"], nlohmann::json({"file", "tcp"}));
@@ -503,7 +502,7 @@ TEST(FileSegmentsConfig, FilesExposedByConfigAreInTheDescriptor) {
   c->set("files/expose", R"([{"name": "cache", "path": ")" + dir.file("cache") + R"(", "size": 65536}])");
   TransferEngine e(c);
   ASSERT_TRUE(e.available()) << e.initStatus().ToString();
-  auto files = e.impl()->localDescriptor().files;
+  auto files = localDescriptor(e).files;
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0].name, "cache");
   EXPECT_EQ(files[0].length, 65536u);

@@ -6,7 +6,6 @@
 
 #include <cstring>
 
-#include "core/engine.h"
 #include "test_util.h"
 
 namespace ferry::test {
@@ -14,35 +13,53 @@ namespace ferry::test {
 namespace {
 class FakeTransport : public Transport {
  public:
-  FakeTransport(const char* name, bool same_machine_only) : name_(name), same_only_(same_machine_only) {}
+  FakeTransport(const char* name, bool same_machine_only, MemoryKinds local = kHostMemory,
+                MemoryKinds remote = kHostMemory, double latency_us = 10, double bandwidth_GBps = 1)
+      : name_(name), same_only_(same_machine_only) {
+    caps_.local_kinds = local;
+    caps_.remote_kinds = remote;
+    caps_.latency_us = latency_us;
+    caps_.bandwidth_GBps = bandwidth_GBps;
+  }
   const char* name() const override { return name_; }
-  TransportCaps caps() const override { return {false, true, !same_only_}; }
+  TransportCaps caps() const override { return caps_; }
   Status start(TransportContext&) override { return Status::OK(); }
   void stop() override {}
   bool canReach(const PeerEndpoint& p) const override { return !same_only_ || p.machine_id == "here"; }
   uint64_t sliceSize() const override { return 1 << 20; }
-  Status submit(const PeerEndpoint&, Slice* const*, size_t) override { return Status::OK(); }
+  Status connect(const PeerEndpoint&, std::shared_ptr<Endpoint>&) override { return Status::OK(); }
 
  private:
   const char* name_;
   bool same_only_;
+  TransportCaps caps_;
 };
-
-std::vector<std::string> names(const std::vector<Transport*>& ts) {
-  std::vector<std::string> out;
-  for (auto* t : ts) out.push_back(t->name());
-  return out;
-}
 }  // namespace
 
 class Selector : public ::testing::Test {
  protected:
-  Status configure(const std::string& policies) {
+  Status configure(const std::string& policies, std::vector<Transport*> ts = {}) {
     Config c;
-    ASSERT_TRUE_OR(c.load(R"({"selector": {"policies": )" + policies + "}}"));
-    return sel.configure(c, {&shm, &tcp});
+    Status st = c.load(R"({"selector": {"policies": )" + policies + "}}");
+    if (!st.ok()) return st;
+    if (ts.empty()) ts = {&shm, &tcp};
+    return sel.configure(c, ts);
   }
-  static void ASSERT_TRUE_OR(const Status& st) { ASSERT_TRUE(st.ok()) << st.ToString(); }
+  std::vector<std::string> names(const SelectionCase& c, const PeerEndpoint& p) {
+    TransportSelector::Order order;
+    bool pinned = false;
+    std::vector<std::string> out;
+    if (!sel.choose(c, sel.reachable(p), "", p.segment_name, order, pinned).ok()) return out;
+    for (uint8_t i : order) out.push_back(sel.transports()[i]->name());
+    return out;
+  }
+  Status pin(const std::string& hint, const PeerEndpoint& p, Transport*& out, const SelectionCase& c = {}) {
+    TransportSelector::Order order;
+    bool pinned = false;
+    FERRY_RETURN_IF_ERROR(sel.choose(c, sel.reachable(p), hint, p.segment_name, order, pinned));
+    out = sel.transports()[order.at(0)];
+    return pinned ? Status::OK() : Status::InternalError("not pinned");
+  }
   FakeTransport shm{"shm", true}, tcp{"tcp", false};
   TransportSelector sel;
   static PeerEndpoint endpoint(const char* machine) {
@@ -56,8 +73,8 @@ class Selector : public ::testing::Test {
 
 TEST_F(Selector, DefaultOrderAmongWhatReaches) {
   ASSERT_TRUE(configure("[]").ok());
-  EXPECT_EQ(names(sel.candidates(near, {true})), (std::vector<std::string>{"shm", "tcp"}));
-  EXPECT_EQ(names(sel.candidates(far, {false})), (std::vector<std::string>{"tcp"}));
+  EXPECT_EQ(names({true}, near), (std::vector<std::string>{"shm", "tcp"}));
+  EXPECT_EQ(names({false}, far), (std::vector<std::string>{"tcp"}));
 }
 
 TEST_F(Selector, PolicyRulesMatchInOrder) {
@@ -66,33 +83,70 @@ TEST_F(Selector, PolicyRulesMatchInOrder) {
       {"match": {"remote_location": "cuda"}, "transports": ["tcp"]},
       {"match": {"min_size": 1048576, "local_location": "cpu"}, "transports": ["shm"]}])").ok());
   SelectionCase small{true, 100};
-  EXPECT_EQ(names(sel.candidates(near, small)), (std::vector<std::string>{"tcp", "shm"}));
-  SelectionCase to_gpu{true, 8192, "cpu:0", "cuda:1"};
-  EXPECT_EQ(names(sel.candidates(near, to_gpu)), (std::vector<std::string>{"tcp"}));
+  EXPECT_EQ(names(small, near), (std::vector<std::string>{"tcp", "shm"}));
+  SelectionCase to_gpu{true, 8192, kHostMemory, kHostMemory, "cpu:0", "cuda:1"};
+  EXPECT_EQ(names(to_gpu, near), (std::vector<std::string>{"tcp"}));
   SelectionCase big{true, 4 << 20};
-  EXPECT_EQ(names(sel.candidates(near, big)), (std::vector<std::string>{"shm"}));
+  EXPECT_EQ(names(big, near), (std::vector<std::string>{"shm"}));
   // A rule naming only transports that cannot reach leaves nothing.
-  EXPECT_TRUE(sel.candidates(far, SelectionCase{false, 4 << 20}).empty());
+  EXPECT_TRUE(names(SelectionCase{false, 4 << 20}, far).empty());
   // No rule matches: default order.
   SelectionCase mid{true, 65536};
-  EXPECT_EQ(names(sel.candidates(near, mid)), (std::vector<std::string>{"shm", "tcp"}));
+  EXPECT_EQ(names(mid, near), (std::vector<std::string>{"shm", "tcp"}));
 }
 
 TEST_F(Selector, BadPoliciesAreRejectedClearly) {
   EXPECT_EQ(configure(R"([{"transports": ["carrier-pigeon"]}])").code(), Status::Code::kInvalidArgument);
+  // Names are checked against the registry, not a list in core: no rdma transport exists yet.
+  EXPECT_EQ(configure(R"([{"transports": ["rdma"]}])").code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(configure(R"([{"match": {"colour": 1}, "transports": ["tcp"]}])").code(),
             Status::Code::kInvalidArgument);
   EXPECT_EQ(configure(R"([{"match": {}}])").code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(configure(R"("tcp")").code(), Status::Code::kInvalidArgument);
+  // A registered transport that is not enabled here is fine: it matches nothing.
+  EXPECT_TRUE(configure(R"([{"transports": ["file", "tcp"]}])").ok());
 }
 
 TEST_F(Selector, PinnedTransportMustReach) {
   ASSERT_TRUE(configure("[]").ok());
   Transport* t = nullptr;
-  EXPECT_TRUE(sel.pinned("tcp", far, t).ok());
+  EXPECT_TRUE(pin("tcp", far, t).ok());
   EXPECT_EQ(t, &tcp);
-  EXPECT_EQ(sel.pinned("shm", far, t).code(), Status::Code::kNotSupported);
-  EXPECT_EQ(sel.pinned("rdma", near, t).code(), Status::Code::kNotSupported);
+  EXPECT_EQ(pin("shm", far, t).code(), Status::Code::kNotSupported);
+  EXPECT_EQ(pin("rdma", near, t).code(), Status::Code::kNotSupported);
+}
+
+// The selector never hands a buffer to a transport that cannot touch its memory kind,
+// whatever the policy or hint says.
+TEST_F(Selector, MemoryKindsFilterEveryPath) {
+  FakeTransport gpu{"shm", true, kHostMemory | kCudaMemory, kHostMemory | kCudaMemory};
+  ASSERT_TRUE(configure(R"([{"match": {"min_size": 1}, "transports": ["tcp", "shm"]}])", {&gpu, &tcp}).ok());
+  SelectionCase from_gpu{true, 4096, kCudaMemory, kHostMemory};
+  EXPECT_EQ(names(from_gpu, near), (std::vector<std::string>{"shm"}));  // the rule's tcp drops out
+  EXPECT_TRUE(names(from_gpu, far).empty());
+  Transport* t = nullptr;
+  Status st = pin("tcp", near, t, from_gpu);
+  EXPECT_EQ(st.code(), Status::Code::kNotSupported);
+  EXPECT_NE(st.message().find("cuda"), std::string::npos) << st.ToString();
+  ASSERT_TRUE(configure("[]", {&tcp}).ok());
+  TransportSelector::Order order;
+  bool pinned;
+  st = sel.choose(SelectionCase{false, 64, kOtherDevice, kHostMemory}, sel.reachable(far), "", "peer", order, pinned);
+  EXPECT_EQ(st.code(), Status::Code::kNotSupported);
+  EXPECT_NE(st.message().find("device memory"), std::string::npos) << st.ToString();
+}
+
+// Two transports of one preference group: the cheaper for the request's size goes first.
+TEST_F(Selector, CostBreaksTiesBySize) {
+  FakeTransport quick{"quick", false, kHostMemory, kHostMemory, 1, 1};   // low latency, slow
+  FakeTransport wide{"wide", false, kHostMemory, kHostMemory, 50, 50};   // high latency, fast
+  ASSERT_TRUE(configure("[]", {&quick, &wide}).ok());
+  EXPECT_EQ(names(SelectionCase{false, 64}, far), (std::vector<std::string>{"quick", "wide"}));
+  EXPECT_EQ(names(SelectionCase{false, 64 << 20}, far), (std::vector<std::string>{"wide", "quick"}));
+  EXPECT_TRUE(sel.orderDependsOnSize(kHostMemory, kHostMemory));
+  ASSERT_TRUE(configure("[]").ok());  // shm and tcp: different groups, size never matters
+  EXPECT_FALSE(sel.orderDependsOnSize(kHostMemory, kHostMemory));
+  EXPECT_EQ(names(SelectionCase{true, 64 << 20}, near), (std::vector<std::string>{"shm", "tcp"}));
 }
 
 // Two engines in this process (same machine: shm first, tcp next); b's memory is shared.
@@ -111,7 +165,7 @@ class Failover : public ::testing::Test {
     ASSERT_TRUE(a->registerLocalMemory(src.data(), src.size()).ok());
     ASSERT_TRUE(b->allocateLocalMemory(&dst, src.size()).ok());
     ASSERT_TRUE(a->openSegment(seg, b->getSegmentName()).ok());
-    ASSERT_EQ(a->impl()->transportName(seg), "shm");
+    ASSERT_EQ(ext::transportName(*a, seg), "shm");
   }
   Status write(size_t len, const char* hint = nullptr) {
     std::memset(dst, 0, len);
@@ -166,7 +220,7 @@ TEST_F(Failover, PolicyChoosesBySize) {
   EXPECT_TRUE(write(65536).ok());
   EXPECT_FALSE(write(65537).ok());
   std::string table;
-  ASSERT_TRUE(a->impl()->describeSelection(seg, table).ok());
+  ASSERT_TRUE(ext::describeSelection(*a, seg, table).ok());
   EXPECT_NE(table.find("\"max_size\": 65536"), std::string::npos) << table;
 }
 

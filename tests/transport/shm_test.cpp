@@ -14,7 +14,6 @@
 #include "../integration/engine_pair.h"
 #include "../integration/peer_process.h"
 #include "common/shm_file.h"
-#include "core/engine.h"
 
 namespace ferry::test {
 
@@ -40,7 +39,7 @@ INSTANTIATE_TEST_SUITE_P(Paths, ShmPeer, ::testing::Values("mapped", "attached")
                          [](const auto& info) { return info.param; });
 
 TEST_P(ShmPeer, SameMachinePeerIsServedByShm) {
-  EXPECT_EQ(engine->impl()->transportName(seg), "shm");
+  EXPECT_EQ(ext::transportName(*engine, seg), "shm");
 }
 
 TEST_P(ShmPeer, RoundTripsFromOneByteTo64MiBUnaligned) {
@@ -245,12 +244,12 @@ TEST_F(ShmInProcess, LocalOnlyMemoryIsNeverOffered) {
   void* mine = nullptr;
   MemoryOptions local_only{kWildcardLocation, kLocalReadWrite};
   ASSERT_TRUE(b->allocateLocalMemory(&mine, 4096, local_only).ok());
-  for (const auto& buf : b->impl()->localDescriptor().buffers) {
+  for (const auto& buf : localDescriptor(*b).buffers) {
     if (buf.base == reinterpret_cast<uint64_t>(mine)) {
-      EXPECT_TRUE(buf.shm_name.empty());
+      EXPECT_EQ(buf.attrs.count("shm"), 0u);
     }
     if (buf.base == reinterpret_cast<uint64_t>(shared)) {
-      EXPECT_FALSE(buf.shm_name.empty());
+      EXPECT_EQ(buf.attrs.count("shm"), 1u);
     }
   }
   EXPECT_TRUE(b->freeLocalMemory(mine).ok());

@@ -9,12 +9,15 @@
 #include <atomic>
 #include <memory>
 
+#include "common/options.h"
 #include "transport/transport.h"
 
 namespace ferry {
 
 class FaultTransport : public Transport {
  public:
+  /// Declares fault/fail_submit_every and fault/fail_slice_every (for every transport).
+  static void declareOptions(OptionTable& table);
   FaultTransport(std::unique_ptr<Transport> inner, uint64_t fail_submit_every,
                  uint64_t fail_slice_every);
 
@@ -24,11 +27,22 @@ class FaultTransport : public Transport {
   void stop() override { inner_->stop(); }
   bool canReach(const PeerEndpoint& peer) const override { return inner_->canReach(peer); }
   uint64_t sliceSize() const override { return inner_->sliceSize(); }
-  Status registerMemory(const BufferDesc& d) override { return inner_->registerMemory(d); }
+  Status connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) override;
+  Status allocate(size_t size, const Location& location, std::unique_ptr<Allocation>& out) override {
+    return inner_->allocate(size, location, out);
+  }
+  Status registerMemory(const BufferDesc& b, const MemoryOptions& o, std::string& attrs) override {
+    return inner_->registerMemory(b, o, attrs);
+  }
   Status unregisterMemory(const BufferDesc& d) override { return inner_->unregisterMemory(d); }
-  Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
-  Status cancel(const PeerEndpoint& peer) override { return inner_->cancel(peer); }
+  std::string describeLocal() const override { return inner_->describeLocal(); }
+  void localVersionChanged(uint64_t version) override { inner_->localVersionChanged(version); }
   bool progress(const std::function<bool()>& done) override { return inner_->progress(done); }
+  size_t peerStateCount() const override { return inner_->peerStateCount(); }
+
+  /// Whether the next submit / slice is one to fail (counted over all endpoints).
+  bool failSubmit();
+  bool failSlice();
 
  private:
   std::unique_ptr<Transport> inner_;

@@ -1,30 +1,124 @@
 #include "transport/file/file_transport.h"
 
 #include <algorithm>
+#include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "common/log.h"
 
 namespace ferry {
 
+// One peer instance's files opened here (or, for our own segment, the live file table).
+class FileEndpoint : public Endpoint, public std::enable_shared_from_this<FileEndpoint> {
+ public:
+  explicit FileEndpoint(FileTransport& transport) : transport_(transport) {}
+  Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
+  void cancel() override { transport_.cancelQueued(this); }
+
+ private:
+  // The open file behind a file segment, or why it cannot be reached from here.
+  Status fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out);
+
+  FileTransport& transport_;
+  std::mutex mu_;  // guards the fields below
+  PeerBeacon beacon_;
+  std::shared_ptr<const SegmentDescriptor> pruned_for_;  // descriptor `files_` was checked against
+  std::map<uint32_t, std::shared_ptr<fileio::File>> files_;  // by file id
+};
+
+Status FileEndpoint::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out) {
+  const FileDesc& fd = *peer.file;
+  FileTable& table = transport_.ctx_->files();
+  if (peer.is_self) {
+    auto entry = table.find(fd.id);
+    if (!entry) return Status::NotFound("file '" + fd.name + "' is no longer open");
+    out = entry->file;
+    return Status::OK();
+  }
+  std::lock_guard lock(mu_);
+  std::string beacon;
+  if (peer.desc)
+    if (auto it = peer.desc->attrs.find("file"); it != peer.desc->attrs.end()) {
+      auto j = nlohmann::json::parse(it->second, nullptr, false);
+      if (j.is_object() && j.contains("beacon") && j["beacon"].is_string()) beacon = j["beacon"].get<std::string>();
+    }
+  FERRY_RETURN_IF_ERROR(beacon_.check(peer, beacon, [&](uint64_t live) {
+    transport_.ctx_->onPeerEpoch(peer.host, peer.port, live);
+  }));
+  if (peer.desc && pruned_for_ != peer.desc) {
+    // Close files the peer no longer exposes (accesses in flight keep theirs open).
+    for (auto it = files_.begin(); it != files_.end();) {
+      bool listed = std::any_of(peer.desc->files.begin(), peer.desc->files.end(),
+                                [&](const FileDesc& f) { return f.id == it->first; });
+      it = listed ? std::next(it) : files_.erase(it);
+    }
+    pruned_for_ = peer.desc;
+  }
+  auto it = files_.find(fd.id);
+  if (it != files_.end()) {
+    out = it->second;
+    return Status::OK();
+  }
+  Status st = fileio::File::open(fd.path, fd.read_only, 0, table.tryDirect(), out);
+  if (!st.ok())  // e.g. not readable by this user: the peer's own server can still serve it
+    return Status::NotSupported("file '" + fd.name + "' of '" + peer.segment_name +
+                                "' cannot be opened here: " + st.message());
+  files_[fd.id] = out;
+  return Status::OK();
+}
+
+Status FileEndpoint::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
+  if (!peer.file) return Status::InvalidArgument("segment '" + peer.segment_name + "' is not a file");
+  std::shared_ptr<fileio::File> file;
+  FERRY_RETURN_IF_ERROR(fileFor(peer, file));
+  // Our own files were just checked by the engine against the live table (a private file's
+  // live size included). A peer checks nothing on this path, so its files are checked here
+  // too, against the descriptor (no syscall).
+  if (!peer.is_self)
+    for (size_t i = 0; i < count; ++i)
+      FERRY_RETURN_IF_ERROR(checkFileAccess(*peer.file, slices[i]->remote, slices[i]->length,
+                                            slices[i]->op == Request::WRITE));
+  return transport_.enqueue(shared_from_this(), file, slices, count);
+}
+
 FileTransport::FileTransport() = default;
 FileTransport::~FileTransport() { stop(); }
+
+void FileTransport::declareOptions(OptionTable& t) {
+  t.text("backend", "auto", "`auto` (io_uring if it works here, else pread), `io_uring`, `pread`");
+  t.integer("workers", 1, 1, 64, "I/O threads, each with its own ring");
+  t.integer("queue_depth", 32, 1, 4096, "slices in flight per I/O thread");
+  t.integer("slice_size", 1 << 20, 4096, 1ll << 30, "file requests are cut into slices of this size");
+}
+
+TransportCaps FileTransport::caps() const {
+  TransportCaps c;
+  c.remote_kinds = kFileData;
+  c.reaches_self = c.reaches_same_machine = true;
+  c.latency_us = 20;
+  c.bandwidth_GBps = 2;
+  return c;
+}
 
 Status FileTransport::start(TransportContext& ctx) {
   ctx_ = &ctx;
   const Config& c = ctx.config();
-  FERRY_RETURN_IF_ERROR(fileio::chooseBackend(c.get("transports/file/backend", "auto"), backend_));
-  slice_size_ = std::clamp<uint64_t>(c.get<uint64_t>("transports/file/slice_size", 1 << 20), 4096,
-                                     1ull << 30);
-  queue_depth_ = static_cast<unsigned>(
-      std::clamp<int64_t>(c.get<int64_t>("transports/file/queue_depth", 32), 1, 4096));
-  int64_t align = c.get<int64_t>("files/direct_alignment", 4096);
-  int64_t workers = std::clamp<int64_t>(c.get<int64_t>("transports/file/workers", 1), 1, 64);
+  FERRY_RETURN_IF_ERROR(fileio::chooseBackend(c.get<std::string>("transports/file/backend"), backend_));
+  slice_size_ = c.get<uint64_t>("transports/file/slice_size");
+  queue_depth_ = static_cast<unsigned>(c.get<int64_t>("transports/file/queue_depth"));
+  const auto align = static_cast<uint32_t>(c.get<int64_t>("files/direct_alignment"));
+  const int64_t workers = c.get<int64_t>("transports/file/workers");
   for (int64_t i = 0; i < workers; ++i) {
     std::unique_ptr<fileio::FileIo> io;
-    FERRY_RETURN_IF_ERROR(
-        fileio::FileIo::create(backend_, queue_depth_, static_cast<uint32_t>(align), io));
+    FERRY_RETURN_IF_ERROR(fileio::FileIo::create(backend_, queue_depth_, align, io));
     ios_.push_back(std::move(io));
   }
+  Status st = beacon_.create(ctx.registry().version());
+  have_beacon_ = st.ok();
+  if (!have_beacon_)
+    FERRY_LOG(WARN) << "file: no beacon page (" << st.ToString()
+                    << "); same-machine peers see unexposed files only at their next refresh";
   stopping_ = false;
   for (auto& io : ios_) workers_.emplace_back([this, p = io.get()] { workerLoop(*p); });
   FERRY_LOG(INFO) << "file transport: " << fileio::backendName(backend_) << ", " << workers
@@ -34,6 +128,7 @@ Status FileTransport::start(TransportContext& ctx) {
 }
 
 void FileTransport::stop() {
+  beacon_.markGone();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -48,57 +143,40 @@ bool FileTransport::canReach(const PeerEndpoint& peer) const {
   return peer.is_self || (peer.machine_id == ctx_->machineId() && !peer.file->path.empty());
 }
 
-Status FileTransport::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out) {
-  const FileDesc& fd = *peer.file;
-  if (peer.is_self) {
-    auto entry = ctx_->files().find(fd.id);
-    if (!entry) return Status::NotFound("file '" + fd.name + "' is no longer open");
-    out = entry->file;
-    return Status::OK();
-  }
-  std::lock_guard lock(files_mu_);
-  PeerFiles& pf = peer_files_[peer.desc ? peer.desc->instance_id : peer.segment_name];
-  FERRY_RETURN_IF_ERROR(pf.control.check(*ctx_, peer));
-  if (peer.desc && pf.pruned_for != peer.desc.get()) {
-    // Close files the peer no longer exposes (accesses in flight keep theirs open).
-    for (auto it = pf.files.begin(); it != pf.files.end();) {
-      bool listed = std::any_of(peer.desc->files.begin(), peer.desc->files.end(),
-                                [&](const FileDesc& f) { return f.id == it->first; });
-      it = listed ? std::next(it) : pf.files.erase(it);
-    }
-    pf.pruned_for = peer.desc.get();
-  }
-  auto it = pf.files.find(fd.id);
-  if (it != pf.files.end()) {
-    out = it->second;
-    return Status::OK();
-  }
-  Status st = fileio::File::open(fd.path, fd.read_only, 0, ctx_->files().tryDirect(), out);
-  if (!st.ok())  // e.g. not readable by this user: the peer's own server can still serve it
-    return Status::NotSupported("file '" + fd.name + "' of '" + peer.segment_name +
-                                "' cannot be opened here: " + st.message());
-  pf.files[fd.id] = out;
+Status FileTransport::connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) {
+  out = endpoints_.get(peer.instanceKey(), [this] { return std::make_shared<FileEndpoint>(*this); });
   return Status::OK();
 }
 
-Status FileTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
-  if (!peer.file) return Status::InvalidArgument("segment '" + peer.segment_name + "' is not a file");
-  std::shared_ptr<fileio::File> file;
-  FERRY_RETURN_IF_ERROR(fileFor(peer, file));
-  // Our own files were just checked by the engine against the live table (a private file's
-  // live size included). A peer checks nothing on this path, so its files are checked here
-  // too, against the descriptor (no syscall).
-  if (!peer.is_self)
-    for (size_t i = 0; i < count; ++i)
-      FERRY_RETURN_IF_ERROR(checkFileAccess(*peer.file, slices[i]->remote, slices[i]->length,
-                                            slices[i]->op == Request::WRITE));
+std::string FileTransport::describeLocal() const {
+  return have_beacon_ ? "{\"beacon\":" + jsonQuote(beacon_.name()) + "}" : "";
+}
+
+Status FileTransport::enqueue(std::shared_ptr<const Endpoint> owner, const std::shared_ptr<fileio::File>& file,
+                              Slice* const* slices, size_t count) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Status::Canceled("engine is shutting down");
-    for (size_t i = 0; i < count; ++i) queue_.push_back({slices[i], file});
+    for (size_t i = 0; i < count; ++i) queue_.push_back({slices[i], file, owner});
   }
   if (count == 1) cv_.notify_one(); else cv_.notify_all();
   return Status::OK();
+}
+
+void FileTransport::cancelQueued(const Endpoint* owner) {
+  std::vector<Work> canceled;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->owner.get() != owner) {
+        ++it;
+        continue;
+      }
+      canceled.push_back(std::move(*it));
+      it = queue_.erase(it);
+    }
+  }
+  for (auto& w : canceled) completeSlice(w.slice, Status::Canceled("the peer instance is gone"));
 }
 
 void FileTransport::workerLoop(fileio::FileIo& io) {

@@ -5,60 +5,71 @@
 //
 // Workers each own a FileIo (io_uring ring, or pread/pwrite when io_uring is unavailable
 // or `transports/file/backend` says so) and keep up to queue_depth slices in flight.
+// A peer's files are held by its FileEndpoint (one per peer instance) and closed with it.
+//
+// Lock order: FileEndpoint::mu_ and FileTransport::mu_ (the queue) are leaves; no I/O runs
+// under either.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "common/file_io.h"
-#include "transport/peer_version.h"
+#include "common/options.h"
+#include "transport/beacon.h"
+#include "transport/endpoint_cache.h"
 #include "transport/transport.h"
 
 namespace ferry {
+
+class FileEndpoint;
 
 class FileTransport : public Transport {
  public:
   FileTransport();
   ~FileTransport() override;
 
+  static void declareOptions(OptionTable& table);
+
   const char* name() const override { return "file"; }
-  TransportCaps caps() const override { return {true, true, false}; }
+  TransportCaps caps() const override;
   Status start(TransportContext& ctx) override;
   void stop() override;
   bool canReach(const PeerEndpoint& peer) const override;
   uint64_t sliceSize() const override { return slice_size_; }
-  Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
+  Status connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) override;
+  std::string describeLocal() const override;
+  void localVersionChanged(uint64_t version) override { beacon_.set(version); }
+  size_t peerStateCount() const override { return endpoints_.liveCount(); }
 
   /// The backend the workers use (after start).
   fileio::Backend backend() const { return backend_; }
 
  private:
+  friend class FileEndpoint;
   struct Work {
     Slice* slice = nullptr;
-    std::shared_ptr<fileio::File> file;  // keeps the descriptors open
+    std::shared_ptr<fileio::File> file;   // keeps the descriptors open
+    std::shared_ptr<const Endpoint> owner;  // for cancel(); kept alive while queued
   };
-  // The open file behind a file segment, or why it cannot be reached from here.
-  Status fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out);
+  // Queues the slices against `file` (FileEndpoint::submit).
+  Status enqueue(std::shared_ptr<const Endpoint> owner, const std::shared_ptr<fileio::File>& file,
+                 Slice* const* slices, size_t count);
+  void cancelQueued(const Endpoint* owner);
   void workerLoop(fileio::FileIo& io);
 
   TransportContext* ctx_ = nullptr;
   fileio::Backend backend_ = fileio::Backend::kPosix;
   uint64_t slice_size_ = 1 << 20;
   unsigned queue_depth_ = 32;
-
-  // Same-machine peers' files opened here, per peer instance.
-  struct PeerFiles {
-    const SegmentDescriptor* pruned_for = nullptr;  // descriptor `files` was last checked against
-    std::map<uint32_t, std::shared_ptr<fileio::File>> files;  // by file id
-    PeerControlPage control;  // a peer's exposed files may change under its descriptor
-  };
-  std::mutex files_mu_;
-  std::map<std::string, PeerFiles> peer_files_;  // by instance id
+  // Peers' exposed files may change under their descriptors; they read this to know.
+  LocalBeacon beacon_;
+  bool have_beacon_ = false;
+  EndpointCache<FileEndpoint> endpoints_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -1,19 +1,31 @@
 // The engine's own segment: a request whose target is this engine is a memcpy.
 #pragma once
 
+#include <memory>
+
+#include "common/options.h"
 #include "transport/transport.h"
 
 namespace ferry {
 
 class LocalTransport : public Transport {
  public:
+  LocalTransport();
+  static void declareOptions(OptionTable&) {}
+
   const char* name() const override { return "local"; }
-  TransportCaps caps() const override { return {true, false, false}; }
+  TransportCaps caps() const override;
   Status start(TransportContext&) override { return Status::OK(); }
   void stop() override {}
   bool canReach(const PeerEndpoint& peer) const override { return peer.is_self && !peer.file; }
   uint64_t sliceSize() const override { return 1ull << 30; }
-  Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
+  Status connect(const PeerEndpoint&, std::shared_ptr<Endpoint>& out) override {
+    out = self_;  // no per-peer state: there is one peer, us
+    return Status::OK();
+  }
+
+ private:
+  std::shared_ptr<Endpoint> self_;
 };
 
 }  // namespace ferry

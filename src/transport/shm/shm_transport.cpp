@@ -6,10 +6,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <set>
+
+#include <unistd.h>
 
 #include "common/log.h"
-#include "core/descriptor.h"
+#include "transport/shm/shm_endpoint.h"
 
 namespace ferry {
 
@@ -28,30 +29,55 @@ void copyInPieces(uint8_t* dst, const uint8_t* src, uint64_t len, uint64_t piece
 ShmTransport::ShmTransport() = default;
 ShmTransport::~ShmTransport() { stop(); }
 
+void ShmTransport::declareOptions(OptionTable& t) {
+  t.integer("copy_threads", 0, 0, 64, "copy workers; 0 = one per CPU this process may use (affinity), up to 4");
+  t.integer("slice_size", 1 << 20, 4096, 1ll << 30, "unit of work handed to a copy worker");
+  t.integer("copy_piece_bytes", 256 << 10, 0, 1ll << 30,
+            "largest single `memcpy` (0: one per slice); see Performance");
+  t.integer("inline_bytes", 64 << 10, 0, INT64_MAX, "submits up to this size are copied by the caller");
+  t.integer("caller_hold_us", 1000, 0, 1000000,
+            "a thread that copied its own slices in `waitTransfer` keeps its CPU from workers this "
+            "long after (it is usually back with the next batch)");
+  t.flag("cross_memory_attach", true, "reach unshared memory with `process_vm_*`");
+}
+
+TransportCaps ShmTransport::caps() const {
+  TransportCaps c;
+  c.reaches_same_machine = true;
+  c.latency_us = 2;
+  c.bandwidth_GBps = 20;
+  return c;
+}
+
 Status ShmTransport::start(TransportContext& ctx) {
   ctx_ = &ctx;
   const Config& c = ctx.config();
-  slice_size_ = std::clamp<uint64_t>(c.get<uint64_t>("transports/shm/slice_size", 1 << 20), 4096,
-                                     1ull << 30);
-  inline_bytes_ = c.get<uint64_t>("transports/shm/inline_bytes", 64 << 10);
-  copy_piece_ = c.get<uint64_t>("transports/shm/copy_piece_bytes", 256 << 10);
-  cross_memory_attach_ = c.get<bool>("transports/shm/cross_memory_attach", true);
+  slice_size_ = c.get<uint64_t>("transports/shm/slice_size");
+  inline_bytes_ = c.get<uint64_t>("transports/shm/inline_bytes");
+  copy_piece_ = c.get<uint64_t>("transports/shm/copy_piece_bytes");
+  cross_memory_attach_ = c.get<bool>("transports/shm/cross_memory_attach");
   // The CPUs this process may run on (taskset, cgroup cpusets), not the machine's.
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   const int64_t usable = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? std::max(CPU_COUNT(&cpus), 1) : 1;
-  int64_t threads = c.get<int64_t>("transports/shm/copy_threads", 0);
+  int64_t threads = c.get<int64_t>("transports/shm/copy_threads");
   if (threads <= 0) threads = std::clamp<int64_t>(usable, 1, 4);
-  copy_threads_ = static_cast<size_t>(std::min<int64_t>(threads, 64));
+  copy_threads_ = static_cast<size_t>(threads);
   max_copiers_ = std::max(copy_threads_, static_cast<size_t>(usable));
-  caller_hold_ = std::chrono::microseconds(
-      std::clamp<int64_t>(c.get<int64_t>("transports/shm/caller_hold_us", 1000), 0, 1000000));
+  caller_hold_ = std::chrono::microseconds(c.get<int64_t>("transports/shm/caller_hold_us"));
+  shm::sweepStaleShmFiles();
+  Status st = beacon_.create(ctx.registry().version());
+  have_beacon_ = st.ok();
+  // Peers then cannot tell a changed registry without an ack; say so, keep going.
+  if (!have_beacon_)
+    FERRY_LOG(WARN) << "shm: no beacon page (" << st.ToString() << "); allocations stay private";
   stopping_ = false;
   for (size_t i = 0; i < copy_threads_; ++i) workers_.emplace_back([this] { workerLoop(); });
   return Status::OK();
 }
 
 void ShmTransport::stop() {
+  beacon_.markGone();  // first: peers stop copying into memory that is about to go away
   {
     std::lock_guard lock(mu_);
     stopping_ = true;  // submit refuses from now on
@@ -63,107 +89,118 @@ void ShmTransport::stop() {
 
 bool ShmTransport::canReach(const PeerEndpoint& peer) const {
   if (peer.is_self || peer.file || !peer.desc || !ctx_ || peer.machine_id != ctx_->machineId()) return false;
-  const auto& t = peer.desc->transports;
-  return std::find(t.begin(), t.end(), "shm") != t.end();
+  return peer.desc->speaks("shm");
 }
 
-std::shared_ptr<ShmTransport::PeerState> ShmTransport::peerState(const SegmentDescriptor& desc) {
-  std::lock_guard lock(peers_mu_);
-  auto& slot = peers_[desc.instance_id];
-  if (!slot) slot = std::make_shared<PeerState>();
-  return slot;
+Status ShmTransport::connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) {
+  out = endpoints_.get(peer.instanceKey(), [this] { return std::make_shared<ShmEndpoint>(*this); });
+  return Status::OK();
 }
 
-std::shared_ptr<shm::Mapping> ShmTransport::mappingFor(PeerState& ps, const SegmentDescriptor& desc,
-                                                       const BufferDesc& b) {
-  std::lock_guard lock(ps.mu);
-  auto it = ps.mappings.find(b.shm_name);
-  if (it != ps.mappings.end()) return it->second;
-  auto m = std::make_shared<shm::Mapping>();
-  // Only a writable buffer is mapped writable: the mapping enforces read-only.
-  Status st = m->open(b.shm_name, b.perm == kGlobalReadWrite);
-  if (!st.ok()) {
-    FERRY_LOG(WARN) << "cannot map " << b.shm_name << " of '" << desc.name << "': " << st.ToString();
-    return nullptr;
+namespace {
+// Memory in a shared-memory file of ours; the file goes when the allocation does (a peer's
+// mapping keeps its pages, not ours).
+class ShmAllocation : public Allocation {
+ public:
+  ShmAllocation(std::string name, std::function<void()> forget) : name_(std::move(name)), forget_(std::move(forget)) {}
+  ~ShmAllocation() override {
+    forget_();
+    shm::destroy(name_, addr, size);
   }
-  ps.mappings.emplace(b.shm_name, m);
-  return m;
-}
 
-Status ShmTransport::resolve(const SegmentDescriptor& desc, PeerState& ps, const BufferDesc& b,
-                             const std::shared_ptr<shm::Mapping>& mapping, Slice* s, Work& out) {
-  out.slice = s;
-  out.peer = &ps;
-  if (mapping) {
-    uint64_t off = b.shm_offset + (s->remote - b.base);
-    if (off > mapping->size() || s->length > mapping->size() - off)
-      return Status::Corrupted("buffer " + rangeText(b.base, b.length) + " lies outside " + b.shm_name);
-    out.mapped = mapping->base() + off;
-    out.mapping = mapping;
-    return Status::OK();
-  }
-  if (cross_memory_attach_ && desc.pid > 0 && !ps.xma_denied.load(std::memory_order_relaxed)) {
-    out.pid = desc.pid;
-    return Status::OK();
-  }
-  return Status::NotSupported("buffer " + rangeText(b.base, b.length) + " of '" + desc.name +
-                              "' is not in shared memory and cross-memory attach is " +
-                              (cross_memory_attach_ ? "refused" : "off"));
-}
+ private:
+  std::string name_;
+  std::function<void()> forget_;
+};
+}  // namespace
 
-Status ShmTransport::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
-  if (!peer.desc) return Status::NotSupported("shm needs the peer's descriptor");
-  const SegmentDescriptor& desc = *peer.desc;
-  auto ps = peerState(desc);
+Status ShmTransport::allocate(size_t size, const Location& location, std::unique_ptr<Allocation>& out) {
+  if (memoryKindOf(location) != kHostMemory) return Status::NotSupported("shm allocates host memory only");
+  if (!have_beacon_) return Status::NotSupported("shm has no beacon page: memory stays private");
+  std::string name;
+  void* p = nullptr;
+  FERRY_RETURN_IF_ERROR(shm::create(size, name, &p));
+  auto table = allocations_;
   {
-    std::lock_guard lock(ps->mu);
-    FERRY_RETURN_IF_ERROR(ps->control.check(*ctx_, peer));
-    if (ps->pruned_for != &desc) {
-      // Drop mappings of files the peer no longer lists (freed memory stays alive while mapped).
-      std::set<std::string> live;
-      for (const auto& b : desc.buffers) live.insert(b.shm_name);
-      for (auto it = ps->mappings.begin(); it != ps->mappings.end();)
-        it = live.count(it->first) ? std::next(it) : ps->mappings.erase(it);
-      ps->pruned_for = &desc;
-    }
+    std::lock_guard lock(table->mu);
+    table->by_addr[reinterpret_cast<uintptr_t>(p)] = {name, size};
   }
-  std::vector<Work> work(count);
-  uint64_t bytes = 0;
-  // Slices of one request share a buffer: look its mapping up once per buffer, not per slice.
-  const BufferDesc* buffer = nullptr;
-  std::shared_ptr<shm::Mapping> mapping;
-  for (size_t i = 0; i < count; ++i) {
-    Slice* s = slices[i];
-    const BufferDesc* b = desc.find(s->remote, s->length);
-    if (!b) return Status::InvalidArgument("target range " + rangeText(s->remote, s->length) +
-                                           " is not in a registered buffer of '" + desc.name + "'");
-    if (b != buffer) {
-      // The engine checked the request against this same descriptor; shm has no target-side
-      // check, so the transport holds the line too.
-      FERRY_RETURN_IF_ERROR(desc.checkAccess(*b, s->op == Request::WRITE));
-      buffer = b;
-      mapping = b->shm_name.empty() ? nullptr : mappingFor(*ps, desc, *b);
-    }
-    FERRY_RETURN_IF_ERROR(resolve(desc, *ps, *b, mapping, s, work[i]));
-    bytes += s->length;
+  auto a = std::make_unique<ShmAllocation>(name, [table, key = reinterpret_cast<uintptr_t>(p)] {
+    std::lock_guard lock(table->mu);
+    table->by_addr.erase(key);
+  });
+  a->addr = p;
+  a->size = size;
+  out = std::move(a);
+  return Status::OK();
+}
+
+Status ShmTransport::registerMemory(const BufferDesc& b, const MemoryOptions& options, std::string& attrs) {
+  attrs.clear();
+  // A local-only buffer is never offered for mapping.
+  if (b.perm == kLocalReadWrite || memoryKindOf(b.location) != kHostMemory) return Status::OK();
+  std::string name;
+  uint64_t offset = 0;
+  if (!options.shm_path.empty()) {
+    if (options.shm_path[0] != '/' || options.shm_path.find('/', 1) != std::string::npos)
+      return Status::InvalidArgument("shm_path must be a POSIX shared-memory name like /name, got '" +
+                                     options.shm_path + "'");
+    name = options.shm_path;
+    offset = options.shm_offset;
+  } else {
+    std::lock_guard lock(allocations_->mu);
+    auto it = allocations_->by_addr.upper_bound(b.base);
+    if (it == allocations_->by_addr.begin()) return Status::OK();
+    --it;
+    const auto& [file, size] = it->second;
+    if (b.base - it->first >= size || b.length > size - (b.base - it->first)) return Status::OK();
+    name = file;
+    offset = b.base - it->first;
   }
+  attrs = "{\"name\":" + jsonQuote(name) + ",\"offset\":" + std::to_string(offset) + "}";
+  return Status::OK();
+}
+
+std::string ShmTransport::describeLocal() const {
+  std::string out = "{\"pid\":" + std::to_string(::getpid());
+  if (have_beacon_) out += ",\"beacon\":" + jsonQuote(beacon_.name());
+  return out + "}";
+}
+
+Status ShmTransport::dispatch(std::vector<Work> work, uint64_t bytes) {
   if (bytes <= inline_bytes_) {
     for (auto& w : work) copy(w);  // small: no thread hand-off on the latency path
     return Status::OK();
   }
+  std::lock_guard lock(mu_);
+  if (stopping_) return Status::Canceled("engine is shutting down");
+  queue_.push_back(Submission{std::this_thread::get_id(), std::move(work), 0,
+                              std::chrono::steady_clock::now()});
+  // A worker starts when a CPU is free for it. When none is, it is not woken just to
+  // wait: this thread usually copies the submit itself from waitTransfer, and if it does
+  // not, the threads copying now notice once its hold runs out (or wake a worker on
+  // leaving). With no one copying, nobody would notice: wake one to keep the time.
+  Outlook o = outlookLocked();
+  if (o.may_copy || !o.anyone_copying) cv_.notify_one();
+  return Status::OK();
+}
+
+void ShmTransport::cancelQueued(const ShmEndpoint* peer) {
+  std::vector<Work> canceled;
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return Status::Canceled("engine is shutting down");
-    queue_.push_back(Submission{std::this_thread::get_id(), std::move(work), 0,
-                                std::chrono::steady_clock::now()});
-    // A worker starts when a CPU is free for it. When none is, it is not woken just to
-    // wait: this thread usually copies the submit itself from waitTransfer, and if it does
-    // not, the threads copying now notice once its hold runs out (or wake a worker on
-    // leaving). With no one copying, nobody would notice: wake one to keep the time.
-    Outlook o = outlookLocked();
-    if (o.may_copy || !o.anyone_copying) cv_.notify_one();
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      // A submit's slices all go to one peer; those taken already were moved out, the last
+      // one never is while the submit is queued.
+      if (it->work.empty() || it->work.back().peer.get() != peer) {
+        ++it;
+        continue;
+      }
+      for (size_t i = it->next; i < it->work.size(); ++i) canceled.push_back(std::move(it->work[i]));
+      it = queue_.erase(it);
+    }
   }
-  return Status::OK();
+  for (auto& w : canceled) completeSlice(w.slice, Status::Canceled("the peer instance is gone"));
 }
 
 void ShmTransport::copy(Work& w) {
@@ -192,7 +229,7 @@ void ShmTransport::copy(Work& w) {
     if (e == EINTR) continue;
     Status why;
     if (e == EPERM || e == ENOSYS) {
-      if (!w.peer->xma_denied.exchange(true))
+      if (w.peer->markAttachDenied())
         FERRY_LOG(WARN) << "cross-memory attach to pid " << w.pid << " refused (" << std::strerror(e)
                         << "; ptrace restrictions?): its unshared buffers go over the next transport";
       why = Status::NotSupported(std::string("cross-memory attach refused: ") + std::strerror(e));

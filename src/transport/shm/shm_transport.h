@@ -1,9 +1,14 @@
 // Shared-memory transport for peers on the same machine (same machine id). A buffer the
-// peer backs with a shared-memory file (allocateLocalMemory does) is mapped once and copied
-// to and from directly: read-only buffers are mapped read-only, local-only ones never. Other
-// registered memory is reached with cross-memory attach (process_vm_readv/writev) where the
-// kernel allows it; when it does not, the slice fails with NotSupported and the selector
-// moves it to the next transport (tcp), with one log line per peer.
+// peer backs with a shared-memory file (allocateLocalMemory does, through allocate()) is
+// mapped once and copied to and from directly: read-only buffers are mapped read-only,
+// local-only ones never. Other registered memory is reached with cross-memory attach
+// (process_vm_readv/writev) where the kernel allows it; when it does not, the slice fails
+// with NotSupported and the selector moves it to the next transport (tcp), with one log
+// line per peer.
+//
+// What it publishes (descriptor attrs under "shm"): per buffer {"name", "offset"} of its
+// shared-memory file; per segment {"pid", "beacon"} (cross-memory attach, and the beacon
+// page with the live registry version: no acks here to carry it).
 //
 // Small submits are copied by the submitting thread. Larger ones are queued: copy workers
 // (transports/shm/copy_threads) take them a slice at a time, and a thread that waits for
@@ -11,6 +16,9 @@
 // threads' slices: its batch would then end only when theirs do, and on a machine with few
 // cores the idle gaps cost a tenth of the copy rate. Workers start only while fewer threads
 // copy than the process has CPUs, so they add parallelism without preempting copiers.
+//
+// Lock order: ShmEndpoint::mu -> (nothing); ShmTransport::mu_ (the queue) -> (nothing);
+// allocations_->mu (leaf). A copy never runs under a lock.
 #pragma once
 
 #include <atomic>
@@ -23,40 +31,45 @@
 #include <thread>
 #include <vector>
 
+#include "common/options.h"
 #include "common/shm_file.h"
-#include "transport/peer_version.h"
+#include "transport/beacon.h"
+#include "transport/endpoint_cache.h"
 #include "transport/transport.h"
 
 namespace ferry {
+
+class ShmEndpoint;
 
 class ShmTransport : public Transport {
  public:
   ShmTransport();
   ~ShmTransport() override;
 
+  static void declareOptions(OptionTable& table);
+
   const char* name() const override { return "shm"; }
-  TransportCaps caps() const override { return {false, true, false}; }
+  TransportCaps caps() const override;
   Status start(TransportContext& ctx) override;
   void stop() override;
   bool canReach(const PeerEndpoint& peer) const override;
   uint64_t sliceSize() const override { return slice_size_; }
-  Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
+  Status connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) override;
+  Status allocate(size_t size, const Location& location, std::unique_ptr<Allocation>& out) override;
+  Status registerMemory(const BufferDesc& buffer, const MemoryOptions& options,
+                        std::string& attrs) override;
+  std::string describeLocal() const override;
+  void localVersionChanged(uint64_t version) override { beacon_.set(version); }
   bool progress(const std::function<bool()>& done) override;
+  size_t peerStateCount() const override { return endpoints_.liveCount(); }
 
  private:
-  // What this process holds of one peer instance.
-  struct PeerState {
-    std::mutex mu;
-    std::map<std::string, std::shared_ptr<shm::Mapping>> mappings;  // by shm name
-    const SegmentDescriptor* pruned_for = nullptr;  // descriptor the mappings were checked against
-    PeerControlPage control;                         // the peer's live registry version
-    std::atomic<bool> xma_denied{false};
-  };
+  friend class ShmEndpoint;
   struct Work {
     Slice* slice = nullptr;
     uint8_t* mapped = nullptr;              // target bytes in a mapping, or null: use pid
     std::shared_ptr<shm::Mapping> mapping;  // keeps `mapped` valid
-    PeerState* peer = nullptr;              // peers_ keeps it for the transport's life
+    std::shared_ptr<ShmEndpoint> peer;      // keeps the peer's state while queued
     int64_t pid = 0;
   };
 
@@ -68,14 +81,10 @@ class ShmTransport : public Transport {
     std::chrono::steady_clock::time_point queued;
   };
 
-  std::shared_ptr<PeerState> peerState(const SegmentDescriptor& desc);
-  // The peer's file behind buffer b mapped here (once), or null when it cannot be mapped.
-  std::shared_ptr<shm::Mapping> mappingFor(PeerState& ps, const SegmentDescriptor& desc,
-                                           const BufferDesc& b);
-  // Where a slice's target bytes are (in `mapping`, or by pid); NotSupported when neither
-  // path can reach them.
-  Status resolve(const SegmentDescriptor& desc, PeerState& ps, const BufferDesc& b,
-                 const std::shared_ptr<shm::Mapping>& mapping, Slice* s, Work& out);
+  // Copies small work now, queues the rest (called by ShmEndpoint::submit).
+  Status dispatch(std::vector<Work> work, uint64_t bytes);
+  // Completes as CANCELED the queued work of `peer` (ShmEndpoint::cancel).
+  void cancelQueued(const ShmEndpoint* peer);
   void copy(Work& w);
   // Queue access; caller holds mu_. Whether `id` is copying its own submits now.
   bool copyingLocked(std::thread::id id) const;
@@ -94,8 +103,16 @@ class ShmTransport : public Transport {
   bool cross_memory_attach_ = true;
   size_t copy_threads_ = 1;
 
-  std::mutex peers_mu_;
-  std::map<std::string, std::shared_ptr<PeerState>> peers_;  // by instance id
+  LocalBeacon beacon_;  // created at start; without it allocate() keeps memory private
+  bool have_beacon_ = false;
+  EndpointCache<ShmEndpoint> endpoints_;
+
+  // Our allocations (by address), so registerMemory can publish their files.
+  struct AllocationTable {
+    std::mutex mu;
+    std::map<uintptr_t, std::pair<std::string, size_t>> by_addr;  // name, size
+  };
+  std::shared_ptr<AllocationTable> allocations_ = std::make_shared<AllocationTable>();
 
   std::mutex mu_;
   std::condition_variable cv_;

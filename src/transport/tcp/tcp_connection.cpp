@@ -8,12 +8,13 @@
 
 #include "common/log.h"
 #include "common/net.h"
-#include "control/wire.h"
+#include "transport/tcp/tcp_wire.h"
 
 namespace ferry {
 
 using wire::FrameHeader;
 using wire::MsgType;
+using namespace tcp_wire;
 
 Status TcpConnection::open(const std::string& host, uint16_t port, int connect_timeout_ms,
                            const Options& options, std::shared_ptr<TcpConnection>& out) {
@@ -65,7 +66,7 @@ void TcpConnection::enqueue(Slice* const* slices, size_t count) {
 
 void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   constexpr size_t kMaxSlicesPerWrite = 64;
-  constexpr size_t kFrameHead = wire::kHeaderSize + wire::kFileRangeSize;  // the longer range
+  constexpr size_t kFrameHead = wire::kHeaderSize + kFileRangeSize;  // the longer range
   iovec iov[2 * kMaxSlicesPerWrite];
   // Headers live here, not in the slice: once its bytes are on the wire a slice may
   // complete and its batch be freed before sendmsg has returned.
@@ -82,16 +83,15 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       sendq_.pop_front();
       bool write = s->op == Request::WRITE;
       s->request_id = next_id_++;
-      MsgType type = s->file_id ? (write ? MsgType::kFileWrite : MsgType::kFileRead)
-                                : (write ? MsgType::kWrite : MsgType::kRead);
-      const size_t range_size = wire::rangeSizeOf(type);
+      MsgType type = s->file_id ? (write ? kFileWrite : kFileRead) : (write ? kWrite : kRead);
+      const size_t range_size = rangeSizeOf(type);
       FrameHeader h{type, static_cast<uint32_t>(range_size + (write ? s->length : 0)), 0,
                     s->request_id};
       wire::encodeHeader(h, heads[taken]);
       if (s->file_id)
-        wire::encodeFileRange(s->file_id, s->remote, s->length, heads[taken] + wire::kHeaderSize);
+        encodeFileRange(s->file_id, s->remote, s->length, heads[taken] + wire::kHeaderSize);
       else
-        wire::encodeRange(s->remote, s->length, heads[taken] + wire::kHeaderSize);
+        encodeRange(s->remote, s->length, heads[taken] + wire::kHeaderSize);
       iov[n++] = {heads[taken], wire::kHeaderSize + range_size};
       if (write) iov[n++] = {s->local, s->length};
       inflight_.push_back(s);  // before the write: the response may beat us back
@@ -134,16 +134,16 @@ void TcpConnection::receiverLoop() {
     cause = reader.readExact(hb, sizeof hb);
     if (!cause.ok()) break;
     FrameHeader h;
-    cause = wire::decodeHeader(hb, sizeof hb, h);
+    cause = wire::decodeHeader(hb, sizeof hb, messages(), h);
     if (!cause.ok()) break;
     Slice* s;
     {
       std::lock_guard lock(mu_);
       s = inflight_.empty() ? nullptr : inflight_.front();
     }
-    MsgType expect = (s && s->op == Request::READ) ? MsgType::kReadData : MsgType::kWriteAck;
+    MsgType expect = (s && s->op == Request::READ) ? kReadData : kWriteAck;
     if (!s || h.request_id != s->request_id || h.type != expect) {
-      cause = Status::Corrupted(std::string("unexpected ") + wire::typeName(h.type) + " #" +
+      cause = Status::Corrupted(std::string("unexpected ") + messages().name(h.type) + " #" +
                                 std::to_string(h.request_id));
       break;
     }

@@ -13,7 +13,7 @@
 #include <string>
 #include <thread>
 
-#include "core/batch.h"
+#include "model/slice.h"
 #include "ferry/status.h"
 
 namespace ferry {

@@ -1,4 +1,4 @@
-#include "core/memory_registry.h"
+#include "model/memory_registry.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,13 +7,6 @@
 #include <thread>
 
 namespace ferry {
-
-std::string rangeText(uint64_t addr, uint64_t length) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "[0x%llx, +%llu)", static_cast<unsigned long long>(addr),
-                static_cast<unsigned long long>(length));
-  return buf;
-}
 
 std::shared_ptr<MemoryRegistry::Region> MemoryRegistry::findLocked(uint64_t addr) const {
   auto it = regions_.upper_bound(addr);
@@ -45,6 +38,7 @@ Status MemoryRegistry::add(const BufferDesc& desc) {
   }
   auto r = std::make_shared<Region>();
   r->desc = desc;
+  r->kind = memoryKindOf(desc.location);
   r->seq = next_seq_++;
   regions_.emplace(desc.base, std::move(r));
   version_.fetch_add(1, std::memory_order_acq_rel);
@@ -73,7 +67,8 @@ Status MemoryRegistry::remove(uint64_t base, uint64_t length, BufferDesc* remove
   return Status::OK();
 }
 
-Status MemoryRegistry::checkLocal(uint64_t addr, uint64_t length, Location* location) const {
+Status MemoryRegistry::checkLocal(uint64_t addr, uint64_t length, Location* location,
+                                  MemoryKind* kind) const {
   std::shared_lock lock(mu_);
   auto r = findLocked(addr);
   if (!r) return Status::InvalidArgument("local address " + rangeText(addr, length) +
@@ -83,6 +78,7 @@ Status MemoryRegistry::checkLocal(uint64_t addr, uint64_t length, Location* loca
                                    " runs past the end of registered " +
                                    rangeText(r->desc.base, r->desc.length));
   if (location) *location = r->desc.location;
+  if (kind) *kind = r->kind;
   return Status::OK();
 }
 
@@ -117,8 +113,14 @@ bool MemoryRegistry::overlaps(uint64_t addr, uint64_t length) const {
   return addr - prev->first < prev->second->desc.length;
 }
 
-std::vector<BufferDesc> MemoryRegistry::snapshot() const {
+void MemoryRegistry::bumpVersion() {
+  std::unique_lock lock(mu_);
+  version_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+std::vector<BufferDesc> MemoryRegistry::snapshot(uint64_t* version) const {
   std::shared_lock lock(mu_);
+  if (version) *version = version_.load(std::memory_order_acquire);
   std::vector<const Region*> ordered;
   ordered.reserve(regions_.size());
   for (auto& [base, r] : regions_) ordered.push_back(r.get());

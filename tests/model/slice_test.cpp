@@ -1,4 +1,4 @@
-#include "core/batch.h"
+#include "model/slice.h"
 
 #include <gtest/gtest.h>
 

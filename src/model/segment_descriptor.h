@@ -1,14 +1,16 @@
 // Segment descriptor: what a segment publishes about itself (JSON on the wire / in the
-// metadata store) and what peers cache to validate and route requests.
+// metadata store) and what peers cache to validate and route requests. A peer's descriptor
+// is a claim: every field is bounded when decoded, and transports check their own
+// attributes before they use them.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "core/file_table.h"
-#include "core/memory_registry.h"
 #include "ferry/status.h"
+#include "model/buffer.h"
+#include "model/file_table.h"
 
 namespace ferry {
 
@@ -19,11 +21,10 @@ struct SegmentDescriptor {
   std::string rpc_host;
   uint16_t rpc_port = 0;
   uint64_t version = 0;  // registry version when published
-  int64_t pid = 0;       // for cross-memory attach by same-machine peers
-  std::string shm_control;  // shared page holding the live registry version (shm peers)
-  std::vector<BufferDesc> buffers;  // in registration order
+  std::vector<BufferDesc> buffers;  // in registration order, each with its transport attrs
   std::vector<std::string> transports;
   std::vector<FileDesc> files;  // exposed files ("<name>#<file>" opens one as a segment)
+  TransportAttrs attrs;  // per transport, about the whole segment (Transport::describeLocal)
 
   std::string toJson() const;
   static Status fromJson(const std::string& text, SegmentDescriptor& out);
@@ -35,6 +36,8 @@ struct SegmentDescriptor {
   const BufferDesc* find(uint64_t addr, uint64_t len) const;
   /// The exposed file called `file_name`, or nullptr.
   const FileDesc* findFile(const std::string& file_name) const;
+  /// Whether the segment says it speaks transport `name`.
+  bool speaks(std::string_view name) const;
   /// Builds the by-address index find() uses (fromJson does this).
   void buildIndex();
 

@@ -1,4 +1,4 @@
-#include "core/managed_allocator.h"
+#include "compat/managed_allocator.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "core/descriptor.h"
+#include "model/segment_descriptor.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -6,6 +6,24 @@
 namespace ferry {
 
 using json = nlohmann::json;
+
+namespace {
+// Attributes are JSON written by a transport; embedded as JSON, not as an escaped string.
+json encodeAttrs(const TransportAttrs& attrs) {
+  json out = json::object();
+  for (const auto& [name, text] : attrs) {
+    json v = json::parse(text, nullptr, false);
+    out[name] = v.is_discarded() ? json(text) : v;
+  }
+  return out;
+}
+
+Status decodeAttrs(const json& j, TransportAttrs& out) {
+  if (!j.is_object()) return Status::Corrupted("descriptor attrs are not an object");
+  for (const auto& [name, v] : j.items()) out[name] = v.dump();
+  return Status::OK();
+}
+}  // namespace
 
 std::string SegmentDescriptor::toJson() const {
   json j;
@@ -15,15 +33,14 @@ std::string SegmentDescriptor::toJson() const {
   j["rpc"] = {{"host", rpc_host}, {"port", rpc_port}};
   j["version"] = version;
   j["type"] = "memory";
-  if (pid) j["pid"] = pid;
-  if (!shm_control.empty()) j["shm_control"] = shm_control;
+  if (!attrs.empty()) j["attrs"] = encodeAttrs(attrs);
   json bufs = json::array();
   for (const auto& b : buffers) {
     json jb = {{"base", b.base},
                {"length", b.length},
                {"location", b.location},
                {"perm", static_cast<int>(b.perm)}};
-    if (!b.shm_name.empty()) jb["shm"] = {{"name", b.shm_name}, {"offset", b.shm_offset}};
+    if (!b.attrs.empty()) jb["attrs"] = encodeAttrs(b.attrs);
     bufs.push_back(std::move(jb));
   }
   j["buffers"] = std::move(bufs);
@@ -52,8 +69,7 @@ Status SegmentDescriptor::fromJson(const std::string& text, SegmentDescriptor& o
     if (port <= 0 || port > 65535) return Status::Corrupted("descriptor has an invalid RPC port");
     d.rpc_port = static_cast<uint16_t>(port);
     d.version = j.value("version", uint64_t{0});
-    d.pid = j.value("pid", int64_t{0});
-    d.shm_control = j.value("shm_control", "");
+    if (j.contains("attrs")) FERRY_RETURN_IF_ERROR(decodeAttrs(j.at("attrs"), d.attrs));
     for (const auto& b : j.at("buffers")) {
       BufferDesc bd;
       bd.base = b.at("base").get<uint64_t>();
@@ -65,10 +81,7 @@ Status SegmentDescriptor::fromJson(const std::string& text, SegmentDescriptor& o
       bd.perm = static_cast<Permission>(perm);
       if (bd.length == 0 || bd.base + bd.length < bd.base)
         return Status::Corrupted("descriptor buffer has an invalid range");
-      if (b.contains("shm")) {
-        bd.shm_name = b.at("shm").at("name").get<std::string>();
-        bd.shm_offset = b.at("shm").value("offset", uint64_t{0});
-      }
+      if (b.contains("attrs")) FERRY_RETURN_IF_ERROR(decodeAttrs(b.at("attrs"), bd.attrs));
       d.buffers.push_back(bd);
     }
     if (j.contains("transports")) d.transports = j.at("transports").get<std::vector<std::string>>();
@@ -107,6 +120,10 @@ const BufferDesc* SegmentDescriptor::find(uint64_t addr, uint64_t len) const {
   if (addr - b.base >= b.length) return nullptr;
   if (len > b.length - (addr - b.base)) return nullptr;
   return &b;
+}
+
+bool SegmentDescriptor::speaks(std::string_view name) const {
+  return std::find(transports.begin(), transports.end(), name) != transports.end();
 }
 
 const FileDesc* SegmentDescriptor::findFile(const std::string& file_name) const {

@@ -11,26 +11,15 @@
 #include <vector>
 
 #include "ferry/status.h"
-#include "ferry/types.h"
+#include "model/buffer.h"
 
 namespace ferry {
-
-struct BufferDesc {
-  uint64_t base = 0;
-  uint64_t length = 0;
-  Location location = "cpu:0";
-  Permission perm = kGlobalReadWrite;
-  // Shared-memory backing (allocateLocalMemory, or MemoryOptions::shm_path): a same-machine
-  // peer maps shm_name at shm_offset instead of going through the network.
-  std::string shm_name;
-  uint64_t shm_offset = 0;
-  bool operator==(const BufferDesc&) const = default;
-};
 
 class MemoryRegistry {
  public:
   struct Region {
     BufferDesc desc;
+    MemoryKind kind = kHostMemory;  // of desc.location
     uint64_t seq = 0;  // registration order
     std::atomic<int> pins{0};
   };
@@ -61,36 +50,37 @@ class MemoryRegistry {
   Status add(const BufferDesc& desc);
   /// Removes the range starting at base (length 0 matches any length); waits for pins.
   Status remove(uint64_t base, uint64_t length, BufferDesc* removed = nullptr);
-  /// OK when [addr, addr+length) lies inside one registered range (any permission).
-  Status checkLocal(uint64_t addr, uint64_t length, Location* location = nullptr) const;
+  /// OK when [addr, addr+length) lies inside one registered range (any permission); then
+  /// fills the optional outputs with that range's location and memory kind.
+  Status checkLocal(uint64_t addr, uint64_t length, Location* location = nullptr,
+                    MemoryKind* kind = nullptr) const;
   /// Finds the region for a peer's access and checks its permission; pins it on success.
   Status pinForRemote(uint64_t addr, uint64_t length, bool write, Pin& out) const;
 
   /// True when [addr, addr+length) shares a byte with a registered range.
   bool overlaps(uint64_t addr, uint64_t length) const;
 
-  /// Registered buffers in registration order.
-  std::vector<BufferDesc> snapshot() const;
+  /// Registered buffers in registration order, and (optional) the version they are at.
+  std::vector<BufferDesc> snapshot(uint64_t* version = nullptr) const;
   /// Bumped on every add/remove; published in the segment descriptor.
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
   /// The counter itself, for the RPC server to stamp into responses without a call.
   const std::atomic<uint64_t>& versionCounter() const { return version_; }
   /// Bumps the version for a change outside the registry that peers must see too (the
   /// descriptor lists exposed files as well).
-  void bumpVersion() { version_.fetch_add(1, std::memory_order_acq_rel); }
+  void bumpVersion();
   size_t size() const;
 
  private:
   // Region containing addr, or nullptr. Caller holds mu_.
   std::shared_ptr<Region> findLocked(uint64_t addr) const;
 
+  // A leaf lock: nothing else is taken under it. The version moves under it too, so a
+  // snapshot and its version agree.
   mutable std::shared_mutex mu_;
   std::map<uint64_t, std::shared_ptr<Region>> regions_;  // by base
   std::atomic<uint64_t> version_{1};
   uint64_t next_seq_ = 0;  // guarded by mu_
 };
-
-/// "[0x1000, +4096)" for messages.
-std::string rangeText(uint64_t addr, uint64_t length);
 
 }  // namespace ferry

@@ -1,4 +1,4 @@
-#include "core/file_table.h"
+#include "model/file_table.h"
 
 #include <unistd.h>
 

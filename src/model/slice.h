@@ -1,6 +1,7 @@
-// Batches, tasks and slices. A task is one Request; it is cut into slices (the unit a
-// transport moves). Slices report back through completeSlice(); the last slice of a task
-// settles its state, and the last task of a batch wakes waiters.
+// Batches, tasks and slices: the data model of a transfer, shared by core (which creates
+// them) and transports (which move slices). A task is one Request; it is cut into slices
+// (the unit a transport moves). Slices report back through completeSlice(); the last slice
+// of a task settles its state, and the last task of a batch wakes waiters.
 #pragma once
 
 #include <atomic>
@@ -21,15 +22,18 @@ namespace ferry {
 struct Task;
 struct Batch;
 
+// Who writes what: core (makeSlices) fills task..deadline_ns once; `attempt` is core's
+// (the route's candidate index, set before each hand-over); `request_id` and `file_id` are
+// scratch for the transport carrying the slice and mean nothing to anyone else.
 struct Slice {
   Task* task = nullptr;
   Request::OpCode op = Request::WRITE;
   uint8_t* local = nullptr;
-  uint64_t remote = 0;
+  uint64_t remote = 0;      // target address (memory segment) or file offset (file segment)
   uint32_t length = 0;
   int64_t deadline_ns = 0;  // steady clock
   uint64_t request_id = 0;  // assigned by the transport carrying it
-  uint8_t attempt = 0;      // index of the transport candidate carrying it
+  uint8_t attempt = 0;      // index of the route candidate carrying it
   uint32_t file_id = 0;     // target file of a file segment (set by transports that need it)
 };
 
@@ -55,7 +59,9 @@ struct Task {
   std::atomic<uint32_t> slices_left{0};
   Batch* batch = nullptr;
   std::shared_ptr<CompletionGroup> group;
-  std::shared_ptr<SliceRoute> route;  // null: no failover
+  // Where failed slices may go next; it also keeps the endpoints carrying the task's
+  // slices alive until the batch is freed. Null: no failover.
+  std::shared_ptr<SliceRoute> route;
   std::unique_ptr<Slice[]> slices;
   uint32_t num_slices = 0;
 };
@@ -69,9 +75,12 @@ struct Batch {
   std::unique_ptr<Task[]> tasks;
   std::atomic<size_t> size{0};     // tasks handed out by submitTransfer
   std::atomic<size_t> pending{0};  // tasks not yet settled
-  std::mutex mu;                   // guards size reservation, errors and waiting
+  // Guards size reservation, first_error and waiting. Taken after the batch table's lock
+  // (docs/locking.md); completers take it last, alone.
+  std::mutex mu;
   std::condition_variable cv;
   std::string first_error;  // message of the first failed slice, for logs
+  bool freed = false;       // set by freeBatch: no submit may add tasks any more
   std::atomic<uint64_t>* bytes_moved = nullptr;  // the engine's metrics counter, if any
 };
 

@@ -1,4 +1,4 @@
-#include "core/descriptor.h"
+#include "model/segment_descriptor.h"
 
 #include <gtest/gtest.h>
 
@@ -12,11 +12,10 @@ TEST(Descriptor, JsonRoundTripAndLookup) {
   d.rpc_host = "127.0.0.1";
   d.rpc_port = 4000;
   d.version = 9;
-  d.buffers = {{0x3000, 0x100, "cpu:0", kGlobalReadOnly, "", 0},
-               {0x1000, 0x1000, "cpu:0", kGlobalReadWrite, "/ferry.1.2", 64}};
+  d.buffers = {{0x3000, 0x100, "cpu:0", kGlobalReadOnly, {}},
+               {0x1000, 0x1000, "cpu:0", kGlobalReadWrite, {{"shm", R"({"name":"/ferry.1.2","offset":64})"}}}};
   d.transports = {"tcp"};
-  d.pid = 1234;
-  d.shm_control = "/ferry.1.0";
+  d.attrs = {{"shm", R"({"pid":1234})"}, {"opaque", "not json"}};
   SegmentDescriptor e;
   ASSERT_TRUE(SegmentDescriptor::fromJson(d.toJson(), e).ok());
   EXPECT_EQ(e.name, "node:1");
@@ -28,11 +27,13 @@ TEST(Descriptor, JsonRoundTripAndLookup) {
   EXPECT_EQ(e.find(0x2000, 1), nullptr);
   ASSERT_NE(e.find(0x3000, 1), nullptr);
   EXPECT_EQ(e.find(0x3000, 1)->perm, kGlobalReadOnly);
-  EXPECT_EQ(e.buffers[1].shm_name, "/ferry.1.2");  // shared-memory backing travels
-  EXPECT_EQ(e.buffers[1].shm_offset, 64u);
-  EXPECT_TRUE(e.buffers[0].shm_name.empty());
-  EXPECT_EQ(e.pid, 1234);
-  EXPECT_EQ(e.shm_control, "/ferry.1.0");
+  // Transport attributes travel as the transport wrote them (JSON, kept as JSON text).
+  EXPECT_EQ(e.buffers[1].attrs.at("shm"), R"({"name":"/ferry.1.2","offset":64})");
+  EXPECT_TRUE(e.buffers[0].attrs.empty());
+  EXPECT_EQ(e.attrs.at("shm"), R"({"pid":1234})");
+  EXPECT_EQ(e.attrs.at("opaque"), R"("not json")");  // not JSON: carried as a string
+  EXPECT_TRUE(e.toJson().find(R"("attrs":{"opaque":"not json","shm":{"pid":1234}})") != std::string::npos)
+      << e.toJson();
 }
 
 TEST(Descriptor, RejectsMalformed) {
@@ -40,7 +41,9 @@ TEST(Descriptor, RejectsMalformed) {
   for (const char* bad : {"", "[]", "{}", R"({"name":"x"})",
                           R"({"name":"x","rpc":{"host":"h","port":1},"buffers":[{"base":1,"length":0}]})",
                           R"({"name":"x","rpc":{"host":"h","port":70000},"buffers":[]})",
-                          R"({"name":"x","rpc":{"host":"h","port":1},"buffers":[{"base":1,"length":1,"perm":9}]})"})
+                          R"({"name":"x","rpc":{"host":"h","port":1},"buffers":[{"base":1,"length":1,"perm":9}]})",
+                          R"({"name":"x","rpc":{"host":"h","port":1},"buffers":[],"attrs":[1]})",
+                          R"({"name":"x","rpc":{"host":"h","port":1},"buffers":[{"base":1,"length":1,"attrs":"shm"}]})"})
     EXPECT_EQ(SegmentDescriptor::fromJson(bad, e).code(), Status::Code::kCorrupted) << bad;
 }
 

@@ -1,16 +1,36 @@
-#include "transport/peer_version.h"
+#include "transport/beacon.h"
 
-#include <atomic>
+#include <new>
 
 namespace ferry {
 
-Status PeerControlPage::check(TransportContext& ctx, const PeerEndpoint& peer) {
-  if (!peer.desc || peer.desc->shm_control.empty()) return Status::OK();
+LocalBeacon::~LocalBeacon() {
+  if (page_) shm::destroy(name_, page_, 4096);
+}
+
+Status LocalBeacon::create(uint64_t version) {
+  void* page = nullptr;
+  FERRY_RETURN_IF_ERROR(shm::create(4096, name_, &page));
+  page_ = new (page) std::atomic<uint64_t>(version);
+  return Status::OK();
+}
+
+void LocalBeacon::set(uint64_t version) {
+  if (page_) page_->store(version, std::memory_order_release);
+}
+
+void LocalBeacon::markGone() {
+  if (page_) page_->store(shm::kEngineGone, std::memory_order_release);
+}
+
+Status PeerBeacon::check(const PeerEndpoint& peer, const std::string& beacon_name,
+                         const std::function<void(uint64_t)>& on_change) {
+  if (!peer.desc || beacon_name.empty()) return Status::OK();
   const SegmentDescriptor& desc = *peer.desc;
   if (!page_) {
     // The page lives as long as the peer engine: no page, no engine (or none we may see).
     auto m = std::make_unique<shm::Mapping>();
-    Status st = m->open(desc.shm_control, false);
+    Status st = m->open(beacon_name, false);
     if (!st.ok() || m->size() < sizeof(uint64_t))
       return Status::Unavailable("segment '" + desc.name + "' is not reachable through shared memory: " +
                                  (st.ok() ? "control page too small" : st.message()));
@@ -20,10 +40,11 @@ Status PeerControlPage::check(TransportContext& ctx, const PeerEndpoint& peer) {
   if (live == shm::kEngineGone) return Status::Unavailable("segment '" + desc.name + "' has shut down");
   // Registrations changed since the descriptor was read: have it refreshed first, so a
   // removed or re-permissioned buffer or file is not touched (no target checks on this
-  // path). A descriptor the engine re-read for this very submit is accepted even if the
-  // registry moved again since: under constant churn equality would never hold.
-  if (live != desc.version && !peer.just_refreshed) {
-    ctx.onPeerEpoch(peer.host, peer.port, live);
+  // path).
+  bool current = live == desc.version || (peer.just_refreshed && desc.version >= seen_live_);
+  if (!current) {
+    seen_live_ = live;
+    on_change(live);
     return Status::Unavailable("segment '" + desc.name + "' changed (version " +
                                std::to_string(desc.version) + " -> " + std::to_string(live) + ")");
   }

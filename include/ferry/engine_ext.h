@@ -1,0 +1,49 @@
+// Ferry extensions beyond spec/tent-cpp-api.md, for tools, language bindings and tests:
+// introspection of an engine and the few checks the bindings make before touching memory.
+// Every call takes an engine that construction left available(); on one that is not, the
+// Status calls return Unavailable and the others an empty answer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ferry/config.h"
+#include "ferry/status.h"
+#include "ferry/transfer_engine.h"
+#include "ferry/types.h"
+
+namespace ferry::ext {
+
+/// OK when [addr, addr+length) lies inside one buffer registered with `engine`.
+Status checkRegistered(TransferEngine& engine, const void* addr, size_t length);
+/// Whether [addr, addr+length) shares a byte with a registered buffer.
+bool overlapsRegistered(TransferEngine& engine, const void* addr, size_t length);
+/// The engine's configuration (as validated at start).
+const Config& engineConfig(TransferEngine& engine);
+
+/// Probes a segment's RPC server: a registered name (with a metadata store), or host:port.
+Status probe(TransferEngine& engine, const std::string& segment_name);
+/// The transport first in line for an opened segment ("" if none or unknown).
+std::string transportName(TransferEngine& engine, SegmentID segment);
+/// The selector's view of an opened segment as JSON: each transport's reach, memory kinds,
+/// slice size and cost estimate, the default order and each policy's (ferry-info --selection).
+Status describeSelection(TransferEngine& engine, SegmentID segment, std::string& json);
+
+/// A file a segment exposes (open it as "<segment>#<name>").
+struct ExposedFile {
+  uint32_t id = 0;
+  std::string name, path;
+  uint64_t length = 0;
+  bool read_only = false;
+};
+/// The files an opened memory segment exposes (a peer's as last read; ours live).
+Status exposedFiles(TransferEngine& engine, SegmentID segment, std::vector<ExposedFile>& out);
+
+/// This engine's segment descriptor as peers read it (JSON).
+std::string localDescriptorJson(TransferEngine& engine);
+/// Per-peer states the transports hold now (endpoints: connections, mappings, open files).
+size_t peerStateCount(TransferEngine& engine);
+
+}  // namespace ferry::ext

@@ -1,0 +1,53 @@
+// The batches this engine handed out: allocate, free, find, status and waiting. A waiting
+// thread first lends itself to the transports (progress) and spins briefly before it sleeps.
+//
+// Lock order: BatchTable::mu_ -> Batch::mu. mu_ is never held while waiting.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "ferry/types.h"
+#include "model/slice.h"
+#include "transport/transport.h"
+
+namespace ferry {
+
+class BatchTable {
+ public:
+  BatchTable(size_t max_batch_size, int wait_spin_us, std::vector<Transport*> transports,
+             std::atomic<uint64_t>* bytes_moved)
+      : max_batch_size_(max_batch_size),
+        wait_spin_us_(wait_spin_us),
+        transports_(std::move(transports)),
+        bytes_moved_(bytes_moved) {}
+
+  /// 0 on failure (size 0 or over batch/max_size), with a log line.
+  BatchID allocate(size_t batch_size);
+  /// Busy while a task is in flight (or its last completer is still settling).
+  Status free(BatchID id);
+  /// The batch, or InvalidArgument naming the id.
+  Status find(BatchID id, std::shared_ptr<Batch>& out);
+
+  Status status(BatchID id, size_t task_id, TransferStatus& out);
+  Status status(BatchID id, std::vector<TransferStatus>& out);
+  Status status(BatchID id, TransferStatus& overall);
+  Status wait(BatchID id, TransferStatus& overall, std::chrono::milliseconds timeout);
+  /// Drops every batch (engine shutdown: their routes hold endpoints).
+  void clear();
+
+ private:
+  const size_t max_batch_size_;
+  const int wait_spin_us_;
+  const std::vector<Transport*> transports_;
+  std::atomic<uint64_t>* const bytes_moved_;  // the metrics counter, or null when off
+  std::mutex mu_;
+  std::unordered_map<BatchID, std::shared_ptr<Batch>> batches_;
+  BatchID next_id_ = 1;
+};
+
+}  // namespace ferry

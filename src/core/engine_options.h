@@ -1,0 +1,36 @@
+// The engine's own options (not a transport's, the selector's or the stores'), declared
+// once and read once, at start, into a typed struct.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/options.h"
+#include "ferry/config.h"
+#include "ferry/status.h"
+
+namespace ferry {
+
+void declareEngineOptions(OptionTable& table);
+
+struct EngineOptions {
+  std::string segment_name;  // "" = host:port of the RPC server
+  std::string rpc_bind_address, rpc_advertise_address;
+  uint16_t rpc_port = 0;
+  size_t rpc_max_connections = 0;
+  int64_t transfer_timeout_ms = 0;
+  int connect_timeout_ms = 0;
+  bool polling = false;
+  int polling_spin_us = 0;
+  int wait_spin_us = 0;       // 0 in polling mode (see read())
+  std::string log_level;      // "" when not configured
+  bool metrics_enable = false;
+  int64_t metrics_interval_s = 0;
+  size_t max_batch_size = 0;
+  std::string embedded_metadata_server;  // "host:port" or ""
+
+  /// Reads them from a validated config.
+  static EngineOptions read(const Config& config);
+};
+
+}  // namespace ferry

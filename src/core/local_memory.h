@@ -1,0 +1,41 @@
+// This engine's memory: allocation (by the first transport that offers it for the location,
+// e.g. shm's shared-memory files; else private pages for host memory), registration in the
+// registry with every transport's attributes, and the reverse.
+//
+// Lock order: mu_ (allocations) is a leaf; the registry's lock is taken without it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "ferry/types.h"
+#include "model/memory_registry.h"
+#include "transport/transport.h"
+
+namespace ferry {
+
+class LocalMemory {
+ public:
+  /// `changed` runs after every registration change (the engine tells transports and peers).
+  LocalMemory(MemoryRegistry& registry, std::vector<Transport*> transports, std::function<void()> changed)
+      : registry_(registry), transports_(std::move(transports)), changed_(std::move(changed)) {}
+
+  Status allocate(void** addr, size_t size, const MemoryOptions& options);
+  Status free(void* addr);
+  Status registerMemory(void* addr, size_t size, const MemoryOptions& options);
+  Status unregisterMemory(void* addr, size_t size);
+  /// Frees every allocation left (engine shutdown, after the transports stopped).
+  void releaseAll();
+
+ private:
+  MemoryRegistry& registry_;
+  const std::vector<Transport*> transports_;
+  const std::function<void()> changed_;
+  std::mutex mu_;
+  std::unordered_map<uintptr_t, std::unique_ptr<Allocation>> allocations_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,239 @@
+#include "core/submitter.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace ferry {
+
+Status Submitter::validateTarget(SegmentEntry& seg, const Request& req, Sides& sides) {
+  const bool policies = p_.selector.hasPolicies();
+  if (seg.is_file) {
+    sides.remote_kind = kFileData;
+    if (policies) sides.remote_location = "file";
+  }
+  if (seg.is_self && seg.is_file) return p_.files.checkTarget(*seg.snapshot(), req);
+  if (seg.is_self) {
+    Status st = p_.registry.checkLocal(req.target_offset, req.length,
+                                       policies ? &sides.remote_location : nullptr, &sides.remote_kind);
+    if (!st.ok()) return Status::InvalidArgument("target: " + st.message());
+    return Status::OK();
+  }
+  if (seg.stale.load(std::memory_order_acquire) && seg.stale.exchange(false)) {
+    // Its registrations changed since we fetched the descriptor: buffers may be gone or
+    // have other permissions now. The target checks every access anyway, so a failed
+    // refresh (store down) leaves us on the cached copy rather than failing the request.
+    Status st = p_.directory.refresh(seg);
+    if (!st.ok())
+      FERRY_LOG(WARN) << "segment '" << seg.name << "' changed but its descriptor could not be "
+                      << "refreshed (" << st.ToString() << "); using the cached one";
+  }
+  Status file_status;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      std::lock_guard lock(seg.mu);
+      if (seg.is_file) {
+        file_status = p_.files.checkTarget(*seg.peer, req);
+        // A range past the end may fit a file re-exposed larger: refresh once, like a miss.
+        if (file_status.code() != Status::Code::kOutOfRange && !file_status.IsNotFound()) return file_status;
+      } else if (const SegmentDescriptor* d = seg.desc()) {
+        if (const BufferDesc* b = d->find(req.target_offset, req.length)) {
+          sides.remote_kind = memoryKindOf(b->location);
+          if (policies) sides.remote_location = b->location;
+          return d->checkAccess(*b, req.opcode == Request::WRITE);
+        }
+      }
+    }
+    if (attempt == 0) FERRY_RETURN_IF_ERROR(p_.directory.refresh(seg));  // it may have registered it since
+  }
+  if (seg.is_file) return file_status;
+  return Status::InvalidArgument("target range " + rangeText(req.target_offset, req.length) +
+                                 " is not inside a registered buffer of segment '" + seg.name + "'");
+}
+
+Status Submitter::routeFor(SegmentEntry& seg, const Request& req, const Sides& sides,
+                           std::shared_ptr<Route>& out) {
+  SelectionCase c;
+  c.length = req.length;
+  c.local_kind = sides.local_kind;
+  c.remote_kind = sides.remote_kind;
+  c.local_location = sides.local_location;
+  c.remote_location = sides.remote_location;
+  c.segment_type = seg.is_file ? "file" : "memory";
+  std::string_view hint = req.transport_hint ? req.transport_hint : "";
+  TransportSelector::Order order;
+  bool pinned = false;
+  std::lock_guard lock(seg.mu);
+  c.same_machine = seg.peer->machine_id == machine_id_;
+  FERRY_RETURN_IF_ERROR(p_.selector.choose(c, seg.reachable, hint, seg.name, order, pinned));
+  return p_.segments.routeLocked(seg, order, pinned, out);
+}
+
+std::function<void(bool)> Submitter::notifyWhenDone(BatchID id, const std::vector<std::shared_ptr<SegmentEntry>>& segs,
+                                                    const Notification& n) {
+  struct Target {
+    bool self;
+    std::string host;
+    uint16_t port;
+  };
+  std::vector<Target> targets;
+  std::vector<SegmentID> seen;
+  for (const auto& s : segs) {
+    if (std::find(seen.begin(), seen.end(), s->id) != seen.end()) continue;
+    seen.push_back(s->id);
+    auto peer = s->snapshot();
+    targets.push_back({s->is_self, peer->host, peer->port});
+  }
+  Notifications& out = p_.notifications;
+  return [&out, targets = std::move(targets), n, id](bool all_ok) {
+    if (!all_ok) {
+      FERRY_LOG(WARN) << "batch " << id << ": notification '" << n.name << "' not sent because a transfer failed";
+      return;
+    }
+    for (const Target& t : targets) {
+      if (t.self)
+        out.deliver(n);
+      else
+        out.post(t.host, t.port, n);
+    }
+  };
+}
+
+Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const Notification* notifi) {
+  std::shared_ptr<Batch> batch;
+  FERRY_RETURN_IF_ERROR(p_.batches.find(id, batch));
+  if (requests.empty()) return Status::OK();
+
+  // Validate everything before anything moves.
+  std::vector<std::shared_ptr<SegmentEntry>> segs(requests.size());
+  std::vector<std::shared_ptr<Route>> routes(requests.size());
+  const bool policies = p_.selector.hasPolicies();
+  Sides prev_sides;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Request& r = requests[i];
+    auto fail = [&](const Status& st) {
+      return Status(st.code(), "request " + std::to_string(i) + ": " + st.message());
+    };
+    // Read the opcode's bytes: callers from C or Python may pass any integer there.
+    std::underlying_type_t<Request::OpCode> op;
+    std::memcpy(&op, &r.opcode, sizeof op);
+    if (op != Request::READ && op != Request::WRITE)
+      return fail(Status::InvalidArgument("unknown opcode " + std::to_string(op)));
+    if (r.length == 0) return fail(Status::InvalidArgument("length is 0"));
+    if (!r.source) return fail(Status::InvalidArgument("source is null"));
+    Sides sides;
+    Status st = p_.registry.checkLocal(reinterpret_cast<uint64_t>(r.source), r.length,
+                                       policies ? &sides.local_location : nullptr, &sides.local_kind);
+    if (!st.ok()) return fail(st);
+    if (i > 0 && r.target_id == requests[i - 1].target_id) {
+      segs[i] = segs[i - 1];
+    } else {
+      segs[i] = p_.segments.find(r.target_id);
+      if (!segs[i]) return fail(Status::NotFound("unknown segment handle " + std::to_string(r.target_id)));
+    }
+    st = validateTarget(*segs[i], r, sides);
+    if (!st.ok()) return fail(st);
+    // The common case, a run of requests to one segment: the previous request's route
+    // serves when nothing it was chosen on differs.
+    const Request* prev = i > 0 ? &requests[i - 1] : nullptr;
+    bool same_choice = prev && segs[i] == segs[i - 1] && !policies && sides.local_kind == prev_sides.local_kind &&
+                       sides.remote_kind == prev_sides.remote_kind &&
+                       std::string_view(r.transport_hint ? r.transport_hint : "") ==
+                           std::string_view(prev->transport_hint ? prev->transport_hint : "") &&
+                       (r.length == prev->length ||
+                        !p_.selector.orderDependsOnSize(sides.local_kind, sides.remote_kind));
+    if (same_choice) {
+      routes[i] = routes[i - 1];
+    } else {
+      st = routeFor(*segs[i], r, sides, routes[i]);
+      if (!st.ok()) return fail(st);
+    }
+    prev_sides = sides;
+  }
+
+  size_t first;
+  {
+    std::lock_guard lock(batch->mu);
+    if (batch->freed) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
+    size_t used = batch->size.load(std::memory_order_relaxed);
+    if (requests.size() > batch->capacity - used)
+      return Status::InvalidArgument("batch " + std::to_string(id) + " over capacity: " + std::to_string(used) +
+                                     " of " + std::to_string(batch->capacity) + " used, " +
+                                     std::to_string(requests.size()) + " more requested");
+    first = used;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      Task& t = batch->tasks[first + i];
+      t.batch = batch.get();
+      t.state.store(PENDING, std::memory_order_relaxed);
+    }
+    batch->pending.fetch_add(requests.size(), std::memory_order_acq_rel);
+    batch->size.store(used + requests.size(), std::memory_order_release);
+  }
+
+  std::shared_ptr<CompletionGroup> group;
+  if (notifi) {
+    group = std::make_shared<CompletionGroup>();
+    group->tasks_left = requests.size();
+    group->on_done = notifyWhenDone(id, segs, *notifi);
+  }
+
+  int64_t deadline = nowNs() + transfer_timeout_ns_;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Task& t = batch->tasks[first + i];
+    t.group = group;
+    t.route = routes[i];  // also keeps its endpoints alive while the slices are out
+    makeSlices(t, requests[i], routes[i]->slice_size, deadline);
+  }
+
+  // Hand each run of requests with the same route over in one call.
+  Status result;
+  std::vector<Slice*> run;
+  for (size_t i = 0; i < requests.size();) {
+    size_t j = i;
+    while (j < requests.size() && routes[j] == routes[i]) ++j;
+    run.clear();
+    for (size_t k = i; k < j; ++k) {
+      Task& t = batch->tasks[first + k];
+      for (uint32_t n = 0; n < t.num_slices; ++n) run.push_back(&t.slices[n]);
+    }
+    SegmentEntry& seg = *segs[i];
+    Status st = routes[i]->submitRun(run, seg.stale);
+    bool moved = st.IsUnavailable() && seg.source && seg.source->followsMoves();
+    if (!st.ok() && (seg.stale.load(std::memory_order_acquire) || moved))
+      st = resubmitAfterRefresh(seg, &requests[i], j - i, i, &batch->tasks[first + i], run, st);
+    if (!st.ok()) {
+      for (size_t k = i; k < j; ++k) failTask(batch->tasks[first + k], st);
+      if (result.ok()) result = st;
+    }
+    i = j;
+  }
+  return result;
+}
+
+Status Submitter::resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count, size_t first_index,
+                                       Task* tasks, std::vector<Slice*>& run, Status failed) {
+  seg.stale.store(false, std::memory_order_release);
+  if (!p_.directory.refresh(seg).ok()) return failed;
+  Sides sides;  // of the run's first request, which the route is chosen for
+  for (size_t k = 0; k < count; ++k) {
+    Sides other;
+    Status v = validateTarget(seg, reqs[k], k == 0 ? sides : other);
+    if (!v.ok()) return Status(v.code(), "request " + std::to_string(first_index + k) + ": " + v.message());
+  }
+  p_.registry.checkLocal(reinterpret_cast<uint64_t>(reqs[0].source), reqs[0].length,
+                         p_.selector.hasPolicies() ? &sides.local_location : nullptr, &sides.local_kind)
+      .IgnoreError();  // checked at validation; still registered while its task is pending
+  std::shared_ptr<Route> base;
+  FERRY_RETURN_IF_ERROR(routeFor(seg, reqs[0], sides, base));
+  // The run's own copy, marked so that a transport checking the peer's live version takes
+  // the descriptor just read as current. Slice sizes stay: any candidate can carry them.
+  auto route = std::make_shared<Route>(*base);
+  auto peer = std::make_shared<PeerEndpoint>(*route->peer);
+  peer->just_refreshed = true;
+  route->peer = std::move(peer);
+  for (size_t k = 0; k < count; ++k) tasks[k].route = route;
+  return route->submitRun(run, seg.stale);
+}
+
+}  // namespace ferry

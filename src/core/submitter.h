@@ -1,0 +1,63 @@
+// submitTransfer: validate every request (local range, target range against the peer's
+// descriptor or our live registry/files, refreshing a stale or missing descriptor once) →
+// choose each request's route → cut into slices → hand runs of slices to the route's
+// candidates → on a changed or moved peer, refresh and resubmit once.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/batch_table.h"
+#include "core/file_segments.h"
+#include "core/notifications.h"
+#include "core/peer_directory.h"
+#include "core/segment_table.h"
+#include "core/selector.h"
+#include "model/memory_registry.h"
+
+namespace ferry {
+
+class Submitter {
+ public:
+  struct Parts {
+    MemoryRegistry& registry;
+    SegmentTable& segments;
+    PeerDirectory& directory;
+    FileSegments& files;
+    const TransportSelector& selector;
+    BatchTable& batches;
+    Notifications& notifications;
+  };
+  Submitter(Parts parts, std::string machine_id, int64_t transfer_timeout_ms)
+      : p_(parts), machine_id_(std::move(machine_id)), transfer_timeout_ns_(transfer_timeout_ms * 1000000) {}
+
+  /// See TransferEngine::submitTransfer.
+  Status submit(BatchID id, const std::vector<Request>& requests, const Notification* notifi);
+
+ private:
+  // What routing needs to know of a request's two sides.
+  struct Sides {
+    MemoryKind local_kind = kHostMemory, remote_kind = kHostMemory;
+    Location local_location, remote_location;  // filled only when policies may match on them
+  };
+  // Checks a request's target (refreshing once on a miss) and tells its memory kind.
+  Status validateTarget(SegmentEntry& seg, const Request& req, Sides& sides);
+  // The candidates for one request: hint, policy rule, or the default order.
+  Status routeFor(SegmentEntry& seg, const Request& req, const Sides& sides, std::shared_ptr<Route>& out);
+  // After a run's submit failed because the peer changed or moved: re-reads its descriptor,
+  // re-checks requests [reqs, reqs+count) and submits the run once more; `failed` is kept
+  // when the descriptor cannot be read.
+  Status resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count, size_t first_index,
+                              Task* tasks, std::vector<Slice*>& run, Status failed);
+  // Where a notification goes once the batch's data is in place.
+  std::function<void(bool)> notifyWhenDone(BatchID id, const std::vector<std::shared_ptr<SegmentEntry>>& segs,
+                                           const Notification& n);
+
+  Parts p_;
+  const std::string machine_id_;
+  const int64_t transfer_timeout_ns_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,42 @@
+// The tcp transport's messages on the shared RPC server (docs/wire-protocol.md, types 7-12):
+// WRITE/READ of a registered memory range, and FILE_WRITE/FILE_READ of an exposed file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "control/wire.h"
+
+namespace ferry::tcp_wire {
+
+using wire::MsgType;
+constexpr MsgType kWrite{7};       // body: range, then `length` payload bytes -> kWriteAck
+constexpr MsgType kWriteAck{8};
+constexpr MsgType kRead{9};        // body: range -> kReadData (body: `length` bytes)
+constexpr MsgType kReadData{10};
+constexpr MsgType kFileWrite{11};  // body: file range, then `length` payload bytes -> kWriteAck
+constexpr MsgType kFileRead{12};   // body: file range -> kReadData
+
+constexpr size_t kRangeSize = 16;      // u64 address + u64 length
+constexpr size_t kFileRangeSize = 24;  // u64 file id, then a range (the address is a file offset)
+constexpr uint32_t kMaxDataBytes = 64u << 20;  // one WRITE/READ payload
+
+/// Defines the four exchanges in `table` (the RPC server's, or a connection's own).
+Status defineMessages(wire::MessageTable& table);
+/// The control messages and these: what a tcp initiator's connection understands.
+const wire::MessageTable& messages();
+
+/// Bytes of range in front of a payload: kRangeSize, or kFileRangeSize for the file types.
+size_t rangeSizeOf(MsgType t);
+bool isWrite(MsgType t);
+
+void encodeRange(uint64_t addr, uint64_t length, uint8_t out[kRangeSize]);
+void encodeFileRange(uint64_t file_id, uint64_t offset, uint64_t length, uint8_t out[kFileRangeSize]);
+/// Decodes a (FILE_)WRITE/READ range and checks it against the header's body_len. For the
+/// file types `file_id` receives the file id (it must be non-null then).
+Status decodeRange(const wire::FrameHeader& h, const uint8_t* data, size_t len, uint64_t& addr,
+                   uint64_t& length, uint64_t* file_id = nullptr);
+/// A wire::BodyChecker for these messages (ranges) and the control ones.
+Status checkBody(const wire::FrameHeader& h, const uint8_t* body);
+
+}  // namespace ferry::tcp_wire
