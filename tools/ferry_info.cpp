@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <iostream>
 
-#include "core/option_catalog.h"
 #include "ferry/config.h"
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
@@ -61,7 +60,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (f.boolean("config")) std::cout << Config::defaultsJson() << "\n";
-  if (f.boolean("options")) std::cout << optionsMarkdown();
+  if (f.boolean("options")) std::cout << ext::optionsTable();
   if (f.boolean("effective")) {
     Config c;
     Status st = c.loadFromEnv();

@@ -41,6 +41,10 @@ struct ExposedFile {
 /// The files an opened memory segment exposes (a peer's as last read; ours live).
 Status exposedFiles(TransferEngine& engine, SegmentID segment, std::vector<ExposedFile>& out);
 
+/// Every configuration key and environment variable Ferry reads, as markdown tables (type,
+/// default, bounds, help): what `ferry-info --options` prints and the README shows.
+std::string optionsTable();
+
 /// This engine's segment descriptor as peers read it (JSON).
 std::string localDescriptorJson(TransferEngine& engine);
 /// Per-peer states the transports hold now (endpoints: connections, mappings, open files).

@@ -35,12 +35,20 @@ std::string peerName(const sockaddr_storage& ss) {
 TcpServer::~TcpServer() { stop(); }
 
 Status TcpServer::start(const Options& options, Serve serve) {
-  options_ = options;
-  serve_ = std::move(serve);
-  FERRY_RETURN_IF_ERROR(listenTcp(options.bind_address, options.port, listen_fd_, port_));
-  stopping_ = false;
-  acceptor_ = std::thread([this] { acceptLoop(); });
+  FERRY_RETURN_IF_ERROR(listen(options));
+  this->serve(std::move(serve));
   return Status::OK();
+}
+
+Status TcpServer::listen(const Options& options) {
+  options_ = options;
+  stopping_ = false;
+  return listenTcp(options.bind_address, options.port, listen_fd_, port_);
+}
+
+void TcpServer::serve(Serve serve) {
+  serve_ = std::move(serve);
+  acceptor_ = std::thread([this] { acceptLoop(); });
 }
 
 void TcpServer::stop() {

@@ -27,7 +27,12 @@ class TcpServer {
   using Serve = std::function<void(int fd, const std::string& peer)>;
 
   ~TcpServer();
+  /// listen() then serve().
   Status start(const Options& options, Serve serve);
+  /// Binds and listens: port() is known; connections wait in the backlog until serve().
+  Status listen(const Options& options);
+  /// Starts accepting, each connection on its own thread.
+  void serve(Serve serve);
   /// Stops accepting, shuts every connection down, joins their threads.
   void stop();
   uint16_t port() const { return port_; }
@@ -44,7 +49,7 @@ class TcpServer {
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> active_{0};
   std::thread acceptor_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards conns_; a leaf (docs/locking.md)
   struct Conn {
     int fd;
     std::thread thread;

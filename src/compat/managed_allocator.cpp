@@ -34,13 +34,16 @@ Status ManagedAllocator::allocate(size_t length, uint64_t& addr) {
   if (length == 0) return Status::InvalidArgument("cannot allocate 0 bytes");
   if (length > (size_t(1) << 46)) return Status::InvalidArgument("allocation too large");
   size_t rounded = (length + granule_ - 1) / granule_ * granule_;
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto fit = free_by_size_.lower_bound({rounded, 0});
-  if (fit == free_by_size_.end()) {
-    // Grow: a new pool, large enough for this request (2 MiB multiples).
+  while (fit == free_by_size_.end()) {
+    // Grow: a new pool, large enough for this request (2 MiB multiples). Allocated without
+    // the lock: registering it may wait for the metadata store.
     size_t size = std::max(pool_size_, (rounded + (2u << 20) - 1) / (2u << 20) * (2u << 20));
+    lock.unlock();
     void* base = nullptr;
     FERRY_RETURN_IF_ERROR(alloc_(size, &base));
+    lock.lock();
     pools_[reinterpret_cast<uint64_t>(base)] = Pool{size};
     insertFree(reinterpret_cast<uint64_t>(base), size);
     fit = free_by_size_.lower_bound({rounded, 0});
@@ -56,7 +59,7 @@ Status ManagedAllocator::allocate(size_t length, uint64_t& addr) {
 }
 
 Status ManagedAllocator::free(uint64_t addr, size_t length) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto it = live_.find(addr);
   if (it == live_.end())
     return Status::InvalidArgument("address was not returned by allocate_managed_buffer "
@@ -91,9 +94,11 @@ Status ManagedAllocator::free(uint64_t addr, size_t length) {
     }
   }
   if (pool->second.used == 0 && pools_.size() > 1) {
-    // Entirely free and not the only pool: give it back.
-    release_(reinterpret_cast<void*>(pool->first), pool->second.size);
+    // Entirely free and not the only pool: give it back (unlocked, as allocate grows).
+    auto [base, p] = *pool;
     pools_.erase(pool);
+    lock.unlock();
+    release_(reinterpret_cast<void*>(base), p.size);
     return Status::OK();
   }
   insertFree(start, size);

@@ -47,6 +47,8 @@ class ManagedAllocator {
   PoolAlloc alloc_;
   PoolFree release_;
   const size_t pool_size_, granule_;
+  // Guards the pools and free lists; a leaf: pools are allocated and released without it
+  // (registration may wait for the metadata store).
   mutable std::mutex mu_;
   std::map<uint64_t, Pool> pools_;                         // by base
   std::map<uint64_t, size_t> free_by_addr_;                // free range start -> size

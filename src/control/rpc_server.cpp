@@ -67,6 +67,12 @@ Status RpcServer::setHandler(MsgType type, Handler handler) {
 }
 
 Status RpcServer::start(const Options& options) {
+  FERRY_RETURN_IF_ERROR(listen(options));
+  serve();
+  return Status::OK();
+}
+
+Status RpcServer::listen(const Options& options) {
   options_ = options;
   started_ = true;
   net::TcpServer::Options to;
@@ -74,10 +80,14 @@ Status RpcServer::start(const Options& options) {
   to.port = options.port;
   to.max_connections = options.max_connections;
   to.io_timeout_ms = options.stall_timeout_ms;  // readFrameStart waits through idle timeouts
-  return server_.start(to, [this](int fd, const std::string& peer) { serve(fd, peer); });
+  return server_.listen(to);
 }
 
-void RpcServer::serve(int fd, const std::string& peer) {
+void RpcServer::serve() {
+  server_.serve([this](int fd, const std::string& peer) { serveConnection(fd, peer); });
+}
+
+void RpcServer::serveConnection(int fd, const std::string& peer) {
   ServerConnection conn(fd, options_.spin_us, peer, table_, options_.epoch);
   uint8_t hb[wire::kHeaderSize];
   while (!server_.stopping()) {

@@ -72,13 +72,18 @@ class RpcServer {
   /// Serves request `type`, which must be defined. AlreadyExists when another handler
   /// serves it. Before start() only.
   Status setHandler(wire::MsgType type, Handler handler);
+  /// listen() then serve().
   Status start(const Options& options);
+  /// Binds (port() is known) without serving yet: peers that connect wait in the backlog.
+  Status listen(const Options& options);
+  /// Starts serving; no handler or message may be added after listen().
+  void serve();
   void stop() { server_.stop(); }
   uint16_t port() const { return server_.port(); }
   size_t connectionCount() const { return server_.connectionCount(); }
 
  private:
-  void serve(int fd, const std::string& peer);
+  void serveConnection(int fd, const std::string& peer);
 
   Options options_;
   wire::MessageTable table_;

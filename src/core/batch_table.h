@@ -45,7 +45,7 @@ class BatchTable {
   const int wait_spin_us_;
   const std::vector<Transport*> transports_;
   std::atomic<uint64_t>* const bytes_moved_;  // the metrics counter, or null when off
-  std::mutex mu_;
+  std::mutex mu_;  // guards batches_ and next_id_; a leaf, never held with a Batch::mu
   std::unordered_map<BatchID, std::shared_ptr<Batch>> batches_;
   BatchID next_id_ = 1;
 };

@@ -104,12 +104,14 @@ Status EngineImpl::init() {
   ro.max_connections = options_.rpc_max_connections;
   ro.stall_timeout_ms = static_cast<int>(options_.transfer_timeout_ms);
   ro.epoch = &registry_.versionCounter();
-  FERRY_RETURN_IF_ERROR(rpc_server_.start(ro));
-
+  // Bound first, served once our name is known: a peer asking for our descriptor at once
+  // waits in the backlog instead of reading a half-made one.
+  FERRY_RETURN_IF_ERROR(rpc_server_.listen(ro));
   rpc_host_ = options_.rpc_advertise_address;
   if (rpc_host_.empty()) rpc_host_ = isWildcard(ro.bind_address) ? net::primaryIpv4() : ro.bind_address;
   name_ = options_.segment_name;
   if (name_.empty()) name_ = net::joinHostPort(rpc_host_, rpc_server_.port());
+  rpc_server_.serve();
 
   if (store_) {
     publisher_ = std::make_unique<Publisher>(*store_, segmentKey(config_->get<std::string>("metadata/cluster_id"), name_),

@@ -1,6 +1,7 @@
 #include "ferry/engine_ext.h"
 
 #include "core/engine.h"
+#include "core/option_catalog.h"
 
 namespace ferry {
 
@@ -55,6 +56,8 @@ Status exposedFiles(TransferEngine& engine, SegmentID segment, std::vector<Expos
   for (const auto& f : files) out.push_back({f.id, f.name, f.path, f.length, f.read_only});
   return Status::OK();
 }
+
+std::string optionsTable() { return optionsMarkdown(); }
 
 std::string localDescriptorJson(TransferEngine& engine) {
   EngineImpl* e = EngineAccess::impl(engine);

@@ -182,7 +182,7 @@ Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
     TransportCaps caps = t->caps();
     nlohmann::json cost;
     for (uint64_t n : sizes) cost[std::to_string(n)] = caps.costUs(n);
-    nlohmann::json kinds = {{"local", caps.local_kinds}, {"remote", caps.remote_kinds}};
+    nlohmann::json kinds = {{"ours", caps.local_kinds}, {"peers", caps.remote_kinds}};
     j["transports"].push_back({{"name", t->name()},
                                {"reaches", static_cast<bool>(reachable >> i & 1)},
                                {"fits_kinds", selector_.fitsKinds(i, c.local_kind, c.remote_kind)},

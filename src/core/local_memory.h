@@ -34,7 +34,7 @@ class LocalMemory {
   MemoryRegistry& registry_;
   const std::vector<Transport*> transports_;
   const std::function<void()> changed_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards allocations_; a leaf
   std::unordered_map<uintptr_t, std::unique_ptr<Allocation>> allocations_;
 };
 

@@ -54,7 +54,7 @@ class Notifications {
   void sendLoop(const std::string& key);
 
   RpcClient& rpc_;
-  std::mutex inbox_mu_;
+  std::mutex inbox_mu_;  // a leaf
   std::deque<Notification> inbox_;
   std::mutex out_mu_;
   std::map<std::string, Outbox> outboxes_;  // by "host:port"; dropped when drained

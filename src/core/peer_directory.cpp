@@ -49,7 +49,7 @@ Status PeerDirectory::refresh(SegmentEntry& seg) {
   auto fresh = std::make_shared<SegmentDescriptor>();
   FERRY_RETURN_IF_ERROR(seg.source->read(seg.base_name, *old, *fresh));  // no lock held
   auto peer = std::make_shared<PeerEndpoint>(*old);
-  std::lock_guard lock(seg.mu);
+  std::unique_lock lock(seg.mu);
   const PeerEndpoint& cur = *seg.peer;
   // Where the store says it lives now (a restart may have moved its port).
   if (seg.source->followsMoves() && (fresh->rpc_host != cur.host || fresh->rpc_port != cur.port)) {
@@ -70,7 +70,9 @@ Status PeerDirectory::refresh(SegmentEntry& seg) {
   if (!seg.file_name.empty())
     if (const FileDesc* f = fresh->findFile(seg.file_name)) peer->file = std::make_shared<const FileDesc>(*f);
   peer->desc = std::move(fresh);
-  table_.replacePeerLocked(seg, std::move(peer));
+  auto retired = table_.replacePeerLocked(seg, std::move(peer));
+  lock.unlock();
+  SegmentTable::cancel(std::move(retired));
   return Status::OK();
 }
 
@@ -78,8 +80,13 @@ void PeerDirectory::onPeerEpoch(const std::string& host, uint16_t port, uint64_t
   table_.forEach([&](SegmentEntry& seg) {
     if (seg.is_self) return;
     std::lock_guard slock(seg.mu);
-    if (seg.peer->host == host && seg.peer->port == port && seg.desc() && seg.desc()->version != epoch)
-      seg.stale.store(true, std::memory_order_release);
+    if (seg.peer->host != host || seg.peer->port != port || !seg.desc()) return;
+    if (epoch != kPeerGone) {  // "gone" is no version: a restart starts over
+      uint64_t seen = seg.newest_reported.load(std::memory_order_acquire);
+      while (epoch > seen && !seg.newest_reported.compare_exchange_weak(seen, epoch)) {
+      }
+    }
+    if (seg.desc()->version != epoch) seg.stale.store(true, std::memory_order_release);
   });
 }
 

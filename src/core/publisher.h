@@ -42,7 +42,7 @@ class Publisher {
   MetadataStore& store_;
   const std::string key_, name_;
   const Describe describe_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards the fields below; a leaf, never held across store I/O
   std::condition_variable cv_;  // the writer: work or stop; publishers: an attempt ended
   uint64_t wanted_ = 0;         // newest version asked for
   uint64_t attempted_ = 0;      // newest version the writer tried to put

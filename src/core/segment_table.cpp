@@ -18,15 +18,18 @@ Status SegmentTable::open(const std::string& name, PeerEndpoint peer, const std:
   auto snapshot = std::make_shared<const PeerEndpoint>(std::move(peer));
   if (selector_.reachable(*snapshot) == 0)
     return Status::Unavailable("no transport can reach segment '" + name + "'");
-  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<Endpoint>> retired;
+  std::unique_lock lock(mu_);
   if (auto it = ids_.find(name); it != ids_.end()) {
     auto& seg = segments_[it->second];
     ++seg->refs;
     if (snapshot->desc) {  // a fresher view of the peer than the cached one
       std::lock_guard slock(seg->mu);
-      replacePeerLocked(*seg, std::move(snapshot));
+      retired = replacePeerLocked(*seg, std::move(snapshot));
     }
     handle = seg->id;
+    lock.unlock();
+    cancel(std::move(retired));
     return Status::OK();
   }
   auto seg = std::make_shared<SegmentEntry>();
@@ -41,7 +44,7 @@ Status SegmentTable::open(const std::string& name, PeerEndpoint peer, const std:
   seg->endpoints.resize(selector_.transports().size());
   {
     std::lock_guard slock(seg->mu);
-    replacePeerLocked(*seg, std::move(snapshot));
+    retired = replacePeerLocked(*seg, std::move(snapshot));  // none: a new entry has no endpoints
   }
   segments_[seg->id] = seg;
   ids_[name] = seg->id;
@@ -85,19 +88,27 @@ void SegmentTable::clear() {
   }
 }
 
-void SegmentTable::replacePeerLocked(SegmentEntry& seg, std::shared_ptr<const PeerEndpoint> peer) {
+std::vector<std::shared_ptr<Endpoint>> SegmentTable::replacePeerLocked(SegmentEntry& seg,
+                                                                       std::shared_ptr<const PeerEndpoint> peer) {
   const bool restarted = seg.peer && seg.peer->desc && peer->desc &&
                          seg.peer->desc->instance_id != peer->desc->instance_id;
   seg.peer = std::move(peer);
   seg.reachable = selector_.reachable(*seg.peer);
   seg.routes.clear();  // routes carry the old snapshot
+  std::vector<std::shared_ptr<Endpoint>> retired;
   if (restarted) {
+    seg.newest_reported.store(0, std::memory_order_release);  // versions start over
     // What the old instance held here (connections, mappings) is of no use now, and slices
-    // still queued for it point at memory that is gone: cancel them, drop the endpoints.
+    // still queued for it point at memory that is gone: the caller cancels them.
     for (auto& e : seg.endpoints)
-      if (e) e->cancel();
+      if (e) retired.push_back(std::move(e));
     seg.endpoints.assign(seg.endpoints.size(), nullptr);
   }
+  return retired;
+}
+
+void SegmentTable::cancel(std::vector<std::shared_ptr<Endpoint>> retired) {
+  for (auto& e : retired) e->cancel();
 }
 
 Status SegmentTable::routeLocked(SegmentEntry& seg, const TransportSelector::Order& order, bool pinned,

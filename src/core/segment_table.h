@@ -36,6 +36,9 @@ struct SegmentEntry {
   int refs = 0;  // guarded by the table's lock
   // The peer answered with a registry version other than desc's: refresh before next use.
   std::atomic<bool> stale{false};
+  // The newest registry version the current instance reported (wire epoch, beacon); a
+  // descriptor re-read for a retry must be at least this new.
+  std::atomic<uint64_t> newest_reported{0};
 
   std::mutex mu;  // guards the fields below
   std::shared_ptr<const PeerEndpoint> peer;
@@ -71,8 +74,13 @@ class SegmentTable {
   void clear();
 
   /// Swaps in a new peer snapshot: reachability and routes are rebuilt; a new instance
-  /// (restart) cancels and drops the old one's endpoints. Caller holds seg.mu.
-  void replacePeerLocked(SegmentEntry& seg, std::shared_ptr<const PeerEndpoint> peer);
+  /// (restart) drops the old one's endpoints, returned for the caller to cancel once it has
+  /// released seg.mu (canceling completes slices: callbacks run under no segment lock).
+  /// Caller holds seg.mu.
+  [[nodiscard]] std::vector<std::shared_ptr<Endpoint>> replacePeerLocked(SegmentEntry& seg,
+                                                                          std::shared_ptr<const PeerEndpoint> peer);
+  /// Cancels endpoints that replacePeerLocked retired (no lock held).
+  static void cancel(std::vector<std::shared_ptr<Endpoint>> retired);
   /// The route for `order` toward the entry's peer, made (with its endpoints) on first use.
   /// Caller holds seg.mu.
   Status routeLocked(SegmentEntry& seg, const TransportSelector::Order& order, bool pinned,
@@ -81,7 +89,7 @@ class SegmentTable {
  private:
   const TransportSelector& selector_;
   const size_t max_failover_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards the maps and refcounts; -> SegmentEntry::mu (docs/locking.md)
   std::unordered_map<SegmentID, std::shared_ptr<SegmentEntry>> segments_;
   std::unordered_map<std::string, SegmentID> ids_;  // by name
   SegmentID next_id_ = 1;

@@ -214,7 +214,11 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
 Status Submitter::resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count, size_t first_index,
                                        Task* tasks, std::vector<Slice*>& run, Status failed) {
   seg.stale.store(false, std::memory_order_release);
+  const uint64_t reported = seg.newest_reported.load(std::memory_order_acquire);  // before the read
+  const auto before = seg.snapshot();
   if (!p_.directory.refresh(seg).ok()) return failed;
+  const auto after = seg.snapshot();
+  const bool restarted = before->desc && after->desc && before->desc->instance_id != after->desc->instance_id;
   Sides sides;  // of the run's first request, which the route is chosen for
   for (size_t k = 0; k < count; ++k) {
     Sides other;
@@ -231,6 +235,8 @@ Status Submitter::resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, s
   auto route = std::make_shared<Route>(*base);
   auto peer = std::make_shared<PeerEndpoint>(*route->peer);
   peer->just_refreshed = true;
+  // A restart found by this refresh starts versions over: nothing older to refuse then.
+  peer->refreshed_over = restarted ? 0 : reported;
   route->peer = std::move(peer);
   for (size_t k = 0; k < count; ++k) tasks[k].route = route;
   return route->submitRun(run, seg.stale);

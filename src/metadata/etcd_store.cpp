@@ -88,9 +88,10 @@ Status EtcdStore::get(const std::string& key, std::string& value) {
   if (!kvs.is_array()) return Status::Corrupted("etcd kv/range: kvs is not a list");
   if (kvs.empty()) return Status::NotFound("key '" + key + "' not in " + describe());
   const json& kv = kvs[0];
+  if (!kv.is_object()) return Status::Corrupted("etcd kv/range: an entry is not an object");
   // etcd leaves out empty fields: a missing value is an empty one.
   std::string encoded;
-  if (kv.is_object() && kv.contains("value")) {
+  if (kv.contains("value")) {
     if (!kv["value"].is_string()) return Status::Corrupted("etcd kv/range: value is not a string");
     encoded = kv["value"].get<std::string>();
   }

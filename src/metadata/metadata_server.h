@@ -32,7 +32,7 @@ class MetadataServer {
   Status save();  // callers hold mu_
 
   Options options_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards kv_ (and its file); a leaf (docs/locking.md)
   std::map<std::string, std::string> kv_;
   http::Server server_;
 };

@@ -63,7 +63,7 @@ class FileTable {
   // The exposed entry called `name`, or null. Caller holds mu_.
   std::shared_ptr<OpenFile> exposedLocked(const std::string& name) const;
 
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // guards files_ and next_id_; a leaf (docs/locking.md)
   bool try_direct_;
   uint32_t next_id_ = 1;
   std::map<uint32_t, std::shared_ptr<OpenFile>> files_;

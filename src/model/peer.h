@@ -11,6 +11,10 @@
 
 namespace ferry {
 
+/// What a transport reports as a peer's version when the peer instance is gone (its beacon
+/// says so, or its process exited): whoever answers at its address now is someone else.
+constexpr uint64_t kPeerGone = UINT64_MAX;
+
 struct PeerEndpoint {
   std::string segment_name;
   std::string host;
@@ -20,9 +24,11 @@ struct PeerEndpoint {
   // The peer's descriptor as last read (null for our own segment); replaced, never changed.
   std::shared_ptr<const SegmentDescriptor> desc;
   // Set on the engine's retry after re-reading desc because the peer changed: transports
-  // that check the peer's live version accept desc for that submit if it is at least as
-  // new as what they saw live before the refresh (under churn equality may never hold).
+  // that check the peer's live version accept desc for that submit if it is at least
+  // `refreshed_over`, the newest version the peer reported before the refresh (under churn
+  // equality may never hold; an older descriptor, from a lagging store, never passes).
   bool just_refreshed = false;
+  uint64_t refreshed_over = 0;
   // Set for a file segment: the file it is (ids and length as the owner published them).
   // Memory transports do not reach such a segment; target offsets are file offsets.
   std::shared_ptr<const FileDesc> file;

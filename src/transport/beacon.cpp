@@ -37,13 +37,17 @@ Status PeerBeacon::check(const PeerEndpoint& peer, const std::string& beacon_nam
     page_ = std::move(m);
   }
   uint64_t live = reinterpret_cast<const std::atomic<uint64_t>*>(page_->base())->load(std::memory_order_acquire);
-  if (live == shm::kEngineGone) return Status::Unavailable("segment '" + desc.name + "' has shut down");
+  if (live == shm::kEngineGone) {
+    // The instance we hold a descriptor of is gone: whoever answers at its address now is
+    // someone else (a restart), to be read afresh.
+    on_change(kPeerGone);
+    return Status::Unavailable("segment '" + desc.name + "' has shut down");
+  }
   // Registrations changed since the descriptor was read: have it refreshed first, so a
   // removed or re-permissioned buffer or file is not touched (no target checks on this
   // path).
-  bool current = live == desc.version || (peer.just_refreshed && desc.version >= seen_live_);
+  bool current = live == desc.version || (peer.just_refreshed && desc.version >= peer.refreshed_over);
   if (!current) {
-    seen_live_ = live;
     on_change(live);
     return Status::Unavailable("segment '" + desc.name + "' changed (version " +
                                std::to_string(desc.version) + " -> " + std::to_string(live) + ")");

@@ -41,15 +41,14 @@ class PeerBeacon {
   /// OK when peer.desc is still current, or the peer publishes no beacon (`beacon_name`
   /// empty). Unavailable when the peer shut down or cannot be seen through shared memory,
   /// or when its registrations changed: then `on_change` is told, so the engine refreshes
-  /// and resubmits. A just-refreshed descriptor passes if it is at least as new as the
-  /// version last seen live (under churn equality may never hold, but an older one never
-  /// passes: a lagging metadata store must not hand back a buffer already removed).
+  /// and resubmits. A just-refreshed descriptor passes if it is no older than
+  /// peer.refreshed_over (a lagging metadata store must not hand back a buffer the peer has
+  /// already removed).
   Status check(const PeerEndpoint& peer, const std::string& beacon_name,
                const std::function<void(uint64_t)>& on_change);
 
  private:
   std::unique_ptr<shm::Mapping> page_;
-  uint64_t seen_live_ = 0;  // the live version the last failed check reported
 };
 
 }  // namespace ferry

@@ -64,11 +64,13 @@ int main(int argc, char** argv) {
   } else {
     heap_rw.resize(size), heap_ro.resize(1 << 16), heap_local.resize(1 << 16);
     rw = heap_rw.data(), ro = heap_ro.data(), local = heap_local.data();
+    test::fillPattern(rw, size, 7);  // set before it is offered
+    test::fillPattern(ro, 1 << 16, 8);
     st = engine.registerLocalMemory(rw, size, kGlobalReadWrite);
     if (st.ok()) st = engine.registerLocalMemory(ro, 1 << 16, kGlobalReadOnly);
     if (st.ok()) st = engine.registerLocalMemory(local, 1 << 16, kLocalReadWrite);
   }
-  if (st.ok()) {
+  if (st.ok() && alloc) {  // allocated registered: filled before anyone is told where it is
     test::fillPattern(rw, size, 7);
     test::fillPattern(ro, 1 << 16, 8);
   }

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "metadata/metadata_store.h"
@@ -90,6 +92,52 @@ TEST_P(MetadataBackend, BatchNotificationsArrivePromptly) {
     ASSERT_EQ(got.size(), 1u) << "notification " << i << " did not arrive within 1 s";
     EXPECT_EQ(got[0].msg, std::to_string(i));
   }
+}
+
+// One writer puts our descriptor: while four threads register and unregister at once, the
+// version a reader finds in the store never goes back, and once they are done the store
+// holds the engine's last version (every registration returns after its own is published).
+TEST_P(MetadataBackend, PublishedVersionsOnlyMoveForward) {
+  TransferEngine a(config("churner"));
+  ASSERT_TRUE(a.available()) << a.initStatus().ToString();
+  auto reader = store();
+  std::atomic<bool> done{false};
+  std::atomic<int> went_back{0};
+  std::atomic<int> reads{0};
+  auto version_in_store = [&](uint64_t& v) {
+    std::string text;
+    SegmentDescriptor d;
+    if (!reader->get(segmentKey("default", "churner"), text).ok() || !SegmentDescriptor::fromJson(text, d).ok())
+      return false;
+    v = d.version;
+    return true;
+  };
+  std::thread watcher([&] {
+    uint64_t last = 0, v = 0;
+    while (!done.load()) {
+      if (!version_in_store(v)) continue;
+      if (v < last) ++went_back;
+      last = std::max(last, v);
+      ++reads;
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 4; ++t)
+    workers.emplace_back([&, t] {
+      std::vector<uint8_t> buf(4096);
+      for (int i = 0; i < 25; ++i) {
+        EXPECT_TRUE(a.registerLocalMemory(buf.data(), buf.size()).ok()) << t;
+        EXPECT_TRUE(a.unregisterLocalMemory(buf.data()).ok()) << t;
+      }
+    });
+  for (auto& w : workers) w.join();
+  done = true;
+  watcher.join();
+  EXPECT_EQ(went_back.load(), 0) << "of " << reads.load() << " reads";
+  EXPECT_GT(reads.load(), 0);
+  uint64_t final_version = 0;
+  ASSERT_TRUE(version_in_store(final_version));
+  EXPECT_EQ(final_version, localDescriptor(a).version);
 }
 
 TEST_P(MetadataBackend, CleanShutdownRemovesTheEntry) {

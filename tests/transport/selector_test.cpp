@@ -10,7 +10,7 @@
 
 namespace ferry::test {
 
-namespace {
+// A transport that only answers the selector's questions.
 class FakeTransport : public Transport {
  public:
   FakeTransport(const char* name, bool same_machine_only, MemoryKinds local = kHostMemory,
@@ -34,7 +34,6 @@ class FakeTransport : public Transport {
   bool same_only_;
   TransportCaps caps_;
 };
-}  // namespace
 
 class Selector : public ::testing::Test {
  protected:

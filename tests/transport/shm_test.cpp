@@ -14,6 +14,7 @@
 #include "../integration/engine_pair.h"
 #include "../integration/peer_process.h"
 #include "common/shm_file.h"
+#include "transport/beacon.h"
 
 namespace ferry::test {
 
@@ -302,6 +303,48 @@ TEST(ShmFile, FilesOfDeadProcessesAreSwept) {
   ASSERT_EQ(leftovers(), 1);
   EXPECT_GE(shm::sweepStaleShmFiles(), 1);
   EXPECT_EQ(leftovers(), 0);
+}
+
+}  // namespace ferry::test
+
+namespace ferry::test {
+
+// The beacon of a same-machine peer: a changed registry sends us to refresh first, and a
+// descriptor re-read for the retry passes only if it is no older than what the beacon said
+// (a metadata store lagging behind must not hand back a buffer the peer already removed).
+TEST(Beacon, RefreshedDescriptorMustBeAtLeastAsNewAsTheLiveVersion) {
+  LocalBeacon local;
+  ASSERT_TRUE(local.create(5).ok());
+  PeerEndpoint peer;
+  auto desc = std::make_shared<SegmentDescriptor>();
+  desc->name = "peer";
+  desc->version = 5;
+  peer.desc = desc;
+  PeerBeacon seen;
+  uint64_t reported = 0;
+  auto changed = [&](uint64_t v) { reported = v; };
+  EXPECT_TRUE(seen.check(peer, local.name(), changed).ok());
+  local.set(7);  // the peer registered or removed something
+  EXPECT_TRUE(seen.check(peer, local.name(), changed).IsUnavailable());
+  EXPECT_EQ(reported, 7u);
+  auto lagging = std::make_shared<SegmentDescriptor>(*desc);
+  lagging->version = 6;  // what a lagging store might still hold
+  peer.desc = lagging;
+  peer.just_refreshed = true;
+  peer.refreshed_over = 7;  // what the engine knew before it re-read the descriptor
+  EXPECT_TRUE(seen.check(peer, local.name(), changed).IsUnavailable());
+  auto current = std::make_shared<SegmentDescriptor>(*desc);
+  current->version = 7;
+  peer.desc = current;
+  local.set(8);  // churn: it moved on again meanwhile; the re-read one still passes once
+  EXPECT_TRUE(seen.check(peer, local.name(), changed).ok());
+  peer.just_refreshed = false;
+  EXPECT_TRUE(seen.check(peer, local.name(), changed).IsUnavailable());
+  local.markGone();
+  reported = 0;
+  EXPECT_TRUE(seen.check(peer, local.name(), changed).IsUnavailable());
+  EXPECT_EQ(reported, kPeerGone);  // a restart is someone new: refresh
+  EXPECT_TRUE(seen.check(peer, "", changed).ok());  // a peer without a beacon is not checked
 }
 
 }  // namespace ferry::test

@@ -17,8 +17,9 @@ class FileEndpoint : public Endpoint, public std::enable_shared_from_this<FileEn
   void cancel() override { transport_.cancelQueued(this); }
 
  private:
-  // The open file behind a file segment, or why it cannot be reached from here.
-  Status fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out);
+  // The open file behind a file segment, or why it cannot be reached from here; `reported`:
+  // a version the engine must hear of (told after mu_ is released), 0 for none.
+  Status fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out, uint64_t& reported);
 
   FileTransport& transport_;
   std::mutex mu_;  // guards the fields below
@@ -27,7 +28,7 @@ class FileEndpoint : public Endpoint, public std::enable_shared_from_this<FileEn
   std::map<uint32_t, std::shared_ptr<fileio::File>> files_;  // by file id
 };
 
-Status FileEndpoint::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out) {
+Status FileEndpoint::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out, uint64_t& reported) {
   const FileDesc& fd = *peer.file;
   FileTable& table = transport_.ctx_->files();
   if (peer.is_self) {
@@ -43,9 +44,7 @@ Status FileEndpoint::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::F
       auto j = nlohmann::json::parse(it->second, nullptr, false);
       if (j.is_object() && j.contains("beacon") && j["beacon"].is_string()) beacon = j["beacon"].get<std::string>();
     }
-  FERRY_RETURN_IF_ERROR(beacon_.check(peer, beacon, [&](uint64_t live) {
-    transport_.ctx_->onPeerEpoch(peer.host, peer.port, live);
-  }));
+  FERRY_RETURN_IF_ERROR(beacon_.check(peer, beacon, [&](uint64_t live) { reported = live; }));
   if (peer.desc && pruned_for_ != peer.desc) {
     // Close files the peer no longer exposes (accesses in flight keep theirs open).
     for (auto it = files_.begin(); it != files_.end();) {
@@ -71,7 +70,10 @@ Status FileEndpoint::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::F
 Status FileEndpoint::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
   if (!peer.file) return Status::InvalidArgument("segment '" + peer.segment_name + "' is not a file");
   std::shared_ptr<fileio::File> file;
-  FERRY_RETURN_IF_ERROR(fileFor(peer, file));
+  uint64_t reported = 0;
+  Status st = fileFor(peer, file, reported);
+  if (reported) transport_.ctx_->onPeerEpoch(peer.host, peer.port, reported);
+  FERRY_RETURN_IF_ERROR(st);
   // Our own files were just checked by the engine against the live table (a private file's
   // live size included). A peer checks nothing on this path, so its files are checked here
   // too, against the descriptor (no syscall).

@@ -71,7 +71,7 @@ class FileTransport : public Transport {
   bool have_beacon_ = false;
   EndpointCache<FileEndpoint> endpoints_;
 
-  std::mutex mu_;
+  std::mutex mu_;  // guards queue_ and stopping_; a leaf: I/O and completions run unlocked
   std::condition_variable cv_;
   std::deque<Work> queue_;
   bool stopping_ = false;

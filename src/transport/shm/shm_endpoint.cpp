@@ -1,8 +1,14 @@
 #include "transport/shm/shm_endpoint.h"
 
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <set>
 
 #include <nlohmann/json.hpp>
+
+#include <climits>
 
 #include "common/log.h"
 
@@ -28,6 +34,16 @@ bool parseSharedFile(const std::string& attrs, std::string& name, uint64_t& offs
   return validShmName(name);
 }
 
+ShmEndpoint::~ShmEndpoint() {
+  if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+bool ShmEndpoint::peerAliveLocked() const {
+  if (pidfd_ < 0) return true;
+  pollfd p{pidfd_, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 0;  // readable: the process exited
+}
+
 size_t ShmEndpoint::mappingCount() {
   std::lock_guard lock(mu_);
   return mappings_.size();
@@ -51,16 +67,25 @@ void ShmEndpoint::indexLocked(const std::shared_ptr<const SegmentDescriptor>& de
   }
   for (auto it = mappings_.begin(); it != mappings_.end();)
     it = live.count(it->first) ? std::next(it) : mappings_.erase(it);
-  pid_ = 0;
+  int64_t pid = 0;
   beacon_name_.clear();
   if (auto it = desc->attrs.find("shm"); it != desc->attrs.end()) {
     json j = json::parse(it->second, nullptr, false);
     if (j.is_object()) {
-      if (j.contains("pid") && j["pid"].is_number_integer() && j["pid"].get<int64_t>() > 0)
-        pid_ = j["pid"].get<int64_t>();
+      if (j.contains("pid") && j["pid"].is_number_integer() && j["pid"].get<int64_t>() > 0 &&
+          j["pid"].get<int64_t>() <= INT32_MAX)
+        pid = j["pid"].get<int64_t>();
       if (j.contains("beacon") && j["beacon"].is_string() && validShmName(j["beacon"].get<std::string>()))
         beacon_name_ = j["beacon"].get<std::string>();
     }
+  }
+  if (pid != pid_) {  // same instance: same process, the pidfd stays
+    if (pidfd_ >= 0) ::close(pidfd_);
+    pidfd_ = -1;
+    pid_ = pid;
+#ifdef SYS_pidfd_open
+    if (pid_ > 0) pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid_), 0));
+#endif
   }
 }
 
@@ -102,15 +127,24 @@ Status ShmEndpoint::resolve(const SegmentDescriptor& desc, const BufferDesc& b, 
 
 Status ShmEndpoint::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
   if (!peer.desc) return Status::NotSupported("shm needs the peer's descriptor");
+  uint64_t reported = 0;  // told to the engine after the lock: it takes the segment table's
+  Status st = prepare(peer, slices, count, reported);
+  if (reported) transport_.ctx_->onPeerEpoch(peer.host, peer.port, reported);
+  return st;
+}
+
+Status ShmEndpoint::prepare(const PeerEndpoint& peer, Slice* const* slices, size_t count, uint64_t& reported) {
   const SegmentDescriptor& desc = *peer.desc;
   std::vector<ShmTransport::Work> work(count);
   uint64_t bytes = 0;
   {
     std::lock_guard lock(mu_);
     indexLocked(peer.desc);
-    FERRY_RETURN_IF_ERROR(beacon_.check(peer, beacon_name_, [&](uint64_t live) {
-      transport_.ctx_->onPeerEpoch(peer.host, peer.port, live);
-    }));
+    FERRY_RETURN_IF_ERROR(beacon_.check(peer, beacon_name_, [&](uint64_t live) { reported = live; }));
+    if (!peerAliveLocked()) {
+      reported = kPeerGone;  // someone else may answer at its address now
+      return Status::Unavailable("segment '" + desc.name + "': process " + std::to_string(pid_) + " exited");
+    }
     // Slices of one request share a buffer: look its mapping up once per buffer, not per slice.
     const BufferDesc* buffer = nullptr;
     const SharedFile* file = nullptr;

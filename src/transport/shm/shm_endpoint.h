@@ -1,7 +1,8 @@
 // What this process holds of one same-machine peer instance for the shm transport: its
 // beacon, the mappings of its shared-memory files, and the shm attributes of its current
 // descriptor, parsed once per descriptor. Dropped with the last segment entry or queued
-// copy that uses it, which unmaps the peer's files.
+// copy that uses it, which unmaps the peer's files. mu_ is a leaf: the engine is told of a
+// changed peer after it is released, and no copy runs under it.
 #pragma once
 
 #include <atomic>
@@ -20,6 +21,7 @@ namespace ferry {
 class ShmEndpoint : public Endpoint, public std::enable_shared_from_this<ShmEndpoint> {
  public:
   explicit ShmEndpoint(ShmTransport& transport) : transport_(transport) {}
+  ~ShmEndpoint() override;
   Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
   void cancel() override { transport_.cancelQueued(this); }
 
@@ -36,9 +38,15 @@ class ShmEndpoint : public Endpoint, public std::enable_shared_from_this<ShmEndp
   // Re-reads the descriptor's shm attributes when it changed, and drops mappings of files
   // it no longer lists (freed memory stays alive while mapped). Caller holds mu_.
   void indexLocked(const std::shared_ptr<const SegmentDescriptor>& desc);
+  // False once the peer process has exited (it may have been killed: its mappings are then
+  // orphaned memory nobody reads). Caller holds mu_.
+  bool peerAliveLocked() const;
   // The peer's file mapped here (once), or null when it cannot be mapped.
   std::shared_ptr<shm::Mapping> mappingLocked(const SegmentDescriptor& desc, const BufferDesc& b,
                                               const SharedFile& f);
+  // Checks the peer and resolves the slices under mu_, then dispatches them; `reported`: a
+  // version the engine must hear of (onPeerEpoch), 0 for none.
+  Status prepare(const PeerEndpoint& peer, Slice* const* slices, size_t count, uint64_t& reported);
   // Where a slice's target bytes are (in `mapping`, or by pid); NotSupported when neither
   // path can reach them.
   Status resolve(const SegmentDescriptor& desc, const BufferDesc& b, const SharedFile& f,
@@ -51,6 +59,9 @@ class ShmEndpoint : public Endpoint, public std::enable_shared_from_this<ShmEndp
   std::shared_ptr<const SegmentDescriptor> indexed_;
   std::vector<SharedFile> files_;  // parallel to indexed_->buffers
   int64_t pid_ = 0;
+  // The peer process, to tell a killed one (its beacon never says "gone") from a live one;
+  // -1 where pidfd_open is not available.
+  int pidfd_ = -1;
   std::string beacon_name_;
   std::map<std::string, std::shared_ptr<shm::Mapping>> mappings_;  // by shm name
   std::atomic<bool> xma_denied_{false};

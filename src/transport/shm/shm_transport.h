@@ -17,8 +17,8 @@
 // cores the idle gaps cost a tenth of the copy rate. Workers start only while fewer threads
 // copy than the process has CPUs, so they add parallelism without preempting copiers.
 //
-// Lock order: ShmEndpoint::mu -> (nothing); ShmTransport::mu_ (the queue) -> (nothing);
-// allocations_->mu (leaf). A copy never runs under a lock.
+// Locks: ShmEndpoint::mu_, ShmTransport::mu_ (the queue) and allocations_->mu are leaves; a
+// copy and a completion never run under any of them (docs/locking.md).
 #pragma once
 
 #include <atomic>
@@ -109,12 +109,12 @@ class ShmTransport : public Transport {
 
   // Our allocations (by address), so registerMemory can publish their files.
   struct AllocationTable {
-    std::mutex mu;
+    std::mutex mu;  // a leaf
     std::map<uintptr_t, std::pair<std::string, size_t>> by_addr;  // name, size
   };
   std::shared_ptr<AllocationTable> allocations_ = std::make_shared<AllocationTable>();
 
-  std::mutex mu_;
+  std::mutex mu_;  // guards the queue and the fields below; a leaf: copies run unlocked
   std::condition_variable cv_;
   std::list<Submission> queue_;
   bool stopping_ = false;

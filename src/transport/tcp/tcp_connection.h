@@ -59,6 +59,8 @@ class TcpConnection {
   const int fd_;
   const std::string where_;
   const Options options_;
+  // Guards the queues, sending_, kill_reason_ and next_id_; a leaf under TcpEndpoint::mu_,
+  // released while writing and before completing slices (docs/locking.md).
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Slice*> sendq_;

@@ -175,6 +175,7 @@ void TcpTransport::timerLoop() {
   while (!stopping_) {
     timer_cv_.wait_for(tlock, std::chrono::milliseconds(50));
     if (stopping_) break;
+    tlock.unlock();  // a leaf: the endpoints' locks are taken without it
     int64_t now = nowNs();
     for (auto& e : endpoints_.live()) e->checkDeadlines(now);
     std::vector<std::shared_ptr<TcpConnection>> reap;
@@ -183,6 +184,7 @@ void TcpTransport::timerLoop() {
       reap.swap(graveyard_);
     }
     for (auto& c : reap) c->join();
+    tlock.lock();
   }
 }
 

@@ -68,9 +68,9 @@ class TcpTransport : public Transport {
   TcpTarget target_;
   EndpointCache<TcpEndpoint> endpoints_;
   std::atomic<bool> stopping_{false};
-  std::mutex graveyard_mu_;
+  std::mutex graveyard_mu_;  // a leaf
   std::vector<std::shared_ptr<TcpConnection>> graveyard_;  // dead, to be joined
-  std::mutex timer_mu_;
+  std::mutex timer_mu_;  // a leaf: released while the timer checks endpoints
   std::condition_variable timer_cv_;
   std::thread timer_;
 };
