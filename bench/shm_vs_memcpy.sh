@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-3}
 reps=${2:-5}
-bin=build/bin
+bin=${FERRY_BIN:-build/bin}  # another build: FERRY_BIN=/path/to/bin (before/after comparisons)
 [ -x $bin/ferry-bench ] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 
 median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }

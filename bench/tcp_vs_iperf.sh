@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-3}
 reps=${2:-3}
-bin=build/bin
+bin=${FERRY_BIN:-build/bin}  # another build: FERRY_BIN=/path/to/bin (before/after comparisons)
 command -v iperf3 >/dev/null || { echo "iperf3 missing: run scripts/setup.sh" >&2; exit 1; }
 [ -x $bin/ferry-bench ] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 

@@ -1,6 +1,7 @@
 // Segments by name: resolving a name (ours, a store entry, host:port, SEG#FILE, file://),
 // opening and closing, export/import, and what introspection shows of an opened segment.
 // Glue between the parts; the state is theirs.
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "common/base64.h"
@@ -181,8 +182,14 @@ Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
     Transport* t = selector_.transports()[i];
     TransportCaps caps = t->caps();
     nlohmann::json cost;
-    for (uint64_t n : sizes) cost[std::to_string(n)] = caps.costUs(n);
-    nlohmann::json kinds = {{"ours", caps.local_kinds}, {"peers", caps.remote_kinds}};
+    for (uint64_t n : sizes) cost[std::to_string(n)] = std::round(caps.costUs(n) * 10) / 10;
+    auto kindNames = [](MemoryKinds set) {
+      nlohmann::json a = nlohmann::json::array();
+      for (MemoryKind k : {kHostMemory, kCudaMemory, kFileData, kOtherDevice})
+        if (set & k) a.push_back(memoryKindName(k));
+      return a;
+    };
+    nlohmann::json kinds = {{"ours", kindNames(caps.local_kinds)}, {"peers", kindNames(caps.remote_kinds)}};
     j["transports"].push_back({{"name", t->name()},
                                {"reaches", static_cast<bool>(reachable >> i & 1)},
                                {"fits_kinds", selector_.fitsKinds(i, c.local_kind, c.remote_kind)},

@@ -27,8 +27,12 @@ TEST(OptionCatalog, EveryDeclarationIsUsable) {
       EXPECT_GE(v.get<int64_t>(), d.min) << d.key;
       EXPECT_LE(v.get<int64_t>(), d.max) << d.key;
     }
-    if (d.type == OptionType::kBool) EXPECT_TRUE(v.is_boolean()) << d.key;
-    if (d.type == OptionType::kString) EXPECT_TRUE(v.is_string()) << d.key;
+    if (d.type == OptionType::kBool) {
+      EXPECT_TRUE(v.is_boolean()) << d.key;
+    }
+    if (d.type == OptionType::kString) {
+      EXPECT_TRUE(v.is_string()) << d.key;
+    }
   }
   // Each transport brings its own, under its name; core's defaults name none of them.
   for (const char* k : {"transports/tcp/slice_size", "transports/shm/copy_piece_bytes",
@@ -80,8 +84,9 @@ TEST(OptionCatalog, EnvironmentVariablesMapOntoDeclaredKeys) {
   for (const auto& v : env::variables()) {
     if (v.mapping == env::Mapping::kString || v.mapping == env::Mapping::kSecondsToMs ||
         v.mapping == env::Mapping::kPositiveInt || v.mapping == env::Mapping::kInteger ||
-        v.mapping == env::Mapping::kBool)
+        v.mapping == env::Mapping::kBool) {
       EXPECT_NE(optionCatalog().find(v.key), nullptr) << v.name << " -> " << v.key;
+    }
     if (v.mapping == env::Mapping::kPatchIfTrue) {
       Config c;
       EXPECT_TRUE(c.load(v.key).ok()) << v.name;

@@ -49,12 +49,16 @@ TEST(Lifecycle, RestartedPeerStateDoesNotGrow) {
     PeerProcess peer;
     ASSERT_TRUE(peer.start(port, 4 << 20, "", "", /*alloc=*/true)) << "round " << round;
     port = peer.port;
-    if (round == 0) ASSERT_TRUE(engine.openSegment(seg, peer.segment).ok());
+    if (round == 0) {
+      ASSERT_TRUE(engine.openSegment(seg, peer.segment).ok());
+    }
     fillPattern(src.data(), src.size(), round);
     Status st = runBatch(engine, {Request{Request::WRITE, src.data(), seg, peer.rw + 4096, src.size()}});
     ASSERT_TRUE(st.ok()) << "round " << round << ": " << st.ToString();
     ASSERT_EQ(peer.hash(peer.rw + 4096, src.size()), hashHex(src.data(), src.size())) << "round " << round;
-    if (round == 0) EXPECT_EQ(ext::transportName(engine, seg), "shm");
+    if (round == 0) {
+      EXPECT_EQ(ext::transportName(engine, seg), "shm");
+    }
     if (round == 2) {  // steady state: one peer's worth
       maps_base = peerShmMappings();
       fds_base = openDescriptors();
