@@ -155,6 +155,37 @@ TEST_F(BadInput, RegistrationErrors) {
   EXPECT_TRUE(a->freeLocalMemory(x.data()).IsInvalidArgument());
 }
 
+// Memory registered as a device's is never handed to a host transport, on either side, and
+// the refusal names the kinds. (The bytes here are host memory labelled "cuda": a transport
+// that ignored the label would move them, and a real GPU pointer would crash it.)
+TEST_F(BadInput, DeviceMemoryIsNeverHandedToHostTransports) {
+  std::vector<uint8_t> gpu_ours(4096), gpu_theirs(4096), npu_theirs(4096);
+  MemoryOptions cuda;
+  cuda.location = "cuda:0";
+  ASSERT_TRUE(a->registerLocalMemory(gpu_ours.data(), gpu_ours.size(), cuda).ok());
+  cuda.location = "cuda:1";
+  ASSERT_TRUE(b->registerLocalMemory(gpu_theirs.data(), gpu_theirs.size(), cuda).ok());
+  MemoryOptions npu;
+  npu.location = "npu:0";
+  ASSERT_TRUE(b->registerLocalMemory(npu_theirs.data(), npu_theirs.size(), npu).ok());
+  BatchID bid = a->allocateBatch(4);
+  Status st = a->submitTransfer(bid, {Request{Request::WRITE, gpu_ours.data(), seg, addr(rw), 64}});
+  EXPECT_EQ(st.code(), Status::Code::kNotSupported) << st.ToString();
+  EXPECT_NE(st.message().find("cuda memory to host memory"), std::string::npos) << st.ToString();
+  st = a->submitTransfer(bid, {write(0, reinterpret_cast<uint64_t>(gpu_theirs.data()), 64)});
+  EXPECT_EQ(st.code(), Status::Code::kNotSupported) << st.ToString();
+  EXPECT_NE(st.message().find("host memory to cuda memory"), std::string::npos) << st.ToString();
+  st = a->submitTransfer(bid, {Request{Request::READ, local.data(), seg, reinterpret_cast<uint64_t>(npu_theirs.data()),
+                                       64, "tcp"}});
+  EXPECT_EQ(st.code(), Status::Code::kNotSupported) << st.ToString();  // a hint does not override kinds
+  TransferStatus ts;
+  EXPECT_TRUE(a->getTransferStatus(bid, ts).ok());
+  EXPECT_EQ(ts.s, INITIAL);  // nothing was submitted
+  EXPECT_TRUE(a->freeBatch(bid).ok());
+  // Host memory still moves: the refusal was about kinds, not the segment.
+  EXPECT_TRUE(runBatch(*a, {write(0, addr(rw), 64)}).ok());
+}
+
 TEST_F(BadInput, OversizedNotification) {
   Notification big{"x", std::string(wire::kMaxNotifyBytes + 1, 'm')};
   EXPECT_TRUE(a->sendNotification(seg, big).IsInvalidArgument());
