@@ -57,7 +57,8 @@ class Allocation {
 /// Created by Transport::connect (cheap: nothing happens on the wire until the first
 /// submit), owned by the engine's segment entry and by the routes of tasks in flight, and
 /// destroyed with the last of them. The destructor releases everything the endpoint holds
-/// (slices still in flight complete first, as CANCELED if need be).
+/// (slices still in flight complete first, as CANCELED if need be). The engine destroys
+/// every endpoint before the transport that made it, so an endpoint may refer to it.
 class Endpoint {
  public:
   virtual ~Endpoint() = default;
