@@ -36,7 +36,6 @@ enum MemoryKind : uint8_t {
 };
 /// A set of MemoryKind bits.
 using MemoryKinds = uint8_t;
-constexpr MemoryKinds kAnyMemoryKind = kHostMemory | kCudaMemory | kFileData | kOtherDevice;
 
 /// The kind of memory at `location`.
 MemoryKind memoryKindOf(std::string_view location);

@@ -20,8 +20,9 @@ namespace {
 bool validShmName(const std::string& n) {
   return n.size() > 1 && n[0] == '/' && n.find('/', 1) == std::string::npos;
 }
-}  // namespace
 
+// A buffer's shm attributes: {"name": "/x", "offset": N}. False when malformed (a peer's
+// descriptor is a claim).
 bool parseSharedFile(const std::string& attrs, std::string& name, uint64_t& offset) {
   json j = json::parse(attrs, nullptr, false);
   if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) return false;
@@ -33,6 +34,7 @@ bool parseSharedFile(const std::string& attrs, std::string& name, uint64_t& offs
   }
   return validShmName(name);
 }
+}  // namespace
 
 ShmEndpoint::~ShmEndpoint() {
   if (pidfd_ >= 0) ::close(pidfd_);
@@ -42,11 +44,6 @@ bool ShmEndpoint::peerAliveLocked() const {
   if (pidfd_ < 0) return true;
   pollfd p{pidfd_, POLLIN, 0};
   return ::poll(&p, 1, 0) == 0;  // readable: the process exited
-}
-
-size_t ShmEndpoint::mappingCount() {
-  std::lock_guard lock(mu_);
-  return mappings_.size();
 }
 
 void ShmEndpoint::indexLocked(const std::shared_ptr<const SegmentDescriptor>& desc) {

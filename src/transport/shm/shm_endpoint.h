@@ -25,9 +25,8 @@ class ShmEndpoint : public Endpoint, public std::enable_shared_from_this<ShmEndp
   Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
   void cancel() override { transport_.cancelQueued(this); }
 
-  /// Cross-memory attach was refused for this peer: say so once.
+  /// Cross-memory attach was refused for this peer: true the first time (say so once).
   bool markAttachDenied() { return !xma_denied_.exchange(true); }
-  size_t mappingCount();
 
  private:
   // The shm attributes of one buffer of the current descriptor.
@@ -66,9 +65,5 @@ class ShmEndpoint : public Endpoint, public std::enable_shared_from_this<ShmEndp
   std::map<std::string, std::shared_ptr<shm::Mapping>> mappings_;  // by shm name
   std::atomic<bool> xma_denied_{false};
 };
-
-/// Parses a shm attribute blob: {"name": "/x", "offset": N} for a buffer. False when the
-/// blob is absent or malformed (a peer's descriptor is a claim).
-bool parseSharedFile(const std::string& attrs, std::string& name, uint64_t& offset);
 
 }  // namespace ferry
