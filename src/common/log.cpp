@@ -15,13 +15,7 @@ namespace {
 
 Level levelFromEnv() {
   const char* v = env::value("FERRY_LOG_LEVEL");
-  if (!v) return INFO;
-  if (!strcasecmp(v, "debug")) return DEBUG;
-  if (!strcasecmp(v, "info")) return INFO;
-  if (!strcasecmp(v, "warn") || !strcasecmp(v, "warning")) return WARN;
-  if (!strcasecmp(v, "error")) return ERROR;
-  if (!strcasecmp(v, "off") || !strcasecmp(v, "none")) return OFF;
-  return INFO;
+  return v ? parseLevel(v, INFO) : INFO;
 }
 
 std::atomic<int>& levelRef() {
@@ -32,6 +26,15 @@ std::atomic<int>& levelRef() {
 const char* kNames[] = {"D", "I", "W", "E", "?"};
 
 }  // namespace
+
+Level parseLevel(const char* v, Level def) {
+  if (!strcasecmp(v, "debug")) return DEBUG;
+  if (!strcasecmp(v, "info")) return INFO;
+  if (!strcasecmp(v, "warn") || !strcasecmp(v, "warning")) return WARN;
+  if (!strcasecmp(v, "error")) return ERROR;
+  if (!strcasecmp(v, "off") || !strcasecmp(v, "none")) return OFF;
+  return def;
+}
 
 Level currentLevel() { return static_cast<Level>(levelRef().load(std::memory_order_relaxed)); }
 void setLevel(Level level) { levelRef().store(level); }

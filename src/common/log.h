@@ -11,6 +11,8 @@ enum Level { DEBUG = 0, INFO = 1, WARN = 2, ERROR = 3, OFF = 4 };
 
 Level currentLevel();
 void setLevel(Level level);
+/// "debug", "info", "warn"/"warning", "error", "off"/"none" (any case); `def` otherwise.
+Level parseLevel(const char* name, Level def);
 
 class Line {
  public:

@@ -29,15 +29,6 @@ bool isWildcard(const std::string& addr) {
   return addr.empty() || addr == "0.0.0.0" || addr == "::" || addr == "[::]";
 }
 
-log::Level parseLevel(const std::string& s, log::Level def) {
-  if (s == "debug") return log::DEBUG;
-  if (s == "info") return log::INFO;
-  if (s == "warn" || s == "warning") return log::WARN;
-  if (s == "error") return log::ERROR;
-  if (s == "off") return log::OFF;
-  return def;
-}
-
 }  // namespace
 
 EngineImpl::EngineImpl(std::shared_ptr<Config> config, Status config_status) : config_(std::move(config)) {
@@ -49,7 +40,7 @@ Status EngineImpl::init() {
   if (!config_) return Status::InvalidArgument("null config");
   FERRY_RETURN_IF_ERROR(config_->validate());
   options_ = EngineOptions::read(*config_);
-  if (!env::value("FERRY_LOG_LEVEL")) log::setLevel(parseLevel(options_.log_level, log::INFO));
+  if (!env::value("FERRY_LOG_LEVEL")) log::setLevel(log::parseLevel(options_.log_level.c_str(), log::INFO));
   if (!options_.embedded_metadata_server.empty()) {
     // Host the HTTP metadata service in this process (small clusters, tests).
     MetadataServer::Options mo;

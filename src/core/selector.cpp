@@ -34,6 +34,15 @@ Status TransportSelector::configure(const Config& config, std::vector<Transport*
     const TransportInfo* info = findTransport(t->name());
     groups_.push_back(info ? info->group : 99);
   }
+  for (unsigned local = 0; local < 16; ++local)
+    for (unsigned remote = 0; remote < 16; ++remote) {
+      bool tie = false;  // two fitting transports in one group: their costs decide
+      for (size_t a = 0; a < transports_.size(); ++a)
+        for (size_t b = a + 1; b < transports_.size(); ++b)
+          tie = tie || (groups_[a] == groups_[b] && fitsKinds(a, MemoryKind(local), MemoryKind(remote)) &&
+                        fitsKinds(b, MemoryKind(local), MemoryKind(remote)));
+      size_matters_[local * 16 + remote] = tie;
+    }
   max_failover_ = static_cast<int>(config.get<int64_t>("selector/max_failover_attempts"));
   rules_.clear();
   json list = json::parse(config.get<std::string>("selector/policies"), nullptr, false);
@@ -83,10 +92,7 @@ bool TransportSelector::fitsKinds(size_t i, MemoryKind local, MemoryKind remote)
 }
 
 bool TransportSelector::orderDependsOnSize(MemoryKind local, MemoryKind remote) const {
-  for (size_t a = 0; a < transports_.size(); ++a)
-    for (size_t b = a + 1; b < transports_.size(); ++b)
-      if (groups_[a] == groups_[b] && fitsKinds(a, local, remote) && fitsKinds(b, local, remote)) return true;
-  return false;
+  return size_matters_[local * 16 + remote];
 }
 
 TransportSelector::Order TransportSelector::defaultOrder(const SelectionCase& c, uint32_t reachable) const {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,6 +82,9 @@ class TransportSelector {
   std::vector<Transport*> transports_;
   std::vector<TransportCaps> caps_;  // caps() of each, read once
   std::vector<int> groups_;          // registry preference group of each
+  // orderDependsOnSize by (local kind, remote kind) bits, filled by configure(): it is
+  // asked per request on the submit path.
+  std::array<bool, 16 * 16> size_matters_{};
   std::vector<Rule> rules_;
   int max_failover_ = 2;
 };

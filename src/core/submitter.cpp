@@ -109,7 +109,7 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
   std::vector<std::shared_ptr<SegmentEntry>> segs(requests.size());
   std::vector<std::shared_ptr<Route>> routes(requests.size());
   const bool policies = p_.selector.hasPolicies();
-  Sides prev_sides;
+  MemoryKind prev_local = kHostMemory, prev_remote = kHostMemory;
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& r = requests[i];
     auto fail = [&](const Status& st) {
@@ -137,8 +137,8 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
     // The common case, a run of requests to one segment: the previous request's route
     // serves when nothing it was chosen on differs.
     const Request* prev = i > 0 ? &requests[i - 1] : nullptr;
-    bool same_choice = prev && segs[i] == segs[i - 1] && !policies && sides.local_kind == prev_sides.local_kind &&
-                       sides.remote_kind == prev_sides.remote_kind &&
+    bool same_choice = prev && segs[i] == segs[i - 1] && !policies && sides.local_kind == prev_local &&
+                       sides.remote_kind == prev_remote &&
                        std::string_view(r.transport_hint ? r.transport_hint : "") ==
                            std::string_view(prev->transport_hint ? prev->transport_hint : "") &&
                        (r.length == prev->length ||
@@ -149,7 +149,8 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
       st = routeFor(*segs[i], r, sides, routes[i]);
       if (!st.ok()) return fail(st);
     }
-    prev_sides = sides;
+    prev_local = sides.local_kind;
+    prev_remote = sides.remote_kind;
   }
 
   size_t first;

@@ -95,12 +95,8 @@ void FileTransport::declareOptions(OptionTable& t) {
 }
 
 TransportCaps FileTransport::caps() const {
-  TransportCaps c;
-  c.remote_kinds = kFileData;
-  c.reaches_self = c.reaches_same_machine = true;
-  c.latency_us = 20;
-  c.bandwidth_GBps = 2;
-  return c;
+  return {.remote_kinds = kFileData, .reaches_self = true, .reaches_same_machine = true,
+          .latency_us = 20, .bandwidth_GBps = 2};
 }
 
 Status FileTransport::start(TransportContext& ctx) {

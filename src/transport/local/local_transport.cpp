@@ -26,11 +26,7 @@ class LocalEndpoint : public Endpoint {
 LocalTransport::LocalTransport() : self_(std::make_shared<LocalEndpoint>()) {}
 
 TransportCaps LocalTransport::caps() const {
-  TransportCaps c;
-  c.reaches_self = true;
-  c.latency_us = 0.1;
-  c.bandwidth_GBps = 20;
-  return c;
+  return {.reaches_self = true, .latency_us = 0.1, .bandwidth_GBps = 20};
 }
 
 }  // namespace ferry

@@ -42,11 +42,7 @@ void ShmTransport::declareOptions(OptionTable& t) {
 }
 
 TransportCaps ShmTransport::caps() const {
-  TransportCaps c;
-  c.reaches_same_machine = true;
-  c.latency_us = 2;
-  c.bandwidth_GBps = 20;
-  return c;
+  return {.reaches_same_machine = true, .latency_us = 2, .bandwidth_GBps = 20};
 }
 
 Status ShmTransport::start(TransportContext& ctx) {

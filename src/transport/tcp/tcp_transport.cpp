@@ -58,14 +58,16 @@ Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::share
         ++it;
       }
     }
-    TcpConnection::Options copts;
-    copts.inline_send_bytes = o.inline_send_bytes;
-    copts.transfer_timeout_ms = o.transfer_timeout_ms;
-    copts.spin_us = o.spin_us;
-    copts.on_epoch = [ctx = transport_.ctx_, host = peer.host, port = peer.port](uint64_t epoch) {
-      ctx->onPeerEpoch(host, port, epoch);
-    };
+    // This runs on every submit: the options (a std::function among them) are built only
+    // when a connection is to be made.
     while (conns_.size() < o.connections_per_peer) {
+      TcpConnection::Options copts;
+      copts.inline_send_bytes = o.inline_send_bytes;
+      copts.transfer_timeout_ms = o.transfer_timeout_ms;
+      copts.spin_us = o.spin_us;
+      copts.on_epoch = [ctx = transport_.ctx_, host = peer.host, port = peer.port](uint64_t epoch) {
+        ctx->onPeerEpoch(host, port, epoch);
+      };
       std::shared_ptr<TcpConnection> c;
       Status opened = TcpConnection::open(peer.host, peer.port, o.connect_timeout_ms, copts, c);
       if (!opened.ok()) {
@@ -116,12 +118,12 @@ void TcpTransport::declareOptions(OptionTable& t) {
 }
 
 TransportCaps TcpTransport::caps() const {
-  TransportCaps c;
-  c.remote_kinds = kHostMemory | kFileData;  // the target does a file's I/O
-  c.reaches_self = c.reaches_same_machine = c.reaches_remote = true;
-  c.latency_us = 30;
-  c.bandwidth_GBps = 4;
-  return c;
+  return {.remote_kinds = kHostMemory | kFileData,  // the target does a file's I/O
+          .reaches_self = true,
+          .reaches_same_machine = true,
+          .reaches_remote = true,
+          .latency_us = 30,
+          .bandwidth_GBps = 4};
 }
 
 Status TcpTransport::start(TransportContext& ctx) {
