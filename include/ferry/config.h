@@ -50,7 +50,7 @@ class Config {
   /// bad one. Keys Ferry does not declare are reported in one log line, not refused.
   Status validate() const;
 
-  /// The whole tree as JSON text.
+  /// The whole tree as JSON text; secrets (auth/token, Redis password) read "<redacted>".
   std::string dump(int indent = 2) const;
   /// Ferry's default settings as JSON text (what `ferry-info --config` prints).
   static std::string defaultsJson();

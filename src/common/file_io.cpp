@@ -267,6 +267,15 @@ Status File::open(const std::string& path, bool read_only, uint64_t create_size,
   return Status::OK();
 }
 
+std::shared_ptr<File> File::adopt(int fd, int direct_fd, bool read_only, std::string label) {
+  std::shared_ptr<File> f(new File);
+  f->fd_ = fd;
+  f->direct_fd_ = direct_fd;
+  f->read_only_ = read_only;
+  f->path_ = std::move(label);
+  return f;
+}
+
 File::~File() {
   if (direct_fd_ >= 0) ::close(direct_fd_);
   if (fd_ >= 0) ::close(fd_);

@@ -32,6 +32,9 @@ class File {
   /// and extends it to at least that many bytes.
   static Status open(const std::string& path, bool read_only, uint64_t create_size,
                      bool try_direct, std::shared_ptr<File>& out);
+  /// Takes ownership of descriptors opened elsewhere (a peer's, passed to us); `label`
+  /// names the file in messages. `direct_fd` may be -1.
+  static std::shared_ptr<File> adopt(int fd, int direct_fd, bool read_only, std::string label);
   ~File();
   File(const File&) = delete;
   File& operator=(const File&) = delete;

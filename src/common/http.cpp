@@ -4,9 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <cstring>
-#include <sstream>
+#include <ctime>
 
+#include "common/auth.h"
 #include "common/log.h"
 #include "common/net.h"
 
@@ -14,12 +17,12 @@ namespace ferry::http {
 
 namespace {
 
-constexpr size_t kMaxHead = 16 * 1024;
-
 const char* reason(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
@@ -30,6 +33,7 @@ const char* reason(int status) {
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
     default: return "Status";
   }
 }
@@ -39,9 +43,34 @@ std::string lower(std::string s) {
   return s;
 }
 
+std::string trim(std::string_view v) {
+  size_t b = v.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return "";
+  size_t e = v.find_last_not_of(" \t");
+  return std::string(v.substr(b, e - b + 1));
+}
+
+// One receive into `tmp`; on a socket timeout, waits on while `deadline` allows. 0: EOF.
+Status recvSome(int fd, char* tmp, size_t cap, net::Clock::time_point deadline, size_t& got) {
+  while (true) {
+    ssize_t n = ::recv(fd, tmp, cap, 0);
+    if (n >= 0) {
+      if (deadline != net::kNoDeadline && net::Clock::now() >= deadline && n > 0)
+        return Status::Timeout("408 request not complete in time");
+      got = static_cast<size_t>(n);
+      return Status::OK();
+    }
+    if (errno == EINTR) continue;
+    if ((errno == EAGAIN || errno == EWOULDBLOCK) && deadline != net::kNoDeadline && net::Clock::now() < deadline)
+      continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? Status::Timeout("408 no complete request in time")
+                                                   : Status::Unavailable(std::string("recv: ") + strerror(errno));
+  }
+}
+
 // Reads until the blank line ending the head; whatever body bytes came with it stay in
-// `rest`. Returns false (with an HTTP status in `status`) on a bad or oversized head.
-Status readHead(int fd, std::string& head, std::string& rest) {
+// `rest`. InvalidArgument "431 ..." on an oversized head.
+Status readHead(int fd, std::string& head, std::string& rest, net::Clock::time_point deadline) {
   std::string buf;
   char tmp[4096];
   while (true) {
@@ -51,40 +80,56 @@ Status readHead(int fd, std::string& head, std::string& rest) {
       rest = buf.substr(end + 4);
       return Status::OK();
     }
-    if (buf.size() > kMaxHead) return Status::InvalidArgument("431 header too large");
-    ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+    if (buf.size() > kMaxHeadBytes) return Status::InvalidArgument("431 header too large");
+    size_t n = 0;
+    FERRY_RETURN_IF_ERROR(recvSome(fd, tmp, sizeof tmp, deadline, n));
     if (n == 0) return Status::Unavailable("connection closed");
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::Timeout("408 no complete request head in time");
-    }
-    buf.append(tmp, static_cast<size_t>(n));
+    buf.append(tmp, n);
   }
 }
 
-// Parses "Name: value" lines into lower-cased names.
-std::map<std::string, std::string> parseHeaders(std::istringstream& lines) {
+// Parses "Name: value" lines into lower-cased names. `duplicate`: a name seen twice with
+// different values (the later one wins).
+std::map<std::string, std::string> parseHeaders(std::string_view lines, std::string* duplicate = nullptr) {
   std::map<std::string, std::string> h;
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+  while (!lines.empty()) {
+    size_t eol = lines.find('\n');
+    std::string_view line = lines.substr(0, eol);
+    lines = eol == std::string_view::npos ? std::string_view{} : lines.substr(eol + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string v = line.substr(colon + 1);
-    v.erase(0, v.find_first_not_of(" \t"));
-    h[lower(line.substr(0, colon))] = v;
+    if (colon == std::string_view::npos) continue;
+    std::string name = lower(std::string(line.substr(0, colon)));
+    std::string value = trim(line.substr(colon + 1));
+    auto [it, fresh] = h.emplace(name, value);
+    if (!fresh && it->second != value) {
+      if (duplicate) *duplicate = name;
+      it->second = value;
+    }
   }
   return h;
 }
 
-Status readBody(int fd, std::string& rest, size_t len, std::string& body) {
+Status readBody(int fd, std::string& rest, size_t len, std::string& body, net::Clock::time_point deadline) {
   body = rest.substr(0, std::min(rest.size(), len));
-  if (body.size() < len) {
-    size_t have = body.size();
-    body.resize(len);
-    FERRY_RETURN_IF_ERROR(net::readAll(fd, body.data() + have, len - have));
+  size_t have = body.size();
+  body.resize(len);
+  while (have < len) {
+    size_t n = 0;
+    FERRY_RETURN_IF_ERROR(recvSome(fd, body.data() + have, len - have, deadline, n));
+    if (n == 0) return Status::Unavailable("connection closed mid-body");
+    have += n;
   }
   return Status::OK();
+}
+
+// A plain decimal Content-Length (no sign, no spaces inside, no overflow).
+bool parseLength(const std::string& v, size_t& out) {
+  if (v.empty() || v.size() > 19) return false;
+  for (char c : v)
+    if (c < '0' || c > '9') return false;
+  out = std::stoull(v);
+  return true;
 }
 
 // Joins the chunks of a chunked body ("<hex size>\r\n<data>\r\n" ... "0\r\n\r\n"); a stream
@@ -99,7 +144,7 @@ Status decodeChunked(const std::string& raw, std::string& out) {
     unsigned long long size = std::strtoull(raw.c_str() + pos, &end, 16);
     if (end == raw.c_str() + pos) return Status::Corrupted("bad chunk size in HTTP response");
     if (size == 0) break;
-    if (eol + 2 + size > raw.size()) break;
+    if (size > raw.size() || eol + 2 + size > raw.size()) break;
     out.append(raw, eol + 2, size);
     pos = eol + 2 + size + 2;
   }
@@ -110,6 +155,13 @@ void setTimeouts(int fd, int ms) {
   timeval tv{ms / 1000, (ms % 1000) * 1000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+constexpr const char* kScheme = "Ferry-HMAC-SHA256";
+
+auth::Mac requestMac(const std::string& token, const std::string& method, const std::string& target,
+                     const std::string& ts, const std::string& nonce, const std::string& body_hash) {
+  return auth::hmac(token, {"ferry http v1\n", method, "\n", target, "\n", ts, "\n", nonce, "\n", body_hash});
 }
 
 }  // namespace
@@ -160,32 +212,35 @@ Status parseUrl(const std::string& url, std::string& host, uint16_t& port, std::
 
 Status call(const std::string& host, uint16_t port, const std::string& method,
             const std::string& target, const std::string& body, int timeout_ms, Response& out,
-            size_t max_body) {
+            size_t max_body, const std::string& token) {
   int fd = -1;
   FERRY_RETURN_IF_ERROR(net::connectTcp(host, port, timeout_ms, fd));
   setTimeouts(fd, timeout_ms);
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + net::joinHostPort(host, port) +
                     "\r\nConnection: close\r\nContent-Type: application/octet-stream\r\n"
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+                    "Content-Length: " + std::to_string(body.size()) + "\r\n" +
+                    (token.empty() ? "" : "Authorization: " + signature(token, method, target, body, std::time(nullptr)) + "\r\n") +
+                    "\r\n";
   iovec iov[2] = {{req.data(), req.size()}, {const_cast<char*>(body.data()), body.size()}};
   Status st = net::writeAllV(fd, iov, body.empty() ? 1 : 2);
   std::string head, rest;
-  if (st.ok()) st = readHead(fd, head, rest);
+  if (st.ok()) st = readHead(fd, head, rest, net::kNoDeadline);
   if (st.ok()) {
-    std::istringstream lines(head);
-    std::string status_line;
-    std::getline(lines, status_line);
+    size_t eol = head.find('\n');
+    std::string status_line = head.substr(0, eol);
     int code = 0;
     if (std::sscanf(status_line.c_str(), "HTTP/%*d.%*d %d", &code) != 1) {
       st = Status::Corrupted("bad HTTP status line from " + net::joinHostPort(host, port));
     } else {
-      auto headers = parseHeaders(lines);
+      auto headers = parseHeaders(eol == std::string::npos ? std::string_view{} : std::string_view(head).substr(eol + 1));
       out.status = code;
       auto cl = headers.find("content-length");
-      if (cl != headers.end()) {
-        size_t len = std::strtoull(cl->second.c_str(), nullptr, 10);
+      size_t len = 0;
+      if (cl != headers.end() && !parseLength(cl->second, len)) {
+        st = Status::Corrupted("bad Content-Length in HTTP response");
+      } else if (cl != headers.end()) {
         if (len > max_body) st = Status::Corrupted("HTTP response body too large");
-        else st = readBody(fd, rest, len, out.body);
+        else st = readBody(fd, rest, len, out.body, net::kNoDeadline);
       } else {  // read to EOF (Connection: close)
         std::string raw = rest;
         char tmp[4096];
@@ -208,76 +263,150 @@ Status call(const std::string& host, uint16_t port, const std::string& method,
   return Status::OK();
 }
 
+std::string signature(const std::string& token, const std::string& method, const std::string& target,
+                      const std::string& body, int64_t now) {
+  const std::string ts = std::to_string(now);
+  const auth::Nonce n = auth::randomNonce();
+  const std::string nonce = auth::hex(n.data(), 16);
+  const auth::Mac mac = requestMac(token, method, target, ts, nonce, auth::sha256Hex(body));
+  return std::string(kScheme) + " ts=" + ts + ",nonce=" + nonce + ",mac=" + auth::hex(mac.data(), mac.size());
+}
+
+int verifySignature(const Request& req, const std::string& token, int64_t now, int64_t window_s,
+                    const std::function<bool(const std::string& nonce)>& seen, std::string& why) {
+  auto h = req.headers.find("authorization");
+  if (h == req.headers.end()) {
+    why = "this server requires the cluster token (a Ferry-HMAC-SHA256 signature)";
+    return 401;
+  }
+  std::string_view v = h->second;
+  if (v.rfind(kScheme, 0) != 0) {
+    why = "unknown authorization scheme";
+    return 403;
+  }
+  std::map<std::string, std::string> fields;
+  std::string_view rest = v.substr(std::strlen(kScheme));
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string part = trim(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    size_t eq = part.find('=');
+    if (eq != std::string::npos) fields[part.substr(0, eq)] = part.substr(eq + 1);
+  }
+  const std::string& ts = fields["ts"];
+  const std::string& nonce = fields["nonce"];
+  auth::Mac got{};
+  int64_t when = 0;
+  auto [end, ec] = std::from_chars(ts.data(), ts.data() + ts.size(), when);
+  if (ec != std::errc() || end != ts.data() + ts.size() || nonce.size() < 16 || nonce.size() > 64 ||
+      !auth::unhex(fields["mac"], got.data(), got.size())) {
+    why = "malformed signature";
+    return 403;
+  }
+  if (when < now - window_s || when > now + window_s) {
+    why = "signature timestamp too far from this server's clock";
+    return 403;
+  }
+  const auth::Mac want = requestMac(token, req.method, req.target, ts, nonce, auth::sha256Hex(req.body));
+  if (!auth::equal(want.data(), got.data(), want.size())) {
+    why = "wrong cluster token";
+    return 403;
+  }
+  if (seen(nonce)) {  // only a valid signature spends a nonce
+    why = "replayed request";
+    return 403;
+  }
+  return 0;
+}
+
+bool parseRequestHead(std::string_view head, Request& req, size_t& content_length, int& status, std::string& why) {
+  auto bad = [&](int code, std::string text) {
+    status = code;
+    why = std::move(text);
+    return false;
+  };
+  size_t eol = head.find('\n');
+  std::string_view line = head.substr(0, eol);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  // "METHOD SP target SP HTTP/1.x", nothing more.
+  size_t sp1 = line.find(' ');
+  size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
+    return bad(400, "malformed request line");
+  req.method = std::string(line.substr(0, sp1));
+  req.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
+  std::string_view version = line.substr(sp2 + 1);
+  if (req.method.empty() || req.target.empty() || req.target[0] != '/' || version.rfind("HTTP/1.", 0) != 0)
+    return bad(400, "malformed request line");
+  std::string duplicate;
+  req.headers = parseHeaders(eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 1), &duplicate);
+  if (duplicate == "content-length") return bad(400, "two different Content-Length headers");
+  if (req.headers.count("transfer-encoding")) return bad(501, "chunked bodies are not supported; send Content-Length");
+  content_length = 0;
+  if (auto cl = req.headers.find("content-length"); cl != req.headers.end() && !parseLength(cl->second, content_length))
+    return bad(400, "bad Content-Length");
+  auto q = req.target.find('?');
+  req.path = req.target.substr(0, q);
+  req.query.clear();
+  if (q != std::string::npos) {
+    std::string_view qs = std::string_view(req.target).substr(q + 1);
+    while (!qs.empty()) {
+      size_t amp = qs.find('&');
+      std::string pair(qs.substr(0, amp));
+      qs = amp == std::string_view::npos ? std::string_view{} : qs.substr(amp + 1);
+      auto eq = pair.find('=');
+      std::string k, v;
+      if (!urlDecode(pair.substr(0, eq), k) || !urlDecode(eq == std::string::npos ? "" : pair.substr(eq + 1), v))
+        return bad(400, "bad percent-encoding in the query");
+      req.query[k] = v;
+    }
+  }
+  return true;
+}
+
 Status Server::start(const Options& options, Handler handler) {
   options_ = options;
   handler_ = std::move(handler);
-  net::TcpServer::Options to;
-  to.bind_address = options.bind_address;
-  to.port = options.port;
-  to.max_connections = options.max_connections;
-  to.io_timeout_ms = options.io_timeout_ms;
-  return server_.start(to, [this](int fd, const std::string&) { serve(fd); });
+  net::SocketServer::Options so;
+  so.bind_address = options.bind_address;
+  so.port = options.port;
+  so.max_connections = options.max_connections;
+  so.max_per_address = options.max_connections_per_address;
+  so.io_tick_ms = std::clamp(options.request_timeout_ms / 8, 1, 1000);
+  return server_.start(so, [this](int fd, const net::PeerInfo&) { serve(fd); });
 }
 
 void Server::serve(int fd) {
+  // The whole request (head and body) by this time, and our answer taken by the next.
+  const auto budget = std::chrono::milliseconds(options_.request_timeout_ms);
+  const auto deadline = net::Clock::now() + budget;
   Response resp;
   std::string head, rest;
-  Status st = readHead(fd, head, rest);
+  Status st = readHead(fd, head, rest, deadline);
   if (st.IsUnavailable()) return;
   Request req;
+  size_t len = 0;
+  int status = 0;
+  std::string why;
   if (!st.ok()) {
     resp.status = std::atoi(st.message().c_str());
     resp.body = st.message().substr(4);
+  } else if (!parseRequestHead(head, req, len, status, why)) {
+    resp = {status, why};
+  } else if (len > options_.max_body) {
+    resp = {413, "body larger than " + std::to_string(options_.max_body) + " bytes"};
   } else {
-    std::istringstream lines(head);
-    std::string request_line, target, version;
-    std::getline(lines, request_line);
-    std::istringstream rl(request_line);
-    auto headers = parseHeaders(lines);
-    if (!(rl >> req.method >> target >> version) || version.rfind("HTTP/1.", 0) != 0 ||
-        target.empty() || target[0] != '/') {
-      resp = {400, "malformed request line"};
-    } else if (headers.count("transfer-encoding")) {
-      resp = {501, "chunked bodies are not supported; send Content-Length"};
-    } else {
-      size_t len = 0;
-      auto cl = headers.find("content-length");
-      if (cl != headers.end()) {
-        char* end = nullptr;
-        unsigned long long v = std::strtoull(cl->second.c_str(), &end, 10);
-        if (end == cl->second.c_str() || *end) resp = {400, "bad Content-Length"};
-        len = static_cast<size_t>(v);
-      }
-      if (resp.status == 200 && len > options_.max_body) {
-        resp = {413, "body larger than " + std::to_string(options_.max_body) + " bytes"};
-      } else if (resp.status == 200 && !readBody(fd, rest, len, req.body).ok()) {
-        return;  // the client went away mid-body
-      }
-      auto q = target.find('?');
-      req.path = target.substr(0, q);
-      if (resp.status == 200 && q != std::string::npos) {
-        std::istringstream qs(target.substr(q + 1));
-        std::string pair;
-        while (std::getline(qs, pair, '&')) {
-          auto eq = pair.find('=');
-          std::string k, v;
-          if (!urlDecode(pair.substr(0, eq), k) ||
-              !urlDecode(eq == std::string::npos ? "" : pair.substr(eq + 1), v)) {
-            resp = {400, "bad percent-encoding in the query"};
-            break;
-          }
-          req.query[k] = v;
-        }
-      }
-      if (resp.status == 200) resp = handler_(req);
-    }
+    st = readBody(fd, rest, len, req.body, deadline);
+    if (st.IsTimeout()) resp = {408, "request body not complete in time"};
+    else if (!st.ok()) return;  // the client went away mid-body
+    else resp = handler_(req);
   }
   std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + reason(resp.status) +
                     "\r\nContent-Type: " + resp.content_type +
-                    "\r\nContent-Length: " + std::to_string(resp.body.size()) +
-                    "\r\nConnection: close\r\n\r\n";
+                    "\r\nContent-Length: " + std::to_string(resp.body.size()) + "\r\n" + resp.extra_headers +
+                    "Connection: close\r\n\r\n";
   iovec iov[2] = {{out.data(), out.size()}, {resp.body.data(), resp.body.size()}};
-  net::writeAllV(fd, iov, 2).IgnoreError();
+  net::writeAllV(fd, iov, 2, net::Clock::now() + budget).IgnoreError();
 }
 
 }  // namespace ferry::http

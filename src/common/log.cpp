@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -60,6 +61,35 @@ Line::~Line() {
   std::string s = os_.str();
   ssize_t r = ::write(STDERR_FILENO, s.data(), s.size());
   (void)r;
+}
+
+bool RateLimit::allow() {
+  std::lock_guard lock(mu_);
+  auto now = std::chrono::steady_clock::now();
+  if (refilled_ == std::chrono::steady_clock::time_point{}) refilled_ = now;
+  if (interval_.count() > 0) {
+    auto earned = (now - refilled_) / interval_;
+    if (earned > 0) {
+      tokens_ = static_cast<int>(std::min<int64_t>(burst_, tokens_ + earned));
+      refilled_ += earned * interval_;
+    }
+  }
+  if (tokens_ <= 0) {
+    ++suppressed_;
+    return false;
+  }
+  --tokens_;
+  report_ = suppressed_;
+  suppressed_ = 0;
+  return true;
+}
+
+std::string RateLimit::suppressedNote() {
+  std::lock_guard lock(mu_);
+  if (report_ == 0) return "";
+  std::string out = "(" + std::to_string(report_) + " similar lines suppressed) ";
+  report_ = 0;
+  return out;
 }
 
 }  // namespace ferry::log

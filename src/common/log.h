@@ -3,7 +3,11 @@
 // Level from FERRY_LOG_LEVEL (debug|info|warn|error|off), default info.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <mutex>
 #include <sstream>
+#include <string>
 
 namespace ferry::log {
 
@@ -29,6 +33,27 @@ class Line {
   std::ostringstream os_;
 };
 
+/// Keeps what misbehaving peers can make us log bounded: a burst of `burst` lines, then one
+/// per `interval`. A line that passes says how many were dropped before it. Thread-safe; one
+/// per log site (a function-local static) or per owner.
+class RateLimit {
+ public:
+  explicit RateLimit(int burst = 5, std::chrono::milliseconds interval = std::chrono::seconds(1))
+      : burst_(burst), interval_(interval), tokens_(burst) {}
+  /// Whether a line may be written now.
+  bool allow();
+  /// " (N similar lines suppressed)" for the line allow() just let through, or "".
+  std::string suppressedNote();
+
+ private:
+  std::mutex mu_;  // a leaf
+  const int burst_;
+  const std::chrono::milliseconds interval_;
+  int tokens_;
+  std::chrono::steady_clock::time_point refilled_{};
+  uint64_t suppressed_ = 0, report_ = 0;
+};
+
 // Lets FERRY_LOG be one expression (safe in an unbraced if/else): '&' binds looser than '<<'.
 struct Voidify {
   void operator&(Line&) {}
@@ -40,3 +65,11 @@ struct Voidify {
   (::ferry::log::level < ::ferry::log::currentLevel())                       \
       ? (void)0                                                              \
       : ::ferry::log::Voidify() & ::ferry::log::Line(::ferry::log::level, __FILE__, __LINE__)
+
+/// FERRY_LOG through a RateLimit: FERRY_LOG_LIMITED(WARN, limiter) << "bad frame from " << peer;
+/// for lines a remote peer can trigger at will.
+#define FERRY_LOG_LIMITED(level, limiter)                                                  \
+  (::ferry::log::level < ::ferry::log::currentLevel() || !(limiter).allow())               \
+      ? (void)0                                                                            \
+      : ::ferry::log::Voidify() & ::ferry::log::Line(::ferry::log::level, __FILE__, __LINE__) \
+                                      << (limiter).suppressedNote()

@@ -10,6 +10,9 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -152,19 +155,36 @@ Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& f
   return last;
 }
 
-Status writeAllV(int fd, struct iovec* iov, int iovcnt) {
+namespace {
+// A send or receive timed out on the socket. Without a deadline that ends the wait; with
+// one it was a tick, and the wait goes on until the deadline.
+bool keepWaiting(Clock::time_point deadline) {
+  return deadline != kNoDeadline && Clock::now() < deadline;
+}
+
+Status sendTimeout(Clock::time_point deadline) {
+  return deadline == kNoDeadline ? Status::Timeout("peer accepted no data within the send timeout")
+                                 : Status::Timeout("peer did not take the whole message in time");
+}
+
+// sendmsg of the whole iov (advanced in place), with `control` on the first call only.
+Status sendAll(int fd, struct iovec* iov, int iovcnt, msghdr* first, Clock::time_point deadline) {
   while (iovcnt > 0) {
     // sendmsg + MSG_NOSIGNAL: a peer that vanished must not SIGPIPE the whole process.
     msghdr msg{};
+    if (first) msg = *first;
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(std::min(iovcnt, IOV_MAX));
     ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return Status::Timeout("peer accepted no data within the send timeout");
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (keepWaiting(deadline)) continue;
+        return sendTimeout(deadline);
+      }
       return Status::Unavailable("send failed: " + errnoText(errno));
     }
+    first = nullptr;  // the descriptors went with the first byte
     // Advance past what was written.
     while (iovcnt > 0 && static_cast<size_t>(n) >= iov->iov_len) {
       n -= static_cast<ssize_t>(iov->iov_len);
@@ -174,14 +194,36 @@ Status writeAllV(int fd, struct iovec* iov, int iovcnt) {
     if (iovcnt > 0) {
       iov->iov_base = static_cast<char*>(iov->iov_base) + n;
       iov->iov_len -= static_cast<size_t>(n);
+      if (deadline != kNoDeadline && Clock::now() >= deadline) return sendTimeout(deadline);
     }
   }
   return Status::OK();
 }
+}  // namespace
 
-Status writeAll(int fd, const void* data, size_t len) {
+Status writeAllV(int fd, struct iovec* iov, int iovcnt, Clock::time_point deadline) {
+  return sendAll(fd, iov, iovcnt, nullptr, deadline);
+}
+
+Status writeAll(int fd, const void* data, size_t len, Clock::time_point deadline) {
   iovec v{const_cast<void*>(data), len};
-  return writeAllV(fd, &v, 1);
+  return writeAllV(fd, &v, 1, deadline);
+}
+
+Status writeWithFds(int fd, struct iovec* iov, int iovcnt, const int* fds, size_t nfds,
+                    Clock::time_point deadline) {
+  if (nfds == 0) return writeAllV(fd, iov, iovcnt, deadline);
+  if (nfds > kMaxPassedFds) return Status::InvalidArgument("too many descriptors in one message");
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
+  msghdr msg{};
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+  std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  return sendAll(fd, iov, iovcnt, &msg, deadline);
 }
 
 namespace {
@@ -205,6 +247,106 @@ Status readAll(int fd, void* data, size_t len) {
     len -= static_cast<size_t>(n);
   }
   return Status::OK();
+}
+
+Status readAllWithFds(int fd, void* data, size_t len, std::vector<int>& fds) {
+  auto* p = static_cast<uint8_t*>(data);
+  while (len > 0) {
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+    iovec v{p, len};
+    msghdr msg{};
+    msg.msg_iov = &v;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    for (cmsghdr* c = n >= 0 ? CMSG_FIRSTHDR(&msg) : nullptr; c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int passed;
+        std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
+        fds.push_back(passed);
+      }
+    }
+    if (n > 0 && (msg.msg_flags & MSG_CTRUNC)) return Status::Corrupted("peer passed more descriptors than expected");
+    if (n == 0) return Status::Unavailable("connection closed by peer");
+    if (n < 0) return recvError(errno);
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+Status listenUnix(const std::string& path, int& fd_out) {
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof addr.sun_path)
+    return Status::InvalidArgument("Unix socket path '" + path + "' is empty or longer than " +
+                                   std::to_string(sizeof addr.sun_path - 1) + " bytes");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  addr.sun_family = AF_UNIX;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::Unavailable("socket(AF_UNIX): " + errnoText(errno));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::chmod(path.c_str(), 0600) != 0 ||
+      ::listen(fd, 512) != 0) {
+    Status st = Status::Unavailable("cannot listen on " + path + ": " + errnoText(errno));
+    ::close(fd);
+    return st;
+  }
+  fd_out = fd;
+  return Status::OK();
+}
+
+Status connectUnix(const std::string& path, int timeout_ms, int& fd_out) {
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof addr.sun_path)
+    return Status::InvalidArgument("Unix socket path '" + path + "' is empty or too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  addr.sun_family = AF_UNIX;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::Unavailable("socket(AF_UNIX): " + errnoText(errno));
+  // A full backlog blocks connect(); the send timeout bounds it.
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int rc;
+  do {
+    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    Status st = errno == EAGAIN ? Status::Timeout("connect to " + path + " timed out")
+                                : Status::Unavailable("connect to " + path + ": " + errnoText(errno));
+    ::close(fd);
+    return st;
+  }
+  fd_out = fd;
+  return Status::OK();
+}
+
+Status peerCredentials(int fd, int32_t& pid, uint32_t& uid) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return Status::Unavailable("SO_PEERCRED: " + errnoText(errno));
+  pid = cred.pid;
+  uid = cred.uid;
+  return Status::OK();
+}
+
+int peerPidfd(int fd) {
+#ifndef SO_PEERPIDFD
+  constexpr int SO_PEERPIDFD = 77;  // Linux 6.5; older headers lack the name
+#endif
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) return pidfd;
+#ifdef SYS_pidfd_open
+  int32_t pid = 0;
+  uint32_t uid = 0;
+  if (peerCredentials(fd, pid, uid).ok() && pid > 0)
+    return static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+#endif
+  return -1;
 }
 
 std::string primaryIpv4() {
@@ -257,6 +399,19 @@ ssize_t SocketReader::recvSome(void* dst, size_t n, bool wait_all) {
   return r;
 }
 
+Status SocketReader::check(ssize_t r) {
+  if (r == 0) return Status::Unavailable("connection closed by peer");
+  if (r < 0) {
+    if ((errno == EAGAIN || errno == EWOULDBLOCK) && keepWaiting(deadline_)) return Status::OK();
+    if (deadline_ != kNoDeadline && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return Status::Timeout("peer did not send the whole frame in time");
+    return recvError(errno);
+  }
+  if (deadline_ != kNoDeadline && Clock::now() >= deadline_)
+    return Status::Timeout("peer did not send the whole frame in time");
+  return Status::OK();
+}
+
 Status SocketReader::fill() {
   if (begin_ == end_) begin_ = end_ = 0;
   if (end_ == buf_.size()) {  // compact
@@ -265,9 +420,8 @@ Status SocketReader::fill() {
     begin_ = 0;
   }
   ssize_t r = recvSome(buf_.data() + end_, buf_.size() - end_, false);
-  if (r == 0) return Status::Unavailable("connection closed by peer");
-  if (r < 0) return recvError(errno);
-  end_ += static_cast<size_t>(r);
+  FERRY_RETURN_IF_ERROR(check(r));
+  if (r > 0) end_ += static_cast<size_t>(r);
   return Status::OK();
 }
 
@@ -283,8 +437,8 @@ Status SocketReader::readExact(void* dst, size_t n) {
     // Large payload: straight into its destination, no staging copy.
     while (n > 0) {
       ssize_t r = recvSome(out, n, true);
-      if (r == 0) return Status::Unavailable("connection closed by peer");
-      if (r < 0) return recvError(errno);
+      FERRY_RETURN_IF_ERROR(check(r));
+      if (r <= 0) continue;  // a receive tick before the deadline
       out += r;
       n -= static_cast<size_t>(r);
     }
@@ -301,12 +455,18 @@ Status SocketReader::readExact(void* dst, size_t n) {
   return Status::OK();
 }
 
-Status SocketReader::readFrameStart(void* dst, size_t n) {
+Status SocketReader::readFrameStart(void* dst, size_t n, Clock::time_point idle_until,
+                                    std::chrono::milliseconds frame_budget) {
+  deadline_ = idle_until;
   while (buffered() == 0) {
     Status st = fill();
-    if (st.IsTimeout()) continue;  // idle between frames
+    if (st.IsTimeout()) {
+      if (idle_until == kNoDeadline) continue;  // idle between frames: a tick, not an error
+      return Status::Timeout("no request in time");
+    }
     FERRY_RETURN_IF_ERROR(st);
   }
+  deadline_ = frame_budget.count() > 0 ? Clock::now() + frame_budget : kNoDeadline;
   return readExact(dst, n);
 }
 

@@ -3,6 +3,7 @@
 
 #include <sys/uio.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -22,11 +23,37 @@ Status listenTcp(const std::string& bind_addr, uint16_t port, int& fd, uint16_t&
 /// Connects with a deadline; the socket is blocking, TCP_NODELAY, close-on-exec.
 Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& fd);
 
-/// Writes every byte of iov (modified in place). Errors name the peer context.
-Status writeAllV(int fd, struct iovec* iov, int iovcnt);
-Status writeAll(int fd, const void* data, size_t len);
+using Clock = std::chrono::steady_clock;
+/// No deadline: a socket's own timeout (SO_RCVTIMEO/SO_SNDTIMEO) ends a wait.
+constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
+
+/// Writes every byte of iov (modified in place). Without a deadline a send timeout on the
+/// socket fails the write; with one, the socket's timeout is only a tick and the whole
+/// write must finish by `deadline` (a peer that reads a byte now and then cannot hold it).
+Status writeAllV(int fd, struct iovec* iov, int iovcnt, Clock::time_point deadline = kNoDeadline);
+Status writeAll(int fd, const void* data, size_t len, Clock::time_point deadline = kNoDeadline);
 /// Reads exactly len bytes; Unavailable on EOF.
 Status readAll(int fd, void* data, size_t len);
+
+/// A Unix-domain stream socket listening at `path` (mode 0600: only this user and root may
+/// connect). The path must be free and fit sockaddr_un.
+Status listenUnix(const std::string& path, int& fd);
+/// Connects to a Unix-domain socket; blocking, close-on-exec.
+Status connectUnix(const std::string& path, int timeout_ms, int& fd);
+/// The kernel's word on who holds the other end of a Unix-domain socket (SO_PEERCRED):
+/// pid as seen from our pid namespace (0 when the peer's is not visible), uid.
+Status peerCredentials(int fd, int32_t& pid, uint32_t& uid);
+/// A pidfd of the process at the other end of a Unix-domain socket: SO_PEERPIDFD where the
+/// kernel has it (race-free), else pidfd_open of the SO_PEERCRED pid (callers confirm the
+/// socket still answers afterwards). -1 when neither works.
+int peerPidfd(int fd);
+/// Sends iov with `fds` attached (SCM_RIGHTS, at most kMaxPassedFds) to its first byte.
+Status writeWithFds(int fd, struct iovec* iov, int iovcnt, const int* fds, size_t nfds,
+                    Clock::time_point deadline = kNoDeadline);
+/// Reads exactly len bytes; descriptors passed along with them are appended to `fds`
+/// (close-on-exec; the caller owns them). A truncated set of descriptors is an error.
+Status readAllWithFds(int fd, void* data, size_t len, std::vector<int>& fds);
+constexpr size_t kMaxPassedFds = 16;
 
 /// First non-loopback IPv4 address of an up interface, else "127.0.0.1".
 std::string primaryIpv4();
@@ -40,11 +67,14 @@ class SocketReader {
  public:
   /// spin_us > 0: poll with non-blocking recv that long before sleeping in the kernel.
   SocketReader(int fd, int spin_us, size_t capacity = 64 * 1024);
-  /// Reads exactly n bytes into dst.
+  /// Reads exactly n bytes into dst (by the current frame's deadline, if one is set).
   Status readExact(void* dst, size_t n);
-  /// Like readExact, but waits through receive timeouts while no byte of the frame has
-  /// arrived: an idle connection is fine, a peer stalled mid-frame is not.
-  Status readFrameStart(void* dst, size_t n);
+  /// Starts a frame: waits for its first byte until `idle_until` (receive timeouts on the
+  /// socket are ticks, not errors, until then), then gives the whole frame — these n bytes
+  /// and every read until the next frame — `frame_budget` to arrive (0: no limit). A peer
+  /// that trickles a frame cannot hold the reader past that.
+  Status readFrameStart(void* dst, size_t n, Clock::time_point idle_until = kNoDeadline,
+                        std::chrono::milliseconds frame_budget = std::chrono::milliseconds(0));
   /// Reads and drops n bytes.
   Status skip(size_t n);
   /// Bytes already received and not consumed.
@@ -53,11 +83,14 @@ class SocketReader {
  private:
   Status fill();  // at least one more byte into the buffer
   ssize_t recvSome(void* dst, size_t n, bool wait_all);
+  // After a receive: OK to go on, or why not (EOF, error, the frame's deadline passed).
+  Status check(ssize_t r);
 
   int fd_;
   int spin_us_;
   std::vector<uint8_t> buf_;
   size_t begin_ = 0, end_ = 0;
+  Clock::time_point deadline_ = kNoDeadline;  // of the frame being read
 };
 
 }  // namespace ferry::net

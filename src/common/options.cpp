@@ -43,6 +43,12 @@ void OptionTable::text(std::string_view key, std::string_view def, std::string_v
   add({std::string(key), OptionType::kString, jsonQuote(def), std::string(help)});
 }
 
+void OptionTable::secret(std::string_view key, std::string_view help) {
+  OptionDecl d{std::string(key), OptionType::kString, "\"\"", std::string(help)};
+  d.secret = true;
+  add(std::move(d));
+}
+
 void OptionTable::json(std::string_view key, std::string_view def_json, std::string_view help) {
   add({std::string(key), OptionType::kJson, std::string(def_json), std::string(help)});
 }

@@ -22,6 +22,7 @@ struct OptionDecl {
   std::string help;          // one line for the README table and ferry-info
   int64_t min = std::numeric_limits<int64_t>::min();  // kInt bounds, inclusive
   int64_t max = std::numeric_limits<int64_t>::max();
+  bool secret = false;  // printed as "<redacted>" (Config::dump)
 };
 
 /// Declarations of one or more components, in declaration order.
@@ -33,6 +34,8 @@ class OptionTable {
   void flag(std::string_view key, bool def, std::string_view help);
   void integer(std::string_view key, int64_t def, int64_t min, int64_t max, std::string_view help);
   void text(std::string_view key, std::string_view def, std::string_view help);
+  /// A string that must never be printed (a token, a password); default "".
+  void secret(std::string_view key, std::string_view help);
   /// A JSON value (list or object) with `def_json` as its default.
   void json(std::string_view key, std::string_view def_json, std::string_view help);
 

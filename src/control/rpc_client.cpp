@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/net.h"
+#include "control/handshake.h"
 
 namespace ferry {
 
@@ -79,6 +80,13 @@ Status RpcClient::open(const std::string& host, uint16_t port, Conn& out) {
   timeval tv{timeout_ms_ / 1000, (timeout_ms_ % 1000) * 1000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (!token_.empty()) {
+    Status st = handshake::client(fd, token_, timeout_ms_, net::joinHostPort(host, port), nullptr);
+    if (!st.ok()) {
+      ::close(fd);
+      return st;
+    }
+  }
   out = Conn{fd, 1};
   track(fd, true);
   return Status::OK();

@@ -1,7 +1,8 @@
 // Request/response calls to peers' RPC servers (descriptor fetch, notify, probe). Idle
 // connections are kept per endpoint and reused; a call takes one out of the pool (or opens
 // a new one) and does its I/O without holding any lock, so a frozen peer delays only the
-// calls made to it. Every call has a deadline.
+// calls made to it. Every call has a deadline. With a cluster token every new connection
+// runs the handshake first (control/handshake.h).
 #pragma once
 
 #include <atomic>
@@ -20,8 +21,8 @@ namespace ferry {
 class RpcClient {
  public:
   /// `timeout_ms` bounds the connect and the wait for each response.
-  explicit RpcClient(int timeout_ms, size_t max_idle_per_endpoint = 4)
-      : timeout_ms_(timeout_ms), max_idle_(max_idle_per_endpoint) {}
+  explicit RpcClient(int timeout_ms, std::string token = "", size_t max_idle_per_endpoint = 4)
+      : timeout_ms_(timeout_ms), token_(std::move(token)), max_idle_(max_idle_per_endpoint) {}
   ~RpcClient();
 
   /// Sends `type` with `body` to host:port and waits for the matching response. A non-OK
@@ -47,6 +48,7 @@ class RpcClient {
   void track(int fd, bool add);
 
   const int timeout_ms_;
+  const std::string token_;
   const size_t max_idle_;
   // Guards idle_, busy_fds_ and shut_; never held across I/O. A leaf lock.
   mutable std::mutex mu_;

@@ -57,6 +57,10 @@ void defineControlMessages(MessageTable& table) {
       {MsgType::kNotify, {"Notify", true, 8, kMaxNotifyBytes + 8, MsgType::kNotifyAck}},
       {MsgType::kProbeAck, {"ProbeAck", false, 0, 0}},
       {MsgType::kProbe, {"Probe", true, 0, 0, MsgType::kProbeAck}},
+      {MsgType::kHelloAck, {"HelloAck", false, kHelloAckFixedBytes, kHelloAckFixedBytes + 2 * kMaxIdentityBytes}},
+      {MsgType::kHello, {"Hello", true, kHelloNonceBytes, kHelloNonceBytes, MsgType::kHelloAck}},
+      {MsgType::kAuthOk, {"AuthOk", false, 0, 0}},
+      {MsgType::kAuthProof, {"AuthProof", true, kHelloNonceBytes, kHelloNonceBytes, MsgType::kAuthOk}},
   };
   for (const auto& [type, spec] : control) table.define(type, spec).IgnoreError();
 }

@@ -1,7 +1,7 @@
 // Ferry's framed binary protocol (docs/wire-protocol.md). Every frame is a 32-byte
 // little-endian header followed by body_len bytes. A frame is checked against a
 // MessageTable (type defined, request/response rules, body bounds) before anything else
-// looks at it. The control plane defines message types 1-6 here; each transport defines
+// looks at it. The control plane defines message types 1-6 and 13-16 here; each transport defines
 // its own in its folder (tcp: 7-12) on the RPC server it shares, and a type is defined
 // once: a second definition is refused, never silently overwritten.
 #pragma once
@@ -18,7 +18,7 @@
 namespace ferry::wire {
 
 constexpr uint32_t kMagic = 0x59525246;  // bytes "FRRY" on the wire
-constexpr uint16_t kVersion = 2;
+constexpr uint16_t kVersion = 3;
 constexpr size_t kHeaderSize = 32;
 
 constexpr uint32_t kMaxDescriptorBytes = 16u << 20;  // a segment descriptor
@@ -33,8 +33,16 @@ enum class MsgType : uint16_t {
   kNotifyAck = 4,
   kProbe = 5,  // -> kProbeAck
   kProbeAck = 6,
-  // 7..12: the tcp transport's (transport/tcp/tcp_wire.h); 13..63 free.
+  // 7..12: the tcp transport's (transport/tcp/tcp_wire.h).
+  kHello = 13,      // the cluster token's handshake (control/handshake.h) -> kHelloAck
+  kHelloAck = 14,
+  kAuthProof = 15,  // -> kAuthOk
+  kAuthOk = 16,
+  // 17..18: shm's, 19..20: file's (same-machine attach); 21..63 free.
 };
+constexpr uint32_t kHelloNonceBytes = 32;     // a handshake nonce, and a MAC
+constexpr uint32_t kMaxIdentityBytes = 1024;  // a segment name or instance id in HelloAck
+constexpr uint32_t kHelloAckFixedBytes = 1 + 2 * kHelloNonceBytes + 2 + 2;
 constexpr uint16_t kMaxMessageType = 63;
 
 struct FrameHeader {

@@ -234,7 +234,15 @@ void Config::set(std::string_view key, const T& value) {
   impl_->tree[pointerFor(key)] = value;
 }
 
-std::string Config::dump(int indent) const { return impl_->tree.dump(indent); }
+std::string Config::dump(int indent) const {
+  json out = impl_->tree;
+  for (const auto& d : optionCatalog().all()) {
+    if (!d.secret) continue;
+    auto ptr = pointerFor(d.key);
+    if (out.contains(ptr) && out.at(ptr) != json("")) out[ptr] = "<redacted>";
+  }
+  return out.dump(indent);
+}
 
 #define FERRY_CONFIG_TYPE(T)                                   \
   template T Config::get<T>(std::string_view, T) const;        \

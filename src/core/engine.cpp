@@ -29,6 +29,10 @@ bool isWildcard(const std::string& addr) {
   return addr.empty() || addr == "0.0.0.0" || addr == "::" || addr == "[::]";
 }
 
+bool isLoopback(const std::string& addr) {
+  return addr.rfind("127.", 0) == 0 || addr == "::1" || addr == "[::1]" || addr == "localhost";
+}
+
 }  // namespace
 
 EngineImpl::EngineImpl(std::shared_ptr<Config> config, Status config_status) : config_(std::move(config)) {
@@ -39,19 +43,22 @@ EngineImpl::EngineImpl(std::shared_ptr<Config> config, Status config_status) : c
 Status EngineImpl::init() {
   if (!config_) return Status::InvalidArgument("null config");
   FERRY_RETURN_IF_ERROR(config_->validate());
-  options_ = EngineOptions::read(*config_);
+  FERRY_RETURN_IF_ERROR(EngineOptions::read(*config_, options_));
   if (!env::value("FERRY_LOG_LEVEL")) log::setLevel(log::parseLevel(options_.log_level.c_str(), log::INFO));
   if (!options_.embedded_metadata_server.empty()) {
     // Host the HTTP metadata service in this process (small clusters, tests).
     MetadataServer::Options mo;
     FERRY_RETURN_IF_ERROR(net::parseHostPort(options_.embedded_metadata_server, mo.bind_address, mo.port));
+    mo.token = options_.auth_token;
     embedded_store_ = std::make_unique<MetadataServer>();
     FERRY_RETURN_IF_ERROR(embedded_store_->start(mo));
   }
   FERRY_RETURN_IF_ERROR(createMetadataStore(*config_, store_));
   machine_id_ = net::machineId();
   instance_id_ = randomInstanceId();
-  rpc_client_ = std::make_unique<RpcClient>(options_.connect_timeout_ms + static_cast<int>(options_.transfer_timeout_ms));
+  openLocalDir();
+  rpc_client_ = std::make_unique<RpcClient>(options_.connect_timeout_ms + static_cast<int>(options_.transfer_timeout_ms),
+                                            options_.auth_token);
 
   transports_ = createTransports(*config_);
   if (transports_.empty()) return Status::InvalidArgument("every transport is disabled");
@@ -65,7 +72,8 @@ Status EngineImpl::init() {
   directory_ = std::make_unique<PeerDirectory>(*rpc_client_, store_.get(), config_->get<std::string>("metadata/cluster_id"),
                                                *segments_);
   memory_ = std::make_unique<LocalMemory>(registry_, transport_list_, [this] { localChanged(); });
-  notifications_ = std::make_unique<Notifications>(*rpc_client_);
+  notifications_ = std::make_unique<Notifications>(
+      *rpc_client_, Notifications::Limits{options_.notify_inbox_bytes, options_.notify_queued_bytes_per_peer});
   if (options_.metrics_enable) metrics_.enable();
   batches_ = std::make_unique<BatchTable>(options_.max_batch_size, options_.wait_spin_us, transport_list_,
                                           metrics_.bytesMoved());
@@ -75,6 +83,9 @@ Status EngineImpl::init() {
 
   // Control messages, then each transport's (before the RPC server starts).
   FERRY_RETURN_IF_ERROR(rpc_server_.setHandler(MsgType::kGetDescriptor, [this](const FrameHeader& h, ServerConnection& c) {
+    // A same-machine peer gets our beacon with it: it then knows when this goes stale.
+    if (c.local() && beacon_) return c.respondWithFds(MsgType::kDescriptor, h.request_id, localDescriptor().toJson(),
+                                                      {beacon_->readOnlyFd()});
     c.respond(MsgType::kDescriptor, h.request_id, Status::OK(), localDescriptor().toJson());
     return Status::OK();
   }));
@@ -93,7 +104,12 @@ Status EngineImpl::init() {
   ro.port = options_.rpc_port;
   ro.spin_us = options_.polling ? options_.polling_spin_us : 0;
   ro.max_connections = options_.rpc_max_connections;
-  ro.stall_timeout_ms = static_cast<int>(options_.transfer_timeout_ms);
+  ro.max_connections_per_address = options_.rpc_max_connections_per_address;
+  ro.first_frame_timeout_ms = options_.rpc_first_frame_timeout_ms;
+  ro.frame_timeout_ms = static_cast<int>(options_.transfer_timeout_ms);
+  ro.max_reply_backlog_bytes = options_.rpc_max_reply_backlog_bytes;
+  ro.token = options_.auth_token;
+  if (!local_dir_path_.empty()) ro.unix_path = shm::localSocketPath(local_dir_path_, instance_id_);
   ro.epoch = &registry_.versionCounter();
   // Bound first, served once our name is known: a peer asking for our descriptor at once
   // waits in the backlog instead of reading a half-made one.
@@ -102,7 +118,11 @@ Status EngineImpl::init() {
   if (rpc_host_.empty()) rpc_host_ = isWildcard(ro.bind_address) ? net::primaryIpv4() : ro.bind_address;
   name_ = options_.segment_name;
   if (name_.empty()) name_ = net::joinHostPort(rpc_host_, rpc_server_.port());
-  rpc_server_.serve();
+  rpc_server_.serve({name_, instance_id_});
+  if (options_.auth_token.empty() && !isLoopback(ro.bind_address))
+    FERRY_LOG(WARN) << "RPC server listens on " << ro.bind_address << " without a cluster token: anyone who can "
+                    << "reach it may read and write registered memory (set FERRY_AUTH_TOKEN or auth/token; "
+                    << "see README, Security)";
 
   if (store_) {
     publisher_ = std::make_unique<Publisher>(*store_, segmentKey(config_->get<std::string>("metadata/cluster_id"), name_),
@@ -120,9 +140,26 @@ Status EngineImpl::init() {
   return Status::OK();
 }
 
+void EngineImpl::openLocalDir() {
+  auto fail = [&](const Status& st) {
+    FERRY_LOG(WARN) << "same-machine directory " << options_.same_machine_dir << " unusable (" << st.ToString()
+                    << "): peers on this machine reach us over tcp only";
+    beacon_.reset();
+    local_dir_.reset();
+    local_dir_path_.clear();
+  };
+  Status st = shm::InstanceDir::open(options_.same_machine_dir, instance_id_, local_dir_);
+  if (!st.ok()) return fail(st);
+  local_dir_path_ = options_.same_machine_dir;
+  beacon_ = std::make_unique<shm::Beacon>();
+  st = beacon_->create(local_dir_path_, local_dir_->prefix() + "beacon", registry_.version());
+  if (!st.ok()) return fail(st);
+}
+
 EngineImpl::~EngineImpl() {
   started_ = false;
   if (publisher_) publisher_->stop();  // a clean exit leaves no entry in the store
+  if (beacon_) beacon_->markGone();    // local peers stop copying into memory about to go away
   rpc_server_.stop();
   for (auto& t : transports_) t->stop();  // peers see us gone; what is in flight completes
   if (notifications_) notifications_->stop();
@@ -132,6 +169,8 @@ EngineImpl::~EngineImpl() {
   if (segments_) segments_->clear();
   if (memory_) memory_->releaseAll();
   if (embedded_store_) embedded_store_->stop();
+  beacon_.reset();
+  local_dir_.reset();  // last: removes what is left of ours there, then the lock
 }
 
 Status EngineImpl::defineMessage(MsgType type, const wire::MessageSpec& spec, MessageHandler handler) {
@@ -141,6 +180,7 @@ Status EngineImpl::defineMessage(MsgType type, const wire::MessageSpec& spec, Me
 
 void EngineImpl::localChanged() {
   const uint64_t version = registry_.version();
+  if (beacon_) beacon_->set(version);
   for (Transport* t : transport_list_) t->localVersionChanged(version);
   if (started_ && publisher_) publisher_->publish(version);
 }

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/shm_file.h"
 #include "control/rpc_client.h"
 #include "control/rpc_server.h"
 #include "core/batch_table.h"
@@ -56,6 +57,9 @@ class EngineImpl : public TransportContext {
   MemoryRegistry& registry() override { return registry_; }
   FileTable& files() override { return files_->table(); }
   const std::string& machineId() const override { return machine_id_; }
+  const std::string& instanceId() const override { return instance_id_; }
+  const std::string& localDir() const override { return local_dir_path_; }
+  const std::string& authToken() const override { return options_.auth_token; }
   Status defineMessage(wire::MsgType type, const wire::MessageSpec& spec, MessageHandler handler) override;
   void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) override {
     directory_->onPeerEpoch(host, port, epoch);
@@ -91,6 +95,9 @@ class EngineImpl : public TransportContext {
 
  private:
   Status init();
+  // Claims the same-machine directory (lock, sweep) and creates our beacon there; when it is
+  // unusable, same-machine transports stand aside (with one log line) and tcp serves.
+  void openLocalDir();
   // Our registrations or exposed files changed: transports and the store learn the version.
   void localChanged();
   // Finds segment `name` (ours, in the store, or by host:port): fills `peer` (with its
@@ -104,6 +111,9 @@ class EngineImpl : public TransportContext {
   EngineOptions options_;
   std::string name_, rpc_host_, machine_id_, instance_id_;
   TransportAttrs local_attrs_;  // Transport::describeLocal, read once at start
+  std::unique_ptr<shm::InstanceDir> local_dir_;  // our claim on same_machine/dir
+  std::string local_dir_path_;                   // "" when we have none
+  std::unique_ptr<shm::Beacon> beacon_;          // our live registry version, for local peers
 
   MemoryRegistry registry_;
   RpcServer rpc_server_;

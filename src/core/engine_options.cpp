@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/auth.h"
+
 namespace ferry {
 
 void declareEngineOptions(OptionTable& t) {
@@ -9,7 +11,22 @@ void declareEngineOptions(OptionTable& t) {
   t.text("rpc/bind_address", "0.0.0.0", "RPC/data listener");
   t.text("rpc/advertise_address", "", "host peers should use; empty → bind address, or the first non-loopback IPv4");
   t.integer("rpc/port", 0, 0, 65535, "0 = ephemeral");
-  t.integer("rpc/max_connections", 1024, 1, 1 << 20, "further connections are refused with a log line");
+  t.integer("rpc/max_connections", 0, 0, 1 << 20,
+            "0 = auto: half the process's file-descriptor limit, at most 1024; further connections are "
+            "refused with a log line");
+  t.integer("rpc/max_connections_per_address", 256, 0, 1 << 20,
+            "connections from one source address (0: no cap); others keep working while one floods");
+  t.integer("rpc/first_frame_timeout_ms", 10000, 1, INT32_MAX, "a new connection that sends no request by then is closed");
+  t.integer("rpc/max_reply_backlog_bytes", 1 << 20, 4096, 1 << 30,
+            "replies queued for a client that does not read them before the server waits for it");
+  t.secret("auth/token", "cluster token: peers prove they know it before anything is served (see Security)");
+  t.text("auth/token_file", "", "a file holding the cluster token, readable by its owner only");
+  t.text("same_machine/dir", "/dev/shm",
+         "where same-machine peers meet (a tmpfs both see): local sockets, beacons, shared-memory files");
+  t.integer("notifications/max_inbox_bytes", 64 << 20, 1 << 16, 1ll << 40,
+            "unread notifications kept; beyond, senders are answered `Busy`");
+  t.integer("notifications/max_queued_bytes_per_peer", 64 << 20, 1 << 16, 1ll << 40,
+            "notifications waiting to go to one peer; beyond, new ones are dropped with a log line");
   t.integer("transfer_timeout_ms", 30000, 1, INT32_MAX, "a task not done by then is `TIMEOUT`");
   t.integer("connect_timeout_ms", 3000, 1, INT32_MAX, "TCP connect deadline (peers and metadata stores)");
   t.flag("polling", false, "I/O threads busy-poll before sleeping; lower latency, burns cores");
@@ -23,13 +40,18 @@ void declareEngineOptions(OptionTable& t) {
   t.text("rdma/bind_address", "", "recorded for the RDMA transport (not built yet)");
 }
 
-EngineOptions EngineOptions::read(const Config& c) {
-  EngineOptions o;
+Status EngineOptions::read(const Config& c, EngineOptions& o) {
   o.segment_name = c.get<std::string>("local_segment_name");
   o.rpc_bind_address = c.get<std::string>("rpc/bind_address");
   o.rpc_advertise_address = c.get<std::string>("rpc/advertise_address");
   o.rpc_port = static_cast<uint16_t>(c.get<int64_t>("rpc/port"));
   o.rpc_max_connections = c.get<uint64_t>("rpc/max_connections");
+  o.rpc_max_connections_per_address = c.get<uint64_t>("rpc/max_connections_per_address");
+  o.rpc_first_frame_timeout_ms = c.get<int>("rpc/first_frame_timeout_ms");
+  o.rpc_max_reply_backlog_bytes = c.get<uint64_t>("rpc/max_reply_backlog_bytes");
+  o.same_machine_dir = c.get<std::string>("same_machine/dir");
+  o.notify_inbox_bytes = c.get<uint64_t>("notifications/max_inbox_bytes");
+  o.notify_queued_bytes_per_peer = c.get<uint64_t>("notifications/max_queued_bytes_per_peer");
   o.transfer_timeout_ms = c.get<int64_t>("transfer_timeout_ms");
   o.connect_timeout_ms = c.get<int>("connect_timeout_ms");
   o.polling = c.get<bool>("polling");
@@ -42,7 +64,7 @@ EngineOptions EngineOptions::read(const Config& c) {
   o.metrics_interval_s = c.get<int64_t>("metrics/interval_s");
   o.max_batch_size = c.get<uint64_t>("batch/max_size");
   o.embedded_metadata_server = c.get<std::string>("metadata/embedded_server");
-  return o;
+  return auth::resolveToken(c.get<std::string>("auth/token"), c.get<std::string>("auth/token_file"), o.auth_token);
 }
 
 }  // namespace ferry

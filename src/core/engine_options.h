@@ -17,7 +17,13 @@ struct EngineOptions {
   std::string segment_name;  // "" = host:port of the RPC server
   std::string rpc_bind_address, rpc_advertise_address;
   uint16_t rpc_port = 0;
-  size_t rpc_max_connections = 0;
+  size_t rpc_max_connections = 0;  // 0: auto (SocketServer)
+  size_t rpc_max_connections_per_address = 0;
+  int rpc_first_frame_timeout_ms = 0;
+  size_t rpc_max_reply_backlog_bytes = 0;
+  std::string auth_token;  // resolved: auth/token, auth/token_file or FERRY_AUTH_TOKEN
+  std::string same_machine_dir;
+  size_t notify_inbox_bytes = 0, notify_queued_bytes_per_peer = 0;
   int64_t transfer_timeout_ms = 0;
   int connect_timeout_ms = 0;
   bool polling = false;
@@ -29,8 +35,9 @@ struct EngineOptions {
   size_t max_batch_size = 0;
   std::string embedded_metadata_server;  // "host:port" or ""
 
-  /// Reads them from a validated config.
-  static EngineOptions read(const Config& config);
+  /// Reads them from a validated config; fails when the token cannot be read or is too
+  /// short.
+  static Status read(const Config& config, EngineOptions& out);
 };
 
 }  // namespace ferry

@@ -141,10 +141,7 @@ Status EngineImpl::sendNotification(SegmentID target, const Notification& notifi
   if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(target));
   if (notifi.name.size() + notifi.msg.size() > wire::kMaxNotifyBytes)
     return Status::InvalidArgument("notification larger than " + std::to_string(wire::kMaxNotifyBytes) + " bytes");
-  if (seg->is_self) {
-    notifications_->deliver(notifi);
-    return Status::OK();
-  }
+  if (seg->is_self) return notifications_->deliver(notifi);
   auto peer = seg->snapshot();
   return notifications_->send(peer->host, peer->port, notifi);
 }

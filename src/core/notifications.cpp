@@ -16,25 +16,32 @@ Status Notifications::install(RpcServer& server) {
     FERRY_RETURN_IF_ERROR(c.reader().readExact(body.data(), body.size()));
     Notification n;
     FERRY_RETURN_IF_ERROR(wire::decodeNotify(body, n));
-    deliver(std::move(n));
-    c.respond(MsgType::kNotifyAck, h.request_id, Status::OK());
+    c.respond(MsgType::kNotifyAck, h.request_id, deliver(std::move(n)));  // a full inbox: the sender hears it
     return Status::OK();
   });
 }
 
-void Notifications::deliver(Notification n) {
+Status Notifications::deliver(Notification n) {
   std::lock_guard lock(inbox_mu_);
-  if (inbox_.size() >= kMaxInbox) {
-    FERRY_LOG(WARN) << "dropping notification from '" << n.name << "': " << inbox_.size() << " unread";
-    return;
+  if (inbox_.size() >= kMaxInbox || inbox_bytes_ + bytesOf(n) > limits_.inbox_bytes) {
+    FERRY_LOG_LIMITED(WARN, dropped_) << "refusing notification from '" << n.name << "': " << inbox_.size()
+                                      << " unread (" << inbox_bytes_ << " bytes)";
+    return Status::Busy("notification inbox full: " + std::to_string(inbox_.size()) + " unread, " +
+                        std::to_string(inbox_bytes_) + " bytes (notifications/max_inbox_bytes)");
   }
+  inbox_bytes_ += bytesOf(n);
   inbox_.push_back(std::move(n));
+  return Status::OK();
 }
 
 void Notifications::receive(std::vector<Notification>& out) {
-  std::lock_guard lock(inbox_mu_);
-  for (auto& n : inbox_) out.push_back(std::move(n));
-  inbox_.clear();
+  std::deque<Notification> taken;
+  {
+    std::lock_guard lock(inbox_mu_);
+    taken.swap(inbox_);
+    inbox_bytes_ = 0;
+  }
+  for (auto& n : taken) out.push_back(std::move(n));
 }
 
 Status Notifications::send(const std::string& host, uint16_t port, const Notification& n) {
@@ -49,13 +56,14 @@ void Notifications::post(const std::string& host, uint16_t port, Notification n)
     return;
   }
   Outbox& box = outboxes_[key];
-  if (box.queue.size() >= kMaxQueuedPerPeer) {
-    FERRY_LOG(WARN) << "notification '" << n.name << "' to " << key << " dropped: "
-                    << box.queue.size() << " queued for that peer";
+  if (box.queue.size() >= kMaxQueuedPerPeer || box.bytes + bytesOf(n) > limits_.queued_bytes_per_peer) {
+    FERRY_LOG_LIMITED(WARN, dropped_) << "notification '" << n.name << "' to " << key << " dropped: "
+                                      << box.queue.size() << " (" << box.bytes << " bytes) queued for that peer";
     return;
   }
   box.host = host;
   box.port = port;
+  box.bytes += bytesOf(n);
   box.queue.push_back(std::move(n));
   if (box.sending) return;
   box.sending = true;
@@ -86,6 +94,7 @@ void Notifications::sendLoop(const std::string& key) {
     }
     Notification n = std::move(box.queue.front());
     box.queue.pop_front();
+    box.bytes -= bytesOf(n);
     const std::string host = box.host;
     const uint16_t port = box.port;
     lock.unlock();

@@ -1,7 +1,9 @@
 // Notifications: the inbox (filled by the kNotify handler and by our own sends to
 // ourselves) and the outbound queues. A batch's notification is sent after its data, from
 // a queue per peer with its own sender thread, so a frozen peer delays only the
-// notifications addressed to it (up to the RPC timeout each), never anyone else's.
+// notifications addressed to it (up to the RPC timeout each), never anyone else's. Both
+// sides are bounded in count and bytes: a full inbox answers senders Busy (they hear it),
+// a full queue to one peer drops what is posted to it, with a rate-limited log line.
 //
 // Lock order: inbox_mu_ and out_mu_ are leaves; no lock is held across a send.
 #pragma once
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "control/rpc_client.h"
+#include "common/log.h"
 #include "control/rpc_server.h"
 #include "ferry/types.h"
 
@@ -23,13 +26,18 @@ namespace ferry {
 
 class Notifications {
  public:
-  explicit Notifications(RpcClient& rpc) : rpc_(rpc) {}
+  struct Limits {
+    size_t inbox_bytes = 64u << 20;      // unread names + messages
+    size_t queued_bytes_per_peer = 64u << 20;
+  };
+  Notifications(RpcClient& rpc, Limits limits) : rpc_(rpc), limits_(limits) {}
+  explicit Notifications(RpcClient& rpc) : Notifications(rpc, Limits{}) {}
   ~Notifications() { stop(); }
 
   /// Serves kNotify on `server` (before it starts).
   Status install(RpcServer& server);
-  /// Into the inbox (bounded: beyond kMaxInbox unread, newcomers are dropped with a log line).
-  void deliver(Notification n);
+  /// Into the inbox; Busy when it holds kMaxInbox unread or limits.inbox_bytes.
+  Status deliver(Notification n);
   /// Moves the inbox into `out` (appended).
   void receive(std::vector<Notification>& out);
 
@@ -49,13 +57,19 @@ class Notifications {
     std::string host;
     uint16_t port = 0;
     std::deque<Notification> queue;
+    size_t bytes = 0;
     bool sending = false;  // a sender thread owns the queue
   };
   void sendLoop(const std::string& key);
 
+  static size_t bytesOf(const Notification& n) { return n.name.size() + n.msg.size(); }
+
   RpcClient& rpc_;
+  const Limits limits_;
+  log::RateLimit dropped_;  // lines about refused and dropped notifications
   std::mutex inbox_mu_;  // a leaf
   std::deque<Notification> inbox_;
+  size_t inbox_bytes_ = 0;
   std::mutex out_mu_;
   std::map<std::string, Outbox> outboxes_;  // by "host:port"; dropped when drained
   std::vector<std::thread> senders_;        // one per peer being sent to; reaped as they end

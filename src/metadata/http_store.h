@@ -8,8 +8,9 @@ namespace ferry {
 
 class HttpStore : public MetadataStore {
  public:
-  /// url: "http://host:port/path".
-  static Status create(const std::string& url, int timeout_ms, std::unique_ptr<MetadataStore>& out);
+  /// url: "http://host:port/path". With a token every request is signed with it.
+  static Status create(const std::string& url, int timeout_ms, const std::string& token,
+                       std::unique_ptr<MetadataStore>& out);
   Status get(const std::string& key, std::string& value) override;
   Status put(const std::string& key, const std::string& value) override;
   Status remove(const std::string& key) override;
@@ -21,6 +22,7 @@ class HttpStore : public MetadataStore {
   std::string url_, host_, path_;
   uint16_t port_ = 0;
   int timeout_ms_ = 3000;
+  std::string token_;
 };
 
 }  // namespace ferry

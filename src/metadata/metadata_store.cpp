@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "common/auth.h"
 #include "metadata/etcd_store.h"
 #include "metadata/http_store.h"
 #include "metadata/redis_store.h"
@@ -29,7 +30,7 @@ void declareMetadataOptions(OptionTable& t) {
   t.text("metadata/cluster_id", "default", "key prefix, so clusters share a store");
   t.integer("metadata/lease_ttl_s", 10, 2, 86400, "etcd lease / Redis TTL of our entry, kept alive every third of it");
   t.text("metadata/redis/username", "", "Redis user when the URI has none");
-  t.text("metadata/redis/password", "", "Redis password when the URI has none");
+  t.secret("metadata/redis/password", "Redis password when the URI has none");
   t.integer("metadata/redis/db_index", 0, 0, INT32_MAX, "Redis database when the URI names none");
 }
 
@@ -41,7 +42,10 @@ Status createMetadataStore(const Config& config, std::unique_ptr<MetadataStore>&
   if (type == "p2p" || type == "P2PHANDSHAKE") return Status::OK();
   if (type == "http") {
     if (servers.empty()) return Status::InvalidArgument("metadata type http needs metadata/servers (a URL)");
-    return HttpStore::create(servers, timeout_ms, out);
+    std::string token;  // requests are signed with the cluster token when there is one
+    FERRY_RETURN_IF_ERROR(
+        auth::resolveToken(config.get<std::string>("auth/token"), config.get<std::string>("auth/token_file"), token));
+    return HttpStore::create(servers, timeout_ms, token, out);
   }
   int ttl_s = config.get<int>("metadata/lease_ttl_s");
   if (type == "etcd") return EtcdStore::create(servers, timeout_ms, ttl_s, out);

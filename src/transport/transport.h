@@ -84,6 +84,13 @@ class TransportContext {
   virtual FileTable& files() = 0;
   /// This machine's id (same value in a same-machine peer's descriptor).
   virtual const std::string& machineId() const = 0;
+  /// This engine instance's id (new on every start; in our descriptor).
+  virtual const std::string& instanceId() const = 0;
+  /// The directory same-machine peers share (same_machine/dir): our shared-memory files
+  /// go there, and peers' local sockets are found there ("" when it is unusable here).
+  virtual const std::string& localDir() const = 0;
+  /// The cluster token ("" for none): connections to peers run the handshake with it.
+  virtual const std::string& authToken() const = 0;
   /// Defines message `type` on the engine's RPC server and, for a request, serves it with
   /// `handler` (null for a response type). Refused when the type is taken.
   virtual Status defineMessage(wire::MsgType type, const wire::MessageSpec& spec,

@@ -24,7 +24,8 @@ class RpcServerTest : public ::testing::Test {
                 }).ok());
     RpcServer::Options o;
     o.bind_address = "127.0.0.1";
-    o.stall_timeout_ms = 500;
+    o.frame_timeout_ms = 500;
+    o.first_frame_timeout_ms = 3000;
     ASSERT_TRUE(server_.start(o).ok());
   }
   int rawConnect() {

@@ -61,8 +61,11 @@ TEST(Notifications, AFrozenPeerDelaysOnlyItsOwn) {
 
 TEST(Notifications, InboxIsBoundedAndKeepsOrder) {
   RpcClient rpc(1000);
-  Notifications n(rpc);
-  for (int i = 0; i < 3; ++i) n.deliver({"x", std::to_string(i)});
+  Notifications n(rpc, {.inbox_bytes = 4096, .queued_bytes_per_peer = 4096});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(n.deliver({"x", std::to_string(i)}).ok());
+  // Beyond the byte cap, newcomers are refused (the sender is told Busy), not kept.
+  Status full = n.deliver({"x", std::string(4096, 'm')});
+  EXPECT_EQ(full.code(), Status::Code::kBusy) << full.ToString();
   std::vector<Notification> got;
   n.receive(got);
   ASSERT_EQ(got.size(), 3u);
@@ -70,6 +73,7 @@ TEST(Notifications, InboxIsBoundedAndKeepsOrder) {
   got.clear();
   n.receive(got);
   EXPECT_TRUE(got.empty());
+  EXPECT_TRUE(n.deliver({"x", std::string(4000, 'm')}).ok());  // reading made room
 }
 
 }  // namespace ferry

@@ -13,10 +13,10 @@
 namespace ferry::test {
 
 namespace {
-// Mappings of other engines' shared-memory files (ours are named after our pid).
-size_t peerShmMappings() {
+// Mappings of other engines' shared-memory files (ours are named after our instance).
+size_t peerShmMappings(TransferEngine& engine) {
   std::ifstream maps("/proc/self/maps");
-  const std::string own = "/dev/shm/ferry." + std::to_string(::getpid()) + ".";
+  const std::string own = "/dev/shm/ferry." + localDescriptor(engine).instance_id + ".";
   size_t n = 0;
   for (std::string line; std::getline(maps, line);)
     if (line.find("/dev/shm/ferry.") != std::string::npos && line.find(own) == std::string::npos) ++n;
@@ -60,7 +60,7 @@ TEST(Lifecycle, RestartedPeerStateDoesNotGrow) {
       EXPECT_EQ(ext::transportName(engine, seg), "shm");
     }
     if (round == 2) {  // steady state: one peer's worth
-      maps_base = peerShmMappings();
+      maps_base = peerShmMappings(engine);
       fds_base = openDescriptors();
       states_base = ext::peerStateCount(engine);
       EXPECT_GT(maps_base, 0u);  // the data really went through mappings
@@ -74,12 +74,12 @@ TEST(Lifecycle, RestartedPeerStateDoesNotGrow) {
     }
   }
   // The last instance is gone too; at most its state may still be held.
-  EXPECT_LE(peerShmMappings(), maps_base);
+  EXPECT_LE(peerShmMappings(engine), maps_base);
   EXPECT_LE(openDescriptors(), fds_base + 2);  // slack: an RPC connection in the pool
   EXPECT_LE(ext::peerStateCount(engine), states_base);
   ASSERT_TRUE(engine.closeSegment(seg).ok());
   EXPECT_EQ(ext::peerStateCount(engine), 0u);  // closing the segment releases the rest
-  EXPECT_EQ(peerShmMappings(), 0u);
+  EXPECT_EQ(peerShmMappings(engine), 0u);
 }
 
 }  // namespace ferry::test

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,7 +15,7 @@
 #include "../integration/engine_pair.h"
 #include "../integration/peer_process.h"
 #include "common/shm_file.h"
-#include "transport/beacon.h"
+#include "transport/local_peer.h"
 
 namespace ferry::test {
 
@@ -256,12 +257,19 @@ TEST_F(ShmInProcess, LocalOnlyMemoryIsNeverOffered) {
   EXPECT_TRUE(b->freeLocalMemory(mine).ok());
 }
 
-TEST(ShmFile, ReadOnlyMappingCannotBeWritten) {
-  std::string name;
+// A read-only descriptor maps read-only, and nothing makes it writable: the kernel holds
+// the line a peer's read-only buffer draws.
+TEST(ShmFile, ReadOnlyDescriptorMapsReadOnly) {
+  TempDir dir;
   void* p = nullptr;
-  ASSERT_TRUE(shm::create(4096, name, &p).ok());
+  ASSERT_TRUE(shm::create(dir.path(), "ferry.t.0", 4096, &p).ok());
+  int fd = -1;
+  ASSERT_TRUE(shm::openForPeer(dir.path(), "ferry.t.0", false, fd).ok());
+  shm::Mapping rw;
+  EXPECT_FALSE(rw.map(fd, true).ok());  // PROT_WRITE over an O_RDONLY descriptor: refused
   shm::Mapping ro;
-  ASSERT_TRUE(ro.open(name, false).ok());
+  ASSERT_TRUE(ro.map(fd, false).ok());
+  ::close(fd);
   pid_t child = ::fork();
   if (child == 0) {
     ::signal(SIGSEGV, SIG_DFL);  // die of the fault itself, not of a sanitizer's report
@@ -271,38 +279,63 @@ TEST(ShmFile, ReadOnlyMappingCannotBeWritten) {
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) << status;
-  shm::destroy(name, p, 4096);
+  shm::destroy(dir.path(), "ferry.t.0", p, 4096);
 }
 
-TEST(ShmFile, BadNamesAreRefused) {
-  shm::Mapping m;
-  EXPECT_EQ(m.open("../etc/passwd", false).code(), Status::Code::kInvalidArgument);
-  EXPECT_EQ(m.open("/a/b", false).code(), Status::Code::kInvalidArgument);
-  EXPECT_EQ(m.open("/ferry.no.such.file", false).code(), Status::Code::kUnavailable);
+// A claimed instance id becomes part of a path only when it is a plain name.
+TEST(ShmFile, OnlyPlainInstanceIdsMakePaths) {
+  EXPECT_TRUE(shm::validInstance("9f2c00aa12345678"));
+  const std::vector<std::string> bad_ids = {"", "../x", "a/b", "a.b", std::string(65, 'a'), std::string("a\0b", 3)};
+  for (const std::string& bad : bad_ids)
+    EXPECT_FALSE(shm::validInstance(bad)) << bad;
 }
 
-TEST(ShmFile, FilesOfDeadProcessesAreSwept) {
+// A full directory is an error at allocation, never a SIGBUS at first touch.
+TEST(ShmFile, SpaceIsReservedUpFront) {
+  TempDir dir;
+  // A 1 MiB tmpfs of our own would need a mount; the file system's own limit serves: ask
+  // for more than any machine has.
+  void* p = nullptr;
+  Status st = shm::create(dir.path(), "ferry.t.big", size_t{1} << 50, &p);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("cannot reserve"), std::string::npos) << st.ToString();
+}
+
+std::vector<std::string> filesOf(const std::string& dir, const std::string& prefix) {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (std::string(e->d_name).rfind(prefix, 0) == 0) out.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return out;
+}
+
+// Liveness is the instance's lock, not a pid: a stopped instance's files go, a live one's
+// stay — whoever sweeps, from whatever pid namespace (tests/security: PidNamespaceSweep).
+TEST(ShmFile, FilesOfStoppedInstancesAreSweptByTheirLock) {
+  TempDir dir;
   pid_t child = ::fork();
   if (child == 0) {
-    std::string name;
+    std::unique_ptr<shm::InstanceDir> mine;
     void* p = nullptr;
-    ::_exit(shm::create(4096, name, &p).ok() ? 0 : 1);  // exits without removing it
+    bool ok = shm::InstanceDir::open(dir.path(), "deadbeef00000001", mine).ok() &&
+              shm::create(dir.path(), mine->prefix() + "0", 4096, &p).ok();
+    ::_exit(ok ? 0 : 1);  // exits without removing anything (a crash)
   }
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_EQ(WEXITSTATUS(status), 0);
-  auto leftovers = [&] {
-    int n = 0;
-    std::string prefix = "ferry." + std::to_string(child) + ".";
-    if (DIR* d = ::opendir("/dev/shm")) {
-      while (dirent* e = ::readdir(d)) n += std::string(e->d_name).rfind(prefix, 0) == 0;
-      ::closedir(d);
-    }
-    return n;
-  };
-  ASSERT_EQ(leftovers(), 1);
-  EXPECT_GE(shm::sweepStaleShmFiles(), 1);
-  EXPECT_EQ(leftovers(), 0);
+  std::unique_ptr<shm::InstanceDir> live;
+  ASSERT_TRUE(shm::InstanceDir::open(dir.path(), "deadbeef00000002", live).ok());  // sweeps first
+  EXPECT_TRUE(filesOf(dir.path(), "ferry.deadbeef00000001.").empty());
+  void* p = nullptr;
+  ASSERT_TRUE(shm::create(dir.path(), live->prefix() + "0", 4096, &p).ok());
+  EXPECT_EQ(shm::sweepStale(dir.path()), 0);  // its lock is held: nothing of it goes
+  EXPECT_EQ(filesOf(dir.path(), live->prefix()).size(), 2u);
+  ::munmap(p, 4096);
+  live.reset();  // a clean stop removes its own
+  EXPECT_TRUE(filesOf(dir.path(), "ferry.deadbeef00000002.").empty());
 }
 
 }  // namespace ferry::test
@@ -313,38 +346,35 @@ namespace ferry::test {
 // descriptor re-read for the retry passes only if it is no older than what the beacon said
 // (a metadata store lagging behind must not hand back a buffer the peer already removed).
 TEST(Beacon, RefreshedDescriptorMustBeAtLeastAsNewAsTheLiveVersion) {
-  LocalBeacon local;
-  ASSERT_TRUE(local.create(5).ok());
   PeerEndpoint peer;
   auto desc = std::make_shared<SegmentDescriptor>();
   desc->name = "peer";
   desc->version = 5;
   peer.desc = desc;
-  PeerBeacon seen;
   uint64_t reported = 0;
-  auto changed = [&](uint64_t v) { reported = v; };
-  EXPECT_TRUE(seen.check(peer, local.name(), changed).ok());
-  local.set(7);  // the peer registered or removed something
-  EXPECT_TRUE(seen.check(peer, local.name(), changed).IsUnavailable());
+  EXPECT_TRUE(checkLiveVersion(peer, 5, true, reported).ok());
+  // The peer registered or removed something.
+  EXPECT_TRUE(checkLiveVersion(peer, 7, true, reported).IsUnavailable());
   EXPECT_EQ(reported, 7u);
   auto lagging = std::make_shared<SegmentDescriptor>(*desc);
   lagging->version = 6;  // what a lagging store might still hold
   peer.desc = lagging;
   peer.just_refreshed = true;
   peer.refreshed_over = 7;  // what the engine knew before it re-read the descriptor
-  EXPECT_TRUE(seen.check(peer, local.name(), changed).IsUnavailable());
+  EXPECT_TRUE(checkLiveVersion(peer, 7, true, reported).IsUnavailable());
   auto current = std::make_shared<SegmentDescriptor>(*desc);
   current->version = 7;
   peer.desc = current;
-  local.set(8);  // churn: it moved on again meanwhile; the re-read one still passes once
-  EXPECT_TRUE(seen.check(peer, local.name(), changed).ok());
+  // Churn: it moved on again meanwhile; the re-read one still passes once.
+  EXPECT_TRUE(checkLiveVersion(peer, 8, true, reported).ok());
   peer.just_refreshed = false;
-  EXPECT_TRUE(seen.check(peer, local.name(), changed).IsUnavailable());
-  local.markGone();
+  EXPECT_TRUE(checkLiveVersion(peer, 8, true, reported).IsUnavailable());
   reported = 0;
-  EXPECT_TRUE(seen.check(peer, local.name(), changed).IsUnavailable());
+  EXPECT_TRUE(checkLiveVersion(peer, shm::kEngineGone, true, reported).IsUnavailable());
   EXPECT_EQ(reported, kPeerGone);  // a restart is someone new: refresh
-  EXPECT_TRUE(seen.check(peer, "", changed).ok());  // a peer without a beacon is not checked
+  reported = 0;
+  EXPECT_TRUE(checkLiveVersion(peer, 7, false, reported).IsUnavailable());  // killed: no "gone" in its beacon
+  EXPECT_EQ(reported, kPeerGone);
 }
 
 }  // namespace ferry::test

@@ -5,83 +5,113 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/endian.h"
 #include "common/log.h"
+#include "transport/local_peer.h"
 
 namespace ferry {
+
+namespace file_wire {
+const wire::MessageTable& messages() {
+  static const wire::MessageTable table = [] {
+    wire::MessageTable t;
+    wire::defineControlMessages(t);
+    t.define(kFileHandle, {"FileHandle", false, 0, 0}).IgnoreError();  // fixed types
+    t.define(kFileOpen, {"FileOpen", true, 4, 4, kFileHandle}).IgnoreError();
+    return t;
+  }();
+  return table;
+}
+}  // namespace file_wire
 
 // One peer instance's files opened here (or, for our own segment, the live file table).
 class FileEndpoint : public Endpoint, public std::enable_shared_from_this<FileEndpoint> {
  public:
-  explicit FileEndpoint(FileTransport& transport) : transport_(transport) {}
+  explicit FileEndpoint(FileTransport& transport)
+      : transport_(transport), local_(*transport.ctx_, file_wire::messages(), "file") {}
   Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
   void cancel() override { transport_.cancelQueued(this); }
 
  private:
+  // A peer's file as it handed it to us: its descriptors and its own word on the file.
+  struct PeerFile {
+    std::shared_ptr<fileio::File> file;
+    FileDesc desc;
+  };
   // The open file behind a file segment, or why it cannot be reached from here; `reported`:
   // a version the engine must hear of (told after mu_ is released), 0 for none.
-  Status fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out, uint64_t& reported);
+  Status fileFor(const PeerEndpoint& peer, PeerFile& out, uint64_t& reported);
 
   FileTransport& transport_;
-  std::mutex mu_;  // guards the fields below
-  PeerBeacon beacon_;
+  std::mutex mu_;  // guards the fields below; held across calls on the local channel (bounded)
+  LocalPeer local_;
   std::shared_ptr<const SegmentDescriptor> pruned_for_;  // descriptor `files_` was checked against
-  std::map<uint32_t, std::shared_ptr<fileio::File>> files_;  // by file id
+  std::map<uint32_t, PeerFile> files_;  // by file id
 };
 
-Status FileEndpoint::fileFor(const PeerEndpoint& peer, std::shared_ptr<fileio::File>& out, uint64_t& reported) {
+Status FileEndpoint::fileFor(const PeerEndpoint& peer, PeerFile& out, uint64_t& reported) {
   const FileDesc& fd = *peer.file;
-  FileTable& table = transport_.ctx_->files();
   if (peer.is_self) {
-    auto entry = table.find(fd.id);
+    auto entry = transport_.ctx_->files().find(fd.id);
     if (!entry) return Status::NotFound("file '" + fd.name + "' is no longer open");
-    out = entry->file;
+    out = {entry->file, entry->desc};
     return Status::OK();
   }
   std::lock_guard lock(mu_);
-  std::string beacon;
-  if (peer.desc)
-    if (auto it = peer.desc->attrs.find("file"); it != peer.desc->attrs.end()) {
-      auto j = nlohmann::json::parse(it->second, nullptr, false);
-      if (j.is_object() && j.contains("beacon") && j["beacon"].is_string()) beacon = j["beacon"].get<std::string>();
-    }
-  FERRY_RETURN_IF_ERROR(beacon_.check(peer, beacon, [&](uint64_t live) { reported = live; }));
-  if (peer.desc && pruned_for_ != peer.desc) {
+  FERRY_RETURN_IF_ERROR(local_.attach(peer));
+  FERRY_RETURN_IF_ERROR(local_.checkCurrent(peer, reported));
+  const auto proven = local_.proven();
+  if (pruned_for_ != proven) {
     // Close files the peer no longer exposes (accesses in flight keep theirs open).
     for (auto it = files_.begin(); it != files_.end();) {
-      bool listed = std::any_of(peer.desc->files.begin(), peer.desc->files.end(),
-                                [&](const FileDesc& f) { return f.id == it->first; });
-      it = listed ? std::next(it) : files_.erase(it);
+      const FileDesc* f = nullptr;
+      for (const auto& d : proven->files) f = d.id == it->first ? &d : f;
+      it = f && f->length == it->second.desc.length && f->read_only == it->second.desc.read_only ? std::next(it)
+                                                                                                : files_.erase(it);
     }
-    pruned_for_ = peer.desc;
+    pruned_for_ = proven;
   }
   auto it = files_.find(fd.id);
   if (it != files_.end()) {
     out = it->second;
     return Status::OK();
   }
-  Status st = fileio::File::open(fd.path, fd.read_only, 0, table.tryDirect(), out);
-  if (!st.ok())  // e.g. not readable by this user: the peer's own server can still serve it
+  const FileDesc* theirs = nullptr;
+  for (const auto& d : proven->files) theirs = d.id == fd.id ? &d : theirs;
+  if (!theirs) return Status::NotFound("segment '" + peer.segment_name + "' no longer exposes file '" + fd.name + "'");
+  uint8_t id[4];
+  putU32(id, fd.id);
+  std::vector<int> fds;
+  Status st = local_.call(file_wire::kFileOpen, {reinterpret_cast<char*>(id), sizeof id}, nullptr, fds);
+  if (st.ok() && (fds.empty() || fds.size() > 2)) st = Status::Corrupted("expected one or two descriptors");
+  if (!st.ok()) {
+    for (int f : fds) ::close(f);
     return Status::NotSupported("file '" + fd.name + "' of '" + peer.segment_name +
                                 "' cannot be opened here: " + st.message());
-  files_[fd.id] = out;
+  }
+  PeerFile pf{fileio::File::adopt(fds[0], fds.size() > 1 ? fds[1] : -1, theirs->read_only,
+                                  peer.segment_name + "#" + theirs->name),
+              *theirs};
+  files_[fd.id] = pf;
+  out = std::move(pf);
   return Status::OK();
 }
 
 Status FileEndpoint::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
   if (!peer.file) return Status::InvalidArgument("segment '" + peer.segment_name + "' is not a file");
-  std::shared_ptr<fileio::File> file;
+  PeerFile file;
   uint64_t reported = 0;
   Status st = fileFor(peer, file, reported);
   if (reported) transport_.ctx_->onPeerEpoch(peer.host, peer.port, reported);
   FERRY_RETURN_IF_ERROR(st);
   // Our own files were just checked by the engine against the live table (a private file's
   // live size included). A peer checks nothing on this path, so its files are checked here
-  // too, against the descriptor (no syscall).
+  // too, against what the peer itself says of the file (no syscall).
   if (!peer.is_self)
     for (size_t i = 0; i < count; ++i)
-      FERRY_RETURN_IF_ERROR(checkFileAccess(*peer.file, slices[i]->remote, slices[i]->length,
+      FERRY_RETURN_IF_ERROR(checkFileAccess(file.desc, slices[i]->remote, slices[i]->length,
                                             slices[i]->op == Request::WRITE));
-  return transport_.enqueue(shared_from_this(), file, slices, count);
+  return transport_.enqueue(shared_from_this(), file.file, slices, count);
 }
 
 FileTransport::FileTransport() = default;
@@ -112,11 +142,12 @@ Status FileTransport::start(TransportContext& ctx) {
     FERRY_RETURN_IF_ERROR(fileio::FileIo::create(backend_, queue_depth_, align, io));
     ios_.push_back(std::move(io));
   }
-  Status st = beacon_.create(ctx.registry().version());
-  have_beacon_ = st.ok();
-  if (!have_beacon_)
-    FERRY_LOG(WARN) << "file: no beacon page (" << st.ToString()
-                    << "); same-machine peers see unexposed files only at their next refresh";
+  const wire::MessageTable& m = file_wire::messages();
+  FERRY_RETURN_IF_ERROR(ctx.defineMessage(file_wire::kFileHandle, *m.find(file_wire::kFileHandle), nullptr));
+  FERRY_RETURN_IF_ERROR(ctx.defineMessage(file_wire::kFileOpen, *m.find(file_wire::kFileOpen),
+                                          [this](const wire::FrameHeader& h, ServerConnection& c) {
+                                            return serveOpen(h, c);
+                                          }));
   stopping_ = false;
   for (auto& io : ios_) workers_.emplace_back([this, p = io.get()] { workerLoop(*p); });
   FERRY_LOG(INFO) << "file transport: " << fileio::backendName(backend_) << ", " << workers
@@ -126,7 +157,6 @@ Status FileTransport::start(TransportContext& ctx) {
 }
 
 void FileTransport::stop() {
-  beacon_.markGone();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -138,7 +168,8 @@ void FileTransport::stop() {
 
 bool FileTransport::canReach(const PeerEndpoint& peer) const {
   if (!peer.file || !ctx_) return false;
-  return peer.is_self || (peer.machine_id == ctx_->machineId() && !peer.file->path.empty());
+  // A peer's claim to be on this machine only picks the candidate; attaching proves it.
+  return peer.is_self || (peer.machine_id == ctx_->machineId() && !ctx_->localDir().empty());
 }
 
 Status FileTransport::connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) {
@@ -146,8 +177,25 @@ Status FileTransport::connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint
   return Status::OK();
 }
 
-std::string FileTransport::describeLocal() const {
-  return have_beacon_ ? "{\"beacon\":" + jsonQuote(beacon_.name()) + "}" : "";
+Status FileTransport::serveOpen(const wire::FrameHeader& h, ServerConnection& conn) {
+  uint8_t body[4];
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(body, sizeof body));
+  const uint32_t id = getU32(body);
+  if (!conn.local()) {
+    conn.respond(file_wire::kFileHandle, h.request_id,
+                 Status::NotSupported("file descriptors are handed to same-machine peers on the local socket only"));
+    return Status::OK();
+  }
+  auto entry = ctx_->files().find(id);
+  if (!entry || !entry->exposed) {
+    conn.respond(file_wire::kFileHandle, h.request_id, Status::NotFound("no exposed file has id " + std::to_string(id)));
+    return Status::OK();
+  }
+  // Our own descriptors, opened read-only for a file exposed read-only: the peer's copies
+  // can do what ours can and no more.
+  std::vector<int> fds{entry->file->fd()};
+  if (entry->file->directFd() >= 0) fds.push_back(entry->file->directFd());
+  return conn.respondWithFds(file_wire::kFileHandle, h.request_id, {}, fds);
 }
 
 Status FileTransport::enqueue(std::shared_ptr<const Endpoint> owner, const std::shared_ptr<fileio::File>& file,

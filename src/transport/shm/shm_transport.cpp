@@ -9,10 +9,31 @@
 
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "common/log.h"
 #include "transport/shm/shm_endpoint.h"
 
 namespace ferry {
+
+namespace shm_wire {
+namespace {
+Status define(wire::MessageTable& t) {
+  FERRY_RETURN_IF_ERROR(t.define(kShmFile, {"ShmFile", false, 0, 0}));
+  return t.define(kShmOpen, {"ShmOpen", true, 1, kMaxNameBytes, kShmFile});
+}
+}  // namespace
+
+const wire::MessageTable& messages() {
+  static const wire::MessageTable table = [] {
+    wire::MessageTable t;
+    wire::defineControlMessages(t);
+    define(t).IgnoreError();  // fixed types: tested through the server's table
+    return t;
+  }();
+  return table;
+}
+}  // namespace shm_wire
 
 namespace {
 // memcpy in pieces of at most `piece` bytes (0: one call). glibc 2.36 on AMD sends copies of
@@ -61,19 +82,21 @@ Status ShmTransport::start(TransportContext& ctx) {
   copy_threads_ = static_cast<size_t>(threads);
   max_copiers_ = std::max(copy_threads_, static_cast<size_t>(usable));
   caller_hold_ = std::chrono::microseconds(c.get<int64_t>("transports/shm/caller_hold_us"));
-  shm::sweepStaleShmFiles();
-  Status st = beacon_.create(ctx.registry().version());
-  have_beacon_ = st.ok();
-  // Peers then cannot tell a changed registry without an ack; say so, keep going.
-  if (!have_beacon_)
-    FERRY_LOG(WARN) << "shm: no beacon page (" << st.ToString() << "); allocations stay private";
+  dir_ = ctx.localDir();
+  prefix_ = "ferry." + ctx.instanceId() + ".";
+  // Peers attach through our local socket and ask for our files there.
+  const wire::MessageTable& m = shm_wire::messages();
+  FERRY_RETURN_IF_ERROR(ctx.defineMessage(shm_wire::kShmFile, *m.find(shm_wire::kShmFile), nullptr));
+  FERRY_RETURN_IF_ERROR(ctx.defineMessage(shm_wire::kShmOpen, *m.find(shm_wire::kShmOpen),
+                                          [this](const wire::FrameHeader& h, ServerConnection& c) {
+                                            return serveOpen(h, c);
+                                          }));
   stopping_ = false;
   for (size_t i = 0; i < copy_threads_; ++i) workers_.emplace_back([this] { workerLoop(); });
   return Status::OK();
 }
 
 void ShmTransport::stop() {
-  beacon_.markGone();  // first: peers stop copying into memory that is about to go away
   {
     std::lock_guard lock(mu_);
     stopping_ = true;  // submit refuses from now on
@@ -84,7 +107,9 @@ void ShmTransport::stop() {
 }
 
 bool ShmTransport::canReach(const PeerEndpoint& peer) const {
-  if (peer.is_self || peer.file || !peer.desc || !ctx_ || peer.machine_id != ctx_->machineId()) return false;
+  // The descriptor's claims only pick the candidate; attaching proves it (LocalPeer).
+  if (peer.is_self || peer.file || !peer.desc || !ctx_ || dir_.empty() || peer.machine_id != ctx_->machineId())
+    return false;
   return peer.desc->speaks("shm");
 }
 
@@ -98,30 +123,40 @@ namespace {
 // mapping keeps its pages, not ours).
 class ShmAllocation : public Allocation {
  public:
-  ShmAllocation(std::string name, std::function<void()> forget) : name_(std::move(name)), forget_(std::move(forget)) {}
+  ShmAllocation(std::string dir, std::string name, std::function<void()> forget)
+      : dir_(std::move(dir)), name_(std::move(name)), forget_(std::move(forget)) {}
   ~ShmAllocation() override {
     forget_();
-    shm::destroy(name_, addr, size);
+    shm::destroy(dir_, name_, addr, size);
   }
 
  private:
-  std::string name_;
+  std::string dir_, name_;
   std::function<void()> forget_;
 };
+
+// The name in our own attrs of a buffer ("" when it lies in no shared file).
+std::string sharedFileOf(const BufferDesc& b) {
+  auto it = b.attrs.find("shm");
+  if (it == b.attrs.end()) return "";
+  auto j = nlohmann::json::parse(it->second, nullptr, false);
+  return j.is_object() && j.contains("name") && j["name"].is_string() ? j["name"].get<std::string>() : "";
+}
 }  // namespace
 
 Status ShmTransport::allocate(size_t size, const Location& location, std::unique_ptr<Allocation>& out) {
   if (memoryKindOf(location) != kHostMemory) return Status::NotSupported("shm allocates host memory only");
-  if (!have_beacon_) return Status::NotSupported("shm has no beacon page: memory stays private");
-  std::string name;
+  if (dir_.empty()) return Status::NotSupported("no same-machine directory: memory stays private");
+  static std::atomic<uint64_t> counter{0};
+  const std::string name = prefix_ + std::to_string(counter.fetch_add(1));
   void* p = nullptr;
-  FERRY_RETURN_IF_ERROR(shm::create(size, name, &p));
-  auto table = allocations_;
+  FERRY_RETURN_IF_ERROR(shm::create(dir_, name, size, &p));
+  auto table = files_;
   {
     std::lock_guard lock(table->mu);
     table->by_addr[reinterpret_cast<uintptr_t>(p)] = {name, size};
   }
-  auto a = std::make_unique<ShmAllocation>(name, [table, key = reinterpret_cast<uintptr_t>(p)] {
+  auto a = std::make_unique<ShmAllocation>(dir_, name, [table, key = reinterpret_cast<uintptr_t>(p)] {
     std::lock_guard lock(table->mu);
     table->by_addr.erase(key);
   });
@@ -137,30 +172,69 @@ Status ShmTransport::registerMemory(const BufferDesc& b, const MemoryOptions& op
   if (b.perm == kLocalReadWrite || memoryKindOf(b.location) != kHostMemory) return Status::OK();
   std::string name;
   uint64_t offset = 0;
+  std::lock_guard lock(files_->mu);
   if (!options.shm_path.empty()) {
-    if (options.shm_path[0] != '/' || options.shm_path.find('/', 1) != std::string::npos)
+    if (options.shm_path[0] != '/' || options.shm_path.size() > shm_wire::kMaxNameBytes ||
+        options.shm_path.find('/', 1) != std::string::npos)
       return Status::InvalidArgument("shm_path must be a POSIX shared-memory name like /name, got '" +
                                      options.shm_path + "'");
     name = options.shm_path;
     offset = options.shm_offset;
   } else {
-    std::lock_guard lock(allocations_->mu);
-    auto it = allocations_->by_addr.upper_bound(b.base);
-    if (it == allocations_->by_addr.begin()) return Status::OK();
+    auto it = files_->by_addr.upper_bound(b.base);
+    if (it == files_->by_addr.begin()) return Status::OK();
     --it;
     const auto& [file, size] = it->second;
     if (b.base - it->first >= size || b.length > size - (b.base - it->first)) return Status::OK();
     name = file;
     offset = b.base - it->first;
   }
+  auto& offered = files_->offered[name];
+  ++offered.buffers;
+  if (b.perm == kGlobalReadWrite) ++offered.writable;
   attrs = "{\"name\":" + jsonQuote(name) + ",\"offset\":" + std::to_string(offset) + "}";
   return Status::OK();
 }
 
-std::string ShmTransport::describeLocal() const {
-  std::string out = "{\"pid\":" + std::to_string(::getpid());
-  if (have_beacon_) out += ",\"beacon\":" + jsonQuote(beacon_.name());
-  return out + "}";
+Status ShmTransport::unregisterMemory(const BufferDesc& b) {
+  std::string name = sharedFileOf(b);
+  if (name.empty()) return Status::OK();
+  std::lock_guard lock(files_->mu);
+  auto it = files_->offered.find(name);
+  if (it == files_->offered.end()) return Status::OK();
+  if (b.perm == kGlobalReadWrite) --it->second.writable;
+  if (--it->second.buffers == 0) files_->offered.erase(it);
+  return Status::OK();
+}
+
+Status ShmTransport::serveOpen(const wire::FrameHeader& h, ServerConnection& conn) {
+  std::string name(h.body_len, '\0');
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(name.data(), name.size()));
+  if (!conn.local()) {
+    conn.respond(shm_wire::kShmFile, h.request_id,
+                 Status::NotSupported("shared files are handed to same-machine peers on the local socket only"));
+    return Status::OK();
+  }
+  bool writable = false;
+  {
+    std::lock_guard lock(files_->mu);
+    auto it = files_->offered.find(name);
+    if (it == files_->offered.end()) {
+      conn.respond(shm_wire::kShmFile, h.request_id,
+                   Status::NotFound("no registered buffer lies in a shared file called '" + name + "'"));
+      return Status::OK();
+    }
+    writable = it->second.writable > 0;
+  }
+  int fd = -1;
+  Status st = shm::openForPeer(dir_, name, writable, fd);
+  if (!st.ok()) {
+    conn.respond(shm_wire::kShmFile, h.request_id, st);
+    return Status::OK();
+  }
+  st = conn.respondWithFds(shm_wire::kShmFile, h.request_id, {}, {fd});
+  ::close(fd);
+  return st;
 }
 
 Status ShmTransport::dispatch(std::vector<Work> work, uint64_t bytes) {

@@ -7,8 +7,11 @@
 // line per peer.
 //
 // What it publishes (descriptor attrs under "shm"): per buffer {"name", "offset"} of its
-// shared-memory file; per segment {"pid", "beacon"} (cross-memory attach, and the beacon
-// page with the live registry version: no acks here to carry it).
+// shared-memory file. A peer uses neither that nor anything else of a descriptor from a
+// store: it attaches through our local socket (transport/local_peer.h), reads our own
+// descriptor there, and asks us for a file by name (kShmOpen); we hand over a descriptor we
+// opened ourselves, read-only unless a read-write buffer lies in the file. Cross-memory
+// attach goes to the pid the kernel gave for the socket's other end.
 //
 // Small submits are copied by the submitting thread. Larger ones are queued: copy workers
 // (transports/shm/copy_threads) take them a slice at a time, and a thread that waits for
@@ -17,7 +20,7 @@
 // cores the idle gaps cost a tenth of the copy rate. Workers start only while fewer threads
 // copy than the process has CPUs, so they add parallelism without preempting copiers.
 //
-// Locks: ShmEndpoint::mu_, ShmTransport::mu_ (the queue) and allocations_->mu are leaves; a
+// Locks: ShmEndpoint::mu_, ShmTransport::mu_ (the queue) and files_->mu are leaves; a
 // copy and a completion never run under any of them (docs/locking.md).
 #pragma once
 
@@ -33,13 +36,20 @@
 
 #include "common/options.h"
 #include "common/shm_file.h"
-#include "transport/beacon.h"
 #include "transport/endpoint_cache.h"
 #include "transport/transport.h"
 
 namespace ferry {
 
 class ShmEndpoint;
+
+namespace shm_wire {
+constexpr wire::MsgType kShmOpen{17};  // body: a shared file's name, as our descriptor lists it -> kShmFile
+constexpr wire::MsgType kShmFile{18};  // empty; the file's descriptor rides with it (SCM_RIGHTS)
+constexpr uint32_t kMaxNameBytes = 255;
+/// The control messages and these: what a shm endpoint's local channel understands.
+const wire::MessageTable& messages();
+}  // namespace shm_wire
 
 class ShmTransport : public Transport {
  public:
@@ -58,8 +68,7 @@ class ShmTransport : public Transport {
   Status allocate(size_t size, const Location& location, std::unique_ptr<Allocation>& out) override;
   Status registerMemory(const BufferDesc& buffer, const MemoryOptions& options,
                         std::string& attrs) override;
-  std::string describeLocal() const override;
-  void localVersionChanged(uint64_t version) override { beacon_.set(version); }
+  Status unregisterMemory(const BufferDesc& buffer) override;
   bool progress(const std::function<bool()>& done) override;
   size_t peerStateCount() const override { return endpoints_.liveCount(); }
 
@@ -81,6 +90,8 @@ class ShmTransport : public Transport {
     std::chrono::steady_clock::time_point queued;
   };
 
+  // kShmOpen from a local peer: one of our shared files, opened here.
+  Status serveOpen(const wire::FrameHeader& h, ServerConnection& conn);
   // Copies small work now, queues the rest (called by ShmEndpoint::submit).
   Status dispatch(std::vector<Work> work, uint64_t bytes);
   // Completes as CANCELED the queued work of `peer` (ShmEndpoint::cancel).
@@ -103,16 +114,22 @@ class ShmTransport : public Transport {
   bool cross_memory_attach_ = true;
   size_t copy_threads_ = 1;
 
-  LocalBeacon beacon_;  // created at start; without it allocate() keeps memory private
-  bool have_beacon_ = false;
+  std::string dir_;     // where our files go (same_machine/dir); "" : allocations stay private
+  std::string prefix_;  // "ferry.<instance>."
   EndpointCache<ShmEndpoint> endpoints_;
 
-  // Our allocations (by address), so registerMemory can publish their files.
-  struct AllocationTable {
+  // Our allocations (by address), so registerMemory can publish their files, and the
+  // files registered buffers lie in, so a peer is given only those (kShmOpen).
+  struct SharedFiles {
     std::mutex mu;  // a leaf
-    std::map<uintptr_t, std::pair<std::string, size_t>> by_addr;  // name, size
+    std::map<uintptr_t, std::pair<std::string, size_t>> by_addr;  // allocations: name, size
+    struct Offered {
+      int buffers = 0;   // registered buffers peers may read in it
+      int writable = 0;  // ... and write
+    };
+    std::map<std::string, Offered> offered;  // by name
   };
-  std::shared_ptr<AllocationTable> allocations_ = std::make_shared<AllocationTable>();
+  std::shared_ptr<SharedFiles> files_ = std::make_shared<SharedFiles>();
 
   std::mutex mu_;  // guards the queue and the fields below; a leaf: copies run unlocked
   std::condition_variable cv_;

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/net.h"
+#include "control/handshake.h"
 #include "transport/tcp/tcp_wire.h"
 
 namespace ferry {
@@ -17,13 +18,38 @@ using wire::MsgType;
 using namespace tcp_wire;
 
 Status TcpConnection::open(const std::string& host, uint16_t port, int connect_timeout_ms,
-                           const Options& options, std::shared_ptr<TcpConnection>& out) {
+                           const Options& options, std::shared_ptr<TcpConnection>& out, bool* other_instance) {
   int fd = -1;
   FERRY_RETURN_IF_ERROR(net::connectTcp(host, port, connect_timeout_ms, fd));
-  std::shared_ptr<TcpConnection> c(new TcpConnection(fd, net::joinHostPort(host, port), options));
+  const std::string where = net::joinHostPort(host, port);
+  if (!options.token.empty()) {
+    bool ignored = false;
+    Status st = verifyPeer(fd, where, connect_timeout_ms, options, other_instance ? other_instance : &ignored);
+    if (!st.ok()) {
+      ::close(fd);
+      return st;
+    }
+  }
+  std::shared_ptr<TcpConnection> c(new TcpConnection(fd, where, options));
   c->sender_ = std::thread([p = c.get()] { p->senderLoop(); });
   c->receiver_ = std::thread([p = c.get()] { p->receiverLoop(); });
   out = std::move(c);
+  return Status::OK();
+}
+
+Status TcpConnection::verifyPeer(int fd, const std::string& where, int timeout_ms, const Options& options,
+                                 bool* other_instance) {
+  handshake::Identity id;
+  FERRY_RETURN_IF_ERROR(handshake::client(fd, options.token, timeout_ms, where, &id));
+  if (!options.expect_name.empty() && id.name != options.expect_name)
+    return Status::PermissionDenied(where + " is segment '" + id.name + "', not '" + options.expect_name +
+                                    "' as its descriptor says");
+  if (!options.expect_instance.empty() && id.instance != options.expect_instance) {
+    // Restarted since we read its descriptor (or the descriptor is not its): read it again.
+    *other_instance = true;
+    return Status::Unavailable(where + " is instance " + id.instance + " of '" + id.name + "', not " +
+                               options.expect_instance);
+  }
   return Status::OK();
 }
 

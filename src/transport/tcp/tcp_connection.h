@@ -26,11 +26,19 @@ class TcpConnection {
     int spin_us = 0;  // polling mode
     // Called from the receiver when the peer's epoch (registry version) changes.
     std::function<void(uint64_t epoch)> on_epoch;
+    // The cluster token: the handshake runs before anything is sent, and the server must
+    // say it is `expect_name` / `expect_instance` (when given; the descriptor's).
+    std::string token;
+    std::string expect_name, expect_instance;
   };
 
-  /// Connects and starts the sender and receiver threads.
+  /// Connects (and with a token, authenticates both ways and checks the server is the
+  /// expected peer: Unavailable with `other_instance` set when another instance of it
+  /// answers, PermissionDenied when another segment does), then starts the sender and
+  /// receiver threads.
   static Status open(const std::string& host, uint16_t port, int connect_timeout_ms,
-                     const Options& options, std::shared_ptr<TcpConnection>& out);
+                     const Options& options, std::shared_ptr<TcpConnection>& out,
+                     bool* other_instance = nullptr);
   ~TcpConnection();
 
   /// Queues slices (completing them with the connection's error if it is dead). Sends
@@ -49,6 +57,9 @@ class TcpConnection {
 
  private:
   TcpConnection(int fd, std::string where, const Options& options);
+  // The token handshake, and that the server is the peer instance we expect.
+  static Status verifyPeer(int fd, const std::string& where, int timeout_ms, const Options& options,
+                           bool* other_instance);
   void senderLoop();
   void receiverLoop();
   // Writes queued slices while holding `lock` only between writes. Stops when the queue is

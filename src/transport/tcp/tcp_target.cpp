@@ -1,6 +1,5 @@
 #include "transport/tcp/tcp_target.h"
 
-#include <atomic>
 #include <cstdlib>
 
 #include "common/file_io.h"
@@ -13,9 +12,73 @@ namespace ferry {
 using wire::FrameHeader;
 using namespace tcp_wire;
 
-Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment) {
+BouncePool::Lease::~Lease() {
+  if (pool_) pool_->give(buf_, cap_);
+}
+
+BouncePool::~BouncePool() {
+  for (auto& [cap, buf] : cached_) std::free(buf);
+}
+
+void BouncePool::configure(size_t cap, uint32_t align) {
+  cap_ = cap;
+  align_ = align;
+}
+
+Status BouncePool::take(uint64_t len, std::chrono::steady_clock::time_point deadline, Lease& out) {
+  const size_t want = (len + align_ - 1) / align_ * align_;
+  if (want > cap_) return Status::OutOfRange("file access larger than the bounce pool");
+  std::unique_lock lock(mu_);
+  while (true) {
+    // The smallest cached buffer that fits.
+    auto best = cached_.end();
+    for (auto it = cached_.begin(); it != cached_.end(); ++it)
+      if (it->first >= want && (best == cached_.end() || it->first < best->first)) best = it;
+    if (best != cached_.end()) {
+      out.pool_ = this;
+      out.cap_ = best->first;
+      out.buf_ = best->second;
+      cached_.erase(best);
+      return Status::OK();
+    }
+    // Room for a new one, after dropping cached buffers too small to serve.
+    while (allocated_ + want > cap_ && !cached_.empty()) {
+      allocated_ -= cached_.back().first;
+      std::free(cached_.back().second);
+      cached_.pop_back();
+    }
+    if (allocated_ + want <= cap_) {
+      void* p = nullptr;
+      if (posix_memalign(&p, align_, want) != 0) return Status::InternalError("cannot allocate a bounce buffer");
+      allocated_ += want;
+      out.pool_ = this;
+      out.cap_ = want;
+      out.buf_ = static_cast<uint8_t*>(p);
+      return Status::OK();
+    }
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout)
+      return Status::Busy("every file bounce buffer is in use (transports/tcp/file_bounce_bytes)");
+  }
+}
+
+void BouncePool::give(uint8_t* buf, size_t cap) {
+  std::lock_guard lock(mu_);
+  size_t cached = 0;
+  for (auto& c : cached_) cached += c.first;
+  if (cached + cap > cap_ / 4) {  // an idle engine keeps little
+    allocated_ -= cap;
+    std::free(buf);
+  } else {
+    cached_.emplace_back(cap, buf);
+  }
+  cv_.notify_one();
+}
+
+Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t bounce_bytes) {
   ctx_ = &ctx;
   file_align_ = file_alignment;
+  bounce_.configure(bounce_bytes, file_alignment);
+  bounce_wait_ = std::chrono::milliseconds(ctx.config().get<int64_t>("transfer_timeout_ms"));
   wire::MessageTable tcp;
   FERRY_RETURN_IF_ERROR(defineMessages(tcp));
   auto write = [this](const FrameHeader& h, ServerConnection& s) { return handleWrite(h, s); };
@@ -26,15 +89,6 @@ Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment) {
   for (MsgType t : {kRead, kFileRead}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), read));
   return Status::OK();
 }
-
-namespace {
-// A misbehaving peer must not flood the log: first few refusals, then every 1000th.
-bool shouldLogRefusal() {
-  static std::atomic<uint64_t> n{0};
-  uint64_t k = n.fetch_add(1, std::memory_order_relaxed);
-  return k < 5 || k % 1000 == 0;
-}
-}  // namespace
 
 // Reads a (FILE_)WRITE/READ range and admits it: pins the target buffer, or checks the
 // exposed file. A malformed range is a protocol error (returned); a refused one is answered,
@@ -50,53 +104,25 @@ Status TcpTarget::admit(const FrameHeader& h, ServerConnection& conn, RemoteAcce
                                            : ctx_->registry().pinForRemote(a.addr, a.len, write, a.pin);
   refused = !st.ok();
   if (!refused) return Status::OK();
-  if (shouldLogRefusal())
-    FERRY_LOG(WARN) << "refused " << conn.messages().name(h.type) << " from " << conn.peer() << ": "
-                    << st.ToString();
+  FERRY_LOG_LIMITED(WARN, refusals_) << "refused " << conn.messages().name(h.type) << " from " << conn.peer()
+                                     << ": " << st.ToString();
   if (write) FERRY_RETURN_IF_ERROR(conn.reader().skip(a.len));  // drop the payload
   conn.respond(write ? kWriteAck : kReadData, h.request_id, st);
   return Status::OK();
 }
 
-namespace {
-// One per server thread: the file I/O context and an aligned bounce buffer, so that an
-// aligned file access can go O_DIRECT. Synchronous pread/pwrite: one op at a time per
-// connection gains nothing from a ring.
-struct FileServeScratch {
-  std::unique_ptr<fileio::FileIo> io;
-  uint8_t* buf = nullptr;
-  size_t cap = 0;
-  ~FileServeScratch() { std::free(buf); }
-};
-thread_local FileServeScratch t_scratch;
-}  // namespace
-
-Status TcpTarget::bounceBuffer(uint64_t len, uint8_t*& buf) {
-  FileServeScratch& sc = t_scratch;
-  if (sc.cap < len) {
-    std::free(sc.buf);
-    sc.buf = nullptr;
-    sc.cap = 0;
-    size_t cap = (len + file_align_ - 1) / file_align_ * file_align_;
-    if (posix_memalign(reinterpret_cast<void**>(&sc.buf), file_align_, cap) != 0)
-      return Status::InternalError("cannot allocate a " + std::to_string(cap) + "-byte bounce buffer");
-    sc.cap = cap;
-  }
-  buf = sc.buf;
-  return Status::OK();
-}
-
 Status TcpTarget::fileOp(const RemoteAccess& a, bool write, uint8_t* buf) {
-  FileServeScratch& sc = t_scratch;
-  if (!sc.io) FERRY_RETURN_IF_ERROR(fileio::FileIo::create(fileio::Backend::kPosix, 1, file_align_, sc.io));
+  // Synchronous pread/pwrite: one op at a time per connection gains nothing from a ring.
+  thread_local std::unique_ptr<fileio::FileIo> io;
+  if (!io) FERRY_RETURN_IF_ERROR(fileio::FileIo::create(fileio::Backend::kPosix, 1, file_align_, io));
   fileio::IoOp op;
   op.file = a.file->file.get();
   op.write = write;
   op.buf = buf;
   op.offset = a.addr;
   op.length = a.len;
-  sc.io->run(&op, 1);
-  if (!op.result.ok() && shouldLogRefusal()) FERRY_LOG(WARN) << "serving a peer: " << op.result.ToString();
+  io->run(&op, 1);
+  if (!op.result.ok()) FERRY_LOG_LIMITED(WARN, refusals_) << "serving a peer: " << op.result.ToString();
   return op.result;
 }
 
@@ -110,13 +136,13 @@ Status TcpTarget::handleWrite(const FrameHeader& h, ServerConnection& conn) {
     conn.respond(kWriteAck, h.request_id, Status::OK());
     return Status::OK();
   }
-  uint8_t* buf = nullptr;
-  Status st = bounceBuffer(a.len, buf);
+  BouncePool::Lease buf;
+  Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf);
   if (!st.ok()) {
     FERRY_RETURN_IF_ERROR(conn.reader().skip(a.len));
   } else {
-    FERRY_RETURN_IF_ERROR(conn.reader().readExact(buf, a.len));
-    st = fileOp(a, true, buf);
+    FERRY_RETURN_IF_ERROR(conn.reader().readExact(buf.data(), a.len));
+    st = fileOp(a, true, buf.data());
   }
   conn.respond(kWriteAck, h.request_id, st);
   return Status::OK();
@@ -129,14 +155,14 @@ Status TcpTarget::handleRead(const FrameHeader& h, ServerConnection& conn) {
   if (refused) return Status::OK();
   if (!a.file)
     return conn.respondWithPayload(kReadData, h.request_id, reinterpret_cast<const void*>(a.addr), a.len);
-  uint8_t* buf = nullptr;
-  Status st = bounceBuffer(a.len, buf);
-  if (st.ok()) st = fileOp(a, false, buf);
+  BouncePool::Lease buf;
+  Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf);
+  if (st.ok()) st = fileOp(a, false, buf.data());
   if (!st.ok()) {
     conn.respond(kReadData, h.request_id, st);
     return Status::OK();
   }
-  return conn.respondWithPayload(kReadData, h.request_id, buf, a.len);
+  return conn.respondWithPayload(kReadData, h.request_id, buf.data(), a.len);
 }
 
 }  // namespace ferry

@@ -4,9 +4,13 @@
 // refusal is answered with the stream kept in sync.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <vector>
 
+#include "common/log.h"
 #include "control/rpc_server.h"
 #include "model/file_table.h"
 #include "model/memory_registry.h"
@@ -15,10 +19,45 @@ namespace ferry {
 
 class TransportContext;
 
+/// Aligned bounce buffers for serving peers' file I/O, shared by every connection: idle
+/// connections hold none, and all together hold at most `cap` bytes (a peer asking for more
+/// waits, then is answered Busy).
+class BouncePool {
+ public:
+  class Lease {
+   public:
+    Lease() = default;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease();
+    uint8_t* data() const { return buf_; }
+
+   private:
+    friend class BouncePool;
+    BouncePool* pool_ = nullptr;
+    uint8_t* buf_ = nullptr;
+    size_t cap_ = 0;
+  };
+  ~BouncePool();
+  void configure(size_t cap, uint32_t align);
+  /// A buffer of at least `len` bytes into `out`; waits until `deadline` while the pool is
+  /// at its cap.
+  Status take(uint64_t len, std::chrono::steady_clock::time_point deadline, Lease& out);
+
+ private:
+  void give(uint8_t* buf, size_t cap);
+  std::mutex mu_;  // a leaf
+  std::condition_variable cv_;
+  size_t cap_ = 0;
+  uint32_t align_ = 4096;
+  size_t allocated_ = 0;  // in use and cached
+  std::vector<std::pair<size_t, uint8_t*>> cached_;  // (capacity, buffer)
+};
+
 class TcpTarget {
  public:
   /// Defines the tcp messages and installs the handlers.
-  Status start(TransportContext& ctx, uint32_t file_alignment);
+  Status start(TransportContext& ctx, uint32_t file_alignment, size_t bounce_bytes);
 
  private:
   // A peer's admitted access: a pinned memory range, or a range of an exposed file.
@@ -30,13 +69,14 @@ class TcpTarget {
   Status handleWrite(const wire::FrameHeader& h, ServerConnection& conn);
   Status handleRead(const wire::FrameHeader& h, ServerConnection& conn);
   Status admit(const wire::FrameHeader& h, ServerConnection& conn, RemoteAccess& a, bool& refused);
-  // This server thread's aligned bounce buffer for file accesses, at least `len` bytes.
-  Status bounceBuffer(uint64_t len, uint8_t*& buf);
   // The I/O of an admitted file access between `buf` and the file.
   Status fileOp(const RemoteAccess& a, bool write, uint8_t* buf);
 
   TransportContext* ctx_ = nullptr;
   uint32_t file_align_ = 4096;  // files/direct_alignment, for the bounce buffers
+  std::chrono::milliseconds bounce_wait_{30000};
+  BouncePool bounce_;
+  log::RateLimit refusals_;  // what a misbehaving peer makes us log
 };
 
 }  // namespace ferry

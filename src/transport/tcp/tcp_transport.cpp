@@ -48,6 +48,7 @@ Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::share
   const TcpTransport::Options& o = transport_.options_;
   std::vector<std::shared_ptr<TcpConnection>> dead;
   Status st;
+  bool other_instance = false;  // told to the engine after mu_ (it takes the segment table's lock)
   {
     std::lock_guard lock(mu_);
     for (auto it = conns_.begin(); it != conns_.end();) {
@@ -68,8 +69,13 @@ Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::share
       copts.on_epoch = [ctx = transport_.ctx_, host = peer.host, port = peer.port](uint64_t epoch) {
         ctx->onPeerEpoch(host, port, epoch);
       };
+      copts.token = transport_.ctx_->authToken();
+      if (peer.desc) {
+        copts.expect_name = peer.desc->name;
+        copts.expect_instance = peer.desc->instance_id;
+      }
       std::shared_ptr<TcpConnection> c;
-      Status opened = TcpConnection::open(peer.host, peer.port, o.connect_timeout_ms, copts, c);
+      Status opened = TcpConnection::open(peer.host, peer.port, o.connect_timeout_ms, copts, c, &other_instance);
       if (!opened.ok()) {
         if (conns_.empty()) st = Status(opened.code(), "segment '" + peer.segment_name + "': " + opened.message());
         break;  // serve with the connections we have
@@ -79,6 +85,7 @@ Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::share
     out = conns_;
   }
   if (!dead.empty()) transport_.bury(std::move(dead));
+  if (other_instance) transport_.ctx_->onPeerEpoch(peer.host, peer.port, kPeerGone);
   return st;
 }
 
@@ -115,6 +122,8 @@ void TcpTransport::declareOptions(OptionTable& t) {
             "upper bound of `slice_size`");
   t.integer("inline_send_bytes", 256 << 10, 0, INT64_MAX,
             "the submitting thread sends up to this much itself (no thread wake-up)");
+  t.integer("file_bounce_bytes", 128 << 20, tcp_wire::kMaxDataBytes, 1ll << 40,
+            "memory for serving peers' file I/O, shared by all connections (a quarter stays cached)");
 }
 
 TransportCaps TcpTransport::caps() const {
@@ -140,7 +149,8 @@ Status TcpTransport::start(TransportContext& ctx) {
   options_.spin_us = c.get<bool>("polling") ? c.get<int>("polling_spin_us") : 0;
   slice_size_ = std::min(c.get<uint64_t>("transports/tcp/slice_size"),
                          c.get<uint64_t>("transports/tcp/max_slice_size"));
-  FERRY_RETURN_IF_ERROR(target_.start(ctx, static_cast<uint32_t>(c.get<int64_t>("files/direct_alignment"))));
+  FERRY_RETURN_IF_ERROR(target_.start(ctx, static_cast<uint32_t>(c.get<int64_t>("files/direct_alignment")),
+                                      c.get<uint64_t>("transports/tcp/file_bounce_bytes")));
   stopping_ = false;
   timer_ = std::thread([this] { timerLoop(); });
   return Status::OK();
