@@ -27,7 +27,11 @@ Status StoreSource::read(const std::string& name, const PeerEndpoint&, SegmentDe
   if (st.IsNotFound())
     return Status::NotFound("segment '" + name + "' is not registered in " + store_.describe());
   if (!st.ok()) return st;
-  return SegmentDescriptor::fromJson(text, desc);
+  FERRY_RETURN_IF_ERROR(SegmentDescriptor::fromJson(text, desc));
+  // An entry is a claim too: one that names another segment than its key is not used.
+  if (desc.name != name)
+    return Status::Corrupted("the store's entry for segment '" + name + "' describes '" + desc.name + "'");
+  return Status::OK();
 }
 
 Status StoreSource::locate(const std::string& name, PeerEndpoint& peer, SegmentDescriptor& desc) {

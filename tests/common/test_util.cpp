@@ -4,11 +4,14 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace ferry::test {
@@ -97,7 +100,29 @@ ChildProcess::~ChildProcess() {
   if (out_ >= 0) ::close(out_);
 }
 
-bool ChildProcess::start(const std::vector<std::string>& argv) {
+double cpuSeconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(f, text)) return -1;
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+int64_t procStatus(pid_t pid, const std::string& field) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
+  return -1;
+}
+
+bool ChildProcess::start(const std::vector<std::string>& argv, const Options& options) {
   int to_child[2], from_child[2];
   if (::pipe2(to_child, O_CLOEXEC) != 0) return false;
   if (::pipe2(from_child, O_CLOEXEC) != 0) return false;
@@ -109,7 +134,16 @@ bool ChildProcess::start(const std::vector<std::string>& argv) {
   if (pid_ == 0) {
     ::dup2(to_child[0], STDIN_FILENO);
     ::dup2(from_child[1], STDOUT_FILENO);
-    ::execv(args[0], args.data());
+    if (!options.stderr_path.empty()) {
+      int err = ::open(options.stderr_path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+      if (err >= 0) ::dup2(err, STDERR_FILENO);
+    }
+    for (const auto& e : options.env) ::putenv(const_cast<char*>(e.c_str()));
+    if (options.max_fds > 0) {
+      rlimit r{static_cast<rlim_t>(options.max_fds), static_cast<rlim_t>(options.max_fds)};
+      ::setrlimit(RLIMIT_NOFILE, &r);
+    }
+    ::execvp(args[0], args.data());
     _exit(127);
   }
   ::close(to_child[0]);

@@ -60,6 +60,11 @@ class TempDir {
   std::string path_;
 };
 
+/// CPU time (user + system) a process has used so far, in seconds; -1 when unknown.
+double cpuSeconds(pid_t pid);
+/// A field of /proc/<pid>/status in its unit (VmRSS in kB, Threads), or -1.
+int64_t procStatus(pid_t pid, const std::string& field);
+
 /// A child process with a pipe on stdin and stdout.
 class ChildProcess {
  public:
@@ -68,7 +73,13 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
-  bool start(const std::vector<std::string>& argv);
+  struct Options {
+    std::vector<std::string> env;  // "NAME=value", added to ours
+    std::string stderr_path;       // "": inherit ours
+    int max_fds = 0;               // RLIMIT_NOFILE in the child (0: ours)
+  };
+  bool start(const std::vector<std::string>& argv) { return start(argv, Options{}); }
+  bool start(const std::vector<std::string>& argv, const Options& options);
   /// One line of stdout, or "" after the timeout / EOF.
   std::string readLine(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   bool writeLine(const std::string& line);

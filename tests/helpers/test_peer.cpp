@@ -1,16 +1,21 @@
 // ferry-test-peer: a target process for the multi-process tests.
 // Flags: --port=N --buffer_size=B [--metadata=URI --name=SEGMENT] (default: p2p)
 //        [--alloc]: buffers from allocateLocalMemory (shared-memory files) instead of the heap.
+//        [--config=JSON]: merged into the engine's config.
+//        [--hold_notifications]: notifications stay in the inbox until `notifs`.
+//        [--extra_buffers=N]: N more small read-only buffers (a large descriptor).
 // Registers three buffers (read-write, read-only, local-only), prints one JSON line
 // describing them, then serves commands on stdin, one per line:
 //   notifs  -> {"notifs":[{"name":..,"msg":..,"check":"ok"|"bad"|""}...]}
 //   hash ADDR LEN -> {"hash":"<fnv1a64 hex>"}
+//   unregister ADDR -> {"status":"OK"|"<error>","ms":<how long it took>}
 //   quit
 // A notification whose msg is "verify ADDR LEN HASH" is checked against our memory at the
 // moment it is received, which is how the tests prove a notification follows its data.
 #include <poll.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -30,8 +35,9 @@ using namespace ferry;
 int main(int argc, char** argv) {
   std::string port = "0";
   std::string metadata, name;
-  bool alloc = false;
-  size_t size = 64 << 20;
+  bool alloc = false, hold_notifications = false;
+  std::string extra_config;
+  size_t size = 64 << 20, extra_buffers = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--port=", 0) == 0) port = a.substr(7);
@@ -39,11 +45,21 @@ int main(int argc, char** argv) {
     if (a.rfind("--metadata=", 0) == 0) metadata = a.substr(11);
     if (a.rfind("--name=", 0) == 0) name = a.substr(7);
     if (a == "--alloc") alloc = true;
+    if (a == "--hold_notifications") hold_notifications = true;
+    if (a.rfind("--config=", 0) == 0) extra_config = a.substr(9);
+    if (a.rfind("--extra_buffers=", 0) == 0) extra_buffers = std::stoull(a.substr(16));
   }
   auto config = std::make_shared<Config>();
   config->set("rpc/bind_address", "127.0.0.1");
   config->set<int64_t>("rpc/port", std::stoll(port));
   test::configureMetadata(*config, metadata, name);
+  if (!extra_config.empty()) {
+    Status loaded = config->load(extra_config);
+    if (!loaded.ok()) {
+      std::printf("{\"error\":\"%s\"}\n", loaded.ToString().c_str());
+      return 1;
+    }
+  }
   TransferEngine engine(config);
   if (!engine.available()) {
     std::printf("{\"error\":\"%s\"}\n", engine.initStatus().ToString().c_str());
@@ -74,6 +90,9 @@ int main(int argc, char** argv) {
     test::fillPattern(rw, size, 7);
     test::fillPattern(ro, 1 << 16, 8);
   }
+  std::vector<uint8_t> extra(extra_buffers * 64);
+  for (size_t i = 0; st.ok() && i < extra_buffers; ++i)
+    st = engine.registerLocalMemory(extra.data() + 64 * i, 64, kGlobalReadOnly);
   std::string exported;
   if (st.ok()) st = engine.exportLocalSegment(exported);
   if (!st.ok()) {
@@ -112,19 +131,27 @@ int main(int argc, char** argv) {
   while (true) {
     pollfd p{STDIN_FILENO, POLLIN, 0};
     int pr = ::poll(&p, 1, 1);
-    drain();  // check notifications as soon as they land
+    if (!hold_notifications) drain();  // check notifications as soon as they land
     if (pr <= 0) continue;
     if (!std::getline(std::cin, line) || line == "quit") break;
     std::istringstream is(line);
     std::string cmd;
     is >> cmd;
     if (cmd == "notifs") {
+      drain();
       std::printf("%s\n", nlohmann::json({{"notifs", seen}}).dump().c_str());
       seen = nlohmann::json::array();
     } else if (cmd == "hash") {
       uint64_t addr, len;
       is >> addr >> len;
       std::printf("{\"hash\":\"%s\"}\n", test::hashHex(reinterpret_cast<uint8_t*>(addr), len).c_str());
+    } else if (cmd == "unregister") {
+      uint64_t addr = 0;
+      is >> addr;
+      auto t0 = std::chrono::steady_clock::now();
+      Status st = engine.unregisterLocalMemory(reinterpret_cast<void*>(addr));
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+      std::printf("%s\n", nlohmann::json({{"status", st.ToString()}, {"ms", ms}}).dump().c_str());
     } else {
       std::printf("{\"error\":\"unknown command\"}\n");
     }

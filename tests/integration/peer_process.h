@@ -18,18 +18,29 @@ struct PeerProcess {
   std::string segment, exported;
   uint16_t port = 0;
   uint64_t rw = 0, rw_len = 0, ro = 0, local = 0;
+  // Set before start():
+  ChildProcess::Options child;      // environment, stderr file, descriptor limit
+  std::vector<std::string> prefix;  // runs the peer under this (e.g. unshare)
+  std::string config;               // JSON merged into the peer's config
+  bool hold_notifications = false;  // notifications wait in the inbox until `notifs`
+  size_t extra_buffers = 0;         // more small buffers registered (a large descriptor)
 
   /// port 0: any free port. With a metadata URI the peer publishes itself there as `name`.
   /// `alloc`: the peer's buffers come from allocateLocalMemory (shared-memory files).
   ::testing::AssertionResult start(uint16_t want_port = 0, size_t buffer_size = 64 << 20,
                                    const std::string& metadata = "", const std::string& name = "",
                                    bool alloc = false) {
-    std::vector<std::string> argv = {binPath("ferry-test-peer"), "--port=" + std::to_string(want_port),
-                                     "--buffer_size=" + std::to_string(buffer_size)};
+    std::vector<std::string> argv = prefix;
+    for (std::string a : {binPath("ferry-test-peer"), "--port=" + std::to_string(want_port),
+                          "--buffer_size=" + std::to_string(buffer_size)})
+      argv.push_back(a);
     if (alloc) argv.push_back("--alloc");
+    if (!config.empty()) argv.push_back("--config=" + config);
+    if (hold_notifications) argv.push_back("--hold_notifications");
+    if (extra_buffers) argv.push_back("--extra_buffers=" + std::to_string(extra_buffers));
     if (!metadata.empty()) argv.push_back("--metadata=" + metadata);
     if (!name.empty()) argv.push_back("--name=" + name);
-    if (!proc.start(argv)) return ::testing::AssertionFailure() << "cannot start ferry-test-peer";
+    if (!proc.start(argv, child)) return ::testing::AssertionFailure() << "cannot start ferry-test-peer";
     std::string line = proc.readLine();
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.contains("segment"))
