@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine and runs every test: the layer rules, the release build's suite,
 # the same suite under AddressSanitizer + UndefinedBehaviorSanitizer and under
-# ThreadSanitizer, and a bounded libFuzzer run of the wire decoder. Exit status is non-zero
+# ThreadSanitizer, and bounded libFuzzer runs of the wire decoder, the token handshake and
+# the HTTP request head. Exit status is non-zero
 # if anything fails. To fit CI's time the three builds are unity builds
 # (CMAKE_UNITY_BUILD; scripts/build.sh alone builds file by file, so a missing include still
 # shows there), with line-table debug info, and the sanitizer builds use clang (a third
@@ -35,10 +36,21 @@ echo "== ThreadSanitizer build and tests"
 bash scripts/build.sh build-tsan "${unity[@]}" "${sanitized[@]}" -DFERRY_SANITIZE=thread
 (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest -j2 --output-on-failure --timeout 600)
 
-echo "== libFuzzer: wire decoder, ${FERRY_FUZZ_SECONDS:-30} s"
-mkdir -p build/fuzz
-clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz/wire_fuzz.cpp \
-  src/control/wire.cpp src/transport/tcp/tcp_wire.cpp src/common/status.cpp -o build/bin/ferry_wire_fuzz
-build/bin/ferry_wire_fuzz -max_total_time="${FERRY_FUZZ_SECONDS:-30}" -print_final_stats=1 \
-  build/fuzz 2>&1 | tail -n 3
-echo "fuzz: 1 passed, 0 failed"
+# Every parser of what peers and clients send, each for a bounded time: the wire decoder
+# (control and tcp frames), the token handshake, the HTTP request head with its signature.
+fuzz_seconds=${FERRY_FUZZ_SECONDS:-20}
+fuzz() {  # name, sources...
+  local name=$1
+  shift
+  echo "== libFuzzer: $name, $fuzz_seconds s"
+  mkdir -p "build/fuzz/$name"
+  clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc "tests/fuzz/$name.cpp" "$@" \
+    src/common/status.cpp -o "build/bin/ferry_$name" -lcrypto
+  "build/bin/ferry_$name" -max_total_time="$fuzz_seconds" -print_final_stats=1 "build/fuzz/$name" 2>&1 | tail -n 3
+}
+fuzz wire_fuzz src/control/wire.cpp src/transport/tcp/tcp_wire.cpp
+fuzz handshake_fuzz src/control/handshake.cpp src/control/wire.cpp src/common/auth.cpp src/common/environment.cpp \
+  src/common/net.cpp
+fuzz http_fuzz src/common/http.cpp src/common/auth.cpp src/common/environment.cpp src/common/net.cpp \
+  src/common/socket_server.cpp src/common/log.cpp
+echo "fuzz: 3 passed, 0 failed"

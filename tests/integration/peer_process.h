@@ -68,19 +68,20 @@ struct PeerProcess {
 };
 
 /// Writes then reads back 1 B .. 64 MiB between unaligned ranges of `mem` (>= 130 MiB,
-/// registered) and the peer's read-write buffer, checking the peer's bytes and ours.
+/// registered) and the peer's read-write buffer, checking the peer's bytes and ours; over
+/// the transport `hint` names, when given.
 inline void expectRoundTripsAllSizes(TransferEngine& engine, SegmentID seg, PeerProcess& peer,
-                                     std::vector<uint8_t>& mem, uint64_t seed) {
+                                     std::vector<uint8_t>& mem, uint64_t seed, const char* hint = nullptr) {
   const size_t sizes[] = {1, 7, 4095, 4097, 65536 + 3, (1 << 20) + 13, (8 << 20) - 1, 64 << 20};
   uint8_t* out = mem.data() + 3;                // unaligned local source
   uint8_t* back = mem.data() + (65 << 20) + 1;  // unaligned local destination
   for (size_t n : sizes) {
     uint64_t target = peer.rw + (n == (64u << 20) ? 0 : 5);  // unaligned remote
     fillPattern(out, n, n + seed);
-    ASSERT_TRUE(runBatch(engine, {Request{Request::WRITE, out, seg, target, n}}).ok()) << n;
+    ASSERT_TRUE(runBatch(engine, {Request{Request::WRITE, out, seg, target, n, hint}}).ok()) << n;
     EXPECT_EQ(peer.hash(target, n), hashHex(out, n)) << n;
     std::memset(back, 0, n);
-    ASSERT_TRUE(runBatch(engine, {Request{Request::READ, back, seg, target, n}}).ok()) << n;
+    ASSERT_TRUE(runBatch(engine, {Request{Request::READ, back, seg, target, n, hint}}).ok()) << n;
     ASSERT_EQ(std::memcmp(back, out, n), 0) << n;
   }
 }

@@ -367,7 +367,7 @@ TEST_P(ExposedFiles, SameMachinePeerFileGoesOverTheFileTransport) {
   ASSERT_TRUE(a->getSegmentInfo(seg, info).ok());
   EXPECT_EQ(info.type, SegmentInfo::File);
   EXPECT_EQ(info.buffers.at(0).length, 17u << 20);
-  roundTrips(seg, path);
+  roundTrips(seg, path, "file");  // pinned: an attach that failed would otherwise fall back to tcp
 }
 
 TEST_P(ExposedFiles, PeerFileOverTcpIsServedByItsOwner) {
@@ -463,7 +463,7 @@ TEST_P(ExposedFiles, PolicyAndFailover) {
   ASSERT_TRUE(a->available());
   ASSERT_TRUE(a->registerLocalMemory(mem.data(), mem.size()).ok());
   ASSERT_OK(a->openSegment(seg, b->getSegmentName() + "#kv"));
-  roundTrips(seg, path);
+  roundTrips(seg, path);  // every other slice fails over to tcp
 }
 
 // "<segment>#<file>" resolves through every metadata backend, and so does the refresh that

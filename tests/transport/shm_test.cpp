@@ -14,10 +14,21 @@
 
 #include "../integration/engine_pair.h"
 #include "../integration/peer_process.h"
+#include "common/base64.h"
+#include "common/net.h"
 #include "common/shm_file.h"
 #include "transport/local_peer.h"
 
 namespace ferry::test {
+
+namespace {
+std::string decodeInstance(const std::string& exported) {
+  std::string text;
+  SegmentDescriptor d;
+  if (base64Decode(exported.substr(exported.find("v1:") + 3), text)) SegmentDescriptor::fromJson(text, d).IgnoreError();
+  return d.instance_id;
+}
+}  // namespace
 
 // "mapped": the peer's buffers come from allocateLocalMemory (shared-memory files);
 // "attached": heap buffers, reached with process_vm_readv/writev.
@@ -45,7 +56,22 @@ TEST_P(ShmPeer, SameMachinePeerIsServedByShm) {
 }
 
 TEST_P(ShmPeer, RoundTripsFromOneByteTo64MiBUnaligned) {
-  expectRoundTripsAllSizes(*engine, seg, peer, mem, 1000);
+  expectRoundTripsAllSizes(*engine, seg, peer, mem, 1000, "shm");  // pinned: no silent fallback to tcp
+}
+
+// The local socket is the way in to our memory: other users cannot even connect to it.
+TEST_P(ShmPeer, LocalSocketRefusesOtherUsers) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  const std::string path = shm::localSocketPath("/dev/shm", decodeInstance(peer.exported));
+  pid_t child = ::fork();
+  if (child == 0) {
+    int fd = -1;
+    bool refused = ::setgid(65534) == 0 && ::setuid(65534) == 0 && !net::connectUnix(path, 1000, fd).ok();
+    ::_exit(refused ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "uid 65534 connected to " << path;
 }
 
 TEST_P(ShmPeer, PermissionsHold) {
