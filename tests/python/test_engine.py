@@ -290,3 +290,26 @@ def test_http_metadata_names(metadata_url):
     other = TransferEngine()
     assert other.initialize("kv-prefill-7", metadata_url, "tcp", "") == 0  # same name: the newer wins
     assert other.send_probe("127.0.0.1:%d" % e.get_rpc_port()) == 0
+
+
+def test_cluster_token_from_the_environment(monkeypatch):
+    """FERRY_AUTH_TOKEN: engines that have it serve and reach each other; one without it
+    gets nothing from them and writes nothing."""
+    from conftest import Peer
+    token = "a cluster token for the python test"
+    guarded = Peer(dict(os.environ, FERRY_AUTH_TOKEN=token))
+    try:
+        before = guarded.hash(guarded.addr, 4096)
+        outsider = TransferEngine()
+        assert outsider.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
+        src = registered(outsider, 4096)
+        assert outsider.transfer_sync_write(guarded.segment, src.ctypes.data, guarded.addr, 4096) < 0
+        assert guarded.hash(guarded.addr, 4096) == before
+        monkeypatch.setenv("FERRY_AUTH_TOKEN", token)
+        member = TransferEngine()
+        assert member.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
+        src = registered(member, 4096)
+        assert member.transfer_sync_write(guarded.segment, src.ctypes.data, guarded.addr, 4096) == 0
+        assert guarded.hash(guarded.addr, 4096) == sha1(src)
+    finally:
+        guarded.stop()
