@@ -32,7 +32,7 @@ struct Response {
   int status = 200;
   std::string body;
   std::string content_type = "text/plain";
-  std::string extra_headers;  // whole "Name: value\r\n" lines
+  std::string extra_headers{};  // whole "Name: value\r\n" lines
 };
 
 std::string urlEncode(const std::string& s);

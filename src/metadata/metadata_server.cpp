@@ -88,12 +88,16 @@ http::Response MetadataServer::handle(const http::Request& req) {
     return {200, "ok"};
   }
   if (req.path != "/metadata") return {404, "no such path; use /metadata?key=K or /health"};
-  std::lock_guard lock(mu_);
   if (!options_.token.empty()) {
     std::string why;
     const int64_t now = std::time(nullptr);
+    // The MAC (over up to a value's worth of body) outside the lock; only the nonce under it.
     int refused = http::verifySignature(req, options_.token, now, kSignatureWindowS,
-                                        [&](const std::string& n) { return seenLocked(n, now); }, why);
+                                        [&](const std::string& n) {
+                                          std::lock_guard lock(mu_);
+                                          return seenLocked(n, now);
+                                        },
+                                        why);
     if (refused) {
       FERRY_LOG_LIMITED(WARN, refusals_) << "metadata server: refused " << req.method << " " << req.path << ": " << why;
       http::Response r{refused, why};
@@ -106,6 +110,7 @@ http::Response MetadataServer::handle(const http::Request& req) {
   const std::string& key = k->second;
   if (key.size() > options_.max_key_bytes)
     return {414, "key longer than " + std::to_string(options_.max_key_bytes) + " bytes"};
+  std::lock_guard lock(mu_);
   if (req.method == "GET") {
     auto it = kv_.find(key);
     if (it == kv_.end()) return {404, "metadata not found"};

@@ -16,13 +16,19 @@ namespace ferry {
 
 using wire::MsgType;
 
+namespace {
+Status answerProbes(RpcServer& server) {
+  return server.setHandler(MsgType::kProbe, [](const wire::FrameHeader& h, ServerConnection& c) {
+    c.respond(MsgType::kProbeAck, h.request_id, Status::OK());
+    return Status::OK();
+  });
+}
+}  // namespace
+
 class RpcServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(server_.setHandler(MsgType::kProbe, [](const wire::FrameHeader& h, ServerConnection& c) {
-                  c.respond(MsgType::kProbeAck, h.request_id, Status::OK());
-                  return Status::OK();
-                }).ok());
+    ASSERT_TRUE(answerProbes(server_).ok());
     RpcServer::Options o;
     o.bind_address = "127.0.0.1";
     o.frame_timeout_ms = 500;
@@ -185,10 +191,7 @@ TEST(Handshake, HelloAckCodec) {
 class AuthServer : public ::testing::Test {
  protected:
   void start(const std::string& token) {
-    ASSERT_TRUE(server_.setHandler(MsgType::kProbe, [](const wire::FrameHeader& h, ServerConnection& c) {
-                  c.respond(MsgType::kProbeAck, h.request_id, Status::OK());
-                  return Status::OK();
-                }).ok());
+    ASSERT_TRUE(answerProbes(server_).ok());
     RpcServer::Options o;
     o.bind_address = "127.0.0.1";
     o.token = token;
