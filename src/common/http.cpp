@@ -56,20 +56,20 @@ Status recvSome(int fd, char* tmp, size_t cap, net::Clock::time_point deadline, 
     ssize_t n = ::recv(fd, tmp, cap, 0);
     if (n >= 0) {
       if (deadline != net::kNoDeadline && net::Clock::now() >= deadline && n > 0)
-        return Status::Timeout("408 request not complete in time");
+        return Status::Timeout("message not complete in time");
       got = static_cast<size_t>(n);
       return Status::OK();
     }
     if (errno == EINTR) continue;
     if ((errno == EAGAIN || errno == EWOULDBLOCK) && deadline != net::kNoDeadline && net::Clock::now() < deadline)
       continue;
-    return errno == EAGAIN || errno == EWOULDBLOCK ? Status::Timeout("408 no complete request in time")
+    return errno == EAGAIN || errno == EWOULDBLOCK ? Status::Timeout("message not complete in time")
                                                    : Status::Unavailable(std::string("recv: ") + strerror(errno));
   }
 }
 
 // Reads until the blank line ending the head; whatever body bytes came with it stay in
-// `rest`. InvalidArgument "431 ..." on an oversized head.
+// `rest`. InvalidArgument on an oversized head.
 Status readHead(int fd, std::string& head, std::string& rest, net::Clock::time_point deadline) {
   std::string buf;
   char tmp[4096];
@@ -80,7 +80,7 @@ Status readHead(int fd, std::string& head, std::string& rest, net::Clock::time_p
       rest = buf.substr(end + 4);
       return Status::OK();
     }
-    if (buf.size() > kMaxHeadBytes) return Status::InvalidArgument("431 header too large");
+    if (buf.size() > kMaxHeadBytes) return Status::InvalidArgument("header larger than 16 KiB");
     size_t n = 0;
     FERRY_RETURN_IF_ERROR(recvSome(fd, tmp, sizeof tmp, deadline, n));
     if (n == 0) return Status::Unavailable("connection closed");
@@ -388,9 +388,10 @@ void Server::serve(int fd) {
   size_t len = 0;
   int status = 0;
   std::string why;
-  if (!st.ok()) {
-    resp.status = std::atoi(st.message().c_str());
-    resp.body = st.message().substr(4);
+  if (st.IsTimeout()) {
+    resp = {408, "request head not complete in time"};
+  } else if (!st.ok()) {
+    resp = {431, st.message()};
   } else if (!parseRequestHead(head, req, len, status, why)) {
     resp = {status, why};
   } else if (len > options_.max_body) {
