@@ -279,6 +279,8 @@ Status readAllWithFds(int fd, void* data, size_t len, std::vector<int>& fds) {
   return Status::OK();
 }
 
+static_assert(sizeof(sockaddr_un::sun_path) == kMaxUnixPathBytes + 1);
+
 Status listenUnix(const std::string& path, int& fd_out) {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof addr.sun_path)

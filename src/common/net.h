@@ -35,8 +35,10 @@ Status writeAll(int fd, const void* data, size_t len, Clock::time_point deadline
 /// Reads exactly len bytes; Unavailable on EOF.
 Status readAll(int fd, void* data, size_t len);
 
+/// Longest path a Unix-domain socket may have (sockaddr_un's sun_path, less the NUL).
+constexpr size_t kMaxUnixPathBytes = 107;
 /// A Unix-domain stream socket listening at `path` (mode 0600: only this user and root may
-/// connect). The path must be free and fit sockaddr_un.
+/// connect). The path must be free and at most kMaxUnixPathBytes long.
 Status listenUnix(const std::string& path, int& fd);
 /// Connects to a Unix-domain socket; blocking, close-on-exec.
 Status connectUnix(const std::string& path, int timeout_ms, int& fd);

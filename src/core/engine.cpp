@@ -148,7 +148,7 @@ void EngineImpl::openLocalDir() {
     local_dir_.reset();
     local_dir_path_.clear();
   };
-  if (shm::localSocketPath(options_.same_machine_dir, instance_id_).size() >= 108)  // sockaddr_un
+  if (shm::localSocketPath(options_.same_machine_dir, instance_id_).size() > net::kMaxUnixPathBytes)
     return fail(Status::InvalidArgument("the path is too long for a Unix socket in it"));
   Status st = shm::InstanceDir::open(options_.same_machine_dir, instance_id_, local_dir_);
   if (!st.ok()) return fail(st);

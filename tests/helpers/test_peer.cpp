@@ -60,13 +60,15 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // Memory peers write into outlives the engine (declared first, destroyed last): the
+  // engine's server threads are joined before it goes.
+  std::vector<uint8_t> heap_rw, heap_ro, heap_local, extra(extra_buffers * 64);
   TransferEngine engine(config);
   if (!engine.available()) {
     std::printf("{\"error\":\"%s\"}\n", engine.initStatus().ToString().c_str());
     return 1;
   }
   // Heap buffers are registered; --alloc ones come registered from the engine.
-  std::vector<uint8_t> heap_rw, heap_ro, heap_local;
   uint8_t *rw = nullptr, *ro = nullptr, *local = nullptr;
   Status st;
   if (alloc) {
@@ -90,7 +92,6 @@ int main(int argc, char** argv) {
     test::fillPattern(rw, size, 7);
     test::fillPattern(ro, 1 << 16, 8);
   }
-  std::vector<uint8_t> extra(extra_buffers * 64);
   for (size_t i = 0; st.ok() && i < extra_buffers; ++i)
     st = engine.registerLocalMemory(extra.data() + 64 * i, 64, kGlobalReadOnly);
   std::string exported;

@@ -128,6 +128,8 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
     lock.unlock();
     Status st = net::writeAllV(fd_, iov, n);
     lock.lock();
+    written_ = next_id_ - 1;  // one drainer at a time (sending_): every id so far went out
+    if (receiver_waits_) cv_.notify_all();
     if (!st.ok()) {
       if (kill_reason_.ok())
         kill_reason_ = Status::Unavailable("send to " + where_ + " failed: " + st.message());
@@ -194,7 +196,12 @@ void TcpConnection::receiverLoop() {
       if (!cause.ok()) break;
     }
     {
-      std::lock_guard lock(mu_);
+      std::unique_lock lock(mu_);
+      if (written_ < s->request_id) {  // rare: the answer came back before sendmsg returned
+        receiver_waits_ = true;
+        cv_.wait(lock, [&] { return written_ >= s->request_id || !sending_; });
+        receiver_waits_ = false;
+      }
       inflight_.pop_front();
     }
     outstanding_.fetch_sub(s->length, std::memory_order_relaxed);

@@ -70,13 +70,18 @@ class TcpConnection {
   const int fd_;
   const std::string where_;
   const Options options_;
-  // Guards the queues, sending_, kill_reason_ and next_id_; a leaf under TcpEndpoint::mu_,
+  // Guards the queues, sending_, written_, kill_reason_ and next_id_; a leaf under TcpEndpoint::mu_,
   // released while writing and before completing slices (docs/locking.md).
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Slice*> sendq_;
   std::deque<Slice*> inflight_;
   bool sending_ = false;
+  // Request id of the last slice whose write call has returned: the receiver completes a
+  // slice only after that (an ack can beat sendmsg's return; the slice's memory must not be
+  // handed back while a thread is still in a call reading it).
+  uint64_t written_ = 0;
+  bool receiver_waits_ = false;
   Status kill_reason_;  // why we shut the socket (timeout, cancel), if we did
   uint64_t next_id_ = 1;
   std::atomic<bool> dead_{false};
