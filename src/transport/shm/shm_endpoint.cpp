@@ -104,7 +104,8 @@ Status ShmEndpoint::prepare(const PeerEndpoint& peer, Slice* const* slices, size
     FERRY_RETURN_IF_ERROR(local_.attach(peer));
     FERRY_RETURN_IF_ERROR(local_.checkCurrent(peer, reported));
     // Bounds, permissions and files come from the peer's own word, not from the
-    // descriptor the engine was handed (shm has no target-side check).
+    // descriptor the engine was handed (shm has no target-side check). A copy of the
+    // pointer: a channel that breaks in mappingLocked drops LocalPeer's.
     const std::shared_ptr<const SegmentDescriptor> proven = local_.proven();
     const SegmentDescriptor& desc = *proven;
     indexLocked(proven);
