@@ -50,24 +50,6 @@ std::string trim(std::string_view v) {
   return std::string(v.substr(b, e - b + 1));
 }
 
-// One receive into `tmp`; on a socket timeout, waits on while `deadline` allows. 0: EOF.
-Status recvSome(int fd, char* tmp, size_t cap, net::Clock::time_point deadline, size_t& got) {
-  while (true) {
-    ssize_t n = ::recv(fd, tmp, cap, 0);
-    if (n >= 0) {
-      if (deadline != net::kNoDeadline && net::Clock::now() >= deadline && n > 0)
-        return Status::Timeout("message not complete in time");
-      got = static_cast<size_t>(n);
-      return Status::OK();
-    }
-    if (errno == EINTR) continue;
-    if ((errno == EAGAIN || errno == EWOULDBLOCK) && deadline != net::kNoDeadline && net::Clock::now() < deadline)
-      continue;
-    return errno == EAGAIN || errno == EWOULDBLOCK ? Status::Timeout("message not complete in time")
-                                                   : Status::Unavailable(std::string("recv: ") + strerror(errno));
-  }
-}
-
 // Reads until the blank line ending the head; whatever body bytes came with it stay in
 // `rest`. InvalidArgument on an oversized head.
 Status readHead(int fd, std::string& head, std::string& rest, net::Clock::time_point deadline) {
@@ -82,7 +64,7 @@ Status readHead(int fd, std::string& head, std::string& rest, net::Clock::time_p
     }
     if (buf.size() > kMaxHeadBytes) return Status::InvalidArgument("header larger than 16 KiB");
     size_t n = 0;
-    FERRY_RETURN_IF_ERROR(recvSome(fd, tmp, sizeof tmp, deadline, n));
+    FERRY_RETURN_IF_ERROR(net::receiveSome(fd, tmp, sizeof tmp, deadline, n));
     if (n == 0) return Status::Unavailable("connection closed");
     buf.append(tmp, n);
   }
@@ -116,7 +98,7 @@ Status readBody(int fd, std::string& rest, size_t len, std::string& body, net::C
   body.resize(len);
   while (have < len) {
     size_t n = 0;
-    FERRY_RETURN_IF_ERROR(recvSome(fd, body.data() + have, len - have, deadline, n));
+    FERRY_RETURN_IF_ERROR(net::receiveSome(fd, body.data() + have, len - have, deadline, n));
     if (n == 0) return Status::Unavailable("connection closed mid-body");
     have += n;
   }

@@ -234,6 +234,20 @@ Status recvError(int err) {
 }
 }  // namespace
 
+Status receiveSome(int fd, void* out, size_t cap, Clock::time_point deadline, size_t& got) {
+  while (true) {
+    ssize_t n = ::recv(fd, out, cap, 0);
+    if (n > 0 && deadline != kNoDeadline && Clock::now() >= deadline)
+      return Status::Timeout("message not complete in time");
+    if (n >= 0) {
+      got = static_cast<size_t>(n);
+      return Status::OK();
+    }
+    if (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) && keepWaiting(deadline))) continue;
+    return recvError(errno);
+  }
+}
+
 Status readAll(int fd, void* data, size_t len) {
   auto* p = static_cast<uint8_t*>(data);
   while (len > 0) {

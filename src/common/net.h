@@ -34,6 +34,10 @@ Status writeAllV(int fd, struct iovec* iov, int iovcnt, Clock::time_point deadli
 Status writeAll(int fd, const void* data, size_t len, Clock::time_point deadline = kNoDeadline);
 /// Reads exactly len bytes; Unavailable on EOF.
 Status readAll(int fd, void* data, size_t len);
+/// One receive of up to `cap` bytes into `out` (`got` = 0 on EOF). With a deadline, receive
+/// timeouts on the socket are ticks until it passes, and data arriving after it is a
+/// Timeout too; without one a receive timeout is a Timeout.
+Status receiveSome(int fd, void* out, size_t cap, Clock::time_point deadline, size_t& got);
 
 /// Longest path a Unix-domain socket may have (sockaddr_un's sun_path, less the NUL).
 constexpr size_t kMaxUnixPathBytes = 107;

@@ -6,6 +6,7 @@
 
 #include "common/endian.h"
 #include "common/net.h"
+#include "control/rpc_client.h"
 
 namespace ferry::handshake {
 
@@ -62,24 +63,13 @@ auth::Mac clientMac(std::string_view token, const auth::Nonce& server, const aut
 }
 
 namespace {
-// One request/response on the blocking socket, both checked against the control table.
+// One request/response on the blocking socket, checked against the control table.
 Status exchange(int fd, wire::MsgType type, uint64_t id, std::string_view body, std::string& reply,
                 const std::string& where) {
-  const wire::MessageTable& table = wire::controlMessages();
-  wire::FrameHeader h{type, static_cast<uint32_t>(body.size()), 0, id};
-  uint8_t hb[wire::kHeaderSize];
-  wire::encodeHeader(h, hb);
-  iovec iov[2] = {{hb, sizeof hb}, {const_cast<char*>(body.data()), body.size()}};
-  FERRY_RETURN_IF_ERROR(net::writeAllV(fd, iov, body.empty() ? 1 : 2));
-  FERRY_RETURN_IF_ERROR(net::readAll(fd, hb, sizeof hb));
-  wire::FrameHeader rh;
-  FERRY_RETURN_IF_ERROR(wire::decodeHeader(hb, sizeof hb, table, rh));
-  if (rh.request_id != id || rh.type != table.find(type)->response)
-    return Status::Corrupted(std::string("unexpected ") + table.name(rh.type) + " in the handshake");
-  reply.assign(rh.body_len, '\0');
-  FERRY_RETURN_IF_ERROR(net::readAll(fd, reply.data(), reply.size()));
-  if (rh.status != 0) return wire::fromWire(rh.status, where + " answered: " + reply);
-  return Status::OK();
+  FERRY_RETURN_IF_ERROR(rpc::sendRequest(fd, type, id, body));
+  Status answer;
+  FERRY_RETURN_IF_ERROR(rpc::readResponse(fd, wire::controlMessages(), type, id, where, &reply, answer));
+  return answer;
 }
 }  // namespace
 

@@ -15,6 +15,33 @@ namespace ferry {
 using wire::FrameHeader;
 using wire::MsgType;
 
+namespace rpc {
+
+Status sendRequest(int fd, MsgType type, uint64_t id, std::string_view body) {
+  uint8_t hb[wire::kHeaderSize];
+  wire::encodeHeader(FrameHeader{type, static_cast<uint32_t>(body.size()), 0, id}, hb);
+  iovec iov[2] = {{hb, sizeof hb}, {const_cast<char*>(body.data()), body.size()}};
+  return net::writeAllV(fd, iov, body.empty() ? 1 : 2);
+}
+
+Status readResponse(int fd, const wire::MessageTable& table, MsgType type, uint64_t id, const std::string& where,
+                    std::string* reply, Status& answer, std::vector<int>* fds) {
+  uint8_t hb[wire::kHeaderSize];
+  FERRY_RETURN_IF_ERROR(fds ? net::readAllWithFds(fd, hb, sizeof hb, *fds) : net::readAll(fd, hb, sizeof hb));
+  FrameHeader rh;
+  FERRY_RETURN_IF_ERROR(wire::decodeHeader(hb, sizeof hb, table, rh));
+  const wire::MessageSpec* spec = table.find(type);
+  if (rh.request_id != id || !spec || rh.type != spec->response)
+    return Status::Corrupted(std::string("unexpected ") + table.name(rh.type) + " from " + where);
+  std::string body(rh.body_len, '\0');
+  FERRY_RETURN_IF_ERROR(net::readAll(fd, body.data(), body.size()));
+  answer = wire::fromWire(rh.status, where + " answered: " + body);
+  if (answer.ok() && reply) *reply = std::move(body);
+  return Status::OK();
+}
+
+}  // namespace rpc
+
 RpcClient::~RpcClient() {
   for (auto& [where, conns] : idle_)
     for (auto& c : conns) ::close(c.fd);
@@ -122,11 +149,8 @@ Status RpcClient::exchange(Conn& c, const std::string& where, MsgType type, std:
       return Status(st.code(), table.name(type) + std::string(" to ") + where + ": " + st.message());
     return st;
   };
-  FrameHeader h{type, static_cast<uint32_t>(body.size()), 0, c.next_id++};
-  uint8_t hb[wire::kHeaderSize];
-  wire::encodeHeader(h, hb);
-  iovec iov[2] = {{hb, sizeof hb}, {const_cast<char*>(body.data()), body.size()}};
-  Status st = net::writeAllV(c.fd, iov, body.empty() ? 1 : 2);
+  const uint64_t id = c.next_id++;
+  Status st = rpc::sendRequest(c.fd, type, id, body);
   if (!st.ok()) return fail(st);
   // A response byte proves the peer saw the request; until then a retry is safe.
   uint8_t first;
@@ -142,21 +166,10 @@ Status RpcClient::exchange(Conn& c, const std::string& where, MsgType type, std:
                     ? Status::Timeout("no response within " + std::to_string(timeout_ms_) + " ms")
                     : Status::Unavailable(std::string("receive failed: ") + strerror(errno)));
   sent = true;
-  st = net::readAll(c.fd, hb, sizeof hb);
+  Status answer;
+  st = rpc::readResponse(c.fd, table, type, id, where, reply, answer);
   if (!st.ok()) return fail(st);
-  FrameHeader rh;
-  st = wire::decodeHeader(hb, sizeof hb, table, rh);
-  if (!st.ok()) return fail(st);
-  const wire::MessageSpec* spec = table.find(type);
-  if (rh.request_id != h.request_id || !spec || rh.type != spec->response)
-    return fail(Status::Corrupted(std::string("unexpected response ") + table.name(rh.type) +
-                                  " from " + where));
-  std::string rbody(rh.body_len, '\0');
-  st = net::readAll(c.fd, rbody.data(), rbody.size());
-  if (!st.ok()) return fail(st);
-  if (rh.status != 0) return wire::fromWire(rh.status, where + " answered: " + rbody);
-  if (reply) *reply = std::move(rbody);
-  return Status::OK();
+  return answer;
 }
 
 }  // namespace ferry

@@ -18,6 +18,21 @@
 
 namespace ferry {
 
+// One request and its response on a blocking socket nobody else uses meanwhile: what the
+// RPC client, the token handshake and a same-machine peer's channel (LocalPeer) share.
+namespace rpc {
+/// Sends request `type` #`id` with `body`.
+Status sendRequest(int fd, wire::MsgType type, uint64_t id, std::string_view body);
+/// Reads the response to request `type` #`id`, checked against `table`. The return is the
+/// exchange's own failure (I/O, a malformed or unexpected frame: the connection is then
+/// unusable); `answer` is the peer's status for the request ("<where> answered: ..."), with
+/// the body in `reply` when it is OK. Descriptors passed with the response go to `fds` when
+/// given (the caller owns them, also on error).
+Status readResponse(int fd, const wire::MessageTable& table, wire::MsgType type, uint64_t id,
+                    const std::string& where, std::string* reply, Status& answer,
+                    std::vector<int>* fds = nullptr);
+}  // namespace rpc
+
 class RpcClient {
  public:
   /// `timeout_ms` bounds the connect and the wait for each response.

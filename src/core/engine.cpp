@@ -183,7 +183,6 @@ Status EngineImpl::defineMessage(MsgType type, const wire::MessageSpec& spec, Me
 void EngineImpl::localChanged() {
   const uint64_t version = registry_.version();
   if (beacon_) beacon_->set(version);
-  for (Transport* t : transport_list_) t->localVersionChanged(version);
   if (started_ && publisher_) publisher_->publish(version);
 }
 

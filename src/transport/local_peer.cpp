@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "control/handshake.h"
+#include "control/rpc_client.h"
 #include "transport/transport.h"
 
 namespace ferry {
@@ -47,27 +48,15 @@ bool LocalPeer::alive() const {
 
 Status LocalPeer::call(MsgType type, std::string_view body, std::string* reply, std::vector<int>& fds) {
   if (fd_ < 0) return Status::Unavailable("not attached");
-  Status st = [&]() -> Status {
-    FrameHeader h{type, static_cast<uint32_t>(body.size()), 0, next_id_++};
-    uint8_t hb[wire::kHeaderSize];
-    wire::encodeHeader(h, hb);
-    iovec iov[2] = {{hb, sizeof hb}, {const_cast<char*>(body.data()), body.size()}};
-    FERRY_RETURN_IF_ERROR(net::writeAllV(fd_, iov, body.empty() ? 1 : 2));
-    FERRY_RETURN_IF_ERROR(net::readAllWithFds(fd_, hb, sizeof hb, fds));
-    FrameHeader rh;
-    FERRY_RETURN_IF_ERROR(wire::decodeHeader(hb, sizeof hb, messages_, rh));
-    const wire::MessageSpec* spec = messages_.find(type);
-    if (rh.request_id != h.request_id || !spec || rh.type != spec->response)
-      return Status::Corrupted(std::string("unexpected ") + messages_.name(rh.type) + " from a local peer");
-    std::string text(rh.body_len, '\0');
-    FERRY_RETURN_IF_ERROR(net::readAll(fd_, text.data(), text.size()));
-    if (rh.status != 0) return wire::fromWire(rh.status, "local peer answered: " + text);
-    if (reply) *reply = std::move(text);
-    return Status::OK();
-  }();
-  // A refusal leaves the stream in step; anything else leaves it unknown: start over.
-  if (!st.ok() && (st.IsUnavailable() || st.IsTimeout() || st.code() == Status::Code::kCorrupted)) detach();
-  return st;
+  const uint64_t id = next_id_++;
+  Status answer;
+  Status st = rpc::sendRequest(fd_, type, id, body);
+  if (st.ok()) st = rpc::readResponse(fd_, messages_, type, id, "the local peer", reply, answer, &fds);
+  if (!st.ok()) {
+    detach();  // the stream is in an unknown state: start over
+    return st;
+  }
+  return answer;
 }
 
 Status LocalPeer::describe(const SegmentDescriptor& claimed) {
@@ -135,7 +124,7 @@ Status LocalPeer::attach(const PeerEndpoint& peer) {
     backoff_ = std::chrono::milliseconds(0);
   }
   // Registrations moved on since we read its descriptor: read it again (the peer's word).
-  uint64_t live = reinterpret_cast<const std::atomic<uint64_t>*>(beacon_->base())->load(std::memory_order_acquire);
+  const uint64_t live = liveVersion();
   if (live != shm::kEngineGone && live > proven_->version) {
     Status st = describe(*peer.desc);
     if (!st.ok()) return Status::Unavailable("segment '" + peer.desc->name + "': " + st.message());
@@ -162,9 +151,12 @@ Status checkLiveVersion(const PeerEndpoint& peer, uint64_t live, bool alive, uin
   return Status::OK();
 }
 
+uint64_t LocalPeer::liveVersion() const {
+  return reinterpret_cast<const std::atomic<uint64_t>*>(beacon_->base())->load(std::memory_order_acquire);
+}
+
 Status LocalPeer::checkCurrent(const PeerEndpoint& peer, uint64_t& reported) const {
-  uint64_t live = reinterpret_cast<const std::atomic<uint64_t>*>(beacon_->base())->load(std::memory_order_acquire);
-  return checkLiveVersion(peer, live, alive(), reported);
+  return checkLiveVersion(peer, liveVersion(), alive(), reported);
 }
 
 }  // namespace ferry

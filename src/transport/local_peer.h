@@ -70,6 +70,8 @@ class LocalPeer {
   // Reads the peer's descriptor (and its beacon, the first time) through the channel.
   Status describe(const SegmentDescriptor& claimed);
   bool alive() const;
+  // The registry version the peer's beacon holds now (after attach()).
+  uint64_t liveVersion() const;
   void detach();
 
   TransportContext& ctx_;

@@ -135,8 +135,6 @@ class Transport {
   virtual Status unregisterMemory(const BufferDesc&) { return Status::OK(); }
   /// Optional: JSON about the whole segment for peers (e.g. a control page), "" for none.
   virtual std::string describeLocal() const { return ""; }
-  /// Optional: this engine's registrations changed; `version` is the registry's now.
-  virtual void localVersionChanged(uint64_t /*version*/) {}
 
   /// Optional: runs queued work that the calling thread submitted on this thread, until
   /// `done()` is true or none is left, and says whether it did any. A thread waiting for its

@@ -36,7 +36,6 @@ class FaultTransport : public Transport {
   }
   Status unregisterMemory(const BufferDesc& d) override { return inner_->unregisterMemory(d); }
   std::string describeLocal() const override { return inner_->describeLocal(); }
-  void localVersionChanged(uint64_t version) override { inner_->localVersionChanged(version); }
   bool progress(const std::function<bool()>& done) override { return inner_->progress(done); }
   size_t peerStateCount() const override { return inner_->peerStateCount(); }
 

@@ -24,6 +24,14 @@ const wire::MessageTable& messages() {
 }
 }  // namespace file_wire
 
+namespace {
+const FileDesc* fileById(const SegmentDescriptor& d, uint32_t id) {
+  for (const auto& f : d.files)
+    if (f.id == id) return &f;
+  return nullptr;
+}
+}  // namespace
+
 // One peer instance's files opened here (or, for our own segment, the live file table).
 class FileEndpoint : public Endpoint, public std::enable_shared_from_this<FileEndpoint> {
  public:
@@ -64,8 +72,7 @@ Status FileEndpoint::fileFor(const PeerEndpoint& peer, PeerFile& out, uint64_t& 
   if (pruned_for_ != proven) {
     // Close files the peer no longer exposes (accesses in flight keep theirs open).
     for (auto it = files_.begin(); it != files_.end();) {
-      const FileDesc* f = nullptr;
-      for (const auto& d : proven->files) f = d.id == it->first ? &d : f;
+      const FileDesc* f = fileById(*proven, it->first);
       it = f && f->length == it->second.desc.length && f->read_only == it->second.desc.read_only ? std::next(it)
                                                                                                 : files_.erase(it);
     }
@@ -76,8 +83,7 @@ Status FileEndpoint::fileFor(const PeerEndpoint& peer, PeerFile& out, uint64_t& 
     out = it->second;
     return Status::OK();
   }
-  const FileDesc* theirs = nullptr;
-  for (const auto& d : proven->files) theirs = d.id == fd.id ? &d : theirs;
+  const FileDesc* theirs = fileById(*proven, fd.id);
   if (!theirs) return Status::NotFound("segment '" + peer.segment_name + "' no longer exposes file '" + fd.name + "'");
   uint8_t id[4];
   putU32(id, fd.id);

@@ -74,11 +74,12 @@ void BouncePool::give(uint8_t* buf, size_t cap) {
   cv_.notify_one();
 }
 
-Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t bounce_bytes) {
+Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t bounce_bytes,
+                        std::chrono::milliseconds bounce_wait) {
   ctx_ = &ctx;
   file_align_ = file_alignment;
   bounce_.configure(bounce_bytes, file_alignment);
-  bounce_wait_ = std::chrono::milliseconds(ctx.config().get<int64_t>("transfer_timeout_ms"));
+  bounce_wait_ = bounce_wait;
   wire::MessageTable tcp;
   FERRY_RETURN_IF_ERROR(defineMessages(tcp));
   auto write = [this](const FrameHeader& h, ServerConnection& s) { return handleWrite(h, s); };

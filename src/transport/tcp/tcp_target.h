@@ -57,7 +57,9 @@ class BouncePool {
 class TcpTarget {
  public:
   /// Defines the tcp messages and installs the handlers.
-  Status start(TransportContext& ctx, uint32_t file_alignment, size_t bounce_bytes);
+  /// `bounce_wait`: how long a file access waits for a bounce buffer before it is refused.
+  Status start(TransportContext& ctx, uint32_t file_alignment, size_t bounce_bytes,
+               std::chrono::milliseconds bounce_wait);
 
  private:
   // A peer's admitted access: a pinned memory range, or a range of an exposed file.

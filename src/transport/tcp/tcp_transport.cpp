@@ -150,7 +150,8 @@ Status TcpTransport::start(TransportContext& ctx) {
   slice_size_ = std::min(c.get<uint64_t>("transports/tcp/slice_size"),
                          c.get<uint64_t>("transports/tcp/max_slice_size"));
   FERRY_RETURN_IF_ERROR(target_.start(ctx, static_cast<uint32_t>(c.get<int64_t>("files/direct_alignment")),
-                                      c.get<uint64_t>("transports/tcp/file_bounce_bytes")));
+                                      c.get<uint64_t>("transports/tcp/file_bounce_bytes"),
+                                      std::chrono::milliseconds(options_.transfer_timeout_ms)));
   stopping_ = false;
   timer_ = std::thread([this] { timerLoop(); });
   return Status::OK();
