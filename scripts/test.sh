@@ -49,8 +49,8 @@ fuzz() {  # name, sources...
   "build/bin/ferry_$name" -max_total_time="$fuzz_seconds" -print_final_stats=1 "build/fuzz/$name" 2>&1 | tail -n 3
 }
 fuzz wire_fuzz src/control/wire.cpp src/transport/tcp/tcp_wire.cpp
-fuzz handshake_fuzz src/control/handshake.cpp src/control/wire.cpp src/common/auth.cpp src/common/environment.cpp \
-  src/common/net.cpp
+fuzz handshake_fuzz src/control/handshake.cpp src/control/rpc_client.cpp src/control/wire.cpp src/common/auth.cpp \
+  src/common/environment.cpp src/common/net.cpp
 fuzz http_fuzz src/common/http.cpp src/common/auth.cpp src/common/environment.cpp src/common/net.cpp \
   src/common/socket_server.cpp src/common/log.cpp
 echo "fuzz: 3 passed, 0 failed"
