@@ -5,6 +5,9 @@
 //   --mode=memcpy / --mode=fileio   the references the bench scripts compare against
 //   --reference=memcpy  (initiator, loopback) times memcpy of the same blocks in windows
 //                       that alternate with the transfer's, and prints the ratio
+//   --reference=tcp     the same with a plain TCP stream between the two processes over the
+//                       same memory, on one connection and on --reference_connections
+//                       (the target prints "REFERENCE host:port" for --reference_server)
 // A file segment is measured with --mode=initiator --segment_id=file:///PATH.
 // Flags follow Mooncake's transfer_engine_bench. --json ends the output with one JSON line.
 #include <fcntl.h>
@@ -29,6 +32,8 @@
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 #include "flags.h"
+#include "tcp_reference.h"
+#include "common/net.h"
 #include "metadata/metadata_store.h"
 
 using namespace ferry;
@@ -97,6 +102,20 @@ int runTarget(const tools::Flags& f) {
     return 1;
   }
   fillPattern(static_cast<uint8_t*>(buf), size, 0, kTargetSeed);
+  tools::TcpReferenceServer reference;
+  if (f.str("reference") == "tcp") {
+    std::string host = "127.0.0.1";
+    uint16_t port_ignored = 0;
+    if (!f.str("local_server_name").empty() &&
+        !net::parseHostPort(f.str("local_server_name"), host, port_ignored).ok())
+      host = f.str("local_server_name");  // a bare host
+    st = reference.start(host, static_cast<uint8_t*>(buf), size);
+    if (!st.ok()) {
+      std::cerr << "target: tcp reference: " << st.ToString() << "\n";
+      return 1;
+    }
+    std::cout << "REFERENCE " << reference.address() << std::endl;
+  }
   std::cout << "SEGMENT " << engine.getSegmentName() << std::endl;
   std::cerr << "ferry-bench target: segment " << engine.getSegmentName() << ", buffer "
             << size << " bytes; stop with Ctrl-C\n";
@@ -222,12 +241,52 @@ int runInitiator(const tools::Flags& f) {
       std::chrono::milliseconds(config->get<int64_t>("transfer_timeout_ms", 30000) + 5000);
   std::string used_protocol = hint ? protocol : ext::transportName(engine, seg);
 
-  const bool with_memcpy = f.str("reference") == "memcpy";
+  // References are timed in windows that alternate with the transfer's: memory and
+  // network bandwidth here drift by tens of percent within a minute, and adjacent windows
+  // see the same drift.
+  struct Reference {
+    std::string name;
+    std::function<Moved(Clock::time_point until)> window;
+    Moved moved;
+  };
+  std::vector<Reference> references;
+  const size_t working_set = per_thread * threads;
   // The memcpy reference moves the same blocks between the same local buffer and a private
-  // one of the same size, in windows that alternate with the transfer's: memory bandwidth
-  // here drifts by tens of percent within a minute, and adjacent windows see the same drift.
-  // Zero-filled on construction: every page is touched before timing.
-  std::vector<uint8_t> reference_buf(with_memcpy ? per_thread * threads : 0);
+  // one of the same size. Zero-filled on construction: every page is touched before timing.
+  std::vector<uint8_t> reference_buf(f.str("reference") == "memcpy" ? working_set : 0);
+  if (f.str("reference") == "memcpy")
+    references.push_back({"memcpy", [&](Clock::time_point until) {
+      return referenceLoop(threads, until, per_thread, block, [&](size_t o) {
+        std::memcpy(is_write ? &reference_buf[o] : lbuf + o, is_write ? lbuf + o : &reference_buf[o], block);
+        return true;
+      });
+    }, {}});
+  // The raw TCP reference: plain streams between the same processes over the same memory
+  // (our buffer and the target's), one connection and several.
+  std::vector<std::unique_ptr<tools::TcpReferenceClient>> tcp_refs;
+  if (f.str("reference") == "tcp") {
+    if (f.str("reference_server").empty()) {
+      std::cerr << "--reference=tcp needs --reference_server (the target prints it; loopback sets it)\n";
+      return 2;
+    }
+    std::vector<int> counts = {1};
+    if (f.i64("reference_connections") > 1) counts.push_back(static_cast<int>(f.i64("reference_connections")));
+    for (int n : counts) {
+      auto c = std::make_unique<tools::TcpReferenceClient>();
+      st = c->connect(f.str("reference_server"), n, is_write, static_cast<size_t>(f.i64("reference_io")), lbuf,
+                      working_set, 0);
+      if (!st.ok()) {
+        std::cerr << "initiator: tcp reference: " << st.ToString() << "\n";
+        return 1;
+      }
+      tools::TcpReferenceClient* client = c.get();
+      references.push_back({"tcp x" + std::to_string(n), [client](Clock::time_point until) {
+        return referenceLoop(client->connections(), until, client->share(), client->share(),
+                             [client](size_t o) { return client->round(static_cast<int>(o / client->share())); });
+      }, {}});
+      tcp_refs.push_back(std::move(c));
+    }
+  }
 
   std::vector<Result> results(threads);
   std::atomic<uint64_t> live_bytes{0};
@@ -270,12 +329,6 @@ int runInitiator(const tools::Flags& f) {
     for (auto& th : pool) th.join();
     return std::chrono::duration<double>(Clock::now() - w0).count();
   };
-  auto memcpyWindow = [&](Clock::time_point until) {
-    return referenceLoop(threads, until, per_thread, block, [&](size_t o) {
-      std::memcpy(is_write ? &reference_buf[o] : lbuf + o, is_write ? lbuf + o : &reference_buf[o], block);
-      return true;
-    });
-  };
   auto anyError = [&] {
     return std::any_of(results.begin(), results.end(), [](const Result& r) { return !r.error.empty(); });
   };
@@ -283,13 +336,13 @@ int runInitiator(const tools::Flags& f) {
   auto start = Clock::now();
   auto end_at = after(duration);
   double elapsed = 0;
-  Moved reference;
-  if (with_memcpy) {
+  std::string total_error_reference;
+  if (!references.empty()) {
     const auto window = std::chrono::milliseconds(std::max<int64_t>(f.i64("window_ms"), 10));
     // One untimed window of each first: the reference's pages are touched by its zero-fill,
     // the peer's (mapped here on first access) only by a first pass of transfers.
     transferWindow(Clock::now() + window);
-    memcpyWindow(Clock::now() + window);
+    for (auto& ref : references) ref.window(Clock::now() + window);
     for (auto& r : results) {
       r.bytes = 0;
       r.latencies_us.clear();
@@ -297,9 +350,12 @@ int runInitiator(const tools::Flags& f) {
     end_at = after(duration);
     while (Clock::now() < end_at && !g_stop && !anyError()) {
       elapsed += transferWindow(Clock::now() + window);
-      Moved m = memcpyWindow(Clock::now() + window);
-      reference.bytes += m.bytes;
-      reference.seconds += m.seconds;
+      for (auto& ref : references) {
+        Moved m = ref.window(Clock::now() + window);
+        ref.moved.bytes += m.bytes;
+        ref.moved.seconds += m.seconds;
+        if (!m.ok && total_error_reference.empty()) total_error_reference = ref.name + " reference failed";
+      }
     }
   } else {
     std::thread meter;
@@ -332,6 +388,7 @@ int runInitiator(const tools::Flags& f) {
     if (!r.error.empty() && total.error.empty()) total.error = r.error;
     total.verified &= r.verified;
   }
+  if (total.error.empty()) total.error = total_error_reference;
   if (verify && is_write && total.error.empty()) {
     // Read every written range back and compare it with what we sent.
     std::vector<uint8_t> scratch_mem(per_thread * threads + 4096);
@@ -357,11 +414,17 @@ int runInitiator(const tools::Flags& f) {
   std::printf("moved %.3f GB in %.2f s: %.3f GB/s; batch latency p50 %.1f us, p99 %.1f us%s\n",
               total.bytes / 1e9, elapsed, gbps, p50, p99,
               verify ? (total.verified ? "; verified" : "; VERIFY FAILED") : "");
-  const double reference_gbps = reference.gbps();
-  if (with_memcpy)
-    std::printf("memcpy reference in alternating %lld ms windows: %.3f GB/s; ratio %.3f\n",
-                static_cast<long long>(f.i64("window_ms")), reference_gbps,
-                reference_gbps > 0 ? gbps / reference_gbps : 0.0);
+  // The ratio is to the best reference (for tcp: the best connection count).
+  double reference_gbps = 0;
+  nlohmann::json reference_json = nlohmann::json::object();
+  for (auto& ref : references) {
+    reference_gbps = std::max(reference_gbps, ref.moved.gbps());
+    reference_json[ref.name] = ref.moved.gbps();
+    std::printf("%s reference in alternating %lld ms windows: %.3f GB/s; ratio %.3f\n", ref.name.c_str(),
+                static_cast<long long>(f.i64("window_ms")), ref.moved.gbps(),
+                ref.moved.gbps() > 0 ? gbps / ref.moved.gbps() : 0.0);
+  }
+  const bool with_reference = !references.empty();
   if (!total.error.empty()) std::printf("error: %s\n", total.error.c_str());
   if (f.boolean("json")) {
     nlohmann::json j = {{"operation", op},
@@ -376,8 +439,9 @@ int runInitiator(const tools::Flags& f) {
                         {"batch_latency_us_p99", p99},
                         {"batches", total.latencies_us.size()},
                         {"verified", verify ? nlohmann::json(total.verified) : nlohmann::json(nullptr)},
-                        {"reference_GBps", with_memcpy ? nlohmann::json(reference_gbps) : nlohmann::json(nullptr)},
-                        {"ratio", with_memcpy && reference_gbps > 0 ? nlohmann::json(gbps / reference_gbps)
+                        {"reference_GBps", with_reference ? nlohmann::json(reference_gbps) : nlohmann::json(nullptr)},
+                        {"references", reference_json},
+                        {"ratio", with_reference && reference_gbps > 0 ? nlohmann::json(gbps / reference_gbps)
                                                                     : nlohmann::json(nullptr)},
                         {"error", total.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(total.error)}};
     std::printf("%s\n", j.dump().c_str());
@@ -399,6 +463,7 @@ int runLoopback(tools::Flags& f, const char* self) {
   std::vector<std::string> args = {self, "--mode=target", "--local_server_name=127.0.0.1:0",
                                    "--exit_on_stdin_close"};
   for (auto& a : f.forward({"buffer_size", "protocol", "metadata_server"})) args.push_back(a);
+  if (f.str("reference") == "tcp") args.push_back("--reference=tcp");
   // Through a metadata service the target is found by name: give it a unique one
   // (with p2p its name is its address).
   std::string meta_type, meta_servers;
@@ -423,7 +488,7 @@ int runLoopback(tools::Flags& f, const char* self) {
   ::close(out_pipe[1]);
   ::close(in_pipe[0]);
   // Wait (bounded) for the target to announce its segment.
-  std::string line, segment;
+  std::string line, segment, reference_server;
   auto deadline = Clock::now() + std::chrono::seconds(30);
   char c;
   while (segment.empty() && Clock::now() < deadline) {
@@ -433,6 +498,7 @@ int runLoopback(tools::Flags& f, const char* self) {
     if (n <= 0) break;
     if (c == '\n') {
       if (line.rfind("SEGMENT ", 0) == 0) segment = line.substr(8);
+      if (line.rfind("REFERENCE ", 0) == 0) reference_server = line.substr(10);
       line.clear();
     } else {
       line += c;
@@ -445,6 +511,7 @@ int runLoopback(tools::Flags& f, const char* self) {
   } else {
     std::cerr << "loopback: target pid " << pid << " serves segment " << segment << "\n";
     f.define("segment_id", segment, "");
+    if (!reference_server.empty()) f.define("reference_server", reference_server, "");
     if (!f.isSet("local_server_name")) f.define("local_server_name", "127.0.0.1", "");
     rc = runInitiator(f);
   }
@@ -541,8 +608,13 @@ int main(int argc, char** argv) {
   f.define("polling", "false", "busy-poll for completions (lower latency, burns a core)", true);
   f.define("connections", "0", "TCP connections per peer (0: auto from core count)");
   f.define("slice_size", "1M", "TCP slice size");
-  f.define("reference", "none", "none | memcpy: also time memcpy of the same blocks in windows alternating with the transfer's");
-  f.define("window_ms", "200", "window length with --reference=memcpy");
+  f.define("reference", "none",
+           "none | memcpy | tcp: also time memcpy of the same blocks, or a plain TCP stream between the "
+           "same processes over the same memory, in windows alternating with the transfer's");
+  f.define("reference_server", "", "--reference=tcp in initiator mode: the address the target printed");
+  f.define("reference_connections", "2", "--reference=tcp: also time this many streams at once (1: only one)");
+  f.define("reference_io", "1M", "--reference=tcp: bytes per send/recv call");
+  f.define("window_ms", "200", "window length with a reference");
   f.define("exit_on_stdin_close", "false", "target: exit when stdin closes (loopback)", true);
   std::string err;
   if (!f.parse(argc, argv, err)) {
@@ -553,8 +625,8 @@ int main(int argc, char** argv) {
   ::signal(SIGTERM, onSignal);
   ::signal(SIGPIPE, SIG_IGN);
   std::string mode = f.str("mode");
-  if (f.str("reference") != "none" && f.str("reference") != "memcpy") {
-    std::cerr << "--reference must be none or memcpy\n";
+  if (f.str("reference") != "none" && f.str("reference") != "memcpy" && f.str("reference") != "tcp") {
+    std::cerr << "--reference must be none, memcpy or tcp\n";
     return 2;
   }
   if (mode == "target") return runTarget(f);
