@@ -451,6 +451,7 @@ Status SocketReader::readExact(void* dst, size_t n) {
   if (n == 0) return Status::OK();
   if (n >= buf_.size() / 2) {
     // Large payload: straight into its destination, no staging copy.
+    if (lowat_cap_ > 0 && n >= 2 * buf_.size()) return readLowWater(out, n);
     while (n > 0) {
       ssize_t r = recvSome(out, n, true);
       FERRY_RETURN_IF_ERROR(check(r));
@@ -469,6 +470,56 @@ Status SocketReader::readExact(void* dst, size_t n) {
     n -= take;
   }
   return Status::OK();
+}
+
+ssize_t SocketReader::waitReadable() {
+  if (tick_ms_ == -2) {
+    timeval tv{};
+    socklen_t len = sizeof tv;
+    tick_ms_ = ::getsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec)
+                   ? static_cast<int>(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000)
+                   : -1;
+  }
+  pollfd p{fd_, POLLIN, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, tick_ms_);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0) errno = EAGAIN;  // the receive tick, as a blocking recv would report it
+  return r > 0 ? 1 : -1;
+}
+
+Status SocketReader::readLowWater(uint8_t* out, size_t n) {
+  auto spin_until = Clock::now() + std::chrono::microseconds(spin_us_);
+  Status st;
+  while (n > 0) {
+    ssize_t r = ::recv(fd_, out, n, MSG_DONTWAIT);
+    if (r > 0) {
+      out += r;
+      n -= static_cast<size_t>(r);
+      if (deadline_ != kNoDeadline && !(st = check(r)).ok()) break;  // a trickle is held to the deadline too
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (spin_us_ > 0 && Clock::now() < spin_until) continue;
+      // Wake when what is missing (or `cap` of it) is there, not for every segment. poll
+      // honours the mark too, and a closed or failed socket is readable whatever it is.
+      int want = static_cast<int>(std::min(n, lowat_cap_));
+      if (want != lowat_ && ::setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0) lowat_ = want;
+      r = waitReadable();
+      if (r > 0) continue;
+    }
+    st = check(r);  // EOF, an error, or a tick that passed the deadline
+    if (!st.ok()) break;
+  }
+  // Frames that follow are small: never leave a mark they would wait behind.
+  if (lowat_ != 1) {
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    lowat_ = 1;
+  }
+  return st;
 }
 
 Status SocketReader::readFrameStart(void* dst, size_t n, Clock::time_point idle_until,

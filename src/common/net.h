@@ -85,10 +85,18 @@ class SocketReader {
   Status skip(size_t n);
   /// Bytes already received and not consumed.
   size_t buffered() const { return end_ - begin_; }
+  /// Large payloads are received with a low-water mark (SO_RCVLOWAT) of what is still
+  /// missing, capped at `cap` bytes, and non-blocking receives + poll: the kernel wakes the
+  /// reader once per `cap` bytes instead of once per segment. 0 turns it off.
+  void setLowWaterCap(size_t cap) { lowat_cap_ = cap; }
 
  private:
   Status fill();  // at least one more byte into the buffer
   ssize_t recvSome(void* dst, size_t n, bool wait_all);
+  // The large-payload receive with a low-water mark.
+  Status readLowWater(uint8_t* out, size_t n);
+  // Waits until the socket is readable (or the receive tick passes: -1/EAGAIN then).
+  ssize_t waitReadable();
   // After a receive: OK to go on, or why not (EOF, error, the frame's deadline passed).
   Status check(ssize_t r);
 
@@ -97,6 +105,9 @@ class SocketReader {
   std::vector<uint8_t> buf_;
   size_t begin_ = 0, end_ = 0;
   Clock::time_point deadline_ = kNoDeadline;  // of the frame being read
+  size_t lowat_cap_ = 0;
+  int lowat_ = 1;        // SO_RCVLOWAT now set on the socket
+  int tick_ms_ = -2;     // the socket's SO_RCVTIMEO as a poll timeout (-1: none); -2: not read yet
 };
 
 }  // namespace ferry::net

@@ -154,6 +154,7 @@ void TcpConnection::senderLoop() {
 
 void TcpConnection::receiverLoop() {
   net::SocketReader reader(fd_, options_.spin_us);
+  reader.setLowWaterCap(options_.rcvlowat_bytes);
   uint8_t hb[wire::kHeaderSize];
   Status cause;
   std::string error_text;

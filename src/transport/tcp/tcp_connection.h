@@ -24,6 +24,7 @@ class TcpConnection {
     uint64_t inline_send_bytes = 256 * 1024;
     int64_t transfer_timeout_ms = 30000;
     int spin_us = 0;  // polling mode
+    size_t rcvlowat_bytes = 0;  // READ data: net::SocketReader::setLowWaterCap
     // Called from the receiver when the peer's epoch (registry version) changes.
     std::function<void(uint64_t epoch)> on_epoch;
     // The cluster token: the handshake runs before anything is sent, and the server must

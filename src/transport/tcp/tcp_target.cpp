@@ -74,9 +74,10 @@ void BouncePool::give(uint8_t* buf, size_t cap) {
   cv_.notify_one();
 }
 
-Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t bounce_bytes,
-                        std::chrono::milliseconds bounce_wait) {
+Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t rcvlowat_bytes,
+                        size_t bounce_bytes, std::chrono::milliseconds bounce_wait) {
   ctx_ = &ctx;
+  rcvlowat_bytes_ = rcvlowat_bytes;
   file_align_ = file_alignment;
   bounce_.configure(bounce_bytes, file_alignment);
   bounce_wait_ = bounce_wait;
@@ -132,6 +133,7 @@ Status TcpTarget::handleWrite(const FrameHeader& h, ServerConnection& conn) {
   bool refused;
   FERRY_RETURN_IF_ERROR(admit(h, conn, a, refused));
   if (refused) return Status::OK();
+  conn.reader().setLowWaterCap(rcvlowat_bytes_);
   if (!a.file) {
     FERRY_RETURN_IF_ERROR(conn.reader().readExact(reinterpret_cast<void*>(a.addr), a.len));
     conn.respond(kWriteAck, h.request_id, Status::OK());

@@ -58,7 +58,8 @@ class TcpTarget {
  public:
   /// Defines the tcp messages and installs the handlers.
   /// `bounce_wait`: how long a file access waits for a bounce buffer before it is refused.
-  Status start(TransportContext& ctx, uint32_t file_alignment, size_t bounce_bytes,
+  /// `rcvlowat_bytes`: WRITE payloads are received with this low-water cap.
+  Status start(TransportContext& ctx, uint32_t file_alignment, size_t rcvlowat_bytes, size_t bounce_bytes,
                std::chrono::milliseconds bounce_wait);
 
  private:
@@ -76,6 +77,7 @@ class TcpTarget {
 
   TransportContext* ctx_ = nullptr;
   uint32_t file_align_ = 4096;  // files/direct_alignment, for the bounce buffers
+  size_t rcvlowat_bytes_ = 0;
   std::chrono::milliseconds bounce_wait_{30000};
   BouncePool bounce_;
   log::RateLimit refusals_;  // what a misbehaving peer makes us log

@@ -66,6 +66,7 @@ Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::share
       copts.inline_send_bytes = o.inline_send_bytes;
       copts.transfer_timeout_ms = o.transfer_timeout_ms;
       copts.spin_us = o.spin_us;
+      copts.rcvlowat_bytes = o.rcvlowat_bytes;
       copts.on_epoch = [ctx = transport_.ctx_, host = peer.host, port = peer.port](uint64_t epoch) {
         ctx->onPeerEpoch(host, port, epoch);
       };
@@ -116,12 +117,14 @@ TcpTransport::TcpTransport() = default;
 TcpTransport::~TcpTransport() { stop(); }
 
 void TcpTransport::declareOptions(OptionTable& t) {
-  t.integer("connections_per_peer", 0, 0, 64, "0 = auto: half the cores, 1..4");
+  t.integer("connections_per_peer", 0, 0, 64, "0 = auto: half the cores, 2..4 (1 on one core)");
   t.integer("slice_size", 1 << 20, 4096, tcp_wire::kMaxDataBytes, "requests are cut into slices of this size");
   t.integer("max_slice_size", tcp_wire::kMaxDataBytes, 4096, tcp_wire::kMaxDataBytes,
             "upper bound of `slice_size`");
   t.integer("inline_send_bytes", 256 << 10, 0, INT64_MAX,
             "the submitting thread sends up to this much itself (no thread wake-up)");
+  t.integer("rcvlowat_bytes", 512 << 10, 0, 64 << 20,
+            "payloads are received with a low-water mark of up to this much (fewer wake-ups); 0 = off");
   t.integer("file_bounce_bytes", 128 << 20, tcp_wire::kMaxDataBytes, 1ll << 40,
             "memory for serving peers' file I/O, shared by all connections (a quarter stays cached)");
 }
@@ -138,18 +141,25 @@ TransportCaps TcpTransport::caps() const {
 Status TcpTransport::start(TransportContext& ctx) {
   ctx_ = &ctx;
   const Config& c = ctx.config();
-  // 0 = auto: each connection costs a sender and a receiver thread per side, which only
-  // pays off with cores to run them (on 2 cores one connection is fastest).
+  // 0 = auto. One loopback or NIC stream is bound by its sender's core (copy, send path and,
+  // on loopback, the receive softirq); two streams gained 10-90 % on 2 cores in
+  // bench/tcp_vs_iperf.sh, more than two gained nothing there. Each costs a sender and a
+  // receiver thread per side, so more only with cores to run them.
   int64_t conns = c.get<int64_t>("transports/tcp/connections_per_peer");
-  if (conns <= 0) conns = std::clamp<int64_t>(std::thread::hardware_concurrency() / 2, 1, 4);
+  if (conns <= 0) {
+    const int64_t cores = std::thread::hardware_concurrency();
+    conns = cores >= 2 ? std::clamp<int64_t>(cores / 2, 2, 4) : 1;
+  }
   options_.connections_per_peer = static_cast<size_t>(conns);
   options_.inline_send_bytes = c.get<uint64_t>("transports/tcp/inline_send_bytes");
   options_.connect_timeout_ms = c.get<int>("connect_timeout_ms");
   options_.transfer_timeout_ms = c.get<int64_t>("transfer_timeout_ms");
   options_.spin_us = c.get<bool>("polling") ? c.get<int>("polling_spin_us") : 0;
+  options_.rcvlowat_bytes = c.get<uint64_t>("transports/tcp/rcvlowat_bytes");
   slice_size_ = std::min(c.get<uint64_t>("transports/tcp/slice_size"),
                          c.get<uint64_t>("transports/tcp/max_slice_size"));
   FERRY_RETURN_IF_ERROR(target_.start(ctx, static_cast<uint32_t>(c.get<int64_t>("files/direct_alignment")),
+                                      options_.rcvlowat_bytes,
                                       c.get<uint64_t>("transports/tcp/file_bounce_bytes"),
                                       std::chrono::milliseconds(options_.transfer_timeout_ms)));
   stopping_ = false;

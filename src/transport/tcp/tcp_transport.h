@@ -53,6 +53,7 @@ class TcpTransport : public Transport {
     int connect_timeout_ms = 3000;
     int64_t transfer_timeout_ms = 30000;
     int spin_us = 0;  // polling mode
+    size_t rcvlowat_bytes = 512 * 1024;
   };
 
  private:
