@@ -104,10 +104,12 @@ Status listenTcp(const std::string& bind_addr, uint16_t port, int& fd_out, uint1
   return last;
 }
 
-Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& fd_out) {
+Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& fd_out,
+                  const std::string& source) {
   addrinfo* ai = nullptr;
   FERRY_RETURN_IF_ERROR(resolve(host, port, false, &ai));
   std::string where = joinHostPort(host, port);
+  if (!source.empty()) where += " from " + source;
   Status last = Status::Unavailable("no address for " + where);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (addrinfo* a = ai; a; a = a->ai_next) {
@@ -115,6 +117,24 @@ Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& f
     if (fd < 0) {
       last = Status::Unavailable("socket: " + errnoText(errno));
       continue;
+    }
+    if (!source.empty()) {
+      // Leave from this local address (a rail): the routing table picks its interface.
+      addrinfo* src = nullptr;
+      addrinfo hints{};
+      hints.ai_family = a->ai_family;
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+      int gai = getaddrinfo(source.c_str(), "0", &hints, &src);
+      bool bound = gai == 0 && ::bind(fd, src->ai_addr, src->ai_addrlen) == 0;
+      int err = errno;
+      if (gai == 0) freeaddrinfo(src);
+      if (!bound) {
+        last = Status::Unavailable("cannot bind " + source + " to reach " + where + ": " +
+                                   (gai ? std::string(gai_strerror(gai)) : errnoText(err)));
+        ::close(fd);
+        continue;
+      }
     }
     int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
     if (rc != 0 && errno == EINPROGRESS) {
@@ -153,6 +173,24 @@ Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& f
   }
   freeaddrinfo(ai);
   return last;
+}
+
+void setLiveness(int fd, int timeout_ms) {
+  if (timeout_ms <= 0) return;
+  unsigned user_timeout = static_cast<unsigned>(timeout_ms);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+  // Probes while nothing is unacknowledged (waiting for a READ's data): the user timeout
+  // then bounds how long unanswered probes may go on.
+  int one = 1, idle = std::max(1, timeout_ms / 2000), interval = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+}
+
+bool isNumericAddress(const std::string& s) {
+  in6_addr a6;
+  in_addr a4;
+  return inet_pton(AF_INET, s.c_str(), &a4) == 1 || inet_pton(AF_INET6, s.c_str(), &a6) == 1;
 }
 
 namespace {

@@ -20,8 +20,16 @@ std::string joinHostPort(const std::string& host, uint16_t port);
 
 /// A listening TCP socket (SO_REUSEADDR, close-on-exec). port 0 picks a free one.
 Status listenTcp(const std::string& bind_addr, uint16_t port, int& fd, uint16_t& bound_port);
-/// Connects with a deadline; the socket is blocking, TCP_NODELAY, close-on-exec.
-Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& fd);
+/// Connects with a deadline; the socket is blocking, TCP_NODELAY, close-on-exec. With a
+/// `source` (a numeric local address) the connection leaves from it.
+Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& fd,
+                  const std::string& source = "");
+/// A connection whose peer (or path) stops acknowledging for `timeout_ms` fails with
+/// ETIMEDOUT instead of retransmitting for many minutes: TCP_USER_TIMEOUT, plus keepalive
+/// probes so an idle wait for the peer is covered too. 0 leaves the kernel's defaults.
+void setLiveness(int fd, int timeout_ms);
+/// Whether `s` is a numeric IPv4 or IPv6 address (no name to resolve).
+bool isNumericAddress(const std::string& s);
 
 using Clock = std::chrono::steady_clock;
 /// No deadline: a socket's own timeout (SO_RCVTIMEO/SO_SNDTIMEO) ends a wait.

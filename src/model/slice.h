@@ -24,7 +24,8 @@ struct Batch;
 
 // Who writes what: core (makeSlices) fills task..deadline_ns once; `attempt` is core's
 // (the route's candidate index, set before each hand-over); `request_id` and `file_id` are
-// scratch for the transport carrying the slice and mean nothing to anyone else.
+// scratch for the transport carrying the slice and mean nothing to anyone else, as is
+// `resends` (how often the transport re-posted it after losing a path).
 struct Slice {
   Task* task = nullptr;
   Request::OpCode op = Request::WRITE;
@@ -35,6 +36,7 @@ struct Slice {
   uint64_t request_id = 0;  // assigned by the transport carrying it
   uint8_t attempt = 0;      // index of the route candidate carrying it
   uint32_t file_id = 0;     // target file of a file segment (set by transports that need it)
+  uint8_t resends = 0;
 };
 
 /// Where a task's failed slices may go next (the selector's other candidates). The engine

@@ -20,8 +20,10 @@ using namespace tcp_wire;
 Status TcpConnection::open(const std::string& host, uint16_t port, int connect_timeout_ms,
                            const Options& options, std::shared_ptr<TcpConnection>& out, bool* other_instance) {
   int fd = -1;
-  FERRY_RETURN_IF_ERROR(net::connectTcp(host, port, connect_timeout_ms, fd));
-  const std::string where = net::joinHostPort(host, port);
+  FERRY_RETURN_IF_ERROR(net::connectTcp(host, port, connect_timeout_ms, fd, options.source));
+  net::setLiveness(fd, options.liveness_ms);
+  const std::string where =
+      net::joinHostPort(host, port) + (options.source.empty() ? "" : " (from " + options.source + ")");
   if (!options.token.empty()) {
     bool ignored = false;
     Status st = verifyPeer(fd, where, connect_timeout_ms, options, other_instance ? other_instance : &ignored);
@@ -67,7 +69,7 @@ void TcpConnection::join() {
   if (receiver_.joinable()) receiver_.join();
 }
 
-void TcpConnection::enqueue(Slice* const* slices, size_t count) {
+void TcpConnection::enqueue(Slice* const* slices, size_t count, bool may_send_inline) {
   std::unique_lock lock(mu_);
   if (dead()) {
     Status why = kill_reason_.ok() ? Status::Unavailable("connection to " + where_ + " is closed")
@@ -83,6 +85,10 @@ void TcpConnection::enqueue(Slice* const* slices, size_t count) {
   }
   outstanding_.fetch_add(bytes, std::memory_order_relaxed);
   if (sending_) return;  // the active sender will pick these up
+  if (!may_send_inline) {
+    cv_.notify_all();
+    return;
+  }
   // Send small work ourselves: no thread wake-up on the latency path.
   sending_ = true;
   drain(lock, options_.inline_send_bytes);
@@ -214,6 +220,7 @@ void TcpConnection::receiverLoop() {
 void TcpConnection::failAll(const Status& cause) {
   std::deque<Slice*> victims;
   Status why;
+  bool lost = false;
   {
     std::unique_lock lock(mu_);
     dead_.store(true, std::memory_order_release);
@@ -229,11 +236,16 @@ void TcpConnection::failAll(const Status& cause) {
         FERRY_LOG(WARN) << "closing connection to " << where_ << ": " << cause.ToString();
       kill_reason_ = why;
     }
+    lost = !closed_by_us_ && cause.code() != Status::Code::kCorrupted;
     victims.swap(inflight_);
     for (Slice* s : sendq_) victims.push_back(s);
     sendq_.clear();
   }
   outstanding_.store(0, std::memory_order_relaxed);
+  if (lost && options_.on_lost && !victims.empty()) {
+    options_.on_lost(this, std::move(victims), why);
+    return;
+  }
   for (Slice* s : victims) completeSlice(s, why);
 }
 
@@ -246,6 +258,7 @@ void TcpConnection::checkDeadline(int64_t now_ns) {
   kill_reason_ = Status::Timeout("no completion from " + where_ + " within " +
                                  std::to_string(options_.transfer_timeout_ms) +
                                  " ms (transfer_timeout)");
+  closed_by_us_ = true;
   FERRY_LOG(WARN) << kill_reason_.message() << "; closing the connection";
   dead_.store(true, std::memory_order_release);
   ::shutdown(fd_, SHUT_RDWR);
@@ -254,7 +267,10 @@ void TcpConnection::checkDeadline(int64_t now_ns) {
 
 void TcpConnection::abort(const Status& reason) {
   std::lock_guard lock(mu_);
-  if (kill_reason_.ok()) kill_reason_ = reason;
+  if (kill_reason_.ok()) {
+    kill_reason_ = reason;
+    closed_by_us_ = true;
+  }
   dead_.store(true, std::memory_order_release);
   ::shutdown(fd_, SHUT_RDWR);
   cv_.notify_all();

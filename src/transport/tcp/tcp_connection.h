@@ -25,6 +25,12 @@ class TcpConnection {
     int64_t transfer_timeout_ms = 30000;
     int spin_us = 0;  // polling mode
     size_t rcvlowat_bytes = 0;  // READ data: net::SocketReader::setLowWaterCap
+    std::string source;         // local address to leave from (a rail); "": any
+    int liveness_ms = 0;        // net::setLiveness
+    // When the connection is lost (not closed by us: no timeout, cancel or abort; not a
+    // protocol violation), its unfinished slices go here instead of failing: the endpoint
+    // re-posts them on its other connections. Called from the receiver thread.
+    std::function<void(TcpConnection* lost, std::deque<Slice*> orphans, const Status& why)> on_lost;
     // Called from the receiver when the peer's epoch (registry version) changes.
     std::function<void(uint64_t epoch)> on_epoch;
     // The cluster token: the handshake runs before anything is sent, and the server must
@@ -44,7 +50,9 @@ class TcpConnection {
 
   /// Queues slices (completing them with the connection's error if it is dead). Sends
   /// inline from the calling thread while the batch is small and nobody else is sending.
-  void enqueue(Slice* const* slices, size_t count);
+  /// `may_send_inline` false: always hand over to the sender thread (callers that must not
+  /// block in a send).
+  void enqueue(Slice* const* slices, size_t count, bool may_send_inline = true);
   bool dead() const { return dead_.load(std::memory_order_acquire); }
   /// Bytes queued or in flight, for load balancing across the pool.
   uint64_t load() const { return outstanding_.load(std::memory_order_relaxed); }
@@ -55,6 +63,7 @@ class TcpConnection {
   /// Joins the threads (not from one of them).
   void join();
   const std::string& where() const { return where_; }
+  const std::string& source() const { return options_.source; }
 
  private:
   TcpConnection(int fd, std::string where, const Options& options);
@@ -83,7 +92,8 @@ class TcpConnection {
   // handed back while a thread is still in a call reading it).
   uint64_t written_ = 0;
   bool receiver_waits_ = false;
-  Status kill_reason_;  // why we shut the socket (timeout, cancel), if we did
+  Status kill_reason_;  // why the socket was shut (timeout, cancel, a failed send)
+  bool closed_by_us_ = false;  // kill_reason_ is our decision (timeout, cancel), not a loss
   uint64_t next_id_ = 1;
   std::atomic<bool> dead_{false};
   std::atomic<uint64_t> outstanding_{0};

@@ -6,11 +6,14 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "transport/tcp/tcp_connection.h"
+#include "transport/tcp/tcp_rails.h"
 #include "transport/tcp/tcp_wire.h"
 
 namespace ferry {
 
-// One peer instance's connections.
+// One peer instance's connections, one per path (tcp_rails::plan). A path whose connection
+// is lost is reconnected on a later submit; one that cannot connect waits out a backoff, so a
+// dead rail costs a connect attempt now and then, not one per submit.
 class TcpEndpoint : public Endpoint {
  public:
   explicit TcpEndpoint(TcpTransport& transport) : transport_(transport) {}
@@ -20,28 +23,72 @@ class TcpEndpoint : public Endpoint {
   void cancel() override { abortAll(Status::Canceled("transfers to the peer were canceled")); }
   void checkDeadlines(int64_t now_ns) {
     std::lock_guard lock(mu_);
-    for (auto& c : conns_) c->checkDeadline(now_ns);
+    for (auto& p : paths_)
+      if (p.conn) p.conn->checkDeadline(now_ns);
   }
   // Aborts every connection (their slices complete with `why`) and hands them over to be joined.
   void abortAll(const Status& why) {
     std::vector<std::shared_ptr<TcpConnection>> all;
     {
       std::lock_guard lock(mu_);
-      all.swap(conns_);
+      for (auto& p : paths_)
+        if (p.conn) all.push_back(std::move(p.conn));
     }
     for (auto& c : all) c->abort(why);
     if (!all.empty()) transport_.bury(std::move(all));
   }
 
  private:
-  // Live connections to the peer, connecting up to connections_per_peer. Connects under
-  // mu_: submits to this peer wait for them (≤ connect_timeout_ms each), others do not.
+  struct PathState {
+    tcp_rails::Path path;
+    std::shared_ptr<TcpConnection> conn;
+    int64_t retry_at_ns = 0;  // a failed connect is not retried before this
+    int64_t backoff_ms = 0;
+  };
+  static constexpr uint8_t kMaxResends = 3;
+
+  // Live connections to the peer, connecting the paths that have none (and are not backing
+  // off). Connects under mu_: submits to this peer wait for them (≤ connect_timeout_ms
+  // each), others do not.
   Status connections(const PeerEndpoint& peer, std::vector<std::shared_ptr<TcpConnection>>& out);
+  TcpConnection::Options connectionOptions(const PeerEndpoint& peer, const tcp_rails::Path& path);
+  // A lost connection's unfinished slices: re-posted on the other live connections, or
+  // failed with `why` when there are none or a slice was re-posted too often.
+  void resend(TcpConnection* lost, std::deque<Slice*> orphans, const Status& why);
+  // Spreads slices over `conns` by bytes: each goes to the one with the least work.
+  static void spread(const std::vector<std::shared_ptr<TcpConnection>>& conns, Slice* const* slices, size_t count,
+                     bool may_send_inline);
 
   TcpTransport& transport_;
   std::mutex mu_;
-  std::vector<std::shared_ptr<TcpConnection>> conns_;
+  std::vector<PathState> paths_;  // planned on first use
+  log::RateLimit path_logs_{5};
 };
+
+TcpConnection::Options TcpEndpoint::connectionOptions(const PeerEndpoint& peer, const tcp_rails::Path& path) {
+  const TcpTransport::Options& o = transport_.options_;
+  TcpConnection::Options copts;
+  copts.inline_send_bytes = o.inline_send_bytes;
+  copts.transfer_timeout_ms = o.transfer_timeout_ms;
+  copts.spin_us = o.spin_us;
+  copts.rcvlowat_bytes = o.rcvlowat_bytes;
+  copts.liveness_ms = o.liveness_ms;
+  copts.source = path.source;
+  copts.on_epoch = [ctx = transport_.ctx_, host = peer.host, port = peer.port](uint64_t epoch) {
+    ctx->onPeerEpoch(host, port, epoch);
+  };
+  // The slices a lost connection leaves belong to tasks whose routes hold this endpoint
+  // (Task::route), so it outlives the call.
+  copts.on_lost = [this](TcpConnection* lost, std::deque<Slice*> orphans, const Status& why) {
+    resend(lost, std::move(orphans), why);
+  };
+  copts.token = transport_.ctx_->authToken();
+  if (peer.desc) {
+    copts.expect_name = peer.desc->name;
+    copts.expect_instance = peer.desc->instance_id;
+  }
+  return copts;
+}
 
 Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::shared_ptr<TcpConnection>>& out) {
   if (transport_.stopping_) return Status::Canceled("engine is shutting down");
@@ -51,55 +98,54 @@ Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::share
   bool other_instance = false;  // told to the engine after mu_ (it takes the segment table's lock)
   {
     std::lock_guard lock(mu_);
-    for (auto it = conns_.begin(); it != conns_.end();) {
-      if ((*it)->dead()) {
-        dead.push_back(*it);
-        it = conns_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    // This runs on every submit: the options (a std::function among them) are built only
-    // when a connection is to be made.
-    while (conns_.size() < o.connections_per_peer) {
-      TcpConnection::Options copts;
-      copts.inline_send_bytes = o.inline_send_bytes;
-      copts.transfer_timeout_ms = o.transfer_timeout_ms;
-      copts.spin_us = o.spin_us;
-      copts.rcvlowat_bytes = o.rcvlowat_bytes;
-      copts.on_epoch = [ctx = transport_.ctx_, host = peer.host, port = peer.port](uint64_t epoch) {
-        ctx->onPeerEpoch(host, port, epoch);
-      };
-      copts.token = transport_.ctx_->authToken();
+    if (paths_.empty()) {
+      std::vector<std::string> peer_rails;
       if (peer.desc) {
-        copts.expect_name = peer.desc->name;
-        copts.expect_instance = peer.desc->instance_id;
+        auto it = peer.desc->attrs.find("tcp");
+        if (it != peer.desc->attrs.end()) peer_rails = tcp_rails::parsePeer(it->second);
       }
-      std::shared_ptr<TcpConnection> c;
-      Status opened = TcpConnection::open(peer.host, peer.port, o.connect_timeout_ms, copts, c, &other_instance);
-      if (!opened.ok()) {
-        if (conns_.empty()) st = Status(opened.code(), "segment '" + peer.segment_name + "': " + opened.message());
-        break;  // serve with the connections we have
-      }
-      conns_.push_back(std::move(c));
+      for (auto& p : tcp_rails::plan(o.rails, peer_rails, peer.host, o.connections_per_peer))
+        paths_.push_back(PathState{std::move(p), nullptr, 0, 0});
     }
-    out = conns_;
+    const int64_t now = nowNs();
+    for (auto& p : paths_) {
+      if (p.conn && p.conn->dead()) dead.push_back(std::move(p.conn));
+      if (p.conn) {
+        out.push_back(p.conn);
+        continue;
+      }
+      if (now < p.retry_at_ns) continue;
+      std::shared_ptr<TcpConnection> c;
+      Status opened = TcpConnection::open(p.path.host, peer.port, o.connect_timeout_ms,
+                                          connectionOptions(peer, p.path), c, &other_instance);
+      if (opened.ok()) {
+        p.conn = std::move(c);
+        p.backoff_ms = 0;
+        out.push_back(p.conn);
+        continue;
+      }
+      if (other_instance) break;  // the descriptor is stale: no path will do
+      p.backoff_ms = std::clamp<int64_t>(p.backoff_ms * 2, 100, 5000);
+      p.retry_at_ns = now + p.backoff_ms * 1000000;
+      if (st.ok()) st = Status(opened.code(), "segment '" + peer.segment_name + "': " + opened.message());
+      if (paths_.size() > 1)
+        FERRY_LOG_LIMITED(WARN, path_logs_) << "tcp path to '" << peer.segment_name << "' unavailable, retried in "
+                                            << p.backoff_ms << " ms: " << opened.message();
+    }
   }
   if (!dead.empty()) transport_.bury(std::move(dead));
   if (other_instance) transport_.ctx_->onPeerEpoch(peer.host, peer.port, kPeerGone);
+  if (!out.empty()) return Status::OK();  // serve with the connections we have
+  if (st.ok()) st = Status::Unavailable("segment '" + peer.segment_name + "': every tcp path is backing off");
   return st;
 }
 
-Status TcpEndpoint::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
-  std::vector<std::shared_ptr<TcpConnection>> conns;
-  FERRY_RETURN_IF_ERROR(connections(peer, conns));
-  const uint32_t file_id = peer.file ? peer.file->id : 0;  // the target does a file's I/O
-  for (size_t i = 0; i < count; ++i) slices[i]->file_id = file_id;
+void TcpEndpoint::spread(const std::vector<std::shared_ptr<TcpConnection>>& conns, Slice* const* slices,
+                         size_t count, bool may_send_inline) {
   if (conns.size() == 1) {
-    conns[0]->enqueue(slices, count);
-    return Status::OK();
+    conns[0]->enqueue(slices, count, may_send_inline);
+    return;
   }
-  // Spread by bytes: each slice goes to the connection with the least work assigned.
   std::vector<std::vector<Slice*>> per(conns.size());
   std::vector<uint64_t> load(conns.size());
   for (size_t i = 0; i < conns.size(); ++i) load[i] = conns[i]->load();
@@ -109,8 +155,42 @@ Status TcpEndpoint::submit(const PeerEndpoint& peer, Slice* const* slices, size_
     load[best] += slices[i]->length + 256;  // + per-message cost, so tiny slices spread too
   }
   for (size_t i = 0; i < conns.size(); ++i)
-    if (!per[i].empty()) conns[i]->enqueue(per[i].data(), per[i].size());
+    if (!per[i].empty()) conns[i]->enqueue(per[i].data(), per[i].size(), may_send_inline);
+}
+
+Status TcpEndpoint::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
+  std::vector<std::shared_ptr<TcpConnection>> conns;
+  FERRY_RETURN_IF_ERROR(connections(peer, conns));
+  const uint32_t file_id = peer.file ? peer.file->id : 0;  // the target does a file's I/O
+  for (size_t i = 0; i < count; ++i) {
+    slices[i]->file_id = file_id;
+    slices[i]->resends = 0;
+  }
+  spread(conns, slices, count, true);
   return Status::OK();
+}
+
+void TcpEndpoint::resend(TcpConnection* lost, std::deque<Slice*> orphans, const Status& why) {
+  std::vector<std::shared_ptr<TcpConnection>> live;
+  if (!transport_.stopping_) {
+    std::lock_guard lock(mu_);
+    for (auto& p : paths_)
+      if (p.conn && p.conn.get() != lost && !p.conn->dead()) live.push_back(p.conn);
+  }
+  std::vector<Slice*> again, failed;
+  for (Slice* s : orphans) {
+    if (!live.empty() && s->resends < kMaxResends) {
+      ++s->resends;
+      again.push_back(s);
+    } else {
+      failed.push_back(s);
+    }
+  }
+  FERRY_LOG_LIMITED(WARN, path_logs_) << why.message() << ": " << again.size() << " slice(s) re-posted on "
+                                      << live.size() << " other connection(s), " << failed.size() << " failed";
+  // Not inline: this is the lost connection's receiver thread.
+  if (!again.empty()) spread(live, again.data(), again.size(), false);
+  for (Slice* s : failed) completeSlice(s, why);
 }
 
 TcpTransport::TcpTransport() = default;
@@ -125,6 +205,12 @@ void TcpTransport::declareOptions(OptionTable& t) {
             "the submitting thread sends up to this much itself (no thread wake-up)");
   t.integer("rcvlowat_bytes", 512 << 10, 0, 64 << 20,
             "payloads are received with a low-water mark of up to this much (fewer wake-ups); 0 = off");
+  t.text("rails", "",
+           "local addresses, one per NIC, comma-separated: connections leave from each and peers are "
+           "told to reach us on each (multi-rail)");
+  t.integer("liveness_timeout_ms", 5000, 0, 3600000,
+            "a connection whose path acknowledges nothing this long fails (TCP_USER_TIMEOUT + keepalive) "
+            "and its slices move to the peer's other connections; 0 = the kernel's minutes");
   t.integer("file_bounce_bytes", 128 << 20, tcp_wire::kMaxDataBytes, 1ll << 40,
             "memory for serving peers' file I/O, shared by all connections (a quarter stays cached)");
 }
@@ -156,6 +242,8 @@ Status TcpTransport::start(TransportContext& ctx) {
   options_.transfer_timeout_ms = c.get<int64_t>("transfer_timeout_ms");
   options_.spin_us = c.get<bool>("polling") ? c.get<int>("polling_spin_us") : 0;
   options_.rcvlowat_bytes = c.get<uint64_t>("transports/tcp/rcvlowat_bytes");
+  options_.liveness_ms = c.get<int>("transports/tcp/liveness_timeout_ms");
+  FERRY_RETURN_IF_ERROR(tcp_rails::parseLocal(c.get<std::string>("transports/tcp/rails"), options_.rails));
   slice_size_ = std::min(c.get<uint64_t>("transports/tcp/slice_size"),
                          c.get<uint64_t>("transports/tcp/max_slice_size"));
   FERRY_RETURN_IF_ERROR(target_.start(ctx, static_cast<uint32_t>(c.get<int64_t>("files/direct_alignment")),
@@ -177,6 +265,8 @@ void TcpTransport::stop() {
   for (auto& e : endpoints_.live()) e->abortAll(Status::Canceled("engine is shutting down"));
   bury({});  // joins what the timer left
 }
+
+std::string TcpTransport::describeLocal() const { return tcp_rails::describe(options_.rails); }
 
 Status TcpTransport::connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) {
   out = endpoints_.get(peer.instanceKey(), [this] { return std::make_shared<TcpEndpoint>(*this); });

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <string>
 #include <vector>
 
 #include "common/options.h"
@@ -45,6 +46,8 @@ class TcpTransport : public Transport {
   }
   uint64_t sliceSize() const override { return slice_size_; }
   Status connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) override;
+  /// {"rails": [...]} when rails are configured: peers connect to each.
+  std::string describeLocal() const override;
   size_t peerStateCount() const override { return endpoints_.liveCount(); }
 
   struct Options {
@@ -54,6 +57,8 @@ class TcpTransport : public Transport {
     int64_t transfer_timeout_ms = 30000;
     int spin_us = 0;  // polling mode
     size_t rcvlowat_bytes = 512 * 1024;
+    int liveness_ms = 5000;
+    std::vector<std::string> rails;  // local addresses to leave from (and published)
   };
 
  private:

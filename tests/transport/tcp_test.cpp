@@ -1,0 +1,149 @@
+// The tcp transport's multi-rail planning and its re-posting of a lost connection's slices.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "ferry/transfer_engine.h"
+#include "test_util.h"
+#include "transport/tcp/tcp_rails.h"
+
+namespace ferry {
+namespace {
+
+using tcp_rails::Path;
+
+std::vector<std::pair<std::string, std::string>> pairs(const std::vector<Path>& paths) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& p : paths) out.emplace_back(p.source, p.host);
+  return out;
+}
+
+TEST(TcpRails, EachSourceGoesToThePeerRailOnItsSubnet) {
+  // The peer lists its rails in another order than ours: pairing is by address, not index.
+  auto p = tcp_rails::plan({"10.0.1.1", "10.0.2.1"}, {"10.0.2.2", "10.0.1.2"}, "10.0.1.2", 2);
+  EXPECT_EQ(pairs(p), (std::vector<std::pair<std::string, std::string>>{{"10.0.1.1", "10.0.1.2"},
+                                                                        {"10.0.2.1", "10.0.2.2"}}));
+  // More connections than rails: round-robin over the rails.
+  p = tcp_rails::plan({"10.0.1.1", "10.0.2.1"}, {"10.0.1.2", "10.0.2.2"}, "10.0.1.2", 4);
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_EQ(p[2].source, "10.0.1.1");
+  EXPECT_EQ(p[2].host, "10.0.1.2");
+  EXPECT_EQ(p[3].host, "10.0.2.2");
+  // More rails than connections: one per rail at least.
+  EXPECT_EQ(tcp_rails::plan({"10.0.1.1", "10.0.2.1", "10.0.3.1"}, {}, "h", 1).size(), 3u);
+}
+
+TEST(TcpRails, WithoutRailsOnOneSide) {
+  auto p = tcp_rails::plan({}, {}, "10.9.9.9", 2);
+  EXPECT_EQ(pairs(p), (std::vector<std::pair<std::string, std::string>>{{"", "10.9.9.9"}, {"", "10.9.9.9"}}));
+  p = tcp_rails::plan({}, {"10.0.1.2", "10.0.2.2"}, "10.0.1.2", 2);
+  EXPECT_EQ(p[0].host, "10.0.1.2");
+  EXPECT_EQ(p[1].host, "10.0.2.2");
+  p = tcp_rails::plan({"10.0.1.1", "10.0.2.1"}, {}, "10.0.1.2", 2);
+  EXPECT_EQ(p[1].source, "10.0.2.1");
+  EXPECT_EQ(p[1].host, "10.0.1.2");
+  // No peer rail of our family: leave as routing decides rather than bind a v4 source to v6.
+  p = tcp_rails::plan({"10.0.1.1"}, {"fd00::2"}, "fd00::2", 1);
+  EXPECT_EQ(p[0].source, "");
+  EXPECT_EQ(p[0].host, "fd00::2");
+}
+
+TEST(TcpRails, PeerClaimsOtherThanAShortAddressListAreIgnored) {
+  EXPECT_EQ(tcp_rails::parsePeer(R"({"rails":["10.0.1.2","fd00::2"]})"),
+            (std::vector<std::string>{"10.0.1.2", "fd00::2"}));
+  for (const char* bad : {"", "[]", "{}", R"({"rails":"10.0.1.2"})", R"({"rails":["evil.example.com"]})",
+                          R"({"rails":[1]})", R"({"rails":["10.0.1.2", null]})"})
+    EXPECT_TRUE(tcp_rails::parsePeer(bad).empty()) << bad;
+  std::string many = R"({"rails":[)";
+  for (int i = 0; i < 17; ++i) many += std::string(i ? "," : "") + "\"10.0.0." + std::to_string(i + 1) + "\"";
+  EXPECT_TRUE(tcp_rails::parsePeer(many + "]}").empty());
+  EXPECT_EQ(tcp_rails::describe({}), "");
+  EXPECT_EQ(tcp_rails::parsePeer(tcp_rails::describe({"10.0.1.2"})), std::vector<std::string>{"10.0.1.2"});
+}
+
+TEST(TcpRails, LocalRailsMustBeAddressesOfThisMachine) {
+  std::vector<std::string> rails;
+  ASSERT_TRUE(tcp_rails::parseLocal(" 127.0.0.1, 127.0.0.2,127.0.0.1", rails).ok());
+  EXPECT_EQ(rails, (std::vector<std::string>{"127.0.0.1", "127.0.0.2"}));
+  EXPECT_TRUE(tcp_rails::parseLocal("", rails).ok());
+  EXPECT_TRUE(rails.empty());
+  EXPECT_TRUE(tcp_rails::parseLocal("localhost", rails).IsInvalidArgument());
+  EXPECT_TRUE(tcp_rails::parseLocal("192.0.2.1", rails).IsInvalidArgument());  // TEST-NET: never ours
+  // The engine refuses to start with a bad rail rather than run without it.
+  auto c = test::loopbackConfig();
+  c->set("transports/tcp/rails", "127.0.0.1,not-an-address");
+  TransferEngine e(c);
+  EXPECT_FALSE(e.available());
+  EXPECT_NE(e.initStatus().message().find("not-an-address"), std::string::npos) << e.initStatus().ToString();
+}
+
+// Shuts down this process's TCP sockets that leave from `source` to `port`: to the engine
+// a lost path (as a cable pulled), not a close of its own.
+int cutConnectionsFrom(const char* source, uint16_t port) {
+  int cut = 0;
+  DIR* d = opendir("/proc/self/fd");
+  while (dirent* e = readdir(d)) {
+    int fd = atoi(e->d_name);
+    sockaddr_in local{}, peer{};
+    socklen_t ll = sizeof local, pl = sizeof peer;
+    if (fd <= 2 || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0 || local.sin_family != AF_INET)
+      continue;
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &local.sin_addr, ip, sizeof ip);
+    if (std::string(ip) == source && ntohs(peer.sin_port) == port && ::shutdown(fd, SHUT_RDWR) == 0) ++cut;
+  }
+  closedir(d);
+  return cut;
+}
+
+class TcpRailFailover : public ::testing::TestWithParam<Request::OpCode> {};
+
+TEST_P(TcpRailFailover, LostConnectionsSlicesAreRepostedOnTheOtherRail) {
+  constexpr size_t kSize = 96 << 20, kBlock = 1 << 20;
+  auto ca = test::loopbackConfig(20000);
+  ca->set("transports/tcp/rails", "127.0.0.1,127.0.0.2");  // two paths, one per source
+  TransferEngine a(ca), b(test::loopbackConfig(20000));
+  ASSERT_TRUE(a.available() && b.available());
+  std::vector<uint8_t> src(kSize), dst(kSize);
+  test::fillPattern(src.data(), kSize, 7);
+  const bool write = GetParam() == Request::WRITE;
+  std::vector<uint8_t>& local = write ? src : dst;
+  std::vector<uint8_t>& remote = write ? dst : src;
+  ASSERT_TRUE(a.registerLocalMemory(local.data(), kSize).ok());
+  ASSERT_TRUE(b.registerLocalMemory(remote.data(), kSize, kGlobalReadWrite).ok());
+  SegmentID seg;
+  ASSERT_TRUE(a.openSegment(seg, b.getSegmentName()).ok());
+  const uint16_t port = static_cast<uint16_t>(std::stoi(b.getSegmentName().substr(b.getSegmentName().rfind(':') + 1)));
+  std::vector<Request> reqs;
+  for (size_t off = 0; off < kSize; off += kBlock)
+    reqs.push_back(Request{GetParam(), local.data() + off, seg, reinterpret_cast<uint64_t>(remote.data() + off),
+                           kBlock, "tcp"});
+  // A first batch opens both paths.
+  ASSERT_TRUE(test::runBatch(a, {reqs[0]}, std::chrono::seconds(20)).ok());
+  BatchID batch = a.allocateBatch(reqs.size());
+  ASSERT_TRUE(a.submitTransfer(batch, reqs).ok());
+  // Cut the path from 127.0.0.2 while the batch (96 MiB over two connections) is moving.
+  EXPECT_EQ(cutConnectionsFrom("127.0.0.2", port), 1);
+  TransferStatus ts;
+  ASSERT_TRUE(a.waitTransfer(batch, ts, std::chrono::seconds(30)).ok());
+  EXPECT_EQ(ts.s, COMPLETED);
+  EXPECT_EQ(ts.transferred_bytes, kSize);
+  ASSERT_TRUE(a.freeBatch(batch).ok());
+  EXPECT_EQ(src, dst);
+  // The lost path is connected again for the next submit.
+  std::fill(dst.begin(), dst.end(), 0);
+  ASSERT_TRUE(test::runBatch(a, reqs, std::chrono::seconds(30)).ok());
+  EXPECT_EQ(src, dst);
+  EXPECT_EQ(cutConnectionsFrom("127.0.0.2", port), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, TcpRailFailover, ::testing::Values(Request::WRITE, Request::READ),
+                         [](const auto& info) { return info.param == Request::WRITE ? "Write" : "Read"; });
+
+}  // namespace
+}  // namespace ferry
