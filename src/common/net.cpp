@@ -489,7 +489,7 @@ Status SocketReader::readExact(void* dst, size_t n) {
   if (n == 0) return Status::OK();
   if (n >= buf_.size() / 2) {
     // Large payload: straight into its destination, no staging copy.
-    if (lowat_cap_ > 0 && n >= 2 * buf_.size()) return readLowWater(out, n);
+    if (lowat_cap_ > 0 && n >= kLowWaterMinBytes) return readLowWater(out, n);
     while (n > 0) {
       ssize_t r = recvSome(out, n, true);
       FERRY_RETURN_IF_ERROR(check(r));

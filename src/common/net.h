@@ -80,7 +80,10 @@ std::string machineId();
 class SocketReader {
  public:
   /// spin_us > 0: poll with non-blocking recv that long before sleeping in the kernel.
-  SocketReader(int fd, int spin_us, size_t capacity = 64 * 1024);
+  /// `capacity` bounds what one receive stages: a burst of small frames (acks, requests)
+  /// costs one receive, and a payload's head that came with its frame header is copied once
+  /// more from here, so it stays small (the rest is received straight into place).
+  SocketReader(int fd, int spin_us, size_t capacity = 8 * 1024);
   /// Reads exactly n bytes into dst (by the current frame's deadline, if one is set).
   Status readExact(void* dst, size_t n);
   /// Starts a frame: waits for its first byte until `idle_until` (receive timeouts on the
@@ -93,10 +96,11 @@ class SocketReader {
   Status skip(size_t n);
   /// Bytes already received and not consumed.
   size_t buffered() const { return end_ - begin_; }
-  /// Large payloads are received with a low-water mark (SO_RCVLOWAT) of what is still
+  /// Payloads of kLowWaterMinBytes or more are received with a low-water mark (SO_RCVLOWAT) of what is still
   /// missing, capped at `cap` bytes, and non-blocking receives + poll: the kernel wakes the
   /// reader once per `cap` bytes instead of once per segment. 0 turns it off.
   void setLowWaterCap(size_t cap) { lowat_cap_ = cap; }
+  static constexpr size_t kLowWaterMinBytes = 64 * 1024;
 
  private:
   Status fill();  // at least one more byte into the buffer

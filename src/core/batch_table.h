@@ -43,6 +43,7 @@ class BatchTable {
  private:
   const size_t max_batch_size_;
   const int wait_spin_us_;
+  static constexpr uint64_t kSpinMaxBytes = 256 * 1024;  // batches this small spin before sleeping
   const std::vector<Transport*> transports_;
   std::atomic<uint64_t>* const bytes_moved_;  // the metrics counter, or null when off
   std::mutex mu_;  // guards batches_ and next_id_; a leaf, never held with a Batch::mu

@@ -31,7 +31,7 @@ void declareEngineOptions(OptionTable& t) {
   t.integer("connect_timeout_ms", 3000, 1, INT32_MAX, "TCP connect deadline (peers and metadata stores)");
   t.flag("polling", false, "I/O threads busy-poll before sleeping; lower latency, burns cores");
   t.integer("polling_spin_us", 200, 0, 1000000, "how long they spin in polling mode");
-  t.integer("wait_spin_us", 50, 0, 1000000, "`waitTransfer` spins this long before sleeping (0 in polling mode)");
+  t.integer("wait_spin_us", 50, 0, 1000000, "`waitTransfer` on a batch of up to 256 KiB spins this long before sleeping (0 in polling mode)");
   t.text("log_level", "info", "debug, info, warn, error, off; `FERRY_LOG_LEVEL` wins");
   t.flag("metrics/enable", false, "a periodic throughput log line");
   t.integer("metrics/interval_s", 5, 1, 86400, "its period");

@@ -170,6 +170,9 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
     }
     batch->pending.fetch_add(requests.size(), std::memory_order_acq_rel);
     batch->size.store(used + requests.size(), std::memory_order_release);
+    uint64_t bytes = 0;
+    for (const Request& r : requests) bytes += r.length;
+    batch->submitted_bytes.fetch_add(bytes, std::memory_order_relaxed);
   }
 
   std::shared_ptr<CompletionGroup> group;

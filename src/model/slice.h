@@ -77,6 +77,7 @@ struct Batch {
   std::unique_ptr<Task[]> tasks;
   std::atomic<size_t> size{0};     // tasks handed out by submitTransfer
   std::atomic<size_t> pending{0};  // tasks not yet settled
+  std::atomic<uint64_t> submitted_bytes{0};  // all its requests' lengths (waiters size their spin by it)
   // Guards size reservation, first_error and waiting. Taken after the batch table's lock
   // (docs/locking.md); completers take it last, alone.
   std::mutex mu;
