@@ -9,6 +9,7 @@
 
 #include "ferry/transfer_engine.h"
 #include "test_util.h"
+#include "common/net.h"
 #include "transport/tcp/tcp_rails.h"
 
 namespace ferry {
@@ -140,6 +141,59 @@ TEST_P(TcpRailFailover, LostConnectionsSlicesAreRepostedOnTheOtherRail) {
   ASSERT_TRUE(test::runBatch(a, reqs, std::chrono::seconds(30)).ok());
   EXPECT_EQ(src, dst);
   EXPECT_EQ(cutConnectionsFrom("127.0.0.2", port), 1);
+}
+
+// A rail whose connects hang (the peer's side is a listener that never accepts: SYNs to a
+// full backlog are dropped) must not stall submits while another rail works: its reconnects
+// run on the side.
+TEST(TcpRails, SubmitsDoNotWaitForAPathThatCannotConnect) {
+  auto cb = test::loopbackConfig(10000);
+  cb->set("transports/tcp/rails", "127.0.0.1,127.0.0.3");  // both ours; the engine listens on .1 only
+  TransferEngine b(cb);
+  ASSERT_TRUE(b.available());
+  const uint16_t port = static_cast<uint16_t>(std::stoi(b.getSegmentName().substr(b.getSegmentName().rfind(':') + 1)));
+  int hole = -1;
+  uint16_t bound = 0;
+  ASSERT_TRUE(net::listenTcp("127.0.0.3", port, hole, bound).ok());
+  ASSERT_EQ(::listen(hole, 0), 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 3; ++i) {  // fill its accept queue
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    inet_pton(AF_INET, "127.0.0.3", &sa.sin_addr);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    fillers.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto ca = test::loopbackConfig(10000);
+  ca->set("transports/tcp/rails", "127.0.0.1,127.0.0.3");
+  ca->set<int64_t>("connect_timeout_ms", 4000);
+  {
+    TransferEngine a(ca);
+    ASSERT_TRUE(a.available());
+    std::vector<uint8_t> src(1 << 16), dst(1 << 16);
+    test::fillPattern(src.data(), src.size(), 3);
+    ASSERT_TRUE(a.registerLocalMemory(src.data(), src.size()).ok());
+    ASSERT_TRUE(b.registerLocalMemory(dst.data(), dst.size(), kGlobalReadWrite).ok());
+    SegmentID seg;
+    ASSERT_TRUE(a.openSegment(seg, b.getSegmentName()).ok());
+    Request w{Request::WRITE, src.data(), seg, reinterpret_cast<uint64_t>(dst.data()), src.size(), "tcp"};
+    // Over 5 s the hanging path is retried several times (4 s connects, backoff from 100 ms).
+    auto worst = std::chrono::steady_clock::duration::zero();
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5); std::chrono::steady_clock::now() < until;) {
+      auto t0 = std::chrono::steady_clock::now();
+      ASSERT_TRUE(test::runBatch(a, {w}, std::chrono::seconds(10)).ok());
+      worst = std::max(worst, std::chrono::steady_clock::now() - t0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_LT(worst, std::chrono::milliseconds(2000)) << "a submit waited for the hanging path's connect";
+    EXPECT_EQ(src, dst);
+    ASSERT_TRUE(b.unregisterLocalMemory(dst.data()).ok());
+  }
+  for (int fd : fillers) ::close(fd);
+  ::close(hole);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, TcpRailFailover, ::testing::Values(Request::WRITE, Request::READ),

@@ -13,11 +13,23 @@ namespace ferry {
 
 // One peer instance's connections, one per path (tcp_rails::plan). A path whose connection
 // is lost is reconnected on a later submit; one that cannot connect waits out a backoff, so a
-// dead rail costs a connect attempt now and then, not one per submit.
+// dead rail costs a connect attempt now and then, not one per submit. While another path
+// works, reconnects run on a thread of their own: a submit never waits for a dead rail.
 class TcpEndpoint : public Endpoint {
  public:
   explicit TcpEndpoint(TcpTransport& transport) : transport_(transport) {}
-  ~TcpEndpoint() override { abortAll(Status::Canceled("the peer's endpoint was released")); }
+  ~TcpEndpoint() override {
+    abortAll(Status::Canceled("the peer's endpoint was released"));
+    for (auto& p : paths_) {  // without mu_: a connector takes it to finish
+      if (!p.connector.joinable()) continue;
+      // The engine may drop us from a connector's own call (a restarted peer): it touches
+      // nothing of ours after that call, so it is let go rather than joined by itself.
+      if (p.connector.get_id() == std::this_thread::get_id())
+        p.connector.detach();
+      else
+        p.connector.join();
+    }
+  }
 
   Status submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) override;
   void cancel() override { abortAll(Status::Canceled("transfers to the peer were canceled")); }
@@ -31,6 +43,7 @@ class TcpEndpoint : public Endpoint {
     std::vector<std::shared_ptr<TcpConnection>> all;
     {
       std::lock_guard lock(mu_);
+      closed_ = true;
       for (auto& p : paths_)
         if (p.conn) all.push_back(std::move(p.conn));
     }
@@ -44,6 +57,8 @@ class TcpEndpoint : public Endpoint {
     std::shared_ptr<TcpConnection> conn;
     int64_t retry_at_ns = 0;  // a failed connect is not retried before this
     int64_t backoff_ms = 0;
+    bool connecting = false;  // `connector` is connecting this path
+    std::thread connector;    // the last background connect (bounded by connect_timeout_ms)
   };
   static constexpr uint8_t kMaxResends = 3;
 
@@ -52,6 +67,11 @@ class TcpEndpoint : public Endpoint {
   // each), others do not.
   Status connections(const PeerEndpoint& peer, std::vector<std::shared_ptr<TcpConnection>>& out);
   TcpConnection::Options connectionOptions(const PeerEndpoint& peer, const tcp_rails::Path& path);
+  // What a connect attempt of path `p` came to, under mu_: the connection installed, or the
+  // path backing off. Returns the error for the caller, if any.
+  Status settle(PathState& p, const PeerEndpoint& peer, Status opened, std::shared_ptr<TcpConnection> c);
+  // A path's reconnect on its connector thread.
+  void connectInBackground(size_t index, PeerEndpoint peer);
   // A lost connection's unfinished slices: re-posted on the other live connections, or
   // failed with `why` when there are none or a slice was re-posted too often.
   void resend(TcpConnection* lost, std::deque<Slice*> orphans, const Status& why);
@@ -61,7 +81,8 @@ class TcpEndpoint : public Endpoint {
 
   TcpTransport& transport_;
   std::mutex mu_;
-  std::vector<PathState> paths_;  // planned on first use
+  std::vector<PathState> paths_;  // planned on first use, never resized after
+  bool closed_ = false;           // abortAll ran: a background connect must not install
   log::RateLimit path_logs_{5};
 };
 
@@ -90,14 +111,55 @@ TcpConnection::Options TcpEndpoint::connectionOptions(const PeerEndpoint& peer, 
   return copts;
 }
 
+Status TcpEndpoint::settle(PathState& p, const PeerEndpoint& peer, Status opened, std::shared_ptr<TcpConnection> c) {
+  if (opened.ok()) {
+    p.conn = std::move(c);
+    p.backoff_ms = 0;
+    return Status::OK();
+  }
+  p.backoff_ms = std::clamp<int64_t>(p.backoff_ms * 2, 100, 5000);
+  p.retry_at_ns = nowNs() + p.backoff_ms * 1000000;
+  if (paths_.size() > 1)
+    FERRY_LOG_LIMITED(WARN, path_logs_) << "tcp path to '" << peer.segment_name << "' unavailable, retried in "
+                                        << p.backoff_ms << " ms: " << opened.message();
+  return Status(opened.code(), "segment '" + peer.segment_name + "': " + opened.message());
+}
+
+void TcpEndpoint::connectInBackground(size_t index, PeerEndpoint peer) {
+  const TcpTransport::Options& o = transport_.options_;
+  tcp_rails::Path path;
+  {
+    std::lock_guard lock(mu_);
+    path = paths_[index].path;
+  }
+  std::shared_ptr<TcpConnection> c;
+  bool other_instance = false;
+  Status opened = TcpConnection::open(path.host, peer.port, o.connect_timeout_ms, connectionOptions(peer, path), c,
+                                      &other_instance);
+  {
+    std::lock_guard lock(mu_);
+    PathState& p = paths_[index];
+    p.connecting = false;
+    if (!(opened.ok() && (closed_ || transport_.stopping_)))
+      settle(p, peer, opened, std::move(c)).IgnoreError();  // logged; submits use the other paths
+  }
+  if (c) {  // canceled while we connected
+    c->abort(Status::Canceled("the peer's endpoint was closed"));
+    transport_.bury({std::move(c)});
+  }
+  if (other_instance) transport_.ctx_->onPeerEpoch(peer.host, peer.port, kPeerGone);
+}
+
 Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::shared_ptr<TcpConnection>>& out) {
   if (transport_.stopping_) return Status::Canceled("engine is shutting down");
   const TcpTransport::Options& o = transport_.options_;
   std::vector<std::shared_ptr<TcpConnection>> dead;
+  std::vector<std::thread> finished;  // earlier connectors, joined after mu_
   Status st;
   bool other_instance = false;  // told to the engine after mu_ (it takes the segment table's lock)
   {
     std::lock_guard lock(mu_);
+    closed_ = false;
     if (paths_.empty()) {
       std::vector<std::string> peer_rails;
       if (peer.desc) {
@@ -105,38 +167,40 @@ Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::share
         if (it != peer.desc->attrs.end()) peer_rails = tcp_rails::parsePeer(it->second);
       }
       for (auto& p : tcp_rails::plan(o.rails, peer_rails, peer.host, o.connections_per_peer))
-        paths_.push_back(PathState{std::move(p), nullptr, 0, 0});
+        paths_.push_back(PathState{std::move(p), nullptr, 0, 0, false, {}});
     }
-    const int64_t now = nowNs();
     for (auto& p : paths_) {
       if (p.conn && p.conn->dead()) dead.push_back(std::move(p.conn));
-      if (p.conn) {
-        out.push_back(p.conn);
+      if (p.conn) out.push_back(p.conn);
+    }
+    const int64_t now = nowNs();
+    for (size_t i = 0; i < paths_.size(); ++i) {
+      PathState& p = paths_[i];
+      if (p.conn || p.connecting || now < p.retry_at_ns) continue;
+      if (!out.empty()) {
+        // Other paths carry this submit: connect this one on the side.
+        if (p.connector.joinable()) finished.push_back(std::move(p.connector));
+        p.connecting = true;
+        p.connector = std::thread([this, i, peer] { connectInBackground(i, peer); });
         continue;
       }
-      if (now < p.retry_at_ns) continue;
       std::shared_ptr<TcpConnection> c;
       Status opened = TcpConnection::open(p.path.host, peer.port, o.connect_timeout_ms,
                                           connectionOptions(peer, p.path), c, &other_instance);
-      if (opened.ok()) {
-        p.conn = std::move(c);
-        p.backoff_ms = 0;
+      Status result = settle(p, peer, opened, std::move(c));
+      if (result.ok()) {
         out.push_back(p.conn);
-        continue;
+      } else if (st.ok()) {
+        st = result;
       }
       if (other_instance) break;  // the descriptor is stale: no path will do
-      p.backoff_ms = std::clamp<int64_t>(p.backoff_ms * 2, 100, 5000);
-      p.retry_at_ns = now + p.backoff_ms * 1000000;
-      if (st.ok()) st = Status(opened.code(), "segment '" + peer.segment_name + "': " + opened.message());
-      if (paths_.size() > 1)
-        FERRY_LOG_LIMITED(WARN, path_logs_) << "tcp path to '" << peer.segment_name << "' unavailable, retried in "
-                                            << p.backoff_ms << " ms: " << opened.message();
     }
   }
+  for (auto& t : finished) t.join();  // each had cleared `connecting`: done or about to be
   if (!dead.empty()) transport_.bury(std::move(dead));
   if (other_instance) transport_.ctx_->onPeerEpoch(peer.host, peer.port, kPeerGone);
   if (!out.empty()) return Status::OK();  // serve with the connections we have
-  if (st.ok()) st = Status::Unavailable("segment '" + peer.segment_name + "': every tcp path is backing off");
+  if (st.ok()) st = Status::Unavailable("segment '" + peer.segment_name + "': every tcp path is backing off or connecting");
   return st;
 }
 
