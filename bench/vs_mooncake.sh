@@ -23,16 +23,22 @@ ferry_gbps() {  # op block batch
     --buffer_size=1G --duration="$secs" --json 2>/dev/null |
     python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['throughput_GBps'])"
 }
-# Mooncake's target, once: P2P handshake (no metadata server), host memory, a fixed port.
-port=$((20000 + RANDOM % 20000))
+# Mooncake's target, once: P2P handshake (no metadata server), host memory. It picks its own
+# handshake port and says it ("listening on HOST:PORT"): that is its segment name.
 GLOG_logtostderr=1 "$mc" --mode=target --protocol=tcp --metadata_server=P2PHANDSHAKE \
-  --local_server_name=127.0.0.1:$port --use_vram=false --buffer_size=1073741824 >$tmp/target.log 2>&1 &
+  --local_server_name=127.0.0.1 --buffer_size=1073741824 >$tmp/target.log 2>&1 &
 mc_target=$!
-sleep 2
-kill -0 $mc_target 2>/dev/null || { echo "Mooncake's target did not start:"; tail -5 $tmp/target.log; exit 1; }
+segment=
+for _ in $(seq 100); do
+  segment=$(sed -n 's/.*P2P handshake, listening on \([0-9.:]*\).*/\1/p' $tmp/target.log | head -1)
+  [ -n "$segment" ] && break
+  sleep 0.1
+done
+[ -n "$segment" ] || { echo "Mooncake's target did not start:"; tail -5 $tmp/target.log; exit 1; }
+sleep 0.5
 mooncake_gbps() {  # op block batch: its "throughput X GB/s" line
   GLOG_logtostderr=1 "$mc" --mode=initiator --protocol=tcp --metadata_server=P2PHANDSHAKE \
-    --local_server_name=127.0.0.1:$((port + 1)) --segment_id=127.0.0.1:$port --use_vram=false \
+    --local_server_name=127.0.0.1 --segment_id=$segment \
     --operation=$1 --block_size=$2 --batch_size=$3 --threads=1 --buffer_size=1073741824 \
     --duration="$secs" --report_unit=GB 2>&1 | sed -n 's/.*throughput \([0-9.]*\) GB.*/\1/p' | tail -1
 }

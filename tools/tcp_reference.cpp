@@ -15,10 +15,11 @@ namespace {
 
 constexpr size_t kHelloBytes = 25;  // direction, io, offset, share
 
-// Plain blocking stream I/O, as a program without an engine would write it.
-bool sendBytes(int fd, const uint8_t* p, size_t n) {
+// Plain blocking stream I/O, as a program without an engine would write it: every byte
+// sent (send) or received (recv with MSG_WAITALL).
+bool streamBytes(int fd, bool send, uint8_t* p, size_t n) {
   while (n > 0) {
-    ssize_t r = ::send(fd, p, n, MSG_NOSIGNAL);
+    ssize_t r = send ? ::send(fd, p, n, MSG_NOSIGNAL) : ::recv(fd, p, n, MSG_WAITALL);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
     p += r;
@@ -26,23 +27,14 @@ bool sendBytes(int fd, const uint8_t* p, size_t n) {
   }
   return true;
 }
-
-bool recvBytes(int fd, uint8_t* p, size_t n) {
-  while (n > 0) {
-    ssize_t r = ::recv(fd, p, n, MSG_WAITALL);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
+bool sendBytes(int fd, const uint8_t* p, size_t n) { return streamBytes(fd, true, const_cast<uint8_t*>(p), n); }
+bool recvBytes(int fd, uint8_t* p, size_t n) { return streamBytes(fd, false, p, n); }
 
 // One round over [base, base+share) in io-sized calls.
 bool moveShare(int fd, bool send, uint8_t* base, size_t share, size_t io) {
   for (size_t off = 0; off < share; off += io) {
     size_t n = std::min(io, share - off);
-    if (!(send ? sendBytes(fd, base + off, n) : recvBytes(fd, base + off, n))) return false;
+    if (!streamBytes(fd, send, base + off, n)) return false;
   }
   return true;
 }

@@ -541,9 +541,11 @@ Status SocketReader::readLowWater(uint8_t* out, size_t n) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       if (spin_us_ > 0 && Clock::now() < spin_until) continue;
-      // Wake when what is missing (or `cap` of it) is there, not for every segment. poll
-      // honours the mark too, and a closed or failed socket is readable whatever it is.
-      int want = static_cast<int>(std::min(n, lowat_cap_));
+      // Wake when half of what is missing (at most `cap`) is there, not for every segment:
+      // the reader copies one half while the other arrives, so when the last byte lands
+      // only a short tail (under kLowWaterTailBytes) is left to copy. poll honours the mark
+      // too, and a closed or failed socket is readable whatever it is.
+      int want = static_cast<int>(std::min({n, lowat_cap_, std::max(n / 2, kLowWaterTailBytes)}));
       if (want != lowat_ && ::setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0) lowat_ = want;
       r = waitReadable();
       if (r > 0) continue;

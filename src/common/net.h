@@ -101,6 +101,7 @@ class SocketReader {
   /// reader once per `cap` bytes instead of once per segment. 0 turns it off.
   void setLowWaterCap(size_t cap) { lowat_cap_ = cap; }
   static constexpr size_t kLowWaterMinBytes = 64 * 1024;
+  static constexpr size_t kLowWaterTailBytes = 32 * 1024;
 
  private:
   Status fill();  // at least one more byte into the buffer
