@@ -2,7 +2,11 @@
 # Ferry's TCP transport against Mooncake's classic transfer engine over TCP on loopback, the
 # same block x batch shapes, runs interleaved (these machines drift by tens of percent within
 # a minute). Mooncake is not part of Ferry: point MOONCAKE_BENCH at the transfer_engine_bench
-# of a Mooncake build you have (built with -DUSE_TCP=ON; MACHINE-NOTES.md says how).
+# of a Mooncake build you have (built with -DUSE_TCP=ON; ../shared/MACHINE-NOTES.md says how;
+# offline, also pass -DBUILD_UNIT_TESTS=OFF -DFETCHCONTENT_SOURCE_DIR_GOOGLETEST=/usr/src/googletest
+# -DFETCHCONTENT_FULLY_DISCONNECTED=ON, or its configure step waits to download googletest).
+# Both sides run one initiator thread and host memory; Mooncake's classic engine (its default
+# --backend), P2P handshake, no metadata server.
 #   MOONCAKE_BENCH=/path/to/transfer_engine_bench bench/vs_mooncake.sh [seconds-per-run] [repeats]
 set -euo pipefail
 cd "$(dirname "$0")/.."
