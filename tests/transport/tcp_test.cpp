@@ -180,7 +180,10 @@ TEST(TcpRails, SubmitsDoNotWaitForAPathThatCannotConnect) {
     SegmentID seg;
     ASSERT_TRUE(a.openSegment(seg, b.getSegmentName()).ok());
     Request w{Request::WRITE, src.data(), seg, reinterpret_cast<uint64_t>(dst.data()), src.size(), "tcp"};
-    // Over 5 s the hanging path is retried several times (4 s connects, backoff from 100 ms).
+    // The first contact tries every path, the hanging one for its connect timeout.
+    ASSERT_TRUE(test::runBatch(a, {w}, std::chrono::seconds(10)).ok());
+    // Then over 5 s the hanging path is retried several times (4 s connects, backoff from
+    // 100 ms), each time on the side.
     auto worst = std::chrono::steady_clock::duration::zero();
     for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5); std::chrono::steady_clock::now() < until;) {
       auto t0 = std::chrono::steady_clock::now();

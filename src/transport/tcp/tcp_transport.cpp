@@ -13,8 +13,9 @@ namespace ferry {
 
 // One peer instance's connections, one per path (tcp_rails::plan). A path whose connection
 // is lost is reconnected on a later submit; one that cannot connect waits out a backoff, so a
-// dead rail costs a connect attempt now and then, not one per submit. While another path
-// works, reconnects run on a thread of their own: a submit never waits for a dead rail.
+// dead rail costs a connect attempt now and then, not one per submit. The first contact
+// connects every path (each bounded by connect_timeout_ms); later, while another path works,
+// reconnects run on a thread of their own: a submit never waits for a rail that died.
 class TcpEndpoint : public Endpoint {
  public:
   explicit TcpEndpoint(TcpTransport& transport) : transport_(transport) {}
@@ -57,6 +58,7 @@ class TcpEndpoint : public Endpoint {
     std::shared_ptr<TcpConnection> conn;
     int64_t retry_at_ns = 0;  // a failed connect is not retried before this
     int64_t backoff_ms = 0;
+    bool tried = false;       // a connect was attempted (the first one is inline)
     bool connecting = false;  // `connector` is connecting this path
     std::thread connector;    // the last background connect (bounded by connect_timeout_ms)
   };
@@ -167,7 +169,7 @@ Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::share
         if (it != peer.desc->attrs.end()) peer_rails = tcp_rails::parsePeer(it->second);
       }
       for (auto& p : tcp_rails::plan(o.rails, peer_rails, peer.host, o.connections_per_peer))
-        paths_.push_back(PathState{std::move(p), nullptr, 0, 0, false, {}});
+        paths_.push_back(PathState{std::move(p), nullptr, 0, 0, false, false, {}});
     }
     for (auto& p : paths_) {
       if (p.conn && p.conn->dead()) dead.push_back(std::move(p.conn));
@@ -177,13 +179,15 @@ Status TcpEndpoint::connections(const PeerEndpoint& peer, std::vector<std::share
     for (size_t i = 0; i < paths_.size(); ++i) {
       PathState& p = paths_[i];
       if (p.conn || p.connecting || now < p.retry_at_ns) continue;
-      if (!out.empty()) {
-        // Other paths carry this submit: connect this one on the side.
+      if (!out.empty() && p.tried) {
+        // Other paths carry this submit: reconnect this one on the side. (A first contact
+        // connects every path here, so the first batches spread over all of them.)
         if (p.connector.joinable()) finished.push_back(std::move(p.connector));
         p.connecting = true;
         p.connector = std::thread([this, i, peer] { connectInBackground(i, peer); });
         continue;
       }
+      p.tried = true;
       std::shared_ptr<TcpConnection> c;
       Status opened = TcpConnection::open(p.path.host, peer.port, o.connect_timeout_ms,
                                           connectionOptions(peer, p.path), c, &other_instance);
