@@ -58,9 +58,12 @@ inline void setReceiveTimeout(int fd, int ms) {
 
 /// Sends one request frame (header, then `body`).
 inline bool sendFrame(int fd, wire::MsgType type, std::string_view body, uint64_t id = 1) {
-  uint8_t hb[wire::kHeaderSize];
-  wire::encodeHeader({type, static_cast<uint32_t>(body.size()), 0, id}, hb);
-  return net::writeAll(fd, hb, sizeof hb).ok() && net::writeAll(fd, body.data(), body.size()).ok();
+  // One send: a server may refuse on the header and close without reading the body, and a
+  // body sent after that close would meet a reset.
+  std::string frame(wire::kHeaderSize, '\0');
+  wire::encodeHeader({type, static_cast<uint32_t>(body.size()), 0, id}, reinterpret_cast<uint8_t*>(frame.data()));
+  frame.append(body);
+  return net::writeAll(fd, frame.data(), frame.size()).ok();
 }
 
 /// Reads one response frame; false on EOF, timeout or a malformed frame.
