@@ -31,6 +31,7 @@
 
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
+#include "bench_common.h"
 #include "flags.h"
 #include "tcp_reference.h"
 #include "common/net.h"
@@ -38,28 +39,19 @@
 
 using namespace ferry;
 using Clock = std::chrono::steady_clock;
+using tools::g_stop;
+using tools::fillPattern;
+using tools::checkPattern;
+using tools::kTargetSeed;
+using tools::kInitiatorSeed;
+using tools::Moved;
+using tools::referenceLoop;
+using tools::after;
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-void onSignal(int) { g_stop = true; }
+void onSignal(int) { tools::g_stop = true; }
 
-// Deterministic content: 8-byte words that depend on their offset and a seed.
-void fillPattern(uint8_t* p, size_t len, uint64_t offset, uint64_t seed) {
-  for (size_t i = 0; i < len; ++i) {
-    uint64_t o = offset + i;
-    uint64_t w = ((o >> 3) + seed) * 0x9E3779B97F4A7C15ull;
-    p[i] = static_cast<uint8_t>(w >> ((o & 7) * 8));
-  }
-}
-
-bool checkPattern(const uint8_t* p, size_t len, uint64_t offset, uint64_t seed) {
-  std::vector<uint8_t> want(len);
-  fillPattern(want.data(), len, offset, seed);
-  return std::memcmp(p, want.data(), len) == 0;
-}
-
-constexpr uint64_t kTargetSeed = 1, kInitiatorSeed = 2;
 
 std::shared_ptr<Config> makeConfig(const tools::Flags& f, const std::string& server_name) {
   auto c = std::make_shared<Config>();
@@ -142,41 +134,6 @@ double percentile(std::vector<double>& v, double p) {
   size_t k = static_cast<size_t>(std::ceil(p / 100.0 * v.size())) - 1;
   std::nth_element(v.begin(), v.begin() + static_cast<long>(std::min(k, v.size() - 1)), v.end());
   return v[std::min(k, v.size() - 1)];
-}
-
-// What a reference loop moved, and in how long.
-struct Moved {
-  uint64_t bytes = 0;
-  double seconds = 0;
-  bool ok = true;  // every move succeeded
-  double gbps() const { return seconds > 0 ? bytes / seconds / 1e9 : 0; }
-};
-
-// The reference loop: `threads` threads each move their own per_thread range, block by block,
-// with move(offset) (offset from the start of all ranges) until `until` or a move fails.
-Moved referenceLoop(int threads, Clock::time_point until, size_t per_thread, size_t block,
-                    const std::function<bool(size_t offset)>& move) {
-  std::atomic<uint64_t> bytes{0};
-  std::atomic<bool> failed{false};
-  auto start = Clock::now();
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      uint64_t mine = 0;
-      const size_t base = static_cast<size_t>(t) * per_thread;
-      while (Clock::now() < until && !g_stop && !failed) {
-        for (size_t off = 0; off < per_thread && !failed; off += block)
-          if (!move(base + off)) failed = true;
-        mine += per_thread;
-      }
-      bytes += mine;
-    });
-  for (auto& th : pool) th.join();
-  return Moved{bytes, std::chrono::duration<double>(Clock::now() - start).count(), !failed};
-}
-
-Clock::time_point after(double seconds) {
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
 int runInitiator(const tools::Flags& f) {
@@ -525,67 +482,6 @@ int runLoopback(tools::Flags& f, const char* self) {
 
 }  // namespace
 
-// The reference for the shm figures: plain memcpy of the same blocks between two buffers of
-// this process, `threads` threads each over its own block_size*batch_size range.
-int runMemcpy(const tools::Flags& f) {
-  const size_t block = static_cast<size_t>(f.i64("block_size"));
-  const size_t per_thread = block * static_cast<size_t>(f.i64("batch_size"));
-  const int threads = static_cast<int>(f.i64("threads"));
-  const double duration = f.f64("duration");
-  std::vector<uint8_t> src(per_thread * threads), dst(per_thread * threads);
-  fillPattern(src.data(), src.size(), 0, kInitiatorSeed);
-  std::memset(dst.data(), 0, dst.size());  // touch every page before timing
-  double gbps = referenceLoop(threads, after(duration), per_thread, block, [&](size_t off) {
-    std::memcpy(dst.data() + off, src.data() + off, block);
-    return true;
-  }).gbps();
-  std::printf("memcpy block_size=%zu threads=%d: %.3f GB/s\n", block, threads, gbps);
-  if (f.boolean("json"))
-    std::printf("%s\n", nlohmann::json({{"mode", "memcpy"}, {"throughput_GBps", gbps}}).dump().c_str());
-  return 0;
-}
-
-// The reference for the file figures: the same blocks moved with plain pread/pwrite from
-// `threads` threads, one block at a time each, through O_DIRECT when block and buffer are
-// aligned (as Ferry's file transport does), over the same ranges of --file.
-int runFileIo(const tools::Flags& f) {
-  const std::string path = f.str("file");
-  const bool is_write = f.str("operation") == "write";
-  const size_t block = static_cast<size_t>(f.i64("block_size"));
-  const size_t per_thread = block * static_cast<size_t>(f.i64("batch_size"));
-  const int threads = static_cast<int>(f.i64("threads"));
-  const double duration = f.f64("duration");
-  if (path.empty() || block == 0 || per_thread == 0 || threads <= 0) {
-    std::cerr << "fileio mode needs --file and positive block_size, batch_size, threads\n";
-    return 2;
-  }
-  const bool direct = block % 4096 == 0;
-  int fd = ::open(path.c_str(), O_RDWR | (direct ? O_DIRECT : 0));
-  if (fd < 0) {
-    std::perror(path.c_str());
-    return 1;
-  }
-  void* mem = nullptr;
-  if (posix_memalign(&mem, 4096, per_thread * threads) != 0) return 1;
-  auto* buf = static_cast<uint8_t*>(mem);
-  fillPattern(buf, per_thread * threads, 0, kInitiatorSeed);
-  Moved moved = referenceLoop(threads, after(duration), per_thread, block, [&](size_t off) {
-    ssize_t n = is_write ? ::pwrite(fd, buf + off, block, static_cast<off_t>(off))
-                         : ::pread(fd, buf + off, block, static_cast<off_t>(off));
-    if (n == static_cast<ssize_t>(block)) return true;
-    std::perror("fileio");
-    return false;
-  });
-  const double gbps = moved.gbps();
-  ::close(fd);
-  std::free(mem);
-  std::printf("fileio %s block_size=%zu threads=%d%s: %.3f GB/s\n", is_write ? "write" : "read", block,
-              threads, direct ? " O_DIRECT" : "", gbps);
-  if (f.boolean("json"))
-    std::printf("%s\n", nlohmann::json({{"mode", "fileio"}, {"throughput_GBps", gbps}}).dump().c_str());
-  return moved.ok ? 0 : 1;
-}
-
 int main(int argc, char** argv) {
   tools::Flags f;
   f.define("mode", "loopback", "target | initiator | loopback | memcpy | fileio (references)");
@@ -638,8 +534,8 @@ int main(int argc, char** argv) {
     return runInitiator(f);
   }
   if (mode == "loopback") return runLoopback(f, argv[0]);
-  if (mode == "memcpy") return runMemcpy(f);
-  if (mode == "fileio") return runFileIo(f);
+  if (mode == "memcpy") return tools::runMemcpy(f);
+  if (mode == "fileio") return tools::runFileIo(f);
   std::cerr << "unknown --mode=" << mode << "\n" << f.usage("ferry-bench");
   return 2;
 }

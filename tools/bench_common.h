@@ -1,0 +1,42 @@
+// What ferry-bench's modes share: the data pattern both ends check, the stop flag its
+// signal handlers set, and the loop that times a reference (memcpy, file I/O, raw TCP).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace ferry::tools {
+
+class Flags;
+
+/// Set by SIGINT/SIGTERM: every loop ends at its next step.
+extern std::atomic<bool> g_stop;
+
+/// Deterministic content: 8-byte words that depend on their offset and a seed.
+void fillPattern(uint8_t* p, size_t len, uint64_t offset, uint64_t seed);
+bool checkPattern(const uint8_t* p, size_t len, uint64_t offset, uint64_t seed);
+constexpr uint64_t kTargetSeed = 1, kInitiatorSeed = 2;
+
+/// What a reference loop moved, and in how long.
+struct Moved {
+  uint64_t bytes = 0;
+  double seconds = 0;
+  bool ok = true;  // every move succeeded
+  double gbps() const { return seconds > 0 ? bytes / seconds / 1e9 : 0; }
+};
+
+/// `threads` threads each move their own per_thread range, block by block, with
+/// move(offset) (offset from the start of all ranges) until `until` or a move fails.
+Moved referenceLoop(int threads, std::chrono::steady_clock::time_point until, size_t per_thread, size_t block,
+                    const std::function<bool(size_t offset)>& move);
+std::chrono::steady_clock::time_point after(double seconds);
+
+/// --mode=memcpy: memcpy of the same blocks between two buffers of this process.
+int runMemcpy(const Flags& f);
+/// --mode=fileio: plain pread/pwrite of the same blocks of --file.
+int runFileIo(const Flags& f);
+
+}  // namespace ferry::tools
