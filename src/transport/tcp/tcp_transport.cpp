@@ -65,8 +65,8 @@ class TcpEndpoint : public Endpoint {
   static constexpr uint8_t kMaxResends = 3;
 
   // Live connections to the peer, connecting the paths that have none (and are not backing
-  // off). Connects under mu_: submits to this peer wait for them (≤ connect_timeout_ms
-  // each), others do not.
+  // off): under mu_ on first contact or when no path is live (submits to this peer wait,
+  // ≤ connect_timeout_ms a path; others do not), else on the path's connector thread.
   Status connections(const PeerEndpoint& peer, std::vector<std::shared_ptr<TcpConnection>>& out);
   TcpConnection::Options connectionOptions(const PeerEndpoint& peer, const tcp_rails::Path& path);
   // What a connect attempt of path `p` came to, under mu_: the connection installed, or the
