@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <thread>
@@ -82,8 +83,8 @@ TEST(TcpRails, LocalRailsMustBeAddressesOfThisMachine) {
   EXPECT_NE(e.initStatus().message().find("not-an-address"), std::string::npos) << e.initStatus().ToString();
 }
 
-// Shuts down this process's TCP sockets that leave from `source` to `port`: to the engine
-// a lost path (as a cable pulled), not a close of its own.
+// Shuts down this process's established TCP connections that leave from `source` to `port`:
+// to the engine a lost path (as a cable pulled), not a close of its own.
 int cutConnectionsFrom(const char* source, uint16_t port) {
   int cut = 0;
   DIR* d = opendir("/proc/self/fd");
@@ -96,7 +97,12 @@ int cutConnectionsFrom(const char* source, uint16_t port) {
       continue;
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &local.sin_addr, ip, sizeof ip);
-    if (std::string(ip) == source && ntohs(peer.sin_port) == port && ::shutdown(fd, SHUT_RDWR) == 0) ++cut;
+    tcp_info info{};
+    socklen_t il = sizeof info;
+    const bool established = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &il) == 0 && info.tcpi_state == TCP_ESTABLISHED;
+    // (A connection cut before stays open until its transport reaps it: not counted.)
+    if (std::string(ip) == source && ntohs(peer.sin_port) == port && established && ::shutdown(fd, SHUT_RDWR) == 0)
+      ++cut;
   }
   closedir(d);
   return cut;
