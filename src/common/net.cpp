@@ -187,12 +187,6 @@ void setLiveness(int fd, int timeout_ms) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
 }
 
-bool isNumericAddress(const std::string& s) {
-  in6_addr a6;
-  in_addr a4;
-  return inet_pton(AF_INET, s.c_str(), &a4) == 1 || inet_pton(AF_INET6, s.c_str(), &a6) == 1;
-}
-
 namespace {
 // A send or receive timed out on the socket. Without a deadline that ends the wait; with
 // one it was a tick, and the wait goes on until the deadline.

@@ -28,8 +28,6 @@ Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& f
 /// ETIMEDOUT instead of retransmitting for many minutes: TCP_USER_TIMEOUT, plus keepalive
 /// probes so an idle wait for the peer is covered too. 0 leaves the kernel's defaults.
 void setLiveness(int fd, int timeout_ms);
-/// Whether `s` is a numeric IPv4 or IPv6 address (no name to resolve).
-bool isNumericAddress(const std::string& s);
 
 using Clock = std::chrono::steady_clock;
 /// No deadline: a socket's own timeout (SO_RCVTIMEO/SO_SNDTIMEO) ends a wait.
@@ -96,9 +94,10 @@ class SocketReader {
   Status skip(size_t n);
   /// Bytes already received and not consumed.
   size_t buffered() const { return end_ - begin_; }
-  /// Payloads of kLowWaterMinBytes or more are received with a low-water mark (SO_RCVLOWAT) of what is still
-  /// missing, capped at `cap` bytes, and non-blocking receives + poll: the kernel wakes the
-  /// reader once per `cap` bytes instead of once per segment. 0 turns it off.
+  /// Payloads of kLowWaterMinBytes or more are received with non-blocking receives + poll
+  /// and a low-water mark (SO_RCVLOWAT) of half of what is still missing, at most `cap`
+  /// and at least kLowWaterTailBytes: a few wake-ups per payload instead of one per
+  /// segment, and only a short tail to copy after its last byte. 0 turns it off.
   void setLowWaterCap(size_t cap) { lowat_cap_ = cap; }
   static constexpr size_t kLowWaterMinBytes = 64 * 1024;
   static constexpr size_t kLowWaterTailBytes = 32 * 1024;

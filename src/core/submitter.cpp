@@ -110,6 +110,7 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
   std::vector<std::shared_ptr<Route>> routes(requests.size());
   const bool policies = p_.selector.hasPolicies();
   MemoryKind prev_local = kHostMemory, prev_remote = kHostMemory;
+  uint64_t bytes = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& r = requests[i];
     auto fail = [&](const Status& st) {
@@ -121,6 +122,7 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
     if (op != Request::READ && op != Request::WRITE)
       return fail(Status::InvalidArgument("unknown opcode " + std::to_string(op)));
     if (r.length == 0) return fail(Status::InvalidArgument("length is 0"));
+    bytes += r.length;
     if (!r.source) return fail(Status::InvalidArgument("source is null"));
     Sides sides;
     Status st = p_.registry.checkLocal(reinterpret_cast<uint64_t>(r.source), r.length,
@@ -170,8 +172,6 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
     }
     batch->pending.fetch_add(requests.size(), std::memory_order_acq_rel);
     batch->size.store(used + requests.size(), std::memory_order_release);
-    uint64_t bytes = 0;
-    for (const Request& r : requests) bytes += r.length;
     batch->submitted_bytes.fetch_add(bytes, std::memory_order_relaxed);
   }
 
