@@ -11,6 +11,7 @@ packages=(
   python3 python3-dev pybind11-dev python3-numpy python3-pytest python3-setuptools  # Python API
   etcd-server redis-server libhiredis-dev  # metadata backends; tests start their own servers
   liburing-dev                          # io_uring file segments
+  libibverbs-dev                        # RDMA: verbs headers (the library is loaded at run time)
   libssl-dev                            # HMAC-SHA256 (libcrypto) for the cluster token
   util-linux                            # tests: prlimit, unshare (pid namespaces)
 )

@@ -140,7 +140,7 @@ Status RpcClient::call(const std::string& host, uint16_t port, MsgType type,
 Status RpcClient::exchange(Conn& c, const std::string& where, MsgType type, std::string_view body,
                            std::string* reply, bool& sent) {
   sent = false;
-  const wire::MessageTable& table = wire::controlMessages();
+  const wire::MessageTable& table = table_;
   auto fail = [&](const Status& st) {
     track(c.fd, false);
     ::close(c.fd);

@@ -35,9 +35,12 @@ Status readResponse(int fd, const wire::MessageTable& table, wire::MsgType type,
 
 class RpcClient {
  public:
-  /// `timeout_ms` bounds the connect and the wait for each response.
-  explicit RpcClient(int timeout_ms, std::string token = "", size_t max_idle_per_endpoint = 4)
-      : timeout_ms_(timeout_ms), token_(std::move(token)), max_idle_(max_idle_per_endpoint) {}
+  /// `timeout_ms` bounds the connect and the wait for each response. Responses are checked
+  /// against `messages` (a transport's table for its own requests; the control one by default).
+  explicit RpcClient(int timeout_ms, std::string token = "", size_t max_idle_per_endpoint = 4,
+                     const wire::MessageTable* messages = nullptr)
+      : timeout_ms_(timeout_ms), token_(std::move(token)), max_idle_(max_idle_per_endpoint),
+        table_(messages ? *messages : wire::controlMessages()) {}
   ~RpcClient();
 
   /// Sends `type` with `body` to host:port and waits for the matching response. A non-OK
@@ -65,6 +68,7 @@ class RpcClient {
   const int timeout_ms_;
   const std::string token_;
   const size_t max_idle_;
+  const wire::MessageTable& table_;
   // Guards idle_, busy_fds_ and shut_; never held across I/O. A leaf lock.
   mutable std::mutex mu_;
   std::map<std::string, std::vector<Conn>> idle_;  // by "host:port"

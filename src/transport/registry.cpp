@@ -3,6 +3,7 @@
 #include "transport/fault/fault_transport.h"
 #include "transport/file/file_transport.h"
 #include "transport/local/local_transport.h"
+#include "transport/rdma/rdma_transport.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
 
@@ -21,6 +22,7 @@ const std::vector<TransportInfo>& transportRegistry() {
       {"local", 0, &LocalTransport::declareOptions, &make<LocalTransport>},
       {"shm", 1, &ShmTransport::declareOptions, &make<ShmTransport>},
       {"file", 1, &FileTransport::declareOptions, &make<FileTransport>},  // file segments only
+      {"rdma", 2, &RdmaTransport::declareOptions, &make<RdmaTransport>},  // inert without NICs
       {"tcp", 2, &TcpTransport::declareOptions, &make<TcpTransport>},
   };
   return registry;
