@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine and runs every test: the layer rules, the release build's suite,
-# the same suite under AddressSanitizer + UndefinedBehaviorSanitizer and under
-# ThreadSanitizer, and bounded libFuzzer runs of the wire decoder, the token handshake and
+# the rdma transport's line coverage, the same suite under AddressSanitizer +
+# UndefinedBehaviorSanitizer and under ThreadSanitizer, and bounded libFuzzer runs of the wire decoder, the token handshake and
 # the HTTP request head. Exit status is non-zero
 # if anything fails. To fit CI's time the three builds are unity builds
 # (CMAKE_UNITY_BUILD; scripts/build.sh alone builds file by file, so a missing include still
@@ -25,6 +25,9 @@ bash scripts/build.sh build "${unity[@]}" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 
 ls build/python/ferry/engine.*.so >/dev/null || { echo "the Python module was not built" >&2; exit 1; }
 (cd build && ctest -j2 --output-on-failure --timeout 300)
 
+echo "== rdma transport: line coverage over the verbs emulation (bar 85 %)"
+bash scripts/coverage.sh src/transport/rdma ferry_rdma_tests 85
+
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 # (The Python module stays out: the interpreter would need the sanitizer runtime preloaded.)
 bash scripts/build.sh build-asan "${unity[@]}" "${sanitized[@]}" -DFERRY_SANITIZE=address,undefined
@@ -37,7 +40,7 @@ bash scripts/build.sh build-tsan "${unity[@]}" "${sanitized[@]}" -DFERRY_SANITIZ
 (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest -j2 --output-on-failure --timeout 600)
 
 # Every parser of what peers and clients send, each for a bounded time: the wire decoder
-# (control and tcp frames), the token handshake, the HTTP request head with its signature.
+# (control, tcp and rdma-handshake frames), the token handshake, the HTTP request head with its signature.
 fuzz_seconds=${FERRY_FUZZ_SECONDS:-20}
 fuzz() {  # name, sources...
   local name=$1
@@ -48,7 +51,7 @@ fuzz() {  # name, sources...
     src/common/status.cpp -o "build/bin/ferry_$name" -lcrypto
   "build/bin/ferry_$name" -max_total_time="$fuzz_seconds" -print_final_stats=1 "build/fuzz/$name" 2>&1 | tail -n 3
 }
-fuzz wire_fuzz src/control/wire.cpp src/transport/tcp/tcp_wire.cpp
+fuzz wire_fuzz src/control/wire.cpp src/transport/tcp/tcp_wire.cpp src/transport/rdma/rdma_wire.cpp
 fuzz handshake_fuzz src/control/handshake.cpp src/control/rpc_client.cpp src/control/wire.cpp src/common/auth.cpp \
   src/common/environment.cpp src/common/net.cpp
 fuzz http_fuzz src/common/http.cpp src/common/auth.cpp src/common/environment.cpp src/common/net.cpp \

@@ -143,8 +143,8 @@ int runInitiator(const tools::Flags& f) {
     return 2;
   }
   std::string protocol = f.str("protocol");
-  if (protocol != "auto" && protocol != "tcp" && protocol != "shm" && protocol != "file") {
-    std::cerr << "--protocol=" << protocol << " is not built in this Ferry (available: auto, shm, file, tcp)\n";
+  if (protocol != "auto" && protocol != "tcp" && protocol != "shm" && protocol != "file" && protocol != "rdma") {
+    std::cerr << "--protocol=" << protocol << " is not built in this Ferry (available: auto, shm, file, tcp, rdma)\n";
     return 2;
   }
   // A named protocol pins every request onto that transport (Request::transport_hint).
@@ -486,7 +486,7 @@ int main(int argc, char** argv) {
   tools::Flags f;
   f.define("mode", "loopback", "target | initiator | loopback | memcpy | fileio (references)");
   f.define("operation", "write", "read | write");
-  f.define("protocol", "auto", "transport to use: auto | shm | file | tcp");
+  f.define("protocol", "auto", "transport to use: auto | shm | file | tcp | rdma (NICs needed)");
   f.define("file_backend", "auto", "file segments: auto | io_uring | pread");
   f.define("file", "", "fileio mode: the file to read or write");
   f.define("copy_threads", "0", "shm copy workers (0: one per usable CPU, up to 4)");

@@ -8,6 +8,8 @@
 //   ferry-info --selection=SEGMENT [--metadata_server=URI]
 //                                  the transport selector's choices for that segment under
 //                                  this environment's config (FERRY_CONF policies included)
+//   ferry-info --transports        what each transport runs on here (rdma: NICs, GIDs, MTU,
+//                                  NUMA node, speed; or why it is inert), JSON
 //   ferry-info --latency=SEGMENT [--metadata_server=URI] [--iterations=N] [--json]
 //                                  openSegment and descriptor-refresh latency, p50/p99
 #include <cstdio>
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
   f.define("probe", "", "probe the RPC server of HOST:PORT");
   f.define("selection", "", "print the transport selector's choices for this segment");
   f.define("latency", "", "time openSegment and descriptor refresh of this segment");
+  f.define("transports", "false", "print what each transport runs on here (devices, or why it is inert)", true);
   f.define("metadata_server", "P2PHANDSHAKE", "metadata service (P2PHANDSHAKE, http://, etcd://, redis://)");
   f.define("iterations", "1000", "samples per latency figure");
   f.define("json", "false", "latency: one JSON line", true);
@@ -69,6 +72,20 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cout << c.dump() << "\n";
+  }
+  if (f.boolean("transports")) {
+    auto c = inspectorConfig(f);
+    Status st = c->loadFromEnv();  // the devices and provider the user's engines would use
+    if (!st.ok()) {
+      std::cerr << st.ToString() << "\n";
+      return 1;
+    }
+    TransferEngine engine(c);
+    if (!engine.available()) {
+      std::cerr << engine.initStatus().ToString() << "\n";
+      return 1;
+    }
+    std::cout << ext::inspectTransports(engine) << "\n";
   }
   if (!f.str("segment").empty() || !f.str("probe").empty()) {
     TransferEngine engine(inspectorConfig(f));

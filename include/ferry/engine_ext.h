@@ -47,6 +47,9 @@ std::string optionsTable();
 
 /// This engine's segment descriptor as peers read it (JSON).
 std::string localDescriptorJson(TransferEngine& engine);
+/// What each transport runs on (JSON by transport name: rdma's NICs with GID, MTU, NUMA
+/// node and speed, or why it is inert): `ferry-info --transports`.
+std::string inspectTransports(TransferEngine& engine);
 /// Per-peer states the transports hold now (endpoints: connections, mappings, open files).
 size_t peerStateCount(TransferEngine& engine);
 

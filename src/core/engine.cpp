@@ -1,5 +1,7 @@
 #include "core/engine.h"
 
+#include <nlohmann/json.hpp>
+
 #include <unistd.h>
 
 #include <cinttypes>
@@ -198,6 +200,13 @@ SegmentDescriptor EngineImpl::localDescriptor() {
   for (Transport* t : transport_list_) d.transports.push_back(t->name());
   d.attrs = local_attrs_;
   return d;
+}
+
+std::string EngineImpl::inspectTransports() const {
+  nlohmann::json j = nlohmann::json::object();
+  for (Transport* t : transport_list_)
+    if (std::string s = t->inspect(); !s.empty()) j[t->name()] = nlohmann::json::parse(s, nullptr, false);
+  return j.dump(2);
 }
 
 size_t EngineImpl::peerStateCount() const {

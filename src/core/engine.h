@@ -92,6 +92,8 @@ class EngineImpl : public TransportContext {
   SegmentDescriptor localDescriptor();
   /// Per-peer states the transports hold now (endpoints), summed.
   size_t peerStateCount() const;
+  /// {"<transport>": its inspect() JSON, ...} for those that say something.
+  std::string inspectTransports() const;
 
  private:
   Status init();

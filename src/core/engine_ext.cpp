@@ -64,6 +64,11 @@ std::string localDescriptorJson(TransferEngine& engine) {
   return e ? e->localDescriptor().toJson() : "";
 }
 
+std::string inspectTransports(TransferEngine& engine) {
+  EngineImpl* e = EngineAccess::impl(engine);
+  return e ? e->inspectTransports() : "";
+}
+
 size_t peerStateCount(TransferEngine& engine) {
   EngineImpl* e = EngineAccess::impl(engine);
   return e ? e->peerStateCount() : 0;

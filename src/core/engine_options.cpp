@@ -37,7 +37,7 @@ void declareEngineOptions(OptionTable& t) {
   t.integer("metrics/interval_s", 5, 1, 86400, "its period");
   t.integer("batch/max_size", 1 << 20, 1, 1ll << 32, "largest `allocateBatch`");
   t.text("metadata/embedded_server", "", "`host:port`: host the HTTP metadata service in this engine");
-  t.text("rdma/bind_address", "", "recorded for the RDMA transport (not built yet)");
+  t.text("rdma/bind_address", "", "recorded (Mooncake's name); the rdma transport picks NICs by transports/rdma/devices");
 }
 
 Status EngineOptions::read(const Config& c, EngineOptions& o) {

@@ -141,6 +141,9 @@ class Transport {
   /// batch lends itself this way (cf. UCX's progress) instead of sleeping while workers do
   /// the work on the same cores.
   virtual bool progress(const std::function<bool()>& /*done*/) { return false; }
+  /// Optional: JSON about what it runs on now (devices, or why it is inert), for
+  /// `ferry-info --transports`; "" for nothing to say.
+  virtual std::string inspect() const { return ""; }
   /// Optional: how many per-peer states (endpoints, mappings, connections) it holds now,
   /// for introspection and the tests that prove they do not grow.
   virtual size_t peerStateCount() const { return 0; }

@@ -38,6 +38,7 @@ class FaultTransport : public Transport {
   std::string describeLocal() const override { return inner_->describeLocal(); }
   bool progress(const std::function<bool()>& done) override { return inner_->progress(done); }
   size_t peerStateCount() const override { return inner_->peerStateCount(); }
+  std::string inspect() const override { return inner_->inspect(); }
 
   /// Whether the next submit / slice is one to fail (counted over all endpoints).
   bool failSubmit();

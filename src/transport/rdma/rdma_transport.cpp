@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "transport/rdma/rdma_gid.h"
 #include "transport/rdma/rdma_peer.h"
 
 namespace ferry {
@@ -59,18 +60,18 @@ void RdmaTransport::declareOptions(OptionTable& t) {
          "where verbs come from: system = libibverbs.so.1, loaded at run time (tests register an emulation)");
   t.text("devices", "", "NICs to use, comma-separated name[:port] (\"\": every device whose port 1 is ACTIVE)");
   t.integer("gid_index", -1, -1, 255,
-            "GID table index; -1 chooses (RoCEv2 IPv4-mapped with a netdev first; MC_GID_INDEX)");
-  t.integer("mtu", 4096, 256, 4096, "path MTU upper bound in bytes; a path uses the smaller of both ends' (MC_MTU)");
+            "GID table index; -1 chooses (RoCEv2 IPv4-mapped with a netdev first)");
+  t.integer("mtu", 4096, 256, 4096, "path MTU upper bound in bytes; a path uses the smaller of both ends'");
   t.integer("qps_per_path", 2, 1, static_cast<int64_t>(rdma_wire::kMaxQpsPerPath),
-            "RC queue pairs per path (one of our NICs to one of the peer's; MC_NUM_QP_PER_EP)");
-  t.integer("max_qp_wr", 256, 16, 16384, "send queue depth of each queue pair (MC_MAX_WR)");
-  t.integer("max_cqe", 4096, 64, 1 << 22, "completion queue entries per NIC: work requests in flight on it (MC_MAX_CQE_PER_CTX)");
+            "RC queue pairs per path (one of our NICs to one of the peer's)");
+  t.integer("max_qp_wr", 256, 16, 16384, "send queue depth of each queue pair");
+  t.integer("max_cqe", 4096, 64, 1 << 22, "completion queue entries per NIC: work requests in flight on it");
   t.integer("signal_every", 16, 1, 1024, "ask for a completion every this many work requests (and for the last of each post)");
   t.integer("post_batch", 32, 1, 64, "work requests chained per doorbell");
   t.integer("slice_size", 256 << 10, 4096, 64 << 20, "requests are cut into slices of this size (striping unit over NICs)");
   t.integer("max_qps", 16384, 1, 1 << 22, "queue pairs held for peers' paths to us; the oldest are evicted past it");
   t.integer("qp_timeout", 14, 1, 31, "ACK timeout exponent: 4.096 us x 2^N before a retry");
-  t.integer("retry_cnt", 7, 0, 7, "retries before a path fails (MC_RETRY_CNT)");
+  t.integer("retry_cnt", 7, 0, 7, "NIC retransmissions before a path fails");
   t.integer("rnr_retry", 7, 0, 7, "receiver-not-ready retries (7: infinite)");
   t.integer("path_cooldown_ms", 1000, 0, 3600000,
             "a NIC pair whose path failed is not used for this long, doubling while it keeps failing");
@@ -138,7 +139,9 @@ Status RdmaTransport::openDevices() {
   const rdma::VerbsApi& v = *verbs_;
   int n = 0;
   ibv_device** list = v.get_device_list(&n);
-  if (!list) return Status::NotSupported(std::string("no RDMA devices (") + std::strerror(errno) + ")");
+  if (!list)
+    return Status::NotSupported(errno == ENOSYS ? std::string("no RDMA devices (no RDMA support in this kernel)")
+                                                : std::string("no RDMA devices (") + std::strerror(errno) + ")");
   const auto wanted = parseDeviceList(options_.devices);
   std::string skipped;
   for (int i = 0; i < n; ++i) {
@@ -288,6 +291,31 @@ std::string RdmaTransport::describeLocal() const {
   json devs = json::array();
   for (auto& d : devices_) devs.push_back({{"name", d->name()}, {"numa", d->numaNode()}, {"gbps", d->speedGbps()}});
   return json({{"devices", devs}}).dump();
+}
+
+std::string RdmaTransport::inspect() const {
+  json j = {{"provider", options_.provider}};
+  if (devices_.empty()) {
+    j["inert"] = inert_reason_;
+    return j.dump();
+  }
+  json devs = json::array();
+  for (auto& d : devices_) {
+    const rdma::PortAddress& a = d->address();
+    devs.push_back({{"name", d->name()},
+                    {"link", a.ib_link ? "infiniband" : "ethernet"},
+                    {"gid_index", a.gid_index},
+                    {"gid", rdma::gidText(a.gid)},
+                    {"gid_rule", d->gidReason()},
+                    {"lid", a.lid},
+                    {"mtu", rdma::mtuBytes(d->activeMtu())},
+                    {"numa", d->numaNode()},
+                    {"gbps", d->speedGbps()},
+                    {"queue_pairs", d->qpCount()}});
+  }
+  j["devices"] = devs;
+  j["passive_queue_pairs"] = passiveQpCount();
+  return j.dump();
 }
 
 size_t RdmaTransport::passiveQpCount() const {

@@ -63,6 +63,7 @@ class RdmaTransport : public Transport {
   Status unregisterMemory(const BufferDesc& buffer) override;
   std::string describeLocal() const override;
   size_t peerStateCount() const override { return endpoints_.liveCount(); }
+  std::string inspect() const override;
 
   /// Why the transport is inert ("" when it has devices).
   const std::string& inertReason() const { return inert_reason_; }
