@@ -87,7 +87,7 @@ struct FakeFabric::Impl {
   int fail_in = 0;
   std::chrono::microseconds delay{0};
   LiveObjects live;
-  uint64_t posted = 0, signaled = 0, violations = 0, control_calls = 0;
+  uint64_t posted = 0, signaled = 0, violations = 0, control_calls = 0, created_qps = 0;
 
   // Counts a control call; true when it must fail now. Caller holds mu.
   bool injectLocked(const char* verb) {
@@ -404,6 +404,7 @@ ibv_qp* createQp(ibv_pd* pd, ibv_qp_init_attr* a) {
   q->max_send_wr = a->cap.max_send_wr;
   g->qps[q->qp.qp_num] = q;
   ++g->live.qps;
+  ++g->created_qps;
   return &q->qp;
 }
 
@@ -637,6 +638,10 @@ uint64_t FakeFabric::signaledRequests() const {
 uint64_t FakeFabric::capacityViolations() const {
   std::lock_guard lock(impl_->mu);
   return impl_->violations;
+}
+uint64_t FakeFabric::createdQps() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->created_qps;
 }
 uint64_t FakeFabric::controlCalls() const {
   std::lock_guard lock(impl_->mu);

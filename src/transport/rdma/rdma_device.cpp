@@ -256,9 +256,10 @@ void RdmaDevice::completionLoop() {
   ibv_wc wc[kBatch];
   int64_t next_sweep = 0;
   log::RateLimit errors;
+  int64_t spin_until = 0;  // polling mode: keep polling the CQ until then
   while (!stopping_.load(std::memory_order_acquire)) {
     pollfd fds[2] = {{channel_->fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    int rc = ::poll(fds, 2, options_.sweep_ms);
+    int rc = ::poll(fds, 2, nowNs() < spin_until ? 0 : options_.sweep_ms);
     if (rc < 0 && errno != EINTR) {
       FERRY_LOG(ERROR) << name_ << ": poll: " << std::strerror(errno);
       break;
@@ -289,9 +290,11 @@ void RdmaDevice::completionLoop() {
           if (it != owners_.end()) owner = it->second;
           while (j < n && wc[j].qp_num == wc[i].qp_num) ++j;
         }
-        if (owner) owner->onCompletions(wc + i, j - i);
+        if (owner)
+          owner->onCompletions(wc + i, j - i);
         else if (errors.allow())
           FERRY_LOG(WARN) << name_ << ": completion for unknown queue pair " << wc[i].qp_num << " dropped";
+        spin_until = options_.spin_us ? nowNs() + int64_t{options_.spin_us} * 1000 : 0;
         i = j;
       }
     }

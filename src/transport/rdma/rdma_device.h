@@ -42,6 +42,7 @@ struct DeviceOptions {
   int mtu_bytes = 4096;   // upper bound; the port's active MTU may be lower
   int max_cqe = 4096;
   int sweep_ms = 100;
+  int spin_us = 0;  // polling mode: poll the CQ this long after the last completion before sleeping
 };
 
 /// What a peer needs to reach one of our ports (the handshake's fields).

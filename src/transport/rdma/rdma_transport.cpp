@@ -110,6 +110,7 @@ Status RdmaTransport::start(TransportContext& ctx) {
   options_.cooldown_max_ms = std::max(options_.cooldown_ms, c.get<int64_t>("transports/rdma/path_cooldown_max_ms"));
   options_.max_resends = static_cast<uint8_t>(c.get<int>("transports/rdma/max_resends"));
   options_.connect_timeout_ms = c.get<int>("connect_timeout_ms");
+  options_.spin_us = c.get<bool>("polling") ? c.get<int>("polling_spin_us") : 0;
   slice_size_ = c.get<uint64_t>("transports/rdma/slice_size");
 
   // The handshake is defined whether or not we have NICs: a peer asking gets a clear answer.
@@ -157,6 +158,7 @@ Status RdmaTransport::openDevices() {
     o.gid_index = options_.gid_index;
     o.mtu_bytes = options_.mtu;
     o.max_cqe = options_.max_cqe;
+    o.spin_us = options_.spin_us;
     auto dev = std::make_unique<RdmaDevice>(verbs_, name);
     Status st = dev->open(list[i], o);
     if (!st.ok()) {

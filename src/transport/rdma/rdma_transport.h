@@ -21,7 +21,8 @@
 // holds QPs only (passive: one-sided operations need no target CPU); their number is capped
 // and the oldest are evicted past it.
 //
-// Threads: one completion thread per NIC, sleeping on its completion channel.
+// Threads: one completion thread per NIC, sleeping on its completion channel (in polling
+// mode it first polls the CQ for polling_spin_us after each completion).
 // Locks (docs/locking.md): RdmaPeer::mu_ -> RdmaPath::mu_ -> RdmaDevice::mu_; mr_mu_ and
 // passive_mu_ are leaves. No slice completes under any of them.
 #pragma once
@@ -85,6 +86,7 @@ class RdmaTransport : public Transport {
     int64_t cooldown_ms = 1000, cooldown_max_ms = 60000;
     uint8_t max_resends = 3;
     int connect_timeout_ms = 3000;
+    int spin_us = 0;  // polling mode (the engine's `polling`): completion threads spin first
   };
   // A registered buffer: its MR on each device (null where registration failed).
   struct LocalBuffer {
