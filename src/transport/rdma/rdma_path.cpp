@@ -253,6 +253,9 @@ void RdmaPath::sweep(int64_t now_ns) {
           ++it;
         }
       }
+      // Work waiting for CQ room held by other paths of the NIC gets no completion of its
+      // own to wake it: try again now.
+      if (!backlog_.empty()) postLocked(out);
       bool overdue = false;
       for (const Qp& q : qps_)
         for (const Posted& p : q.ledger)

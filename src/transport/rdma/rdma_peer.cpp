@@ -86,6 +86,8 @@ Status RdmaPeer::indexLocked(const PeerEndpoint& peer, std::vector<std::shared_p
     nics_.clear();
     for (auto& [name, numa] : nics) nics_.push_back({name, numa});
     pairs_.assign(t_.devices_.size() * nics_.size(), Pair{});
+    ++generation_;  // handshakes in flight were for the old list
+    cv_.notify_all();
   }
   rkeys_.assign(d.buffers.size(), {});
   for (size_t i = 0; i < d.buffers.size(); ++i) {
@@ -103,12 +105,20 @@ Status RdmaPeer::submit(const PeerEndpoint& peer, Slice* const* slices, size_t c
   std::vector<std::shared_ptr<RdmaPath>> dropped;
   Status st;
   {
-    std::lock_guard lock(mu_);
-    if (canceled_) return Status::Canceled("rdma: the peer endpoint was canceled");
+    std::unique_lock lock(mu_);
+    if (canceled_ || t_.stopping_.load(std::memory_order_acquire))
+      return Status::Canceled("rdma: the peer endpoint was canceled");
     st = indexLocked(peer, dropped);
-    if (st.ok()) {
-      peer_ = peer;
-      for (size_t i = 0; i < count && st.ok(); ++i) st = resolveLocked(slices[i], true, work);
+    if (st.ok()) peer_ = peer;
+    // Resolve every slice; when one needs a path that is not up, make it (without our lock:
+    // re-posts from completion threads must not wait for a handshake) and start over.
+    while (st.ok()) {
+      work.clear();
+      size_t need = SIZE_MAX;
+      for (size_t i = 0; i < count && st.ok() && need == SIZE_MAX; ++i)
+        st = resolveLocked(slices[i], true, work, &need);
+      if (!st.ok() || need == SIZE_MAX) break;
+      connectUnlocked(lock, need);
     }
   }
   for (auto& p : dropped) p->fail(Status::Unavailable("rdma: the peer's NICs changed"));
@@ -117,7 +127,7 @@ Status RdmaPeer::submit(const PeerEndpoint& peer, Slice* const* slices, size_t c
   return Status::OK();
 }
 
-Status RdmaPeer::resolveLocked(Slice* s, bool connect, Work& work) {
+Status RdmaPeer::resolveLocked(Slice* s, bool connect, Work& work, size_t* need_connect) {
   const SegmentDescriptor& d = *indexed_;
   std::vector<int64_t> lkeys;
   int numa = -1;
@@ -149,60 +159,105 @@ Status RdmaPeer::resolveLocked(Slice* s, bool connect, Work& work) {
   };
   for (int tier = 0; tier < 3; ++tier) {
     // The least-loaded usable pair of the tier; one not connected yet counts as empty.
-    while (true) {
-      size_t best = SIZE_MAX;
-      uint64_t best_load = UINT64_MAX;
-      for (size_t l = 0; l < t_.devices_.size(); ++l) {
-        if (lkeys[l] < 0 || (tier < 2 && !near(l))) continue;
-        for (size_t p = 0; p < peers; ++p) {
-          if (rkeys[p] < 0 || (tier == 0 && p != l % peers)) continue;
-          Pair& pair = pairs_[l * peers + p];
-          uint64_t load = planned(pair.path);
-          if (pair.path && pair.path->usable()) {
-            load += pair.path->load();
-          } else if (!connect || pair.paused_until_ns > now) {
-            continue;
-          }
-          if (load < best_load) {
-            best_load = load;
-            best = l * peers + p;
-          }
+    size_t best = SIZE_MAX;
+    uint64_t best_load = UINT64_MAX;
+    for (size_t l = 0; l < t_.devices_.size(); ++l) {
+      if (lkeys[l] < 0 || (tier < 2 && !near(l))) continue;
+      for (size_t p = 0; p < peers; ++p) {
+        if (rkeys[p] < 0 || (tier == 0 && p != l % peers)) continue;
+        Pair& pair = pairs_[l * peers + p];
+        uint64_t load = planned(pair.path);
+        if (pair.path && pair.path->usable()) {
+          load += pair.path->load();
+        } else if (!connect || pair.paused_until_ns > now) {
+          continue;
+        }
+        if (load < best_load) {
+          best_load = load;
+          best = l * peers + p;
         }
       }
-      if (best == SIZE_MAX) break;
-      Pair& pair = pairs_[best];
-      if (!pair.path || !pair.path->usable()) {
-        std::shared_ptr<RdmaPath> path;
-        if (!connectLocked(best / peers, best % peers, path).ok()) continue;  // paused now: choose again
-        pair.path = std::move(path);
-        pair.connected_at_ns = now;
-      }
-      const size_t l = best / peers, p = best % peers;
-      auto it = std::find_if(work.begin(), work.end(), [&](const Planned& w) { return w.path == pair.path; });
-      if (it == work.end()) it = work.insert(work.end(), Planned{pair.path, {}, 0});
-      it->items.push_back({s, static_cast<uint32_t>(lkeys[l]), static_cast<uint32_t>(rkeys[p])});
-      it->bytes += s->length;
+    }
+    if (best == SIZE_MAX) continue;
+    Pair& pair = pairs_[best];
+    if (!pair.path || !pair.path->usable()) {
+      *need_connect = best;  // the caller makes it and resolves again
       return Status::OK();
     }
+    const size_t l = best / peers, p = best % peers;
+    auto it = std::find_if(work.begin(), work.end(), [&](const Planned& w) { return w.path == pair.path; });
+    if (it == work.end()) it = work.insert(work.end(), Planned{pair.path, {}, 0});
+    it->items.push_back({s, static_cast<uint32_t>(lkeys[l]), static_cast<uint32_t>(rkeys[p])});
+    it->bytes += s->length;
+    return Status::OK();
   }
   return Status::Unavailable("rdma: no usable path to '" + d.name + "'" +
                              (connect ? " (every NIC pair is paused after errors)" : " among those connected"));
 }
 
-Status RdmaPeer::connectLocked(size_t local, size_t remote, std::shared_ptr<RdmaPath>& out) {
+void RdmaPeer::connectUnlocked(std::unique_lock<std::mutex>& lock, size_t need) {
+  if (pairs_[need].connecting) {  // someone else is making it: wait for their outcome
+    const uint64_t gen = generation_;
+    cv_.wait(lock, [&] { return generation_ != gen || !pairs_[need].connecting; });
+    return;
+  }
+  // First contact with a NIC pair: make every rail-aligned path that is missing too, so a
+  // path error later finds another one up (re-posts never handshake).
+  const size_t peers = nics_.size();
+  std::vector<size_t> todo = {need};
+  for (size_t l = 0; l < t_.devices_.size(); ++l) {
+    const size_t k = l * peers + l % peers;
+    const Pair& p = pairs_[k];
+    if (k != need && !p.connecting && (!p.path || !p.path->usable()) && p.paused_until_ns <= nowNs())
+      todo.push_back(k);
+  }
+  struct Attempt {
+    size_t pair;
+    std::string nic;
+    std::shared_ptr<RdmaPath> path;
+    Status st;
+  };
+  std::vector<Attempt> attempts;
+  for (size_t k : todo) {
+    pairs_[k].connecting = true;
+    attempts.push_back({k, nics_[k % peers].name, nullptr, {}});
+  }
+  const uint64_t gen = generation_;
+  const PeerEndpoint peer = peer_;
+  lock.unlock();
+  for (Attempt& a : attempts) a.st = handshake(peer, a.pair / peers, a.pair % peers, a.nic, a.path);
+  lock.lock();
+  for (Attempt& a : attempts) {
+    if (generation_ != gen) {  // the peer's NICs changed meanwhile: these paths lead nowhere
+      if (a.path) a.path->fail(Status::Canceled("rdma: the peer's NICs changed"));
+      continue;
+    }
+    Pair& pair = pairs_[a.pair];
+    pair.connecting = false;
+    const std::string what = t_.devices_[a.pair / peers]->name() + " -> " + peer.desc->name + ":" + a.nic;
+    if (a.st.ok()) {
+      pair.path = std::move(a.path);
+      pair.connected_at_ns = nowNs();
+    } else {
+      pauseLocked(pair, what, a.st);
+    }
+  }
+  cv_.notify_all();
+}
+
+Status RdmaPeer::handshake(const PeerEndpoint& peer, size_t local, size_t remote, const std::string& nic,
+                           std::shared_ptr<RdmaPath>& out) {
   rdma::RdmaDevice& dev = *t_.devices_[local];
-  Pair& pair = pairs_[local * nics_.size() + remote];
-  const std::string what = dev.name() + " -> " + peer_.desc->name + ":" + nics_[remote].name;
   auto path = std::make_shared<RdmaPath>(dev, local, remote, t_.options_.path, weak_from_this());
   rdma_wire::ConnectInfo req;
   Status st = path->prepare(req);
   if (st.ok()) {
     req.initiator_instance = t_.ctx_->instanceId();
-    req.target_instance = peer_.desc->instance_id;
+    req.target_instance = peer.desc->instance_id;
     req.initiator_device = dev.name();
-    req.target_device = nics_[remote].name;
+    req.target_device = nic;
     std::string body;
-    st = t_.rpc_->call(peer_.host, peer_.port, rdma_wire::kRdmaConnect, rdma_wire::encode(req), &body);
+    st = t_.rpc_->call(peer.host, peer.port, rdma_wire::kRdmaConnect, rdma_wire::encode(req), &body);
     rdma_wire::ConnectInfo reply;
     if (st.ok()) st = rdma_wire::decode(body, reply);
     if (st.ok() && (reply.target_instance != req.target_instance || reply.initiator_device != req.initiator_device ||
@@ -212,11 +267,10 @@ Status RdmaPeer::connectLocked(size_t local, size_t remote, std::shared_ptr<Rdma
   }
   if (!st.ok()) {
     path->abandon();
-    pauseLocked(pair, what, st);
     return st;
   }
-  FERRY_LOG(INFO) << "rdma path " << what << " up: " << t_.options_.path.qps << " queue pairs, mtu "
-                  << rdma::mtuBytes(path->mtu());
+  FERRY_LOG(INFO) << "rdma path " << dev.name() << " -> " << peer.desc->name << ":" << nic << " up: "
+                  << t_.options_.path.qps << " queue pairs, mtu " << rdma::mtuBytes(path->mtu());
   out = std::move(path);
   return Status::OK();
 }
@@ -263,7 +317,8 @@ void RdmaPeer::reroute(RdmaPath&, std::vector<Slice*> slices, const Status& why)
       } else {
         ++s->resends;
         // Only paths already up: a handshake here would stall the completion thread.
-        st = indexed_ ? resolveLocked(s, false, work) : Status::Unavailable("rdma: no descriptor");
+        size_t unused = SIZE_MAX;
+        st = indexed_ ? resolveLocked(s, false, work, &unused) : Status::Unavailable("rdma: no descriptor");
         if (!st.ok()) st = Status::Unavailable(st.message() + " (after: " + why.message() + ")");
       }
       if (!st.ok()) {

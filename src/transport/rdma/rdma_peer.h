@@ -3,10 +3,13 @@
 // slot per (our NIC, peer NIC) pair with its pause state. Slices are resolved (local keys,
 // remote keys, a path) before any is posted, so a submit takes all slices or none.
 //
-// mu_ is held across a handshake (bounded by connect_timeout_ms; only this peer's submits
-// wait) and is taken before a path's lock; paths are failed and posted to outside it.
+// mu_ is never held across a handshake: the submit that needs a path marks its pair as
+// connecting, releases mu_, handshakes, and resolves again (others wanting that pair wait
+// for it; completion threads re-posting slices only take paths already up). mu_ is taken
+// before a path's lock; paths are failed and posted to outside it.
 #pragma once
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,6 +46,7 @@ class RdmaPeer : public Endpoint, public rdma::PathListener, public std::enable_
     int64_t paused_until_ns = 0;
     int64_t cooldown_ns = 0;
     int64_t connected_at_ns = 0;
+    bool connecting = false;  // a submit is making its path (mu_ released)
   };
   // Slices resolved to one path and not posted yet.
   struct Planned {
@@ -55,18 +59,26 @@ class RdmaPeer : public Endpoint, public rdma::PathListener, public std::enable_
   // Re-reads the peer's NICs and keys when its descriptor changed; paths to NICs it no
   // longer lists go to `dropped` (failed by the caller, outside mu_).
   Status indexLocked(const PeerEndpoint& peer, std::vector<std::shared_ptr<rdma::RdmaPath>>& dropped);
-  // Keys and a path for `s`; with `connect`, a pair without a path may be handshaken now.
-  Status resolveLocked(Slice* s, bool connect, Work& work);
-  Status connectLocked(size_t local, size_t remote, std::shared_ptr<rdma::RdmaPath>& out);
+  // Keys and a path for `s`. With `connect`, a pair whose path is not up may be chosen: then
+  // nothing is added and `*need_connect` names it (the caller makes it and resolves again).
+  Status resolveLocked(Slice* s, bool connect, Work& work, size_t* need_connect);
+  // Makes the path of pair `need` (and the other missing rail-aligned ones) with mu_
+  // released, or waits for whoever is making it; `lock` holds mu_ on entry and on return.
+  void connectUnlocked(std::unique_lock<std::mutex>& lock, size_t need);
+  // The handshake of one path (no lock held).
+  Status handshake(const PeerEndpoint& peer, size_t local, size_t remote, const std::string& nic,
+                   std::shared_ptr<rdma::RdmaPath>& out);
   void pauseLocked(Pair& pair, const std::string& what, const Status& why);
 
   RdmaTransport& t_;
   mutable std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;  // a pair's connect finished
   PeerEndpoint peer_;      // as of the last submit (re-posts resolve against its descriptor)
   std::shared_ptr<const SegmentDescriptor> indexed_;
   std::vector<PeerNic> nics_;
   std::vector<std::vector<int64_t>> rkeys_;  // per buffer of indexed_, per peer NIC; -1: none
   std::vector<Pair> pairs_;                  // [local NIC * nics_.size() + peer NIC]
+  uint64_t generation_ = 0;  // bumped when pairs_ is rebuilt (the peer's NICs changed)
   bool canceled_ = false;
 };
 

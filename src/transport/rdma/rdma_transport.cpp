@@ -225,12 +225,14 @@ bool RdmaTransport::canReach(const PeerEndpoint& peer) const {
 
 Status RdmaTransport::connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) {
   if (devices_.empty()) return Status::NotSupported("rdma: " + inert_reason_);
+  if (stopping_.load(std::memory_order_acquire)) return Status::Unavailable("rdma: stopped");
   out = endpoints_.get(peer.instanceKey(), [this] { return std::make_shared<RdmaPeer>(*this); });
   return Status::OK();
 }
 
 Status RdmaTransport::registerMemory(const BufferDesc& buffer, const MemoryOptions&, std::string& attrs) {
-  if (devices_.empty() || memoryKindOf(buffer.location) != kHostMemory) return Status::OK();
+  if (devices_.empty() || stopping_.load(std::memory_order_acquire) || memoryKindOf(buffer.location) != kHostMemory)
+    return Status::OK();
   int access = IBV_ACCESS_LOCAL_WRITE;
   if (buffer.perm == kGlobalReadOnly) access |= IBV_ACCESS_REMOTE_READ;
   if (buffer.perm == kGlobalReadWrite) access |= IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
