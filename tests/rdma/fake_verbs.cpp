@@ -19,9 +19,11 @@ uint64_t addrOf(const ibv_mr& m) { return reinterpret_cast<uint64_t>(m.addr); }
 }  // namespace
 
 struct FakeFabric::Impl {
+  struct Ctx;
   struct NicState {
     NicSpec spec;
     ibv_device device{};
+    std::vector<Ctx*> contexts;  // open on this NIC (async events go to each)
     bool down = false;
     uint64_t bytes = 0;
     uint8_t gids[3][16] = {};  // link-local (RoCEv1 at 1 on RoCE), IPv4-mapped RoCEv2
@@ -29,6 +31,7 @@ struct FakeFabric::Impl {
   struct Ctx {
     ibv_context c{};
     NicState* nic = nullptr;
+    std::deque<ibv_async_event> events;  // read through c.async_fd (an eventfd)
   };
   struct Pd {
     ibv_pd pd{};
@@ -220,16 +223,20 @@ ibv_context* openDevice(ibv_device* d) {
   }
   auto* c = new Impl::Ctx;
   c->c.device = d;
-  c->c.async_fd = -1;
+  c->c.async_fd = ::eventfd(0, EFD_SEMAPHORE | EFD_CLOEXEC);
   c->c.cmd_fd = -1;
   c->nic = nicOf(d);
+  c->nic->contexts.push_back(c);
   ++g->live.contexts;
   return &c->c;
 }
 int closeDevice(ibv_context* c) {
   std::lock_guard lock(g->mu);
+  auto* ctx = reinterpret_cast<Impl::Ctx*>(c);
+  std::erase(ctx->nic->contexts, ctx);
+  ::close(c->async_fd);
   --g->live.contexts;
-  delete reinterpret_cast<Impl::Ctx*>(c);
+  delete ctx;
   return 0;
 }
 Impl::NicState* nicOfCtx(ibv_context* c) { return reinterpret_cast<Impl::Ctx*>(c)->nic; }
@@ -458,9 +465,18 @@ int destroyQp(ibv_qp* qp) {
   return 0;
 }
 
-int getAsyncEvent(ibv_context*, ibv_async_event*) {
-  errno = EAGAIN;
-  return -1;
+int getAsyncEvent(ibv_context* c, ibv_async_event* ev) {
+  uint64_t v;
+  if (::read(c->async_fd, &v, sizeof v) != sizeof v) return -1;  // errno EAGAIN: none
+  std::lock_guard lock(g->mu);
+  auto* ctx = reinterpret_cast<Impl::Ctx*>(c);
+  if (ctx->events.empty()) {
+    errno = EAGAIN;
+    return -1;
+  }
+  *ev = ctx->events.front();
+  ctx->events.pop_front();
+  return 0;
 }
 void ackAsyncEvent(ibv_async_event*) {}
 
@@ -600,8 +616,18 @@ void FakeFabric::addNic(const NicSpec& spec) {
 
 void FakeFabric::setLinkDown(const std::string& nic, bool down) {
   std::lock_guard lock(impl_->mu);
-  for (auto& n : impl_->nics)
-    if (n->spec.name == nic) n->down = down;
+  for (auto& n : impl_->nics) {
+    if (n->spec.name != nic || n->down == down) continue;
+    n->down = down;
+    for (Impl::Ctx* c : n->contexts) {  // as the port changes state: an async event each
+      ibv_async_event ev{};
+      ev.element.port_num = 1;
+      ev.event_type = down ? IBV_EVENT_PORT_ERR : IBV_EVENT_PORT_ACTIVE;
+      c->events.push_back(ev);
+      uint64_t one = 1;
+      [[maybe_unused]] ssize_t w = ::write(c->c.async_fd, &one, sizeof one);
+    }
+  }
 }
 
 void FakeFabric::failCall(const std::string& verb, int nth) {

@@ -12,7 +12,8 @@
 //    error moves the QP to ERR and every later request completes as flushed;
 //  - the send queue holds a request until a completion covers it (posting past max_send_wr
 //    fails with ENOMEM, as a full SQ does); a CQ past its capacity records an overflow.
-// Faults: a NIC's link down (requests through it fail with "retry exceeded"), the Nth call of
+// Faults: a NIC's link down (requests through it fail with "retry exceeded", the port's async
+// events report it), the Nth call of
 // a control verb fails, completions delayed, mismatched path MTUs refused by the responder.
 // Counters: live objects of every kind (leak checks), bytes and requests per NIC.
 #pragma once
@@ -47,7 +48,9 @@ class FakeFabric {
   ~FakeFabric();  // unregisters it
 
   void addNic(const NicSpec& spec);
-  /// Requests through `nic` (either end) fail with IBV_WC_RETRY_EXC_ERR while it is down.
+  /// Requests through `nic` (either end) fail with IBV_WC_RETRY_EXC_ERR while it is down; its
+  /// port reports DOWN, and every context open on it gets IBV_EVENT_PORT_ERR (and
+  /// IBV_EVENT_PORT_ACTIVE when it comes back).
   void setLinkDown(const std::string& nic, bool down);
   /// The `nth` call from now of control verb `verb` ("create_qp", "modify_qp", "reg_mr", ...;
   /// "*" any) fails; 0 clears.

@@ -9,6 +9,8 @@
 #include <random>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "fake_verbs.h"
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
@@ -353,6 +355,31 @@ TEST_F(RdmaEngines, FirstContactConnectsEveryRailSoAFailedSliceStaysOnRdma) {
   for (int i = 0; i < 4; ++i) roundTrip(0, 64 << 10, "rdma", 30 + i);
   EXPECT_GT(fabric.bytesVia("a1"), 0u);
   fabric.setLinkDown("b0", false);
+}
+
+TEST_F(RdmaEngines, OurPortGoingDownIsSeenAtOnceAndItsComebackToo) {
+  start();
+  roundTrip(0, 4 << 20);  // both paths up
+  auto stateOf = [&](const std::string& nic) {
+    auto j = nlohmann::json::parse(ext::inspectTransports(*a));
+    for (auto& d : j["rdma"]["devices"])
+      if (d["name"] == nic) return d["state"].get<std::string>();
+    return std::string("?");
+  };
+  EXPECT_EQ(stateOf("a0"), "active");
+  fabric.setLinkDown("a0", true);  // the port event, with no traffic to notice it
+  auto t0 = Clock::now();
+  while (stateOf("a0") != "down" && Clock::now() - t0 < std::chrono::seconds(2))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(stateOf("a0"), "down");
+  const uint64_t before = fabric.bytesVia("a0");
+  for (int i = 0; i < 3; ++i) roundTrip(0, 4 << 20, "rdma", 40 + i);  // all through a1, no failed post first
+  EXPECT_EQ(fabric.bytesVia("a0"), before);
+  fabric.setLinkDown("a0", false);
+  t0 = Clock::now();
+  while (stateOf("a0") != "active" && Clock::now() - t0 < std::chrono::seconds(2))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(stateOf("a0"), "active");
 }
 
 TEST_F(RdmaEngines, AFlappingLinkCausesNoReconnectStorm) {

@@ -93,6 +93,11 @@ Status RdmaDevice::open(ibv_device* device, const DeviceOptions& options) {
   if (!cq_) return fail(Status::Unavailable(errnoText("create_cq", errno)));
   cq_room_.store(cq_->cqe > 0 ? std::min(cq_->cqe, options.max_cqe) : options.max_cqe);
   if (int rc = v.req_notify_cq(cq_, 0)) return fail(Status::Unavailable(errnoText("req_notify_cq", rc)));
+  if (ctx_->async_fd >= 0) {  // read by the completion thread alongside the channel
+    int afl = ::fcntl(ctx_->async_fd, F_GETFL);
+    if (afl < 0 || ::fcntl(ctx_->async_fd, F_SETFL, afl | O_NONBLOCK) < 0)
+      return fail(Status::Unavailable(errnoText("async event descriptor", errno)));
+  }
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return fail(Status::Unavailable(errnoText("eventfd", errno)));
   return Status::OK();
@@ -250,6 +255,61 @@ bool RdmaDevice::reserveCqe(int n) {
 
 void RdmaDevice::releaseCqe(int n) { cq_room_.fetch_add(n, std::memory_order_acq_rel); }
 
+std::vector<std::shared_ptr<QpOwner>> RdmaDevice::ownersSnapshot() {
+  std::vector<std::shared_ptr<QpOwner>> owners;
+  std::lock_guard lock(mu_);
+  std::set<QpOwner*> seen;
+  for (auto& [qpn, o] : owners_)
+    if (seen.insert(o.get()).second) owners.push_back(o);
+  return owners;
+}
+
+const char* RdmaDevice::stateName() const {
+  return fatal_.load(std::memory_order_acquire) ? "failed" : usable() ? "active" : "down";
+}
+
+void RdmaDevice::onAsyncEvents(log::RateLimit& lines) {
+  const VerbsApi& v = *verbs_;
+  ibv_async_event ev;
+  while (v.get_async_event(ctx_, &ev) == 0) {
+    const ibv_event_type type = ev.event_type;
+    std::shared_ptr<QpOwner> qp_owner;
+    bool port_event = false;
+    switch (type) {
+      case IBV_EVENT_PORT_ERR:
+      case IBV_EVENT_PORT_ACTIVE:
+        port_event = ev.element.port_num == options_.port;
+        break;
+      case IBV_EVENT_QP_FATAL:
+      case IBV_EVENT_QP_REQ_ERR:
+      case IBV_EVENT_QP_ACCESS_ERR: {
+        std::lock_guard lock(mu_);
+        auto it = owners_.find(ev.element.qp->qp_num);
+        if (it != owners_.end()) qp_owner = it->second;
+        break;
+      }
+      default:
+        break;
+    }
+    v.ack_async_event(&ev);  // before acting: destroying a QP waits for its events' acks
+    if (lines.allow())
+      FERRY_LOG(WARN) << name_ << ": async event " << type << (port_event ? " on our port" : "")
+                      << lines.suppressedNote();
+    Status why;
+    if (port_event && type == IBV_EVENT_PORT_ACTIVE) {
+      if (!fatal_.load(std::memory_order_acquire)) usable_.store(true, std::memory_order_release);
+    } else if (port_event || type == IBV_EVENT_DEVICE_FATAL) {
+      if (type == IBV_EVENT_DEVICE_FATAL) fatal_.store(true, std::memory_order_release);
+      usable_.store(false, std::memory_order_release);
+      why = Status::Unavailable(name_ + (type == IBV_EVENT_DEVICE_FATAL ? ": the device failed" : ": the port went down"));
+      for (auto& o : ownersSnapshot()) o->fail(why);
+    } else if (qp_owner) {
+      qp_owner->fail(Status::Unavailable(name_ + ": a queue pair hit a fatal error (async event " +
+                                         std::to_string(type) + ")"));
+    }
+  }
+}
+
 void RdmaDevice::completionLoop() {
   const VerbsApi& v = *verbs_;
   constexpr int kBatch = 64;
@@ -258,8 +318,9 @@ void RdmaDevice::completionLoop() {
   log::RateLimit errors;
   int64_t spin_until = 0;  // polling mode: keep polling the CQ until then
   while (!stopping_.load(std::memory_order_acquire)) {
-    pollfd fds[2] = {{channel_->fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    int rc = ::poll(fds, 2, nowNs() < spin_until ? 0 : options_.sweep_ms);
+    pollfd fds[3] = {{channel_->fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}, {ctx_->async_fd, POLLIN, 0}};
+    int rc = ::poll(fds, ctx_->async_fd >= 0 ? 3 : 2, nowNs() < spin_until ? 0 : options_.sweep_ms);
+    if (rc > 0 && ctx_->async_fd >= 0 && (fds[2].revents & POLLIN)) onAsyncEvents(errors);
     if (rc < 0 && errno != EINTR) {
       FERRY_LOG(ERROR) << name_ << ": poll: " << std::strerror(errno);
       break;
@@ -301,14 +362,7 @@ void RdmaDevice::completionLoop() {
     const int64_t now = nowNs();
     if (now >= next_sweep) {
       next_sweep = now + int64_t{options_.sweep_ms} * 1000000;
-      std::vector<std::shared_ptr<QpOwner>> owners;
-      {
-        std::lock_guard lock(mu_);
-        std::set<QpOwner*> seen;
-        for (auto& [qpn, o] : owners_)
-          if (seen.insert(o.get()).second) owners.push_back(o);
-      }
-      for (auto& o : owners) o->sweep(now);
+      for (auto& o : ownersSnapshot()) o->sweep(now);
     }
   }
 }

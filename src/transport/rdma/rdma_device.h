@@ -3,8 +3,11 @@
 // thread that reaps the CQ. Queue pairs are created here and registered by number, so a
 // completion finds its owner (a QpOwner: an initiator's path) through the device alone.
 //
-// The completion thread sleeps on the completion channel (no busy polling) and wakes every
-// sweep interval to let owners check deadlines and drains. The CQ's room is budgeted: every
+// The completion thread sleeps on the completion channel (no busy polling) and the device's
+// async event descriptor, and wakes every sweep interval to let owners check deadlines and
+// drains. Async events: port down fails every owner on the device and makes it unusable for
+// new paths until the port is ACTIVE again; a fatal device error does so for good; a QP's
+// fatal event fails that QP's owner. The CQ's room is budgeted: every
 // work request posted on the device holds one CQE slot until it is retired (an error or a
 // flush produces a CQE even for an unsignaled request), so the CQ can never overflow.
 //
@@ -21,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/log.h"
 #include "ferry/status.h"
 #include "transport/rdma/verbs_api.h"
 
@@ -34,6 +38,9 @@ class QpOwner {
   virtual void onCompletions(const ibv_wc* wc, int count) = 0;
   /// Every sweep interval, on the completion thread: deadlines, bounded drains.
   virtual void sweep(int64_t now_ns) = 0;
+  /// The port went down, the device failed, or one of the owner's QPs hit a fatal error
+  /// (async events): its work cannot finish here.
+  virtual void fail(const Status& why) = 0;
 };
 
 struct DeviceOptions {
@@ -78,6 +85,10 @@ class RdmaDevice {
   int numaNode() const { return numa_; }
   int speedGbps() const { return speed_gbps_; }
   const std::string& gidReason() const { return gid_reason_; }
+  /// Whether new paths may use it (its port is up and the device has not failed).
+  bool usable() const { return usable_.load(std::memory_order_acquire); }
+  /// "active", "down" or "failed" (ferry-info).
+  const char* stateName() const;
 
   /// A new RC QP in INIT (send queue of `max_wr`), registered to `owner` when given.
   Status createQp(uint32_t max_wr, std::shared_ptr<QpOwner> owner, ibv_qp*& out);
@@ -103,6 +114,10 @@ class RdmaDevice {
  private:
   void completionLoop();
   Status queryGid();
+  // Reads and acknowledges the pending async events.
+  void onAsyncEvents(log::RateLimit& lines);
+  // Every registered owner (once each), for sweeps and failures.
+  std::vector<std::shared_ptr<QpOwner>> ownersSnapshot();
 
   std::shared_ptr<const VerbsApi> verbs_;
   const std::string name_;
@@ -123,6 +138,8 @@ class RdmaDevice {
   std::mutex mu_;  // guards owners_; a leaf
   std::map<uint32_t, std::shared_ptr<QpOwner>> owners_;  // by QP number
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> usable_{true};
+  std::atomic<bool> fatal_{false};
   std::thread thread_;
 };
 

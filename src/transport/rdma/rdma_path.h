@@ -80,7 +80,7 @@ class RdmaPath : public QpOwner, public std::enable_shared_from_this<RdmaPath> {
   /// path that is no longer usable they go straight back to the listener.
   void post(std::vector<RdmaWork> work);
   /// Fails the path (idempotent): QPs to ERR, slices back to the listener as they drain.
-  void fail(const Status& why);
+  void fail(const Status& why) override;
 
   bool usable() const { return state_.load(std::memory_order_acquire) == State::kReady; }
   bool closed() const { return state_.load(std::memory_order_acquire) == State::kClosed; }

@@ -169,7 +169,7 @@ Status RdmaPeer::resolveLocked(Slice* s, bool connect, Work& work, size_t* need_
         uint64_t load = planned(pair.path);
         if (pair.path && pair.path->usable()) {
           load += pair.path->load();
-        } else if (!connect || pair.paused_until_ns > now) {
+        } else if (!connect || pair.paused_until_ns > now || !t_.devices_[l]->usable()) {
           continue;
         }
         if (load < best_load) {
@@ -208,7 +208,8 @@ void RdmaPeer::connectUnlocked(std::unique_lock<std::mutex>& lock, size_t need) 
   for (size_t l = 0; l < t_.devices_.size(); ++l) {
     const size_t k = l * peers + l % peers;
     const Pair& p = pairs_[k];
-    if (k != need && !p.connecting && (!p.path || !p.path->usable()) && p.paused_until_ns <= nowNs())
+    if (k != need && !p.connecting && (!p.path || !p.path->usable()) && p.paused_until_ns <= nowNs() &&
+        t_.devices_[l]->usable())
       todo.push_back(k);
   }
   struct Attempt {

@@ -307,6 +307,7 @@ std::string RdmaTransport::inspect() const {
   for (auto& d : devices_) {
     const rdma::PortAddress& a = d->address();
     devs.push_back({{"name", d->name()},
+                    {"state", d->stateName()},
                     {"link", a.ib_link ? "infiniband" : "ethernet"},
                     {"gid_index", a.gid_index},
                     {"gid", rdma::gidText(a.gid)},
@@ -355,6 +356,7 @@ Status RdmaTransport::acceptPath(const rdma_wire::ConnectInfo& req, rdma_wire::C
   while (index < devices_.size() && devices_[index]->name() != req.target_device) ++index;
   if (index == devices_.size()) return Status::NotFound("rdma: no NIC called '" + req.target_device + "' here");
   RdmaDevice& dev = *devices_[index];
+  if (!dev.usable()) return Status::Unavailable("rdma: " + dev.name() + " is " + dev.stateName());
   static thread_local std::mt19937 rng{std::random_device{}()};
   PassivePath path;
   path.device = index;
