@@ -665,6 +665,13 @@ uint64_t FakeFabric::capacityViolations() const {
   std::lock_guard lock(impl_->mu);
   return impl_->violations;
 }
+int FakeFabric::qpsOn(const std::string& nic) const {
+  std::lock_guard lock(impl_->mu);
+  int n = 0;
+  for (auto& [num, q] : impl_->qps) n += q->nic->spec.name == nic;
+  return n;
+}
+
 uint64_t FakeFabric::createdQps() const {
   std::lock_guard lock(impl_->mu);
   return impl_->created_qps;

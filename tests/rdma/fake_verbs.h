@@ -65,6 +65,8 @@ class FakeFabric {
   uint64_t signaledRequests() const;
   /// Calls that were refused for exceeding a capacity (SQ depth, CQ size): must stay 0.
   uint64_t capacityViolations() const;
+  /// Queue pairs alive on `nic` now (all contexts).
+  int qpsOn(const std::string& nic) const;
   /// Queue pairs created so far (reconnects show here).
   uint64_t createdQps() const;
   /// Control verbs called so far (fail-the-Nth-call sweeps use it).

@@ -525,6 +525,35 @@ TEST_F(RdmaEngines, TargetCapsItsQueuePairs) {
   others.clear();
 }
 
+TEST_F(RdmaEngines, InitiatorClosesIdlePathsPastItsCap) {
+  // Mooncake #1845: QPs run out when every peer keeps its paths. With room for two paths on
+  // a0, talking to three peers in turn closes the longest-idle path each time, over rdma.
+  auto ca = rdmaConfig("a0");
+  ca->set<int64_t>("transports/rdma/max_qps", 4);
+  start(ca, rdmaConfig("b0"));
+  std::vector<std::unique_ptr<TransferEngine>> peers;
+  std::vector<SegmentID> segs = {seg};
+  std::vector<std::vector<uint8_t>> mem(2, std::vector<uint8_t>(1 << 20));
+  for (int i = 0; i < 2; ++i) {
+    peers.push_back(std::make_unique<TransferEngine>(rdmaConfig("b1")));
+    ASSERT_TRUE(peers.back()->available());
+    ASSERT_TRUE(peers.back()->registerLocalMemory(mem[i].data(), mem[i].size()).ok());
+    SegmentID s;
+    ASSERT_TRUE(a->openSegment(s, peers.back()->getSegmentName()).ok());
+    segs.push_back(s);
+  }
+  for (int round = 0; round < 2; ++round)
+    for (size_t i = 0; i < segs.size(); ++i) {
+      uint64_t target = i == 0 ? reinterpret_cast<uint64_t>(remote.data()) : reinterpret_cast<uint64_t>(mem[i - 1].data());
+      Request r{Request::WRITE, local.data(), segs[i], target, 256 << 10};
+      r.transport_hint = "rdma";
+      Status st = test::runBatch(*a, {r});
+      ASSERT_TRUE(st.ok()) << "peer " << i << " round " << round << ": " << st.ToString();
+      EXPECT_LE(fabric.qpsOn("a0"), 4);
+    }
+  for (auto& p : peers) p.reset();
+}
+
 TEST_F(RdmaEngines, EveryFailedControlVerbIsCleanedUp) {
   // How many control calls a full run makes, then fail each of them in turn.
   start();

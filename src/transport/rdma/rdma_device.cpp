@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -262,6 +263,19 @@ std::vector<std::shared_ptr<QpOwner>> RdmaDevice::ownersSnapshot() {
   for (auto& [qpn, o] : owners_)
     if (seen.insert(o.get()).second) owners.push_back(o);
   return owners;
+}
+
+size_t RdmaDevice::closeIdle(size_t count) {
+  std::vector<std::pair<int64_t, std::shared_ptr<QpOwner>>> idle;
+  for (auto& o : ownersSnapshot())
+    if (int64_t since = o->idleSinceNs(); since >= 0) idle.emplace_back(since, std::move(o));
+  std::sort(idle.begin(), idle.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  const size_t before = qpCount();
+  for (auto& [since, o] : idle) {
+    if (before - std::min(before, qpCount()) >= count) break;
+    o->fail(Status::Canceled(name_ + ": idle path closed to make room for new queue pairs"));
+  }
+  return before - std::min(before, qpCount());
 }
 
 const char* RdmaDevice::stateName() const {

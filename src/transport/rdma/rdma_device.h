@@ -41,6 +41,9 @@ class QpOwner {
   /// The port went down, the device failed, or one of the owner's QPs hit a fatal error
   /// (async events): its work cannot finish here.
   virtual void fail(const Status& why) = 0;
+  /// Since when it has had nothing to do (steady ns), or -1 while busy: idle owners may be
+  /// closed to make room for new queue pairs.
+  virtual int64_t idleSinceNs() { return -1; }
 };
 
 struct DeviceOptions {
@@ -106,6 +109,9 @@ class RdmaDevice {
   /// Unregisters and destroys a QP.
   void destroyQp(ibv_qp* qp);
   size_t qpCount() const { return qp_count_.load(std::memory_order_relaxed); }
+  /// Closes idle owners, longest idle first, until `count` QPs are gone or none is idle;
+  /// returns how many went.
+  size_t closeIdle(size_t count);
 
   /// CQ room for `n` more work requests (false: none taken); released when they retire.
   bool reserveCqe(int n);

@@ -78,6 +78,7 @@ Status RdmaPath::complete(const rdma_wire::ConnectInfo& reply) {
     c.rnr_retry = options_.rnr_retry;
     FERRY_RETURN_IF_ERROR(device_.connectQp(qps_[i].qp, c));
   }
+  last_used_ns_ = nowNs();
   state_.store(State::kReady, std::memory_order_release);
   return Status::OK();
 }
@@ -106,6 +107,7 @@ void RdmaPath::post(std::vector<RdmaWork> work) {
     if (state_.load(std::memory_order_relaxed) != State::kReady) {
       for (const RdmaWork& w : work) out.back.push_back(w.slice);
     } else {
+      last_used_ns_ = nowNs();
       for (const RdmaWork& w : work) {
         backlog_.push_back(w);
         load_.fetch_add(w.slice->length, std::memory_order_relaxed);
@@ -234,6 +236,14 @@ void RdmaPath::onCompletions(const ibv_wc* wc, int count) {
     captureLocked(out);
   }
   finish(out);
+}
+
+int64_t RdmaPath::idleSinceNs() {
+  std::lock_guard lock(mu_);
+  if (state_.load(std::memory_order_relaxed) != State::kReady || !backlog_.empty()) return -1;
+  for (const Qp& q : qps_)
+    if (!q.ledger.empty()) return -1;
+  return last_used_ns_;
 }
 
 void RdmaPath::sweep(int64_t now_ns) {

@@ -93,6 +93,7 @@ class RdmaPath : public QpOwner, public std::enable_shared_from_this<RdmaPath> {
 
   void onCompletions(const ibv_wc* wc, int count) override;
   void sweep(int64_t now_ns) override;
+  int64_t idleSinceNs() override;
 
   /// Work requests posted and signaled so far (tests check selective signaling).
   uint64_t postedCount() const { return posted_.load(std::memory_order_relaxed); }
@@ -146,6 +147,7 @@ class RdmaPath : public QpOwner, public std::enable_shared_from_this<RdmaPath> {
   size_t next_qp_ = 0;
   Status why_;  // the failure
   int64_t failed_at_ns_ = 0;
+  int64_t last_used_ns_ = 0;  // last post or completion
   std::atomic<State> state_{State::kNew};
   std::atomic<uint64_t> load_{0};
   std::atomic<uint64_t> posted_{0}, signaled_{0};

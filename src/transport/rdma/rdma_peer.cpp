@@ -249,6 +249,7 @@ void RdmaPeer::connectUnlocked(std::unique_lock<std::mutex>& lock, size_t need) 
 Status RdmaPeer::handshake(const PeerEndpoint& peer, size_t local, size_t remote, const std::string& nic,
                            std::shared_ptr<RdmaPath>& out) {
   rdma::RdmaDevice& dev = *t_.devices_[local];
+  FERRY_RETURN_IF_ERROR(t_.makeRoom(local, t_.options_.path.qps));
   auto path = std::make_shared<RdmaPath>(dev, local, remote, t_.options_.path, weak_from_this());
   rdma_wire::ConnectInfo req;
   Status st = path->prepare(req);

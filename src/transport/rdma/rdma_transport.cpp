@@ -69,7 +69,8 @@ void RdmaTransport::declareOptions(OptionTable& t) {
   t.integer("signal_every", 16, 1, 1024, "ask for a completion every this many work requests (and for the last of each post)");
   t.integer("post_batch", 32, 1, 64, "work requests chained per doorbell");
   t.integer("slice_size", 256 << 10, 4096, 64 << 20, "requests are cut into slices of this size (striping unit over NICs)");
-  t.integer("max_qps", 16384, 1, 1 << 22, "queue pairs held for peers' paths to us; the oldest are evicted past it");
+  t.integer("max_qps", 16384, 1, 1 << 22,
+            "queue pairs per NIC, ours and those held for peers' paths to us; past it idle paths close, then the oldest peers'");
   t.integer("qp_timeout", 14, 1, 31, "ACK timeout exponent: 4.096 us x 2^N before a retry");
   t.integer("retry_cnt", 7, 0, 7, "NIC retransmissions before a path fails");
   t.integer("rnr_retry", 7, 0, 7, "receiver-not-ready retries (7: infinite)");
@@ -357,6 +358,7 @@ Status RdmaTransport::acceptPath(const rdma_wire::ConnectInfo& req, rdma_wire::C
   if (index == devices_.size()) return Status::NotFound("rdma: no NIC called '" + req.target_device + "' here");
   RdmaDevice& dev = *devices_[index];
   if (!dev.usable()) return Status::Unavailable("rdma: " + dev.name() + " is " + dev.stateName());
+  FERRY_RETURN_IF_ERROR(makeRoom(index, req.qp_nums.size()));
   static thread_local std::mt19937 rng{std::random_device{}()};
   PassivePath path;
   path.device = index;
@@ -391,8 +393,8 @@ Status RdmaTransport::acceptPath(const rdma_wire::ConnectInfo& req, rdma_wire::C
   reply.target_device = req.target_device;
   reply.lid = dev.address().lid;
   std::memcpy(reply.gid, dev.address().gid, 16);
-  // Keep it: replacing the same initiator's earlier path between the same NICs, and the
-  // oldest paths past the cap (their initiator sees errors and reconnects after a pause).
+  // Keep it, replacing the same initiator's earlier path between the same NICs (room for it
+  // was made before the QPs were created).
   std::vector<PassivePath> gone;
   {
     std::lock_guard lock(passive_mu_);
@@ -405,16 +407,33 @@ Status RdmaTransport::acceptPath(const rdma_wire::ConnectInfo& req, rdma_wire::C
     path.created = ++passive_seq_;
     passive_qps_ += path.qps.size();
     passive_[key] = std::move(path);
-    while (passive_qps_ > options_.max_qps && passive_.size() > 1) {
-      auto oldest = std::min_element(passive_.begin(), passive_.end(),
-                                     [](auto& a, auto& b) { return a.second.created < b.second.created; });
-      passive_qps_ -= oldest->second.qps.size();
-      gone.push_back(std::move(oldest->second));
-      passive_.erase(oldest);
-    }
   }
   for (auto& p : gone) destroyPassive(p);
   return Status::OK();
+}
+
+Status RdmaTransport::makeRoom(size_t device, size_t count) {
+  RdmaDevice& dev = *devices_[device];
+  auto over = [&] { return dev.qpCount() + count > options_.max_qps ? dev.qpCount() + count - options_.max_qps : 0; };
+  if (over() == 0) return Status::OK();
+  dev.closeIdle(over());
+  while (over() > 0) {
+    PassivePath oldest;
+    {
+      std::lock_guard lock(passive_mu_);
+      auto it = passive_.end();
+      for (auto i = passive_.begin(); i != passive_.end(); ++i)
+        if (i->second.device == device && (it == passive_.end() || i->second.created < it->second.created)) it = i;
+      if (it == passive_.end()) break;
+      passive_qps_ -= it->second.qps.size();
+      oldest = std::move(it->second);
+      passive_.erase(it);
+    }
+    destroyPassive(oldest);  // its initiator sees errors and reconnects after a pause
+  }
+  if (over() == 0) return Status::OK();
+  return Status::Busy("rdma: " + dev.name() + " holds " + std::to_string(dev.qpCount()) +
+                      " queue pairs, all busy (transports/rdma/max_qps " + std::to_string(options_.max_qps) + ")");
 }
 
 void RdmaTransport::destroyPassive(PassivePath& p) {

@@ -18,8 +18,9 @@
 // (rail-aligned); a path error pauses that NIC pair with a doubling cooldown and re-posts the
 // slice on another connected path, and with none left the slice fails as Unavailable, which
 // the engine's selector fails over to the next transport (tcp). The target side of a path
-// holds QPs only (passive: one-sided operations need no target CPU); their number is capped
-// and the oldest are evicted past it.
+// holds QPs only (passive: one-sided operations need no target CPU). QPs per NIC, ours and
+// those held for peers, are capped (max_qps): past it idle paths of ours are closed (longest
+// idle first), then the oldest paths peers made to us (Mooncake #1845: QP exhaustion).
 //
 // Threads: one completion thread per NIC, sleeping on its completion channel (in polling
 // mode it first polls the CQ for polling_spin_us after each completion).
@@ -105,6 +106,9 @@ class RdmaTransport : public Transport {
   // kRdmaConnect from a peer: connect QPs on our side of the path.
   Status serveConnect(const wire::FrameHeader& h, ServerConnection& conn);
   Status acceptPath(const rdma_wire::ConnectInfo& req, rdma_wire::ConnectInfo& reply);
+  // Room for `count` more QPs on `device` under max_qps: closes idle paths of ours, then the
+  // oldest paths peers made to us; Busy when that is not enough.
+  Status makeRoom(size_t device, size_t count);
   void destroyPassive(PassivePath& p);
   // Local keys of [addr, addr+len) per device (-1 where its registration failed), and the
   // buffer's NUMA node; false when the range is not (or no longer) registered here.
