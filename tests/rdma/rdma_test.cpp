@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "fake_verbs.h"
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
@@ -331,6 +333,36 @@ TEST_F(RdmaEngines, ReadOnlyAndUnregisteredTargetsAreRefusedByTheNic) {
   Status st = test::runBatch(*a, {stale}, std::chrono::seconds(10), &ts);
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(ts.s, FAILED) << "not retried over tcp, where it would have succeeded";
+}
+
+TEST_F(RdmaEngines, AForgedDescriptorCannotWidenWhatTheNicAllows) {
+  // The peer's descriptor is a claim: forge one that makes the read-only buffer writable and
+  // a registered buffer twice as long. The NIC checks the key's own registration, so neither
+  // write lands (over rdma pinned: no other transport is involved).
+  start();
+  std::vector<uint8_t> arena(2 << 20, 0x5a);  // only the first half is registered
+  ASSERT_TRUE(b->registerLocalMemory(arena.data(), 1 << 20, kGlobalReadWrite).ok());
+  SegmentDescriptor d = test::localDescriptor(*b);
+  for (auto& buf : d.buffers) {
+    if (buf.base == reinterpret_cast<uint64_t>(ro.data())) buf.perm = kGlobalReadWrite;
+    if (buf.base == reinterpret_cast<uint64_t>(arena.data())) buf.length = arena.size();
+  }
+  SegmentID forged;
+  ASSERT_TRUE(a->importRemoteSegment(forged, "ferry-segment:v1:" + base64Encode(d.toJson())).ok());
+  const std::vector<uint8_t> ro_before = ro;
+  test::fillPattern(local.data(), 1 << 20, 77);
+  for (uint64_t target : {reinterpret_cast<uint64_t>(ro.data()), reinterpret_cast<uint64_t>(arena.data()) + (1 << 20)}) {
+    Request w{Request::WRITE, local.data(), forged, target, 64 << 10};
+    w.transport_hint = "rdma";
+    TransferStatus ts;
+    EXPECT_FALSE(test::runBatch(*a, {w}, std::chrono::seconds(10), &ts).ok());
+    EXPECT_EQ(ts.s, FAILED);
+  }
+  EXPECT_EQ(ro, ro_before) << "the read-only buffer was written";
+  EXPECT_TRUE(std::all_of(arena.begin() + (1 << 20), arena.end(), [](uint8_t v) { return v == 0x5a; }))
+      << "bytes landed outside what the owner registered";
+  ASSERT_TRUE(a->closeSegment(forged).ok());
+  b.reset();  // before `arena` goes
 }
 
 TEST_F(RdmaEngines, LinkLossMovesSlicesToTheOtherNicAndThePairComesBack) {
