@@ -65,6 +65,13 @@ void defineControlMessages(MessageTable& table) {
   for (const auto& [type, spec] : control) table.define(type, spec).IgnoreError();
 }
 
+MessageTable controlMessagesWith(Status (*define)(MessageTable&)) {
+  MessageTable t;
+  defineControlMessages(t);
+  define(t).IgnoreError();
+  return t;
+}
+
 const MessageTable& controlMessages() {
   static const MessageTable table = [] {
     MessageTable t;

@@ -84,6 +84,10 @@ class MessageTable {
 void defineControlMessages(MessageTable& table);
 /// A table holding only the control messages (for the control plane's clients).
 const MessageTable& controlMessages();
+/// The control messages plus those `define` adds: what a transport's client side understands.
+/// `define` adds fixed types, so it cannot fail on a fresh table (the server's table, where a
+/// clash would show, is checked at engine start).
+MessageTable controlMessagesWith(Status (*define)(MessageTable&));
 
 void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]);
 /// Validates and decodes a header against `table`. Corrupted on any violation, with the

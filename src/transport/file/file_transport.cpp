@@ -12,14 +12,15 @@
 namespace ferry {
 
 namespace file_wire {
+namespace {
+Status define(wire::MessageTable& t) {
+  FERRY_RETURN_IF_ERROR(t.define(kFileHandle, {"FileHandle", false, 0, 0}));
+  return t.define(kFileOpen, {"FileOpen", true, 4, 4, kFileHandle});
+}
+}  // namespace
+
 const wire::MessageTable& messages() {
-  static const wire::MessageTable table = [] {
-    wire::MessageTable t;
-    wire::defineControlMessages(t);
-    t.define(kFileHandle, {"FileHandle", false, 0, 0}).IgnoreError();  // fixed types
-    t.define(kFileOpen, {"FileOpen", true, 4, 4, kFileHandle}).IgnoreError();
-    return t;
-  }();
+  static const wire::MessageTable table = wire::controlMessagesWith(&define);
   return table;
 }
 }  // namespace file_wire

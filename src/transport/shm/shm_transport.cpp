@@ -25,12 +25,7 @@ Status define(wire::MessageTable& t) {
 }  // namespace
 
 const wire::MessageTable& messages() {
-  static const wire::MessageTable table = [] {
-    wire::MessageTable t;
-    wire::defineControlMessages(t);
-    define(t).IgnoreError();  // fixed types: tested through the server's table
-    return t;
-  }();
+  static const wire::MessageTable table = wire::controlMessagesWith(&define);
   return table;
 }
 }  // namespace shm_wire

@@ -21,12 +21,7 @@ Status defineMessages(wire::MessageTable& table) {
 }
 
 const wire::MessageTable& messages() {
-  static const wire::MessageTable table = [] {
-    wire::MessageTable t;
-    wire::defineControlMessages(t);
-    defineMessages(t).IgnoreError();  // a fresh table has room
-    return t;
-  }();
+  static const wire::MessageTable table = wire::controlMessagesWith(&defineMessages);
   return table;
 }
 
