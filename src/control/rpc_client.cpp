@@ -25,7 +25,7 @@ Status sendRequest(int fd, MsgType type, uint64_t id, std::string_view body) {
 }
 
 Status readResponse(int fd, const wire::MessageTable& table, MsgType type, uint64_t id, const std::string& where,
-                    std::string* reply, Status& answer, std::vector<int>* fds) {
+                    std::string* reply, Status& answer, std::vector<int>* fds, uint64_t* epoch) {
   uint8_t hb[wire::kHeaderSize];
   FERRY_RETURN_IF_ERROR(fds ? net::readAllWithFds(fd, hb, sizeof hb, *fds) : net::readAll(fd, hb, sizeof hb));
   FrameHeader rh;
@@ -35,6 +35,7 @@ Status readResponse(int fd, const wire::MessageTable& table, MsgType type, uint6
     return Status::Corrupted(std::string("unexpected ") + table.name(rh.type) + " from " + where);
   std::string body(rh.body_len, '\0');
   FERRY_RETURN_IF_ERROR(net::readAll(fd, body.data(), body.size()));
+  if (epoch) *epoch = rh.epoch;
   answer = wire::fromWire(rh.status, where + " answered: " + body);
   if (answer.ok() && reply) *reply = std::move(body);
   return Status::OK();
@@ -120,25 +121,25 @@ Status RpcClient::open(const std::string& host, uint16_t port, Conn& out) {
 }
 
 Status RpcClient::call(const std::string& host, uint16_t port, MsgType type,
-                       std::string_view body, std::string* reply) {
+                       std::string_view body, std::string* reply, uint64_t* epoch) {
   const std::string where = net::joinHostPort(host, port);
   Conn c;
   bool reused = takeIdle(where, c);
   if (!reused) FERRY_RETURN_IF_ERROR(open(host, port, c));
   bool sent = false;
-  Status st = exchange(c, where, type, body, reply, sent);
+  Status st = exchange(c, where, type, body, reply, epoch, sent);
   // An idle connection may have died meanwhile (peer restarted): one fresh try, but only
   // when the peer cannot have acted on the request.
   if (!st.ok() && reused && c.fd < 0 && !sent) {
     st = open(host, port, c);
-    if (st.ok()) st = exchange(c, where, type, body, reply, sent);
+    if (st.ok()) st = exchange(c, where, type, body, reply, epoch, sent);
   }
   if (c.fd >= 0) putIdle(where, c);
   return st;
 }
 
 Status RpcClient::exchange(Conn& c, const std::string& where, MsgType type, std::string_view body,
-                           std::string* reply, bool& sent) {
+                           std::string* reply, uint64_t* epoch, bool& sent) {
   sent = false;
   const wire::MessageTable& table = table_;
   auto fail = [&](const Status& st) {
@@ -167,7 +168,7 @@ Status RpcClient::exchange(Conn& c, const std::string& where, MsgType type, std:
                     : Status::Unavailable(std::string("receive failed: ") + strerror(errno)));
   sent = true;
   Status answer;
-  st = rpc::readResponse(c.fd, table, type, id, where, reply, answer);
+  st = rpc::readResponse(c.fd, table, type, id, where, reply, answer, nullptr, epoch);
   if (!st.ok()) return fail(st);
   return answer;
 }

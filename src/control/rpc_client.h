@@ -30,7 +30,7 @@ Status sendRequest(int fd, wire::MsgType type, uint64_t id, std::string_view bod
 /// given (the caller owns them, also on error).
 Status readResponse(int fd, const wire::MessageTable& table, wire::MsgType type, uint64_t id,
                     const std::string& where, std::string* reply, Status& answer,
-                    std::vector<int>* fds = nullptr);
+                    std::vector<int>* fds = nullptr, uint64_t* epoch = nullptr);
 }  // namespace rpc
 
 class RpcClient {
@@ -45,8 +45,9 @@ class RpcClient {
 
   /// Sends `type` with `body` to host:port and waits for the matching response. A non-OK
   /// status in the response comes back as that Status with the peer's message.
+  /// `epoch`, when given, receives the responder's registry version from the response header.
   Status call(const std::string& host, uint16_t port, wire::MsgType type, std::string_view body,
-              std::string* reply = nullptr);
+              std::string* reply = nullptr, uint64_t* epoch = nullptr);
   /// Makes every call in progress and later fail at once (Canceled): shutdown.
   void shutdown();
   /// Idle connections kept, over all endpoints (tests).
@@ -59,7 +60,7 @@ class RpcClient {
   };
   // One exchange on `c`; `sent` tells whether the peer may have seen the request.
   Status exchange(Conn& c, const std::string& where, wire::MsgType type, std::string_view body,
-                  std::string* reply, bool& sent);
+                  std::string* reply, uint64_t* epoch, bool& sent);
   Status open(const std::string& host, uint16_t port, Conn& out);
   bool takeIdle(const std::string& where, Conn& out);
   void putIdle(const std::string& where, Conn c);

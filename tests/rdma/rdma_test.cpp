@@ -333,6 +333,14 @@ TEST_F(RdmaEngines, ReadOnlyAndUnregisteredTargetsAreRefusedByTheNic) {
   Status st = test::runBatch(*a, {stale}, std::chrono::seconds(10), &ts);
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(ts.s, FAILED) << "not retried over tcp, where it would have succeeded";
+  // Again, with nothing over tcp (whose answers would carry the peer's new version): one
+  // slice pinned to rdma is refused; that makes us ask the peer's registry version, and the
+  // next transfer runs on a refreshed descriptor, with the new key, over rdma.
+  roundTrip(0, 1 << 20, "rdma", 8);
+  ASSERT_TRUE(b->unregisterLocalMemory(remote.data()).ok());
+  ASSERT_TRUE(b->registerLocalMemory(remote.data(), remote.size(), kGlobalReadWrite).ok());
+  EXPECT_FALSE(test::runBatch(*a, {req(Request::WRITE, 0, 0, 64 << 10)}, std::chrono::seconds(10), &ts).ok());
+  roundTrip(0, 64 << 10, "rdma", 9);
 }
 
 TEST_F(RdmaEngines, AForgedDescriptorCannotWidenWhatTheNicAllows) {

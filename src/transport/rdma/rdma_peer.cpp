@@ -101,6 +101,17 @@ Status RdmaPeer::indexLocked(const PeerEndpoint& peer, std::vector<std::shared_p
 
 Status RdmaPeer::submit(const PeerEndpoint& peer, Slice* const* slices, size_t count) {
   if (!peer.desc) return Status::NotSupported("rdma needs the peer's descriptor");
+  if (check_version_.exchange(false, std::memory_order_acq_rel)) {
+    // One-sided operations bring back no registry version (tcp's responses do): after a
+    // refusal, ask for it. A newer one makes the engine refresh the descriptor and resubmit.
+    uint64_t live = 0;
+    if (t_.rpc_->call(peer.host, peer.port, wire::MsgType::kProbe, {}, nullptr, &live).ok() &&
+        live != peer.desc->version && !(peer.just_refreshed && live <= peer.desc->version)) {
+      t_.ctx_->onPeerEpoch(peer.host, peer.port, live);
+      return Status::Unavailable("rdma: '" + peer.desc->name + "' changed its registrations (version " +
+                                 std::to_string(peer.desc->version) + " -> " + std::to_string(live) + ")");
+    }
+  }
   Work work;
   std::vector<std::shared_ptr<RdmaPath>> dropped;
   Status st;
@@ -294,6 +305,7 @@ void RdmaPeer::pauseLocked(Pair& pair, const std::string& what, const Status& wh
 
 void RdmaPeer::pathFailed(RdmaPath& path, const Status& why) {
   // A refusal says nothing about the link, and a cancel is ours: neither pauses the pair.
+  if (rdma::isRefusal(why)) check_version_.store(true, std::memory_order_release);
   if (rdma::isRefusal(why) || why.code() == Status::Code::kCanceled) return;
   std::lock_guard lock(mu_);
   const size_t idx = path.localIndex() * nics_.size() + path.peerIndex();

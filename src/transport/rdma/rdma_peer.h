@@ -9,6 +9,7 @@
 // before a path's lock; paths are failed and posted to outside it.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -79,6 +80,9 @@ class RdmaPeer : public Endpoint, public rdma::PathListener, public std::enable_
   std::vector<std::vector<int64_t>> rkeys_;  // per buffer of indexed_, per peer NIC; -1: none
   std::vector<Pair> pairs_;                  // [local NIC * nics_.size() + peer NIC]
   uint64_t generation_ = 0;  // bumped when pairs_ is rebuilt (the peer's NICs changed)
+  // Set when the target refused an access: the next submit asks the peer's registry version
+  // (a stale descriptor holds keys the peer has taken back) and has the engine refresh.
+  std::atomic<bool> check_version_{false};
   bool canceled_ = false;
 };
 
