@@ -23,7 +23,13 @@ fi
 export FERRY_CONF="{\"transports\": {\"rdma\": {\"devices\": \"$dev\"}}}"
 
 echo "== what Ferry sees"
-$bin/ferry-info --transports || exit 1
+info=$($bin/ferry-info --transports) || exit 1
+echo "$info"
+# perftest on RoCE needs the GID index Ferry chose (its default, 0, is often link-local).
+gid_flag=$(python3 -c "
+import json, sys
+d = [x for x in json.loads(sys.argv[1]).get('rdma', {}).get('devices', []) if x['name'] == sys.argv[2]]
+print(f\"-x {d[0]['gid_index']}\" if d and d[0]['link'] == 'ethernet' else '')" "$info" "$dev")
 
 ferry_gbps() {  # op block batch
   $bin/ferry-bench --mode=loopback --protocol=rdma --operation=$1 --block_size=$2 --batch_size=$3 \
@@ -33,10 +39,10 @@ ferry_gbps() {  # op block batch
 perf_gbps() {  # tool block -> GB/s
   command -v "$1" >/dev/null || { echo "-"; return; }
   local port=$((20000 + RANDOM % 20000))
-  "$1" -d "$dev" -s "$2" -D "$secs" -p $port >/dev/null 2>&1 &
+  "$1" -d "$dev" $gid_flag -s "$2" -D "$secs" -p $port >/dev/null 2>&1 &
   local spid=$!
   sleep 1
-  "$1" -d "$dev" -s "$2" -D "$secs" -p $port localhost 2>/dev/null |
+  "$1" -d "$dev" $gid_flag -s "$2" -D "$secs" -p $port localhost 2>/dev/null |
     awk -v s="$2" '$1 == s { print $4 / 1000 * 1.048576 }' | tail -1  # MB/sec (2^20) -> GB/s
   wait $spid 2>/dev/null
 }
