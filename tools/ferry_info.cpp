@@ -10,11 +10,16 @@
 //                                  this environment's config (FERRY_CONF policies included)
 //   ferry-info --transports        what each transport runs on here (rdma: NICs, GIDs, MTU,
 //                                  NUMA node, speed; or why it is inert), JSON
+//   ferry-info --gpu               the CUDA driver as Ferry finds it: devices, or why none (JSON;
+//                                  no CUDA context is created)
 //   ferry-info --latency=SEGMENT [--metadata_server=URI] [--iterations=N] [--json]
 //                                  openSegment and descriptor-refresh latency, p50/p99
 #include <cstdio>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
+#include "common/cuda_driver.h"
 #include "ferry/config.h"
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
@@ -54,6 +59,7 @@ int main(int argc, char** argv) {
   f.define("selection", "", "print the transport selector's choices for this segment");
   f.define("latency", "", "time openSegment and descriptor refresh of this segment");
   f.define("transports", "false", "print what each transport runs on here (devices, or why it is inert)", true);
+  f.define("gpu", "false", "print the CUDA driver's devices as Ferry finds them, or why there are none", true);
   f.define("metadata_server", "P2PHANDSHAKE", "metadata service (P2PHANDSHAKE, http://, etcd://, redis://)");
   f.define("iterations", "1000", "samples per latency figure");
   f.define("json", "false", "latency: one JSON line", true);
@@ -72,6 +78,27 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cout << c.dump() << "\n";
+  }
+  if (f.boolean("gpu")) {
+    std::shared_ptr<const cuda::DriverApi> api;
+    Status st = cuda::loadDriver("system", api);
+    cuda::Availability a;
+    if (st.ok()) {
+      a = cuda::probe(*api);
+      st = a.status;
+    }
+    nlohmann::json j = {{"available", st.ok()}};
+    if (!st.ok()) j["why"] = st.message();
+    if (api) j["library"] = api->provider;
+    if (a.driver_version) j["driver_version"] = a.driver_version;
+    for (size_t i = 0; i < a.devices.size(); ++i) {
+      uint8_t uuid[16] = {};
+      char hex[33] = {};
+      if (api->device_uuid(static_cast<int>(i), uuid) == 0)
+        for (int k = 0; k < 16; ++k) std::snprintf(hex + 2 * k, 3, "%02x", uuid[k]);
+      j["devices"].push_back({{"ordinal", i}, {"name", a.devices[i]}, {"uuid", hex}});
+    }
+    std::cout << j.dump(2) << "\n";
   }
   if (f.boolean("transports")) {
     auto c = inspectorConfig(f);
