@@ -1,9 +1,10 @@
 #include "common/cuda_driver.h"
 
+#include "common/named_providers.h"
+
 #include <dlfcn.h>
 
 #include <cstring>
-#include <map>
 #include <mutex>
 
 #if FERRY_HAVE_CUDA_H
@@ -137,39 +138,21 @@ Status loadSystem(const std::string&, std::shared_ptr<const DriverApi>&) {
 }
 #endif
 
-struct Providers {
-  std::mutex mu;  // a leaf
-  std::map<std::string, DriverFactory> by_name;
-};
-Providers& providers() {
-  static Providers p;
+NamedProviders<DriverApi>& providers() {
+  static NamedProviders<DriverApi> p;
   return p;
 }
 
 }  // namespace
 
 void registerDriverProvider(const std::string& name, DriverFactory factory) {
-  if (name == "system") return;
-  Providers& p = providers();
-  std::lock_guard lock(p.mu);
-  if (factory)
-    p.by_name[name] = std::move(factory);
-  else
-    p.by_name.erase(name);
+  if (name != "system") providers().set(name, std::move(factory));
 }
 
 Status loadDriver(const std::string& name, std::shared_ptr<const DriverApi>& out, const std::string& library) {
   out.reset();
   if (name == "system") return loadSystem(library.empty() ? "libcuda.so.1" : library, out);
-  DriverFactory factory;
-  {
-    Providers& p = providers();
-    std::lock_guard lock(p.mu);
-    auto it = p.by_name.find(name);
-    if (it == p.by_name.end()) return Status::NotFound("no CUDA driver provider called '" + name + "'");
-    factory = it->second;
-  }
-  return factory(out);
+  return providers().make(name, "CUDA driver", out);
 }
 
 Status fromResult(const DriverApi& api, int result, const std::string& what) {

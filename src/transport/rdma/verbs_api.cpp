@@ -1,9 +1,10 @@
 #include "transport/rdma/verbs_api.h"
 
+#include "common/named_providers.h"
+
 #include <dlfcn.h>
 
 #include <cstring>
-#include <map>
 #include <mutex>
 
 namespace ferry::rdma {
@@ -97,39 +98,21 @@ Status loadSystem(std::shared_ptr<const VerbsApi>& out) {
   return table ? Status::OK() : why;
 }
 
-struct Providers {
-  std::mutex mu;  // a leaf
-  std::map<std::string, VerbsFactory> by_name;
-};
-Providers& providers() {
-  static Providers p;
+NamedProviders<VerbsApi>& providers() {
+  static NamedProviders<VerbsApi> p;
   return p;
 }
 
 }  // namespace
 
 void registerVerbsProvider(const std::string& name, VerbsFactory factory) {
-  if (name == "system") return;
-  Providers& p = providers();
-  std::lock_guard lock(p.mu);
-  if (factory)
-    p.by_name[name] = std::move(factory);
-  else
-    p.by_name.erase(name);
+  if (name != "system") providers().set(name, std::move(factory));
 }
 
 Status loadVerbs(const std::string& name, std::shared_ptr<const VerbsApi>& out) {
   out.reset();
   if (name == "system") return loadSystem(out);
-  VerbsFactory factory;
-  {
-    Providers& p = providers();
-    std::lock_guard lock(p.mu);
-    auto it = p.by_name.find(name);
-    if (it == p.by_name.end()) return Status::NotFound("no verbs provider called '" + name + "'");
-    factory = it->second;
-  }
-  return factory(out);
+  return providers().make(name, "verbs", out);
 }
 
 }  // namespace ferry::rdma
