@@ -123,11 +123,12 @@ Status RdmaPeer::submit(const PeerEndpoint& peer, Slice* const* slices, size_t c
     if (st.ok()) peer_ = peer;
     // Resolve every slice; when one needs a path that is not up, make it (without our lock:
     // re-posts from completion threads must not wait for a handshake) and start over.
+    RdmaTransport::LocalKeys local;
     while (st.ok()) {
       work.clear();
       size_t need = SIZE_MAX;
       for (size_t i = 0; i < count && st.ok() && need == SIZE_MAX; ++i)
-        st = resolveLocked(slices[i], true, work, &need);
+        st = resolveLocked(slices[i], true, work, &need, local);
       if (!st.ok() || need == SIZE_MAX) break;
       connectUnlocked(lock, need);
     }
@@ -138,13 +139,14 @@ Status RdmaPeer::submit(const PeerEndpoint& peer, Slice* const* slices, size_t c
   return Status::OK();
 }
 
-Status RdmaPeer::resolveLocked(Slice* s, bool connect, Work& work, size_t* need_connect) {
+Status RdmaPeer::resolveLocked(Slice* s, bool connect, Work& work, size_t* need_connect,
+                               RdmaTransport::LocalKeys& local) {
   const SegmentDescriptor& d = *indexed_;
-  std::vector<int64_t> lkeys;
-  int numa = -1;
-  if (!t_.localKeys(reinterpret_cast<uint64_t>(s->local), s->length, lkeys, numa))
-    return Status::NotSupported("rdma: local range " + rangeText(reinterpret_cast<uint64_t>(s->local), s->length) +
-                                " is not registered with the NICs");
+  const uint64_t addr = reinterpret_cast<uint64_t>(s->local);
+  if (!local.covers(addr, s->length) && !t_.localKeys(addr, s->length, local))
+    return Status::NotSupported("rdma: local range " + rangeText(addr, s->length) + " is not registered with the NICs");
+  const std::vector<int64_t>& lkeys = local.lkeys;
+  const int numa = local.numa;
   const BufferDesc* b = d.find(s->remote, s->length);
   if (!b)
     return Status::InvalidArgument("target range " + rangeText(s->remote, s->length) +
@@ -320,6 +322,7 @@ void RdmaPeer::reroute(RdmaPath&, std::vector<Slice*> slices, const Status& why)
   {
     std::lock_guard lock(mu_);
     const int64_t now = nowNs();
+    RdmaTransport::LocalKeys local;
     for (Slice* s : slices) {
       Status st;
       if (canceled_ || t_.stopping_.load(std::memory_order_acquire)) {
@@ -332,7 +335,7 @@ void RdmaPeer::reroute(RdmaPath&, std::vector<Slice*> slices, const Status& why)
         ++s->resends;
         // Only paths already up: a handshake here would stall the completion thread.
         size_t unused = SIZE_MAX;
-        st = indexed_ ? resolveLocked(s, false, work, &unused) : Status::Unavailable("rdma: no descriptor");
+        st = indexed_ ? resolveLocked(s, false, work, &unused, local) : Status::Unavailable("rdma: no descriptor");
         if (!st.ok()) st = Status::Unavailable(st.message() + " (after: " + why.message() + ")");
       }
       if (!st.ok()) {

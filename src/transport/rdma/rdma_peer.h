@@ -62,7 +62,8 @@ class RdmaPeer : public Endpoint, public rdma::PathListener, public std::enable_
   Status indexLocked(const PeerEndpoint& peer, std::vector<std::shared_ptr<rdma::RdmaPath>>& dropped);
   // Keys and a path for `s`. With `connect`, a pair whose path is not up may be chosen: then
   // nothing is added and `*need_connect` names it (the caller makes it and resolves again).
-  Status resolveLocked(Slice* s, bool connect, Work& work, size_t* need_connect);
+  Status resolveLocked(Slice* s, bool connect, Work& work, size_t* need_connect,
+                       RdmaTransport::LocalKeys& local);
   // Makes the path of pair `need` (and the other missing rail-aligned ones) with mu_
   // released, or waits for whoever is making it; `lock` holds mu_ on entry and on return.
   void connectUnlocked(std::unique_lock<std::mutex>& lock, size_t need);

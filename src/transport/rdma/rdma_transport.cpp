@@ -279,15 +279,17 @@ Status RdmaTransport::unregisterMemory(const BufferDesc& buffer) {
   return Status::OK();
 }
 
-bool RdmaTransport::localKeys(uint64_t addr, uint64_t len, std::vector<int64_t>& lkeys, int& numa) const {
+bool RdmaTransport::localKeys(uint64_t addr, uint64_t len, LocalKeys& out) const {
   std::shared_lock lock(mr_mu_);
   auto it = mrs_.upper_bound(addr);
   if (it == mrs_.begin()) return false;
   --it;
   if (addr - it->first > it->second.length || len > it->second.length - (addr - it->first)) return false;
-  lkeys.clear();
-  for (ibv_mr* mr : it->second.mrs) lkeys.push_back(mr ? static_cast<int64_t>(mr->lkey) : -1);
-  numa = it->second.numa;
+  out.base = it->first;
+  out.end = it->first + it->second.length;
+  out.lkeys.clear();
+  for (ibv_mr* mr : it->second.mrs) out.lkeys.push_back(mr ? static_cast<int64_t>(mr->lkey) : -1);
+  out.numa = it->second.numa;
   return true;
 }
 

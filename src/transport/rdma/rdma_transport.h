@@ -110,9 +110,17 @@ class RdmaTransport : public Transport {
   // oldest paths peers made to us; Busy when that is not enough.
   Status makeRoom(size_t device, size_t count);
   void destroyPassive(PassivePath& p);
-  // Local keys of [addr, addr+len) per device (-1 where its registration failed), and the
-  // buffer's NUMA node; false when the range is not (or no longer) registered here.
-  bool localKeys(uint64_t addr, uint64_t len, std::vector<int64_t>& lkeys, int& numa) const;
+  // The registered buffer holding [addr, addr+len): its local key per device (-1 where its
+  // registration failed) and NUMA node. Slices of one request share a buffer, so callers keep
+  // the last answer and ask again only for an address outside it.
+  struct LocalKeys {
+    uint64_t base = 0, end = 0;  // the buffer ([base, end); empty: none yet)
+    std::vector<int64_t> lkeys;
+    int numa = -1;
+    bool covers(uint64_t addr, uint64_t len) const { return addr >= base && len <= end - addr && addr < end; }
+  };
+  // False when the range is not (or no longer) registered here.
+  bool localKeys(uint64_t addr, uint64_t len, LocalKeys& out) const;
 
   TransportContext* ctx_ = nullptr;
   Options options_;
