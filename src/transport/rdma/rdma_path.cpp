@@ -120,6 +120,7 @@ void RdmaPath::post(std::vector<RdmaWork> work) {
 }
 
 void RdmaPath::captureLocked(Outcome& out) const {
+  if (out.back.empty() && !out.newly_failed) return;  // the common case: nothing to explain
   out.why = why_.ok() ? Status::Unavailable("rdma path to " + device_.name() + " closed") : why_;
 }
 
@@ -185,13 +186,17 @@ void RdmaPath::postLocked(Outcome& out) {
   }
 }
 
+Slice* RdmaPath::popLocked(Qp& q) {
+  Slice* s = q.ledger.front().slice;
+  q.ledger.pop_front();
+  load_.fetch_sub(s->length, std::memory_order_relaxed);
+  return s;
+}
+
 void RdmaPath::retireLocked(Qp& q, uint64_t seq, bool inclusive, bool success, Outcome& out) {
   int retired = 0;
   while (!q.ledger.empty() && (q.ledger.front().seq < seq || (inclusive && q.ledger.front().seq == seq))) {
-    Slice* s = q.ledger.front().slice;
-    q.ledger.pop_front();
-    load_.fetch_sub(s->length, std::memory_order_relaxed);
-    (success ? out.ok : out.back).push_back(s);
+    (success ? out.ok : out.back).push_back(popLocked(q));
     ++retired;
   }
   if (retired) device_.releaseCqe(retired);
@@ -218,9 +223,7 @@ void RdmaPath::onCompletions(const ibv_wc* wc, int count) {
       Status st = completionStatus(device_.verbs(), wc[i],
                                    "rdma " + device_.name() + " qp " + std::to_string(wc[i].qp_num));
       if (!q->ledger.empty() && q->ledger.front().seq == wc[i].wr_id) {
-        Slice* s = q->ledger.front().slice;
-        q->ledger.pop_front();
-        load_.fetch_sub(s->length, std::memory_order_relaxed);
+        Slice* s = popLocked(*q);
         device_.releaseCqe(1);
         if (isRefusal(st) && wc[i].status != IBV_WC_WR_FLUSH_ERR)
           out.failed.emplace_back(s, st);

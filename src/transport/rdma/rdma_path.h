@@ -124,13 +124,16 @@ class RdmaPath : public QpOwner, public std::enable_shared_from_this<RdmaPath> {
   };
 
   void postLocked(Outcome& out);
+  // Takes the oldest posted request of `q` off its ledger (its CQE slot is the caller's).
+  Slice* popLocked(Qp& q);
   // Retires the ledger entries of `q` up to `seq` (inclusive: `upto`), each with `result`
   // (OK, or back to the listener).
   void retireLocked(Qp& q, uint64_t seq, bool inclusive, bool success, Outcome& out);
   void failLocked(const Status& why, Outcome& out);
   // Destroys the QPs once nothing is posted (or `force`).
   void maybeCloseLocked(bool force, Outcome& out);
-  // Records the path's failure in `out` (read under mu_, used after it).
+  // Records the path's failure in `out` when something goes back or the path just failed
+  // (read under mu_, used after it).
   void captureLocked(Outcome& out) const;
   void finish(Outcome& out);
   Qp* findLocked(uint32_t qp_num);

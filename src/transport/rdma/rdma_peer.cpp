@@ -120,7 +120,6 @@ Status RdmaPeer::submit(const PeerEndpoint& peer, Slice* const* slices, size_t c
     if (canceled_ || t_.stopping_.load(std::memory_order_acquire))
       return Status::Canceled("rdma: the peer endpoint was canceled");
     st = indexLocked(peer, dropped);
-    if (st.ok()) peer_ = peer;
     // Resolve every slice; when one needs a path that is not up, make it (without our lock:
     // re-posts from completion threads must not wait for a handshake) and start over.
     RdmaTransport::LocalKeys local;
@@ -130,7 +129,7 @@ Status RdmaPeer::submit(const PeerEndpoint& peer, Slice* const* slices, size_t c
       for (size_t i = 0; i < count && st.ok() && need == SIZE_MAX; ++i)
         st = resolveLocked(slices[i], true, work, &need, local);
       if (!st.ok() || need == SIZE_MAX) break;
-      connectUnlocked(lock, need);
+      connectUnlocked(lock, peer, need);
     }
   }
   for (auto& p : dropped) p->fail(Status::Unavailable("rdma: the peer's NICs changed"));
@@ -208,7 +207,7 @@ Status RdmaPeer::resolveLocked(Slice* s, bool connect, Work& work, size_t* need_
                              (connect ? " (every NIC pair is paused after errors)" : " among those connected"));
 }
 
-void RdmaPeer::connectUnlocked(std::unique_lock<std::mutex>& lock, size_t need) {
+void RdmaPeer::connectUnlocked(std::unique_lock<std::mutex>& lock, const PeerEndpoint& peer, size_t need) {
   if (pairs_[need].connecting) {  // someone else is making it: wait for their outcome
     const uint64_t gen = generation_;
     cv_.wait(lock, [&] { return generation_ != gen || !pairs_[need].connecting; });
@@ -237,7 +236,6 @@ void RdmaPeer::connectUnlocked(std::unique_lock<std::mutex>& lock, size_t need) 
     attempts.push_back({k, nics_[k % peers].name, nullptr, {}});
   }
   const uint64_t gen = generation_;
-  const PeerEndpoint peer = peer_;
   lock.unlock();
   for (Attempt& a : attempts) a.st = handshake(peer, a.pair / peers, a.pair % peers, a.nic, a.path);
   lock.lock();

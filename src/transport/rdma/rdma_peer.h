@@ -64,9 +64,9 @@ class RdmaPeer : public Endpoint, public rdma::PathListener, public std::enable_
   // nothing is added and `*need_connect` names it (the caller makes it and resolves again).
   Status resolveLocked(Slice* s, bool connect, Work& work, size_t* need_connect,
                        RdmaTransport::LocalKeys& local);
-  // Makes the path of pair `need` (and the other missing rail-aligned ones) with mu_
-  // released, or waits for whoever is making it; `lock` holds mu_ on entry and on return.
-  void connectUnlocked(std::unique_lock<std::mutex>& lock, size_t need);
+  // Makes the path of pair `need` (and the other missing rail-aligned ones) to `peer` with
+  // mu_ released, or waits for whoever is making it; `lock` holds mu_ on entry and return.
+  void connectUnlocked(std::unique_lock<std::mutex>& lock, const PeerEndpoint& peer, size_t need);
   // The handshake of one path (no lock held).
   Status handshake(const PeerEndpoint& peer, size_t local, size_t remote, const std::string& nic,
                    std::shared_ptr<rdma::RdmaPath>& out);
@@ -75,7 +75,6 @@ class RdmaPeer : public Endpoint, public rdma::PathListener, public std::enable_
   RdmaTransport& t_;
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;  // a pair's connect finished
-  PeerEndpoint peer_;      // as of the last submit (re-posts resolve against its descriptor)
   std::shared_ptr<const SegmentDescriptor> indexed_;
   std::vector<PeerNic> nics_;
   std::vector<std::vector<int64_t>> rkeys_;  // per buffer of indexed_, per peer NIC; -1: none
