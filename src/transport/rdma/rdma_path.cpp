@@ -225,9 +225,10 @@ void RdmaPath::onCompletions(const ibv_wc* wc, int count) {
       if (!q->ledger.empty() && q->ledger.front().seq == wc[i].wr_id) {
         Slice* s = popLocked(*q);
         device_.releaseCqe(1);
-        if (isRefusal(st) && wc[i].status != IBV_WC_WR_FLUSH_ERR)
+        if (isRefusal(st) && wc[i].status != IBV_WC_WR_FLUSH_ERR) {
           out.failed.emplace_back(s, st);
-        else
+          out.refused = true;
+        } else
           out.back.push_back(s);
       }
       failLocked(st, out);
@@ -324,11 +325,14 @@ void RdmaPath::maybeCloseLocked(bool force, Outcome& out) {
 
 void RdmaPath::finish(Outcome& out) {
   for (ibv_qp* qp : out.destroy) device_.destroyQp(qp);
+  // The listener hears of a refusal before the refused slice completes: its caller may submit
+  // again at once, and that submit must already know to check the peer's registry version.
+  std::shared_ptr<PathListener> listener;
+  if (out.newly_failed || out.refused || !out.back.empty()) listener = listener_.lock();
+  if (out.refused && listener) listener->targetRefused(*this);
+  if (out.newly_failed && listener) listener->pathFailed(*this, out.why);
   for (Slice* s : out.ok) completeSlice(s, Status::OK());
   for (auto& [s, st] : out.failed) completeSlice(s, st);
-  if (out.back.empty() && !out.newly_failed) return;
-  auto listener = listener_.lock();
-  if (out.newly_failed && listener) listener->pathFailed(*this, out.why);
   if (out.back.empty()) return;
   if (listener) {
     listener->reroute(*this, std::move(out.back), out.why);

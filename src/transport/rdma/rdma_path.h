@@ -50,6 +50,9 @@ class PathListener {
   virtual void reroute(RdmaPath& path, std::vector<Slice*> slices, const Status& why) = 0;
   /// The path failed (first error, once): pause its NIC pair.
   virtual void pathFailed(RdmaPath& path, const Status& why) = 0;
+  /// The target's NIC refused a request (key, bounds, permission). Called before the refused
+  /// slice completes, so that a caller woken by it submits with this already known.
+  virtual void targetRefused(RdmaPath& path) = 0;
 };
 
 struct PathOptions {
@@ -120,6 +123,7 @@ class RdmaPath : public QpOwner, public std::enable_shared_from_this<RdmaPath> {
     std::vector<Slice*> back;  // to the listener
     Status why;                // for `back`
     bool newly_failed = false;
+    bool refused = false;  // a slice in `failed` was refused by the target
     std::vector<ibv_qp*> destroy;
   };
 

@@ -303,9 +303,10 @@ void RdmaPeer::pauseLocked(Pair& pair, const std::string& what, const Status& wh
                     << pair.cooldown_ns / 1000000 << " ms" << lines.suppressedNote();
 }
 
+void RdmaPeer::targetRefused(RdmaPath&) { check_version_.store(true, std::memory_order_release); }
+
 void RdmaPeer::pathFailed(RdmaPath& path, const Status& why) {
   // A refusal says nothing about the link, and a cancel is ours: neither pauses the pair.
-  if (rdma::isRefusal(why)) check_version_.store(true, std::memory_order_release);
   if (rdma::isRefusal(why) || why.code() == Status::Code::kCanceled) return;
   std::lock_guard lock(mu_);
   const size_t idx = path.localIndex() * nics_.size() + path.peerIndex();

@@ -33,6 +33,7 @@ class RdmaPeer : public Endpoint, public rdma::PathListener, public std::enable_
 
   void reroute(rdma::RdmaPath& path, std::vector<Slice*> slices, const Status& why) override;
   void pathFailed(rdma::RdmaPath& path, const Status& why) override;
+  void targetRefused(rdma::RdmaPath& path) override;
 
   /// The paths made so far (tests: bytes per NIC, signaling).
   std::vector<std::shared_ptr<rdma::RdmaPath>> paths() const;
