@@ -118,16 +118,20 @@ class PyTransferEngine {
     if (length > data.size())
       return fail(Status::InvalidArgument("length exceeds the bytes given"), "write_bytes_to_buffer");
     Status st = ferry::ext::checkRegistered(*engine_, reinterpret_cast<const void*>(dest), length);
-    if (!st.ok()) return fail(st, "write_bytes_to_buffer");
-    std::memcpy(reinterpret_cast<void*>(dest), data.data(), length);
-    return 0;
+    if (st.ok()) st = ferry::ext::copyLocal(*engine_, reinterpret_cast<void*>(dest), data.data(), length);
+    return st.ok() ? 0 : fail(st, "write_bytes_to_buffer");
   }
 
   py::bytes read_bytes_from_buffer(uintptr_t source, size_t length) {
     if (!engine_) throw std::runtime_error("read_bytes_from_buffer: engine not initialized");
     Status st = ferry::ext::checkRegistered(*engine_, reinterpret_cast<const void*>(source), length);
     if (!st.ok()) throw std::runtime_error("read_bytes_from_buffer: " + st.ToString());
-    return py::bytes(reinterpret_cast<const char*>(source), length);
+    // Straight into the bytes object (one copy; the driver's when `source` is GPU memory).
+    auto out = py::reinterpret_steal<py::bytes>(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(length)));
+    if (!out) throw py::error_already_set();
+    st = ferry::ext::copyLocal(*engine_, PyBytes_AS_STRING(out.ptr()), reinterpret_cast<const void*>(source), length);
+    if (!st.ok()) throw std::runtime_error("read_bytes_from_buffer: " + st.ToString());
+    return out;
   }
 
   int register_memory(uintptr_t addr, size_t capacity) {

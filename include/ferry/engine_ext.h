@@ -18,6 +18,12 @@ namespace ferry::ext {
 
 /// OK when [addr, addr+length) lies inside one buffer registered with `engine`.
 Status checkRegistered(TransferEngine& engine, const void* addr, size_t length);
+/// Copies `length` bytes from `src` to `dst` of this process, host or GPU memory (the CUDA
+/// driver moves them when either side is device memory; a plain memcpy otherwise). The
+/// bindings' write_bytes_to_buffer / read_bytes_from_buffer, which may be handed GPU addresses.
+Status copyLocal(TransferEngine& engine, void* dst, const void* src, size_t length);
+/// OK when this engine can use CUDA (probing it now if nothing did yet), else why not.
+Status cudaStatus(TransferEngine& engine);
 /// Whether [addr, addr+length) shares a byte with a registered buffer.
 bool overlapsRegistered(TransferEngine& engine, const void* addr, size_t length);
 /// The engine's configuration (as validated at start).

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 
 #if FERRY_HAVE_CUDA_H
@@ -26,6 +27,25 @@ struct Symbols {
   CUresult (*device_uuid)(CUuuid*, CUdevice) = nullptr;
   CUresult (*pointer_attributes)(unsigned int, CUpointer_attribute*, void**, CUdeviceptr) = nullptr;
   CUresult (*error_name)(CUresult, const char**) = nullptr;
+  CUresult (*primary_retain)(CUcontext*, CUdevice) = nullptr;
+  CUresult (*primary_release)(CUdevice) = nullptr;
+  CUresult (*ctx_push)(CUcontext) = nullptr;
+  CUresult (*ctx_pop)(CUcontext*) = nullptr;
+  CUresult (*ctx_current)(CUcontext*) = nullptr;
+  CUresult (*mem_alloc)(CUdeviceptr*, size_t) = nullptr;
+  CUresult (*mem_free)(CUdeviceptr) = nullptr;
+  CUresult (*copy)(CUdeviceptr, CUdeviceptr, size_t) = nullptr;
+  CUresult (*stream_create)(CUstream*, unsigned int) = nullptr;
+  CUresult (*stream_destroy)(CUstream) = nullptr;
+  CUresult (*copy_async)(CUdeviceptr, CUdeviceptr, size_t, CUstream) = nullptr;
+  CUresult (*event_create)(CUevent*, unsigned int) = nullptr;
+  CUresult (*event_record)(CUevent, CUstream) = nullptr;
+  CUresult (*event_query)(CUevent) = nullptr;
+  CUresult (*event_synchronize)(CUevent) = nullptr;
+  CUresult (*event_destroy)(CUevent) = nullptr;
+  CUresult (*ipc_get)(CUipcMemHandle*, CUdeviceptr) = nullptr;
+  CUresult (*ipc_open)(CUdeviceptr*, CUipcMemHandle, unsigned int) = nullptr;
+  CUresult (*ipc_close)(CUdeviceptr) = nullptr;
 };
 // One library per process: the driver cannot be loaded twice meaningfully.
 Symbols sym;
@@ -71,6 +91,74 @@ int sysPointerInfo(uint64_t address, PointerInfo* out) {
   }
   return CUDA_SUCCESS;
 }
+int sysPrimaryRetain(int ordinal, Context* out) {
+  CUdevice d;
+  if (CUresult r = sym.device_get(&d, ordinal)) return r;
+  CUcontext c = nullptr;
+  CUresult r = sym.primary_retain(&c, d);
+  *out = c;
+  return r;
+}
+int sysPrimaryRelease(int ordinal) {
+  CUdevice d;
+  if (CUresult r = sym.device_get(&d, ordinal)) return r;
+  return sym.primary_release(d);
+}
+int sysCtxPush(Context c) { return sym.ctx_push(static_cast<CUcontext>(c)); }
+int sysCtxPop() {
+  CUcontext c;
+  return sym.ctx_pop(&c);
+}
+int sysCtxCurrent(Context* out) {
+  CUcontext c = nullptr;
+  CUresult r = sym.ctx_current(&c);
+  *out = c;
+  return r;
+}
+int sysMemAlloc(uint64_t* out, size_t n) {
+  CUdeviceptr p = 0;
+  CUresult r = sym.mem_alloc(&p, n);
+  *out = p;
+  return r;
+}
+int sysMemFree(uint64_t p) { return sym.mem_free(p); }
+int sysCopy(uint64_t dst, uint64_t src, size_t n) { return sym.copy(dst, src, n); }
+int sysStreamCreate(Stream* out) {
+  CUstream st = nullptr;
+  CUresult r = sym.stream_create(&st, CU_STREAM_NON_BLOCKING);
+  *out = st;
+  return r;
+}
+int sysStreamDestroy(Stream st) { return sym.stream_destroy(static_cast<CUstream>(st)); }
+int sysCopyAsync(uint64_t dst, uint64_t src, size_t n, Stream st) {
+  return sym.copy_async(dst, src, n, static_cast<CUstream>(st));
+}
+int sysEventCreate(Event* out) {
+  CUevent e = nullptr;
+  CUresult r = sym.event_create(&e, CU_EVENT_DISABLE_TIMING);
+  *out = e;
+  return r;
+}
+int sysEventRecord(Event e, Stream st) { return sym.event_record(static_cast<CUevent>(e), static_cast<CUstream>(st)); }
+int sysEventQuery(Event e) { return sym.event_query(static_cast<CUevent>(e)); }
+int sysEventSynchronize(Event e) { return sym.event_synchronize(static_cast<CUevent>(e)); }
+int sysEventDestroy(Event e) { return sym.event_destroy(static_cast<CUevent>(e)); }
+static_assert(sizeof(CUipcMemHandle) == kIpcHandleBytes);
+int sysIpcExport(uint64_t p, IpcHandle* out) {
+  CUipcMemHandle h;
+  CUresult r = sym.ipc_get(&h, p);
+  if (r == CUDA_SUCCESS) std::memcpy(out->bytes, h.reserved, kIpcHandleBytes);
+  return r;
+}
+int sysIpcOpen(const IpcHandle& handle, uint64_t* out) {
+  CUipcMemHandle h;
+  std::memcpy(h.reserved, handle.bytes, kIpcHandleBytes);
+  CUdeviceptr p = 0;
+  CUresult r = sym.ipc_open(&p, h, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS);
+  *out = p;
+  return r;
+}
+int sysIpcClose(uint64_t p) { return sym.ipc_close(p); }
 const char* sysErrorName(int r) {
   const char* s = nullptr;
   if (sym.error_name(static_cast<CUresult>(r), &s) == CUDA_SUCCESS && s) return s;
@@ -113,6 +201,25 @@ Status loadSystem(const std::string& library, std::shared_ptr<const DriverApi>& 
   bind(s.device_uuid, "cuDeviceGetUuid_v2");
   bind(s.pointer_attributes, "cuPointerGetAttributes");
   bind(s.error_name, "cuGetErrorName");
+  bind(s.primary_retain, "cuDevicePrimaryCtxRetain");
+  bind(s.primary_release, "cuDevicePrimaryCtxRelease_v2");
+  bind(s.ctx_push, "cuCtxPushCurrent_v2");
+  bind(s.ctx_pop, "cuCtxPopCurrent_v2");
+  bind(s.ctx_current, "cuCtxGetCurrent");
+  bind(s.mem_alloc, "cuMemAlloc_v2");
+  bind(s.mem_free, "cuMemFree_v2");
+  bind(s.copy, "cuMemcpy");
+  bind(s.stream_create, "cuStreamCreate");
+  bind(s.stream_destroy, "cuStreamDestroy_v2");
+  bind(s.copy_async, "cuMemcpyAsync");
+  bind(s.event_create, "cuEventCreate");
+  bind(s.event_record, "cuEventRecord");
+  bind(s.event_query, "cuEventQuery");
+  bind(s.event_synchronize, "cuEventSynchronize");
+  bind(s.event_destroy, "cuEventDestroy_v2");
+  bind(s.ipc_get, "cuIpcGetMemHandle");
+  bind(s.ipc_open, "cuIpcOpenMemHandle_v2");
+  bind(s.ipc_close, "cuIpcCloseMemHandle");
   if (!missing.empty()) {
     ::dlclose(lib);
     return Status::NotSupported(library + " lacks " + missing + " (driver too old?)");
@@ -127,6 +234,25 @@ Status loadSystem(const std::string& library, std::shared_ptr<const DriverApi>& 
   api->device_uuid = &sysDeviceUuid;
   api->pointer_info = &sysPointerInfo;
   api->error_name = &sysErrorName;
+  api->primary_ctx_retain = &sysPrimaryRetain;
+  api->primary_ctx_release = &sysPrimaryRelease;
+  api->ctx_push = &sysCtxPush;
+  api->ctx_pop = &sysCtxPop;
+  api->ctx_current = &sysCtxCurrent;
+  api->mem_alloc = &sysMemAlloc;
+  api->mem_free = &sysMemFree;
+  api->copy = &sysCopy;
+  api->stream_create = &sysStreamCreate;
+  api->stream_destroy = &sysStreamDestroy;
+  api->copy_async = &sysCopyAsync;
+  api->event_create = &sysEventCreate;
+  api->event_record = &sysEventRecord;
+  api->event_query = &sysEventQuery;
+  api->event_synchronize = &sysEventSynchronize;
+  api->event_destroy = &sysEventDestroy;
+  api->ipc_export = &sysIpcExport;
+  api->ipc_open = &sysIpcOpen;
+  api->ipc_close = &sysIpcClose;
   table = api;
   loaded = library;
   out = table;
@@ -177,6 +303,111 @@ Availability probe(const DriverApi& api) {
     a.devices.push_back(api.device_name(i, name, sizeof name - 1) == 0 ? name : "?");
   }
   return a;
+}
+
+namespace {
+// Whether the NVIDIA kernel driver lists a GPU: checked before loading libcuda, so that a
+// machine without one never maps the user-space driver into the process.
+bool nvidiaGpuListed() {
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/proc/driver/nvidia/gpus", ec);
+  return !ec && it != std::filesystem::directory_iterator();
+}
+}  // namespace
+
+Gpu::Gpu(Options options) : options_(std::move(options)) {}
+
+Gpu::~Gpu() {
+  if (!api_) return;
+  for (size_t i = 0; i < contexts_.size(); ++i)
+    if (contexts_[i]) api_->primary_ctx_release(static_cast<int>(i));
+}
+
+Status Gpu::available() {
+  std::lock_guard lock(mu_);
+  if (probed_) return status_;
+  probed_ = true;
+  if (!options_.enable) {
+    status_ = Status::NotSupported("CUDA is disabled by config (cuda/enable=false)");
+  } else if (options_.provider == "system" && options_.library.empty() && !nvidiaGpuListed()) {
+    status_ = Status::NotSupported("no NVIDIA GPU on this machine (/proc/driver/nvidia/gpus lists none)");
+  } else {
+    std::shared_ptr<const DriverApi> api;
+    status_ = loadDriver(options_.provider, api, options_.library);
+    if (status_.ok()) {
+      Availability a = probe(*api);
+      status_ = a.status.ok() ? Status::OK() : Status::NotSupported(a.status.message());
+      devices_ = static_cast<int>(a.devices.size());
+    }
+    if (status_.ok()) {
+      api_ = std::move(api);
+      contexts_.assign(static_cast<size_t>(devices_), nullptr);
+    }
+  }
+  return status_;
+}
+
+int Gpu::deviceCount() {
+  if (!available().ok()) return 0;
+  std::lock_guard lock(mu_);
+  return devices_;
+}
+
+PointerInfo Gpu::pointerInfo(uint64_t address) {
+  PointerInfo info;
+  if (available().ok() && api_->pointer_info(address, &info) != 0) info = PointerInfo{};
+  return info;
+}
+
+Status Gpu::contextOf(int ordinal, Context& out) {
+  FERRY_RETURN_IF_ERROR(available());
+  std::lock_guard lock(mu_);
+  if (ordinal < 0 || ordinal >= devices_)
+    return Status::InvalidArgument("no CUDA device " + std::to_string(ordinal) + " here (the driver sees " +
+                                   std::to_string(devices_) + ")");
+  Context& c = contexts_[static_cast<size_t>(ordinal)];
+  if (!c) FERRY_RETURN_IF_ERROR(fromResult(*api_, api_->primary_ctx_retain(ordinal, &c), "cuDevicePrimaryCtxRetain"));
+  out = c;
+  return Status::OK();
+}
+
+Status Gpu::inContext(int ordinal, const std::function<Status()>& fn) {
+  Context ctx = nullptr;
+  FERRY_RETURN_IF_ERROR(contextOf(ordinal, ctx));
+  FERRY_RETURN_IF_ERROR(fromResult(*api_, api_->ctx_push(ctx), "cuCtxPushCurrent"));
+  Status st = fn();
+  api_->ctx_pop();
+  return st;
+}
+
+Status Gpu::allocate(int ordinal, size_t size, uint64_t& out) {
+  return inContext(ordinal, [&] { return fromResult(*api_, api_->mem_alloc(&out, size), "cuMemAlloc"); });
+}
+
+Status Gpu::free(int ordinal, uint64_t address) {
+  return inContext(ordinal, [&] { return fromResult(*api_, api_->mem_free(address), "cuMemFree"); });
+}
+
+Status Gpu::copy(void* dst, const void* src, size_t n) {
+  const auto d = reinterpret_cast<uint64_t>(dst), s = reinterpret_cast<uint64_t>(src);
+  if (n == 0) return Status::OK();
+  PointerInfo di = pointerInfo(d), si = pointerInfo(s);
+  if (!di.device && !si.device) {
+    std::memcpy(dst, src, n);
+    return Status::OK();
+  }
+  const int ordinal = di.device ? di.ordinal : si.ordinal;
+  return inContext(ordinal, [&] { return fromResult(*api_, api_->copy(d, s, n), "cuMemcpy"); });
+}
+
+int cudaOrdinalOf(const std::string& location) {
+  if (location.rfind("cuda:", 0) != 0 || location.size() == 5 || location.size() > 9) return -1;
+  int n = 0;
+  for (size_t i = 5; i < location.size(); ++i) {
+    if (location[i] < '0' || location[i] > '9') return -1;
+    n = n * 10 + (location[i] - '0');
+  }
+  return n;
 }
 
 }  // namespace ferry::cuda

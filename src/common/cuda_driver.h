@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,23 @@ struct PointerInfo {
   bool legacy_ipc = false;    // exportable with cuIpcGetMemHandle
 };
 
-/// Each call returns a CUresult (0: success); error_name turns one into text.
+/// Driver objects, opaque to Ferry (CUcontext, CUstream, CUevent).
+using Context = void*;
+using Stream = void*;
+using Event = void*;
+
+/// A legacy CUDA IPC handle (CUipcMemHandle), as the exporting process hands it out.
+constexpr size_t kIpcHandleBytes = 64;
+struct IpcHandle {
+  uint8_t bytes[kIpcHandleBytes] = {};
+};
+
+/// Results the callers act on (the rest are errors to report).
+constexpr int kNotReady = 600;        // CUDA_ERROR_NOT_READY: an event or stream still busy
+constexpr int kAlreadyMapped = 208;   // CUDA_ERROR_ALREADY_MAPPED: an IPC range is open here
+
+/// Each call returns a CUresult (0: success); error_name turns one into text. Calls marked
+/// "(context)" act in the calling thread's current context (see Gpu::inContext).
 struct DriverApi {
   std::string provider;  // where it came from, for messages
   int (*init)() = nullptr;
@@ -40,6 +57,29 @@ struct DriverApi {
   int (*device_uuid)(int ordinal, uint8_t out[16]) = nullptr;
   int (*pointer_info)(uint64_t address, PointerInfo* out) = nullptr;
   const char* (*error_name)(int result) = nullptr;
+  // Contexts: the device's primary context (the one the CUDA runtime and PyTorch use).
+  int (*primary_ctx_retain)(int ordinal, Context* out) = nullptr;
+  int (*primary_ctx_release)(int ordinal) = nullptr;
+  int (*ctx_push)(Context ctx) = nullptr;
+  int (*ctx_pop)() = nullptr;
+  int (*ctx_current)(Context* out) = nullptr;  // null when the thread has none
+  // Memory (context).
+  int (*mem_alloc)(uint64_t* out, size_t size) = nullptr;
+  int (*mem_free)(uint64_t address) = nullptr;
+  int (*copy)(uint64_t dst, uint64_t src, size_t n) = nullptr;  // unified addresses, synchronous
+  // Streams and events (context).
+  int (*stream_create)(Stream* out) = nullptr;  // non-blocking: no implicit sync with stream 0
+  int (*stream_destroy)(Stream stream) = nullptr;
+  int (*copy_async)(uint64_t dst, uint64_t src, size_t n, Stream stream) = nullptr;
+  int (*event_create)(Event* out) = nullptr;  // timing disabled
+  int (*event_record)(Event event, Stream stream) = nullptr;
+  int (*event_query)(Event event) = nullptr;  // 0 done, kNotReady, or the error of the work
+  int (*event_synchronize)(Event event) = nullptr;
+  int (*event_destroy)(Event event) = nullptr;
+  // Legacy CUDA IPC (context): export an allocation, map a peer's, unmap it.
+  int (*ipc_export)(uint64_t allocation, IpcHandle* out) = nullptr;
+  int (*ipc_open)(const IpcHandle& handle, uint64_t* out) = nullptr;
+  int (*ipc_close)(uint64_t mapped) = nullptr;
 };
 
 using DriverFactory = std::function<Status(std::shared_ptr<const DriverApi>& out)>;
@@ -65,5 +105,53 @@ Availability probe(const DriverApi& api);
 
 /// "<what>: CUDA_ERROR_NAME (code)" as an Unavailable status; OK for 0.
 Status fromResult(const DriverApi& api, int result, const std::string& what);
+
+/// The driver as an engine uses it. Nothing is loaded or initialised before the first call
+/// that needs CUDA, and the answer is kept: a host-only program never pays cuInit, and with
+/// the system driver a machine without an NVIDIA GPU (/proc/driver/nvidia/gpus) never even
+/// loads libcuda. Primary contexts are retained per device on first use, made current only
+/// around the calls that need one, and released by the destructor. Thread-safe.
+class Gpu {
+ public:
+  struct Options {
+    bool enable = true;               // false: CUDA is never touched ("disabled by config")
+    std::string provider = "system";  // a registered provider's name (tests: a fake)
+    std::string library;              // the system provider's library; "" = libcuda.so.1
+  };
+  explicit Gpu(Options options);
+  ~Gpu();
+  Gpu(const Gpu&) = delete;
+  Gpu& operator=(const Gpu&) = delete;
+
+  /// OK when CUDA is usable here, else why not (NotSupported), the same answer every time.
+  Status available();
+  /// The driver table; only after available() said OK.
+  const DriverApi& api() const { return *api_; }
+  /// Devices the driver sees (0 when unavailable).
+  int deviceCount();
+  /// What the driver says of `address`: host (device = false) when CUDA is unavailable.
+  PointerInfo pointerInfo(uint64_t address);
+  /// Runs `fn` with device `ordinal`'s primary context current on this thread.
+  Status inContext(int ordinal, const std::function<Status()>& fn);
+  /// Device memory on `ordinal` (cuMemAlloc: legacy-IPC capable), and its release.
+  Status allocate(int ordinal, size_t size, uint64_t& out);
+  Status free(int ordinal, uint64_t address);
+  /// Copies `n` bytes between any two addresses, host or device, and waits.
+  Status copy(void* dst, const void* src, size_t n);
+
+ private:
+  Status contextOf(int ordinal, Context& out);
+
+  const Options options_;
+  std::mutex mu_;  // guards everything below; a leaf (no driver call that may call back)
+  bool probed_ = false;
+  Status status_;
+  std::shared_ptr<const DriverApi> api_;
+  int devices_ = 0;
+  std::vector<Context> contexts_;  // retained primary contexts, by ordinal (null: not yet)
+};
+
+/// "cuda:N" -> N; -1 for a location that names no CUDA device or a malformed index.
+int cudaOrdinalOf(const std::string& location);
 
 }  // namespace ferry::cuda

@@ -46,6 +46,7 @@ Status EngineImpl::init() {
   if (!config_) return Status::InvalidArgument("null config");
   FERRY_RETURN_IF_ERROR(config_->validate());
   FERRY_RETURN_IF_ERROR(EngineOptions::read(*config_, options_));
+  gpu_ = std::make_unique<cuda::Gpu>(options_.gpu);
   if (!env::value("FERRY_LOG_LEVEL")) log::setLevel(log::parseLevel(options_.log_level.c_str(), log::INFO));
   if (!options_.embedded_metadata_server.empty()) {
     // Host the HTTP metadata service in this process (small clusters, tests).
@@ -73,7 +74,7 @@ Status EngineImpl::init() {
   segments_ = std::make_unique<SegmentTable>(selector_, static_cast<size_t>(selector_.maxFailoverAttempts()));
   directory_ = std::make_unique<PeerDirectory>(*rpc_client_, store_.get(), config_->get<std::string>("metadata/cluster_id"),
                                                *segments_);
-  memory_ = std::make_unique<LocalMemory>(registry_, transport_list_, [this] { localChanged(); });
+  memory_ = std::make_unique<LocalMemory>(registry_, *gpu_, transport_list_, [this] { localChanged(); });
   notifications_ = std::make_unique<Notifications>(
       *rpc_client_, Notifications::Limits{options_.notify_inbox_bytes, options_.notify_queued_bytes_per_peer});
   if (options_.metrics_enable) metrics_.enable();

@@ -64,6 +64,7 @@ class EngineImpl : public TransportContext {
   void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) override {
     directory_->onPeerEpoch(host, port, epoch);
   }
+  cuda::Gpu& gpu() override { return *gpu_; }
 
   // The parts the public API forwards to.
   LocalMemory& memory() { return *memory_; }
@@ -117,6 +118,7 @@ class EngineImpl : public TransportContext {
   std::string local_dir_path_;                   // "" when we have none
   std::unique_ptr<shm::Beacon> beacon_;          // our live registry version, for local peers
 
+  std::unique_ptr<cuda::Gpu> gpu_;  // before everything that may hold device memory or contexts
   MemoryRegistry registry_;
   RpcServer rpc_server_;
   std::unique_ptr<RpcClient> rpc_client_;

@@ -21,6 +21,16 @@ Status checkRegistered(TransferEngine& engine, const void* addr, size_t length) 
   return e ? e->registry().checkLocal(reinterpret_cast<uint64_t>(addr), length) : kUnavailable;
 }
 
+Status copyLocal(TransferEngine& engine, void* dst, const void* src, size_t length) {
+  EngineImpl* e = EngineAccess::impl(engine);
+  return e ? e->gpu().copy(dst, src, length) : kUnavailable;
+}
+
+Status cudaStatus(TransferEngine& engine) {
+  EngineImpl* e = EngineAccess::impl(engine);
+  return e ? e->gpu().available() : kUnavailable;
+}
+
 bool overlapsRegistered(TransferEngine& engine, const void* addr, size_t length) {
   EngineImpl* e = EngineAccess::impl(engine);
   return e && e->registry().overlaps(reinterpret_cast<uint64_t>(addr), length);

@@ -37,6 +37,11 @@ void declareEngineOptions(OptionTable& t) {
   t.integer("metrics/interval_s", 5, 1, 86400, "its period");
   t.integer("batch/max_size", 1 << 20, 1, 1ll << 32, "largest `allocateBatch`");
   t.text("metadata/embedded_server", "", "`host:port`: host the HTTP metadata service in this engine");
+  t.text("cuda/enable", "auto",
+         "auto: GPU memory is recognised when a CUDA driver and a GPU are here (probed on first use); "
+         "false: never touch CUDA (cuda:* refused)");
+  t.text("cuda/provider", "system", "the CUDA driver table: system (libcuda at run time) or one a test registered");
+  t.text("cuda/library", "", "the driver library to open; empty: libcuda.so.1, after checking /proc for an NVIDIA GPU");
   t.text("rdma/bind_address", "", "recorded (Mooncake's name); the rdma transport picks NICs by transports/rdma/devices");
 }
 
@@ -64,6 +69,12 @@ Status EngineOptions::read(const Config& c, EngineOptions& o) {
   o.metrics_interval_s = c.get<int64_t>("metrics/interval_s");
   o.max_batch_size = c.get<uint64_t>("batch/max_size");
   o.embedded_metadata_server = c.get<std::string>("metadata/embedded_server");
+  const std::string cuda_enable = c.get<std::string>("cuda/enable");
+  if (cuda_enable != "auto" && cuda_enable != "true" && cuda_enable != "false")
+    return Status::InvalidArgument("cuda/enable is auto, true or false, not '" + cuda_enable + "'");
+  o.gpu.enable = cuda_enable != "false";
+  o.gpu.provider = c.get<std::string>("cuda/provider");
+  o.gpu.library = c.get<std::string>("cuda/library");
   return auth::resolveToken(c.get<std::string>("auth/token"), c.get<std::string>("auth/token_file"), o.auth_token);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/cuda_driver.h"
 #include "common/options.h"
 #include "ferry/config.h"
 #include "ferry/status.h"
@@ -34,6 +35,7 @@ struct EngineOptions {
   int64_t metrics_interval_s = 0;
   size_t max_batch_size = 0;
   std::string embedded_metadata_server;  // "host:port" or ""
+  cuda::Gpu::Options gpu;
 
   /// Reads them from a validated config; fails when the token cannot be read or is too
   /// short.

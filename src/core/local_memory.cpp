@@ -18,14 +18,55 @@ class PrivatePages : public Allocation {
   }
 };
 
-Location resolvedLocation(const Location& l) { return l == kWildcardLocation ? "cpu:0" : l; }
+// Device memory from the CUDA driver (allocateLocalMemory "cuda:N").
+class DeviceMemory : public Allocation {
+ public:
+  DeviceMemory(cuda::Gpu& gpu, int ordinal) : gpu_(gpu), ordinal_(ordinal) {}
+  ~DeviceMemory() override {
+    Status st = gpu_.free(ordinal_, reinterpret_cast<uint64_t>(addr));
+    if (!st.ok()) FERRY_LOG(WARN) << "freeing cuda:" << ordinal_ << " memory: " << st.ToString();
+  }
+
+ private:
+  cuda::Gpu& gpu_;
+  const int ordinal_;
+};
+
+bool isWildcard(const Location& l) { return l.empty() || l == kWildcardLocation; }
 }  // namespace
+
+Status LocalMemory::locate(uint64_t base, uint64_t size, const Location& asked, Location& out) {
+  const MemoryKind kind = memoryKindOf(asked);
+  out = isWildcard(asked) ? Location("cpu:0") : asked;
+  if (kind != kHostMemory && kind != kCudaMemory) return Status::OK();
+  Status cuda = gpu_.available();
+  if (!cuda.ok()) {
+    if (kind == kCudaMemory) return Status::NotSupported("'" + asked + "' memory needs CUDA: " + cuda.message());
+    return Status::OK();
+  }
+  const cuda::PointerInfo info = gpu_.pointerInfo(base);
+  if (!info.device) {
+    if (kind == kCudaMemory)
+      return Status::InvalidArgument(rangeText(base, size) + " is not CUDA device memory (location '" + asked + "')");
+    return Status::OK();
+  }
+  const Location found = "cuda:" + std::to_string(info.ordinal);
+  if (base + size > info.range_start + info.range_size)
+    return Status::InvalidArgument(rangeText(base, size) + " runs past the end of its " + found + " allocation " +
+                                   rangeText(info.range_start, info.range_size));
+  if (kind == kHostMemory && !isWildcard(asked))
+    return Status::InvalidArgument(rangeText(base, size) + " is " + found + " device memory, not '" + asked + "'");
+  if (kind == kCudaMemory && asked != "cuda" && asked != found)
+    return Status::InvalidArgument(rangeText(base, size) + " is on " + found + ", not '" + asked + "'");
+  out = found;
+  return Status::OK();
+}
 
 Status LocalMemory::allocate(void** addr, size_t size, const MemoryOptions& options) {
   if (!addr) return Status::InvalidArgument("addr is null");
   if (size == 0) return Status::InvalidArgument("cannot allocate 0 bytes");
   MemoryOptions o = options;
-  o.location = resolvedLocation(o.location);
+  if (isWildcard(o.location)) o.location = "cpu:0";
   std::unique_ptr<Allocation> a;
   // A caller mapping its own shared-memory file (shm_path) asked for no transport's help.
   for (Transport* t : transports_) {
@@ -36,6 +77,17 @@ Status LocalMemory::allocate(void** addr, size_t size, const MemoryOptions& opti
     if (!st.IsNotSupported())
       FERRY_LOG(WARN) << t->name() << " could not allocate " << size << " bytes (" << st.ToString()
                       << "); trying the next way";
+  }
+  if (!a && memoryKindOf(o.location) == kCudaMemory) {
+    const int ordinal = cuda::cudaOrdinalOf(o.location);
+    if (ordinal < 0) return Status::InvalidArgument("'" + o.location + "': say which device, as cuda:N");
+    if (Status st = gpu_.available(); !st.ok())
+      return Status::NotSupported("cannot allocate '" + o.location + "' memory: " + st.message());
+    uint64_t p = 0;
+    FERRY_RETURN_IF_ERROR(gpu_.allocate(ordinal, size, p));
+    a = std::make_unique<DeviceMemory>(gpu_, ordinal);
+    a->addr = reinterpret_cast<void*>(p);
+    a->size = size;
   }
   if (!a) {
     if (memoryKindOf(o.location) != kHostMemory)
@@ -73,7 +125,7 @@ Status LocalMemory::registerMemory(void* addr, size_t size, const MemoryOptions&
   BufferDesc d;
   d.base = reinterpret_cast<uint64_t>(addr);
   d.length = size;
-  d.location = resolvedLocation(options.location);
+  FERRY_RETURN_IF_ERROR(locate(d.base, d.length, options.location, d.location));
   d.perm = options.perm;
   if (d.perm < kLocalReadWrite || d.perm > kGlobalReadWrite)
     return Status::InvalidArgument("unknown permission " + std::to_string(int(d.perm)));

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cuda_driver.h"
 #include "control/rpc_server.h"
 #include "ferry/config.h"
 #include "ferry/status.h"
@@ -98,6 +99,8 @@ class TransportContext {
   /// A peer at host:port answered with registry version `epoch` (it differs from the last
   /// one this connection saw). Descriptors of an older version are refreshed before use.
   virtual void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch) = 0;
+  /// The engine's CUDA driver (probed on first use; says why when there is none).
+  virtual cuda::Gpu& gpu() = 0;
 };
 
 class Transport {
