@@ -108,6 +108,7 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
   // Validate everything before anything moves.
   std::vector<std::shared_ptr<SegmentEntry>> segs(requests.size());
   std::vector<std::shared_ptr<Route>> routes(requests.size());
+  std::vector<std::pair<MemoryKind, MemoryKind>> kinds(requests.size());
   const bool policies = p_.selector.hasPolicies();
   MemoryKind prev_local = kHostMemory, prev_remote = kHostMemory;
   uint64_t bytes = 0;
@@ -153,6 +154,7 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
     }
     prev_local = sides.local_kind;
     prev_remote = sides.remote_kind;
+    kinds[i] = {sides.local_kind, sides.remote_kind};
   }
 
   size_t first;
@@ -187,7 +189,7 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
     Task& t = batch->tasks[first + i];
     t.group = group;
     t.route = routes[i];  // also keeps its endpoints alive while the slices are out
-    makeSlices(t, requests[i], routes[i]->slice_size, deadline);
+    makeSlices(t, requests[i], routes[i]->slice_size, deadline, kinds[i].first, kinds[i].second);
   }
 
   // Hand each run of requests with the same route over in one call.

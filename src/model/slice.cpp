@@ -16,7 +16,8 @@ TransferStatusEnum stateFor(const Status& s) {
   }
 }
 
-void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns) {
+void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns, MemoryKind local_kind,
+                MemoryKind remote_kind) {
   uint64_t n = (req.length + slice_size - 1) / slice_size;
   task.slices = std::make_unique<Slice[]>(n);
   task.num_slices = static_cast<uint32_t>(n);
@@ -31,6 +32,8 @@ void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t dea
     s.remote = req.target_offset + off;
     s.length = static_cast<uint32_t>(std::min<uint64_t>(slice_size, req.length - off));
     s.deadline_ns = deadline_ns;
+    s.local_kind = local_kind;
+    s.remote_kind = remote_kind;
   }
 }
 

@@ -16,6 +16,7 @@
 
 #include "ferry/status.h"
 #include "ferry/types.h"
+#include "model/buffer.h"
 
 namespace ferry {
 
@@ -37,6 +38,10 @@ struct Slice {
   uint8_t attempt = 0;      // index of the route candidate carrying it
   uint32_t file_id = 0;     // target file of a file segment (set by transports that need it)
   uint8_t resends = 0;
+  // What the two ends are (core, from the registrations): a transport that may touch GPU
+  // memory copies a cuda end through the driver, never with the CPU.
+  MemoryKind local_kind = kHostMemory;
+  MemoryKind remote_kind = kHostMemory;
 };
 
 /// Where a task's failed slices may go next (the selector's other candidates). The engine
@@ -91,7 +96,8 @@ struct Batch {
 TransferStatusEnum stateFor(const Status& s);
 
 /// Cuts [local, local+length) into slices of at most slice_size bytes.
-void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns);
+void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns,
+                MemoryKind local_kind = kHostMemory, MemoryKind remote_kind = kHostMemory);
 
 /// Records a slice's outcome; settles the task when it is the last one.
 void completeSlice(Slice* slice, const Status& status);

@@ -151,12 +151,33 @@ TEST_F(GpuMemory, BytesGoInAndOutOfDeviceMemoryThroughTheDriver) {
   ASSERT_TRUE(e.freeLocalMemory(d).ok());
 }
 
+TEST_F(GpuMemory, OwnSegmentCopiesGoThroughTheDriver) {
+  TransferEngine e(gpuConfig());
+  ASSERT_TRUE(e.available());
+  void* gpu = nullptr;
+  ASSERT_TRUE(e.allocateLocalMemory(&gpu, 4 << 20, "cuda:1").ok());
+  std::vector<uint8_t> host(4 << 20), back(4 << 20), seen(3 << 20);
+  ASSERT_TRUE(e.registerLocalMemory(host.data(), host.size()).ok());
+  ASSERT_TRUE(e.registerLocalMemory(back.data(), back.size()).ok());
+  SegmentID self = 0;
+  ASSERT_TRUE(e.openSegment(self, e.getSegmentName()).ok());
+  test::fillPattern(host.data(), 3 << 20, 11);
+  const auto g = reinterpret_cast<uint64_t>(gpu);
+  // host -> GPU (write), GPU -> GPU (a read into another part), GPU -> host (read).
+  ASSERT_TRUE(test::runBatch(e, {{Request::WRITE, host.data(), self, g, 3 << 20}}).ok());
+  test::fakeCudaRead(g, seen.data(), seen.size());
+  EXPECT_EQ(std::memcmp(seen.data(), host.data(), seen.size()), 0);
+  ASSERT_TRUE(test::runBatch(e, {{Request::WRITE, static_cast<uint8_t*>(gpu), self, g + (3 << 20), 1 << 20}}).ok());
+  ASSERT_TRUE(test::runBatch(e, {{Request::READ, back.data(), self, g + (3 << 20), 1 << 20}}).ok());
+  EXPECT_EQ(std::memcmp(back.data(), host.data(), 1 << 20), 0);
+  ASSERT_TRUE(e.freeLocalMemory(gpu).ok());
+}
+
 TEST_F(GpuMemory, NoTransportIsHandedDeviceMemoryItCannotTouch) {
-  // Two engines in this process (tcp and shm between them, local to itself): none of them
-  // may touch GPU memory, so every transfer with a GPU end is refused with the reason, and
-  // nothing faults (the fake's device memory is inaccessible to the host).
-  auto cb = gpuConfig();
-  TransferEngine a(gpuConfig()), b(cb);
+  // Two engines in this process (tcp and shm between them, each local to itself): none but
+  // local may touch GPU memory, so every other transfer with a GPU end is refused with the
+  // reason, and nothing faults (the fake's device memory is inaccessible to the host).
+  TransferEngine a(gpuConfig()), b(gpuConfig());
   ASSERT_TRUE(a.available() && b.available());
   void *a_gpu = nullptr, *b_gpu = nullptr;
   ASSERT_TRUE(a.allocateLocalMemory(&a_gpu, 1 << 20, "cuda:0").ok());
@@ -171,10 +192,12 @@ TEST_F(GpuMemory, NoTransportIsHandedDeviceMemoryItCannotTouch) {
     void* local;
     SegmentID seg;
     void* remote;
-  } cases[] = {{a_gpu, peer, b_host.data()}, {a_host.data(), peer, b_gpu}, {a_gpu, self, a_host.data()},
-               {a_host.data(), self, a_gpu}};
-  for (const char* hint : {"", "tcp", "shm", "local"}) {
-    for (const Case& c : cases) {
+    std::vector<const char*> hints;
+  } cases[] = {{a_gpu, peer, b_host.data(), {"", "tcp", "shm", "local"}},
+               {a_gpu, self, a_host.data(), {"tcp", "shm"}},
+               {a_host.data(), self, a_gpu, {"tcp", "shm"}}};
+  for (const Case& c : cases) {
+    for (const char* hint : c.hints) {
       for (auto op : {Request::WRITE, Request::READ}) {
         Request r{op, c.local, c.seg, reinterpret_cast<uint64_t>(c.remote), 64 << 10};
         if (*hint) r.transport_hint = hint;

@@ -1,4 +1,6 @@
-// The engine's own segment: a request whose target is this engine is a memcpy.
+// The engine's own segment: a request whose target is this engine is a memcpy, or a copy by
+// the CUDA driver when either end is GPU memory (synchronous: the slice completes when the
+// bytes are there).
 #pragma once
 
 #include <memory>
@@ -15,7 +17,7 @@ class LocalTransport : public Transport {
 
   const char* name() const override { return "local"; }
   TransportCaps caps() const override;
-  Status start(TransportContext&) override { return Status::OK(); }
+  Status start(TransportContext& ctx) override;
   void stop() override {}
   bool canReach(const PeerEndpoint& peer) const override { return peer.is_self && !peer.file; }
   uint64_t sliceSize() const override { return 1ull << 30; }
