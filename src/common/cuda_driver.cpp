@@ -38,6 +38,7 @@ struct Symbols {
   CUresult (*stream_create)(CUstream*, unsigned int) = nullptr;
   CUresult (*stream_destroy)(CUstream) = nullptr;
   CUresult (*copy_async)(CUdeviceptr, CUdeviceptr, size_t, CUstream) = nullptr;
+  CUresult (*stream_synchronize)(CUstream) = nullptr;
   CUresult (*event_create)(CUevent*, unsigned int) = nullptr;
   CUresult (*event_record)(CUevent, CUstream) = nullptr;
   CUresult (*event_query)(CUevent) = nullptr;
@@ -133,6 +134,7 @@ int sysStreamDestroy(Stream st) { return sym.stream_destroy(static_cast<CUstream
 int sysCopyAsync(uint64_t dst, uint64_t src, size_t n, Stream st) {
   return sym.copy_async(dst, src, n, static_cast<CUstream>(st));
 }
+int sysStreamSynchronize(Stream st) { return sym.stream_synchronize(static_cast<CUstream>(st)); }
 int sysEventCreate(Event* out) {
   CUevent e = nullptr;
   CUresult r = sym.event_create(&e, CU_EVENT_DISABLE_TIMING);
@@ -212,6 +214,7 @@ Status loadSystem(const std::string& library, std::shared_ptr<const DriverApi>& 
   bind(s.stream_create, "cuStreamCreate");
   bind(s.stream_destroy, "cuStreamDestroy_v2");
   bind(s.copy_async, "cuMemcpyAsync");
+  bind(s.stream_synchronize, "cuStreamSynchronize");
   bind(s.event_create, "cuEventCreate");
   bind(s.event_record, "cuEventRecord");
   bind(s.event_query, "cuEventQuery");
@@ -245,6 +248,7 @@ Status loadSystem(const std::string& library, std::shared_ptr<const DriverApi>& 
   api->stream_create = &sysStreamCreate;
   api->stream_destroy = &sysStreamDestroy;
   api->copy_async = &sysCopyAsync;
+  api->stream_synchronize = &sysStreamSynchronize;
   api->event_create = &sysEventCreate;
   api->event_record = &sysEventRecord;
   api->event_query = &sysEventQuery;

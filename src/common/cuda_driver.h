@@ -71,6 +71,7 @@ struct DriverApi {
   int (*stream_create)(Stream* out) = nullptr;  // non-blocking: no implicit sync with stream 0
   int (*stream_destroy)(Stream stream) = nullptr;
   int (*copy_async)(uint64_t dst, uint64_t src, size_t n, Stream stream) = nullptr;
+  int (*stream_synchronize)(Stream stream) = nullptr;
   int (*event_create)(Event* out) = nullptr;  // timing disabled
   int (*event_record)(Event event, Stream stream) = nullptr;
   int (*event_query)(Event event) = nullptr;  // 0 done, kNotReady, or the error of the work
@@ -127,6 +128,8 @@ class Gpu {
   Status available();
   /// The driver table; only after available() said OK.
   const DriverApi& api() const { return *api_; }
+  /// The same table, shared (for what must outlive this object, such as mapped peer memory).
+  const std::shared_ptr<const DriverApi>& table() const { return api_; }
   /// Devices the driver sees (0 when unavailable).
   int deviceCount();
   /// What the driver says of `address`: host (device = false) when CUDA is unavailable.

@@ -32,12 +32,12 @@ class DeviceMemory : public Allocation {
   const int ordinal_;
 };
 
-bool isWildcard(const Location& l) { return l.empty() || l == kWildcardLocation; }
+bool isAnyLocation(const Location& l) { return l.empty() || l == kWildcardLocation; }
 }  // namespace
 
 Status LocalMemory::locate(uint64_t base, uint64_t size, const Location& asked, Location& out) {
   const MemoryKind kind = memoryKindOf(asked);
-  out = isWildcard(asked) ? Location("cpu:0") : asked;
+  out = isAnyLocation(asked) ? Location("cpu:0") : asked;
   if (kind != kHostMemory && kind != kCudaMemory) return Status::OK();
   Status cuda = gpu_.available();
   if (!cuda.ok()) {
@@ -54,7 +54,7 @@ Status LocalMemory::locate(uint64_t base, uint64_t size, const Location& asked, 
   if (base + size > info.range_start + info.range_size)
     return Status::InvalidArgument(rangeText(base, size) + " runs past the end of its " + found + " allocation " +
                                    rangeText(info.range_start, info.range_size));
-  if (kind == kHostMemory && !isWildcard(asked))
+  if (kind == kHostMemory && !isAnyLocation(asked))
     return Status::InvalidArgument(rangeText(base, size) + " is " + found + " device memory, not '" + asked + "'");
   if (kind == kCudaMemory && asked != "cuda" && asked != found)
     return Status::InvalidArgument(rangeText(base, size) + " is on " + found + ", not '" + asked + "'");
@@ -66,7 +66,7 @@ Status LocalMemory::allocate(void** addr, size_t size, const MemoryOptions& opti
   if (!addr) return Status::InvalidArgument("addr is null");
   if (size == 0) return Status::InvalidArgument("cannot allocate 0 bytes");
   MemoryOptions o = options;
-  if (isWildcard(o.location)) o.location = "cpu:0";
+  if (isAnyLocation(o.location)) o.location = "cpu:0";
   std::unique_ptr<Allocation> a;
   // A caller mapping its own shared-memory file (shm_path) asked for no transport's help.
   for (Transport* t : transports_) {

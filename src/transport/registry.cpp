@@ -3,6 +3,7 @@
 #include "transport/fault/fault_transport.h"
 #include "transport/file/file_transport.h"
 #include "transport/local/local_transport.h"
+#include "transport/nvlink/nvlink_transport.h"
 #include "transport/rdma/rdma_transport.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
@@ -20,6 +21,7 @@ const std::vector<TransportInfo>& transportRegistry() {
   // Preference order: the first that can reach a peer serves it (see TransportInfo::group).
   static const std::vector<TransportInfo> registry = {
       {"local", 0, &LocalTransport::declareOptions, &make<LocalTransport>},
+      {"nvlink", 1, &NvlinkTransport::declareOptions, &make<NvlinkTransport>},  // GPU memory of same-machine peers
       {"shm", 1, &ShmTransport::declareOptions, &make<ShmTransport>},
       {"file", 1, &FileTransport::declareOptions, &make<FileTransport>},  // file segments only
       {"rdma", 2, &RdmaTransport::declareOptions, &make<RdmaTransport>},  // inert without NICs

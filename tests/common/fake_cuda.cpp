@@ -303,6 +303,19 @@ int fCopyAsync(uint64_t dst, uint64_t src, size_t n, cuda::Stream s) {
   st->cv.notify_all();
   return kSuccess;
 }
+int fStreamSynchronize(cuda::Stream s) {
+  EventState ev;
+  {
+    auto* st = static_cast<StreamState*>(s);
+    std::lock_guard lock(st->mu);
+    ev.recorded = 1;
+    st->ops.push_back({0, 0, 0, &ev, 1});
+    st->cv.notify_all();
+  }
+  std::unique_lock el(ev.mu);
+  ev.cv.wait(el, [&] { return ev.completed >= 1; });
+  return ev.error;
+}
 int fEventCreate(cuda::Event* out) {
   if (currentOrdinal() < 0) return kInvalidContext;
   *out = new EventState;
@@ -438,6 +451,7 @@ cuda::DriverApi table() {
   a.stream_create = fStreamCreate;
   a.stream_destroy = fStreamDestroy;
   a.copy_async = fCopyAsync;
+  a.stream_synchronize = fStreamSynchronize;
   a.event_create = fEventCreate;
   a.event_record = fEventRecord;
   a.event_query = fEventQuery;

@@ -173,6 +173,26 @@ TEST_F(GpuMemory, OwnSegmentCopiesGoThroughTheDriver) {
   ASSERT_TRUE(e.freeLocalMemory(gpu).ok());
 }
 
+TEST_F(GpuMemory, TwoEnginesOfOneProcessCopyGpuMemoryWithoutIpc) {
+  // The driver refuses to open a handle in the process that exported it: nvlink uses the
+  // addresses as they are, after checking them with the driver.
+  TransferEngine a(gpuConfig()), b(gpuConfig());
+  ASSERT_TRUE(a.available() && b.available());
+  void *a_gpu = nullptr, *b_gpu = nullptr;
+  ASSERT_TRUE(a.allocateLocalMemory(&a_gpu, 1 << 20, "cuda:0").ok());
+  ASSERT_TRUE(b.allocateLocalMemory(&b_gpu, 1 << 20, "cuda:1").ok());
+  std::vector<uint8_t> pattern(1 << 20), seen(1 << 20);
+  test::fillPattern(pattern.data(), pattern.size(), 9);
+  test::fakeCudaWrite(reinterpret_cast<uint64_t>(a_gpu), pattern.data(), pattern.size());
+  SegmentID peer = 0;
+  ASSERT_TRUE(a.openSegment(peer, b.getSegmentName()).ok());
+  Status st = test::runBatch(a, {{Request::WRITE, a_gpu, peer, reinterpret_cast<uint64_t>(b_gpu), 1 << 20, "nvlink"}});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  test::fakeCudaRead(reinterpret_cast<uint64_t>(b_gpu), seen.data(), seen.size());
+  EXPECT_EQ(seen, pattern);
+  EXPECT_EQ(test::fakeCudaStats().live_ipc_mappings, 0);
+}
+
 TEST_F(GpuMemory, NoTransportIsHandedDeviceMemoryItCannotTouch) {
   // Two engines in this process (tcp and shm between them, each local to itself): none but
   // local may touch GPU memory, so every other transfer with a GPU end is refused with the

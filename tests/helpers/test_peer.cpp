@@ -1,6 +1,7 @@
 // ferry-test-peer: a target process for the multi-process tests.
 // Flags: --port=N --buffer_size=B [--metadata=URI --name=SEGMENT] (default: p2p)
 //        [--alloc]: buffers from allocateLocalMemory (shared-memory files) instead of the heap.
+//        [--gpu]: buffers from allocateLocalMemory("cuda:0") over the fake CUDA driver.
 //        [--config=JSON]: merged into the engine's config.
 //        [--hold_notifications]: notifications stay in the inbox until `notifs`.
 //        [--extra_buffers=N]: N more small read-only buffers (a large descriptor).
@@ -26,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include "fake_cuda.h"
+#include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 #include "metadata_service.h"
 #include "test_util.h"
@@ -35,7 +38,7 @@ using namespace ferry;
 int main(int argc, char** argv) {
   std::string port = "0";
   std::string metadata, name;
-  bool alloc = false, hold_notifications = false;
+  bool alloc = false, hold_notifications = false, gpu = false;
   std::string extra_config;
   size_t size = 64 << 20, extra_buffers = 0;
   for (int i = 1; i < argc; ++i) {
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
     if (a.rfind("--metadata=", 0) == 0) metadata = a.substr(11);
     if (a.rfind("--name=", 0) == 0) name = a.substr(7);
     if (a == "--alloc") alloc = true;
+    if (a == "--gpu") gpu = true;
     if (a == "--hold_notifications") hold_notifications = true;
     if (a.rfind("--config=", 0) == 0) extra_config = a.substr(9);
     if (a.rfind("--extra_buffers=", 0) == 0) extra_buffers = std::stoull(a.substr(16));
@@ -53,6 +57,11 @@ int main(int argc, char** argv) {
   config->set("rpc/bind_address", "127.0.0.1");
   config->set<int64_t>("rpc/port", std::stoll(port));
   test::configureMetadata(*config, metadata, name);
+  if (gpu) {
+    test::installFakeCuda(2);
+    config->set("cuda/provider", "fake");
+    alloc = true;
+  }
   if (!extra_config.empty()) {
     Status loaded = config->load(extra_config);
     if (!loaded.ok()) {
@@ -73,8 +82,9 @@ int main(int argc, char** argv) {
   Status st;
   if (alloc) {
     void *p1 = nullptr, *p2 = nullptr, *p3 = nullptr;
-    MemoryOptions o_rw{kWildcardLocation, kGlobalReadWrite}, o_ro{kWildcardLocation, kGlobalReadOnly},
-        o_local{kWildcardLocation, kLocalReadWrite};  // the API takes them by reference
+    const Location where = gpu ? "cuda:0" : kWildcardLocation;
+    MemoryOptions o_rw{where, kGlobalReadWrite}, o_ro{where, kGlobalReadOnly},
+        o_local{where, kLocalReadWrite};  // the API takes them by reference
     st = engine.allocateLocalMemory(&p1, size, o_rw);
     if (st.ok()) st = engine.allocateLocalMemory(&p2, 1 << 16, o_ro);
     if (st.ok()) st = engine.allocateLocalMemory(&p3, 1 << 16, o_local);
@@ -88,9 +98,20 @@ int main(int argc, char** argv) {
     if (st.ok()) st = engine.registerLocalMemory(ro, 1 << 16, kGlobalReadOnly);
     if (st.ok()) st = engine.registerLocalMemory(local, 1 << 16, kLocalReadWrite);
   }
+  // Bytes in and out through the engine: GPU memory (--gpu) is not the host's to touch.
+  auto fill = [&](uint8_t* p, size_t n, uint64_t seed) {
+    std::vector<uint8_t> bytes(n);
+    test::fillPattern(bytes.data(), n, seed);
+    return ext::copyLocal(engine, p, bytes.data(), n);
+  };
+  auto hashOf = [&](uint64_t addr, uint64_t len) {
+    std::vector<uint8_t> bytes(len);
+    Status copied = ext::copyLocal(engine, bytes.data(), reinterpret_cast<const void*>(addr), len);
+    return copied.ok() ? test::hashHex(bytes.data(), len) : std::string("unreadable");
+  };
   if (st.ok() && alloc) {  // allocated registered: filled before anyone is told where it is
-    test::fillPattern(rw, size, 7);
-    test::fillPattern(ro, 1 << 16, 8);
+    st = fill(rw, size, 7);
+    if (st.ok()) st = fill(ro, 1 << 16, 8);
   }
   for (size_t i = 0; st.ok() && i < extra_buffers; ++i)
     st = engine.registerLocalMemory(extra.data() + 64 * i, 64, kGlobalReadOnly);
@@ -123,7 +144,7 @@ int main(int argc, char** argv) {
       if (is >> word && word == "verify" && is >> addr >> len >> want) {
         bool inside = addr >= reinterpret_cast<uint64_t>(rw) &&
                       addr + len <= reinterpret_cast<uint64_t>(rw) + size;
-        check = inside && test::hashHex(reinterpret_cast<uint8_t*>(addr), len) == want ? "ok" : "bad";
+        check = inside && hashOf(addr, len) == want ? "ok" : "bad";
       }
       seen.push_back({{"name", n.name}, {"msg", n.msg}, {"check", check}});
     }
@@ -145,7 +166,7 @@ int main(int argc, char** argv) {
     } else if (cmd == "hash") {
       uint64_t addr, len;
       is >> addr >> len;
-      std::printf("{\"hash\":\"%s\"}\n", test::hashHex(reinterpret_cast<uint8_t*>(addr), len).c_str());
+      std::printf("{\"hash\":\"%s\"}\n", hashOf(addr, len).c_str());
     } else if (cmd == "unregister") {
       uint64_t addr = 0;
       is >> addr;

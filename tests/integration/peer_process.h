@@ -24,6 +24,7 @@ struct PeerProcess {
   std::string config;               // JSON merged into the peer's config
   bool hold_notifications = false;  // notifications wait in the inbox until `notifs`
   size_t extra_buffers = 0;         // more small buffers registered (a large descriptor)
+  bool gpu = false;                 // buffers in (fake) GPU memory, cuda:0 of the peer
 
   /// port 0: any free port. With a metadata URI the peer publishes itself there as `name`.
   /// `alloc`: the peer's buffers come from allocateLocalMemory (shared-memory files).
@@ -35,6 +36,7 @@ struct PeerProcess {
                           "--buffer_size=" + std::to_string(buffer_size)})
       argv.push_back(a);
     if (alloc) argv.push_back("--alloc");
+    if (gpu) argv.push_back("--gpu");
     if (!config.empty()) argv.push_back("--config=" + config);
     if (hold_notifications) argv.push_back("--hold_notifications");
     if (extra_buffers) argv.push_back("--extra_buffers=" + std::to_string(extra_buffers));
