@@ -194,9 +194,9 @@ TEST_F(GpuMemory, TwoEnginesOfOneProcessCopyGpuMemoryWithoutIpc) {
 }
 
 TEST_F(GpuMemory, NoTransportIsHandedDeviceMemoryItCannotTouch) {
-  // Two engines in this process (tcp and shm between them, each local to itself): none but
-  // local may touch GPU memory, so every other transfer with a GPU end is refused with the
-  // reason, and nothing faults (the fake's device memory is inaccessible to the host).
+  // Two engines in this process: shm (and file) cannot touch GPU memory, so a transfer with
+  // a GPU end pinned to shm is refused with the reason, and nothing faults (the fake's device
+  // memory is inaccessible to the host); the same transfers unpinned find one that can.
   TransferEngine a(gpuConfig()), b(gpuConfig());
   ASSERT_TRUE(a.available() && b.available());
   void *a_gpu = nullptr, *b_gpu = nullptr;
@@ -213,9 +213,10 @@ TEST_F(GpuMemory, NoTransportIsHandedDeviceMemoryItCannotTouch) {
     SegmentID seg;
     void* remote;
     std::vector<const char*> hints;
-  } cases[] = {{a_gpu, peer, b_host.data(), {"", "tcp", "shm", "local"}},
-               {a_gpu, self, a_host.data(), {"tcp", "shm"}},
-               {a_host.data(), self, a_gpu, {"tcp", "shm"}}};
+  } cases[] = {{a_gpu, peer, b_host.data(), {"shm", "local", "file"}},
+               {a_host.data(), peer, b_gpu, {"shm", "local", "file"}},
+               {a_gpu, self, a_host.data(), {"shm"}},
+               {a_host.data(), self, a_gpu, {"shm"}}};
   for (const Case& c : cases) {
     for (const char* hint : c.hints) {
       for (auto op : {Request::WRITE, Request::READ}) {
@@ -228,6 +229,11 @@ TEST_F(GpuMemory, NoTransportIsHandedDeviceMemoryItCannotTouch) {
         EXPECT_NE(ts.s, COMPLETED);
       }
     }
+  }
+  for (const Case& c : cases) {
+    Request r{Request::WRITE, c.local, c.seg, reinterpret_cast<uint64_t>(c.remote), 64 << 10};
+    Status st = test::runBatch(a, {r});
+    EXPECT_TRUE(st.ok()) << st.ToString();
   }
   // Host to host still moves.
   test::fillPattern(a_host.data(), 4096, 3);

@@ -119,11 +119,10 @@ TEST_F(Nvlink, ManyRequestsInOneBatchCompleteTogether) {
 }
 
 TEST_F(Nvlink, ReadOnlyAndLocalOnlyGpuBuffersAreNotExported) {
-  // A legacy IPC mapping is always writable: such buffers are not offered over nvlink at all,
-  // and without a GPU-capable transport that checks at the target nothing else can reach them.
+  // A legacy IPC mapping is always writable: such buffers are not offered over nvlink at all
+  // (tcp, whose target checks, reaches the read-only one: TcpStagesGpuMemoryAtBothEnds).
   for (uint64_t target : {peer.ro, peer.local}) {
-    TransferStatus ts;
-    Status st = test::runBatch(*engine, {{Request::WRITE, host.data(), seg, target, 4096}}, std::chrono::seconds(10), &ts);
+    Status st = test::runBatch(*engine, {{Request::WRITE, host.data(), seg, target, 4096, "nvlink"}});
     EXPECT_FALSE(st.ok());
   }
   SegmentDescriptor d = peerDescriptor(peer);
@@ -165,6 +164,35 @@ TEST_F(Nvlink, APeerRestartDropsItsMappings) {
   ASSERT_TRUE(test::runBatch(*engine, {{Request::WRITE, host.data(), s2, again.rw, 8192}}).ok());
   EXPECT_EQ(again.hash(again.rw, 8192), test::hashHex(host.data(), 8192));
   again.command("quit");
+}
+
+TEST_F(Nvlink, TcpStagesGpuMemoryAtBothEnds) {
+  // Pinned to tcp (as between machines), and unpinned where nvlink cannot serve (the peer's
+  // host memory, its read-only GPU buffer): GPU bytes go through host staging, and a write
+  // is acknowledged once they are in the target's GPU memory.
+  std::mt19937_64 rng(3);
+  const auto g = reinterpret_cast<uint64_t>(gpu);
+  for (int round = 0; round < 12; ++round) {
+    const size_t len = 1 + rng() % (3 << 20);
+    const uint64_t off = rng() % (kPeerBytes - len), target = peer.rw + rng() % (kPeerBytes - len);
+    std::vector<uint8_t> pattern(len), seen(len);
+    test::fillPattern(pattern.data(), len, 500 + round);
+    test::fakeCudaWrite(g + off, pattern.data(), len);
+    ASSERT_TRUE(test::runBatch(*engine, {{Request::WRITE, static_cast<uint8_t*>(gpu) + off, seg, target, len, "tcp"}}).ok());
+    EXPECT_EQ(peer.hash(target, len), test::hashHex(pattern.data(), len)) << round;
+    test::fakeCudaWrite(g + off, std::vector<uint8_t>(len).data(), len);
+    ASSERT_TRUE(test::runBatch(*engine, {{Request::READ, static_cast<uint8_t*>(gpu) + off, seg, target, len, "tcp"}}).ok());
+    test::fakeCudaRead(g + off, seen.data(), len);
+    EXPECT_EQ(seen, pattern) << round;
+  }
+  // The peer's read-only GPU buffer: readable through its target's staging, never writable.
+  std::vector<uint8_t> ro_bytes(4096);
+  ASSERT_TRUE(test::runBatch(*engine, {{Request::READ, host.data(), seg, peer.ro, 4096}}).ok());
+  EXPECT_EQ(test::hashHex(host.data(), 4096), peer.hash(peer.ro, 4096));
+  TransferStatus ts;
+  EXPECT_FALSE(test::runBatch(*engine, {{Request::WRITE, host.data(), seg, peer.ro, 4096, "tcp"}},
+                              std::chrono::seconds(10), &ts).ok());
+  EXPECT_NE(ts.s, COMPLETED);  // refused before it was sent: the descriptor says read-only
 }
 
 TEST_F(Nvlink, StoppingWithCopiesInFlightCompletesThemAll) {

@@ -110,9 +110,25 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
     while (!sendq_.empty() && taken < kMaxSlicesPerWrite) {
       Slice* s = sendq_.front();
       uint64_t cost = s->op == Request::WRITE ? s->length : 0;
-      if (taken > 0 && bytes + cost > budget) break;
+      // GPU bytes go through the one staging buffer: such a slice leads its own write.
+      const bool staged = s->op == Request::WRITE && s->local_kind == kCudaMemory;
+      if (taken > 0 && (bytes + cost > budget || staged)) break;
       if (taken == 0 && cost > budget) return;  // too big to send inline: hand off
       sendq_.pop_front();
+      const uint8_t* payload = s->local;
+      if (staged) {
+        lock.unlock();  // sending_ keeps other drainers away from the staging buffer
+        Status st = stageOut(s);
+        lock.lock();
+        if (!st.ok()) {
+          outstanding_.fetch_sub(s->length, std::memory_order_relaxed);
+          lock.unlock();
+          completeSlice(s, st);
+          lock.lock();
+          continue;
+        }
+        payload = send_staging_.data();
+      }
       bool write = s->op == Request::WRITE;
       s->request_id = next_id_++;
       MsgType type = s->file_id ? (write ? kFileWrite : kFileRead) : (write ? kWrite : kRead);
@@ -125,7 +141,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       else
         encodeRange(s->remote, s->length, heads[taken] + wire::kHeaderSize);
       iov[n++] = {heads[taken], wire::kHeaderSize + range_size};
-      if (write) iov[n++] = {s->local, s->length};
+      if (write) iov[n++] = {const_cast<uint8_t*>(payload), s->length};
       inflight_.push_back(s);  // before the write: the response may beat us back
       bytes += cost;
       ++taken;
@@ -144,6 +160,12 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       return;
     }
   }
+}
+
+Status TcpConnection::stageOut(const Slice* s) {
+  if (!options_.gpu) return Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
+  if (send_staging_.size() < s->length) send_staging_.resize(s->length);
+  return options_.gpu->copy(send_staging_.data(), s->local, s->length);
 }
 
 void TcpConnection::senderLoop() {
@@ -199,8 +221,16 @@ void TcpConnection::receiverLoop() {
         cause = Status::Corrupted("read response length disagrees with request");
         break;
       }
-      cause = reader.readExact(s->local, s->length);  // straight into registered memory
-      if (!cause.ok()) break;
+      if (s->local_kind == kCudaMemory) {  // through host memory, then the driver's copy
+        if (recv_staging_.size() < s->length) recv_staging_.resize(s->length);
+        cause = reader.readExact(recv_staging_.data(), s->length);
+        if (!cause.ok()) break;
+        result = options_.gpu ? options_.gpu->copy(s->local, recv_staging_.data(), s->length)
+                              : Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
+      } else {
+        cause = reader.readExact(s->local, s->length);  // straight into registered memory
+        if (!cause.ok()) break;
+      }
     }
     {
       std::unique_lock lock(mu_);

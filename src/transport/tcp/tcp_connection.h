@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "common/cuda_driver.h"
 #include "model/slice.h"
 #include "ferry/status.h"
 
@@ -37,6 +38,8 @@ class TcpConnection {
     // say it is `expect_name` / `expect_instance` (when given; the descriptor's).
     std::string token;
     std::string expect_name, expect_instance;
+    // Slices with a GPU end are staged through host memory by this driver's copies.
+    cuda::Gpu* gpu = nullptr;
   };
 
   /// Connects (and with a token, authenticates both ways and checks the server is the
@@ -76,6 +79,8 @@ class TcpConnection {
   // empty or the next slice would exceed `budget` bytes.
   void drain(std::unique_lock<std::mutex>& lock, uint64_t budget);
   void failAll(const Status& cause);
+  // A WRITE slice's GPU bytes into send_staging_ (the drainer's; no lock held).
+  Status stageOut(const Slice* s);
 
   const int fd_;
   const std::string where_;
@@ -98,6 +103,9 @@ class TcpConnection {
   std::atomic<bool> dead_{false};
   std::atomic<uint64_t> outstanding_{0};
   std::thread sender_, receiver_;
+  // Host copies of GPU slices: one slice at a time each, made on the first such slice.
+  std::vector<uint8_t> send_staging_;  // the drainer's (one at a time: sending_)
+  std::vector<uint8_t> recv_staging_;  // the receiver thread's
 };
 
 }  // namespace ferry

@@ -128,24 +128,33 @@ Status TcpTarget::fileOp(const RemoteAccess& a, bool write, uint8_t* buf) {
   return op.result;
 }
 
+Status TcpTarget::gpuCopy(uint8_t* dst, const uint8_t* src, uint64_t len) {
+  Status st = ctx_->gpu().copy(dst, src, len);
+  if (!st.ok()) FERRY_LOG_LIMITED(WARN, refusals_) << "serving a peer's access to GPU memory: " << st.ToString();
+  return st;
+}
+
 Status TcpTarget::handleWrite(const FrameHeader& h, ServerConnection& conn) {
   RemoteAccess a;
   bool refused;
   FERRY_RETURN_IF_ERROR(admit(h, conn, a, refused));
   if (refused) return Status::OK();
   conn.reader().setLowWaterCap(rcvlowat_bytes_);
-  if (!a.file) {
+  const bool gpu = !a.file && a.pin.region()->kind == kCudaMemory;
+  if (!a.file && !gpu) {
     FERRY_RETURN_IF_ERROR(conn.reader().readExact(reinterpret_cast<void*>(a.addr), a.len));
     conn.respond(kWriteAck, h.request_id, Status::OK());
     return Status::OK();
   }
+  // Files and GPU memory: through a bounce buffer. The ack goes after the file write or the
+  // copy into GPU memory has finished: completion means the bytes are there.
   BouncePool::Lease buf;
   Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf);
   if (!st.ok()) {
     FERRY_RETURN_IF_ERROR(conn.reader().skip(a.len));
   } else {
     FERRY_RETURN_IF_ERROR(conn.reader().readExact(buf.data(), a.len));
-    st = fileOp(a, true, buf.data());
+    st = gpu ? gpuCopy(reinterpret_cast<uint8_t*>(a.addr), buf.data(), a.len) : fileOp(a, true, buf.data());
   }
   conn.respond(kWriteAck, h.request_id, st);
   return Status::OK();
@@ -156,11 +165,13 @@ Status TcpTarget::handleRead(const FrameHeader& h, ServerConnection& conn) {
   bool refused;
   FERRY_RETURN_IF_ERROR(admit(h, conn, a, refused));
   if (refused) return Status::OK();
-  if (!a.file)
+  const bool gpu = !a.file && a.pin.region()->kind == kCudaMemory;
+  if (!a.file && !gpu)
     return conn.respondWithPayload(kReadData, h.request_id, reinterpret_cast<const void*>(a.addr), a.len);
   BouncePool::Lease buf;
   Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf);
-  if (st.ok()) st = fileOp(a, false, buf.data());
+  if (st.ok())
+    st = gpu ? gpuCopy(buf.data(), reinterpret_cast<const uint8_t*>(a.addr), a.len) : fileOp(a, false, buf.data());
   if (!st.ok()) {
     conn.respond(kReadData, h.request_id, st);
     return Status::OK();

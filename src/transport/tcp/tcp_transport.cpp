@@ -106,6 +106,7 @@ TcpConnection::Options TcpEndpoint::connectionOptions(const PeerEndpoint& peer, 
     resend(lost, std::move(orphans), why);
   };
   copts.token = transport_.ctx_->authToken();
+  copts.gpu = &transport_.ctx_->gpu();
   if (peer.desc) {
     copts.expect_name = peer.desc->name;
     copts.expect_instance = peer.desc->instance_id;
@@ -280,11 +281,14 @@ void TcpTransport::declareOptions(OptionTable& t) {
             "a connection whose path acknowledges nothing this long fails (TCP_USER_TIMEOUT + keepalive) "
             "and its slices move to the peer's other connections; 0 = the kernel's minutes");
   t.integer("file_bounce_bytes", 128 << 20, tcp_wire::kMaxDataBytes, 1ll << 40,
-            "memory for serving peers' file I/O, shared by all connections (a quarter stays cached)");
+            "memory for serving peers' file I/O and accesses to our GPU memory, shared by all connections (a quarter stays cached)");
 }
 
 TransportCaps TcpTransport::caps() const {
-  return {.remote_kinds = kHostMemory | kFileData,  // the target does a file's I/O
+  // GPU memory at either end moves through host staging: ours here (TcpConnection), the
+  // peer's at its target (TcpTarget), so a GPU-to-GPU write is one TCP stream as any other.
+  return {.local_kinds = kHostMemory | kCudaMemory,
+          .remote_kinds = kHostMemory | kFileData | kCudaMemory,  // the target does a file's I/O
           .reaches_self = true,
           .reaches_same_machine = true,
           .reaches_remote = true,
