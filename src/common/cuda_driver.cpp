@@ -323,8 +323,14 @@ Gpu::Gpu(Options options) : options_(std::move(options)) {}
 
 Gpu::~Gpu() {
   if (!api_) return;
-  for (size_t i = 0; i < contexts_.size(); ++i)
-    if (contexts_[i]) api_->primary_ctx_release(static_cast<int>(i));
+  for (size_t i = 0; i < contexts_.size(); ++i) {
+    if (!contexts_[i]) continue;
+    if (!idle_streams_[i].empty() && api_->ctx_push(contexts_[i]) == 0) {
+      for (Stream s : idle_streams_[i]) api_->stream_destroy(s);
+      api_->ctx_pop();
+    }
+    api_->primary_ctx_release(static_cast<int>(i));
+  }
 }
 
 Status Gpu::available() {
@@ -346,6 +352,7 @@ Status Gpu::available() {
     if (status_.ok()) {
       api_ = std::move(api);
       contexts_.assign(static_cast<size_t>(devices_), nullptr);
+      idle_streams_.assign(static_cast<size_t>(devices_), {});
     }
   }
   return status_;
@@ -401,7 +408,24 @@ Status Gpu::copy(void* dst, const void* src, size_t n) {
     return Status::OK();
   }
   const int ordinal = di.device ? di.ordinal : si.ordinal;
-  return inContext(ordinal, [&] { return fromResult(*api_, api_->copy(d, s, n), "cuMemcpy"); });
+  return inContext(ordinal, [&] {
+    Stream stream = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      auto& idle = idle_streams_[static_cast<size_t>(ordinal)];
+      if (!idle.empty()) {
+        stream = idle.back();
+        idle.pop_back();
+      }
+    }
+    if (!stream) FERRY_RETURN_IF_ERROR(fromResult(*api_, api_->stream_create(&stream), "cuStreamCreate"));
+    int r = api_->copy_async(d, s, n, stream);
+    const int synced = api_->stream_synchronize(stream);  // also after a refused copy: the stream is idle again
+    if (r == 0) r = synced;
+    std::lock_guard lock(mu_);
+    idle_streams_[static_cast<size_t>(ordinal)].push_back(stream);
+    return fromResult(*api_, r, "cuMemcpyAsync");
+  });
 }
 
 int cudaOrdinalOf(const std::string& location) {

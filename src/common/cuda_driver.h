@@ -139,7 +139,9 @@ class Gpu {
   /// Device memory on `ordinal` (cuMemAlloc: legacy-IPC capable), and its release.
   Status allocate(int ordinal, size_t size, uint64_t& out);
   Status free(int ordinal, uint64_t address);
-  /// Copies `n` bytes between any two addresses, host or device, and waits.
+  /// Copies `n` bytes between any two addresses, host or device, and waits. The copy runs
+  /// on a non-blocking stream of ours: never on the legacy default stream, which would wait
+  /// for (and hold up) the application's own GPU work.
   Status copy(void* dst, const void* src, size_t n);
 
  private:
@@ -152,6 +154,7 @@ class Gpu {
   std::shared_ptr<const DriverApi> api_;
   int devices_ = 0;
   std::vector<Context> contexts_;  // retained primary contexts, by ordinal (null: not yet)
+  std::vector<std::vector<Stream>> idle_streams_;  // copy()'s, by ordinal: one per concurrent copier
 };
 
 /// "cuda:N" -> N; -1 for a location that names no CUDA device or a malformed index.

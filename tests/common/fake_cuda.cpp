@@ -297,6 +297,9 @@ int fStreamDestroy(cuda::Stream s) {
 }
 int fCopyAsync(uint64_t dst, uint64_t src, size_t n, cuda::Stream s) {
   if (currentOrdinal() < 0) return kInvalidContext;
+  uint8_t* probe = nullptr;  // like the driver: ranges it can check are refused at once
+  if (int r = translate(dst, n, &probe)) return r;
+  if (int r = translate(src, n, &probe)) return r;
   auto* st = static_cast<StreamState*>(s);
   std::lock_guard lock(st->mu);
   st->ops.push_back({dst, src, n, nullptr, 0});
