@@ -24,6 +24,18 @@ Status checkRegistered(TransferEngine& engine, const void* addr, size_t length);
 Status copyLocal(TransferEngine& engine, void* dst, const void* src, size_t length);
 /// OK when this engine can use CUDA (probing it now if nothing did yet), else why not.
 Status cudaStatus(TransferEngine& engine);
+/// Whether this machine has an NVIDIA GPU and libcuda.so.1 loads (no CUDA call is made):
+/// what Python's SUPPORT_CUDA reports, at import.
+bool cudaDriverPresent();
+/// Submits `requests` ordered on CUDA stream `stream` (a CUstream / cudaStream_t; null: the
+/// legacy default stream): they start after the work already queued on it, work queued on it
+/// later waits for their bytes to be in place, and the call returns without waiting. Errors
+/// in the requests are returned now; a failure after the call returned ends the process
+/// (cuda/stream_error=exit, the default) or is kept for lastStreamError (=release). Refused
+/// while the stream is captured into a CUDA graph.
+Status submitOnStream(TransferEngine& engine, const std::vector<Request>& requests, void* stream);
+/// The first stream-ordered transfer that failed after its call returned (release mode), or OK.
+Status lastStreamError(TransferEngine& engine);
 /// Whether [addr, addr+length) shares a byte with a registered buffer.
 bool overlapsRegistered(TransferEngine& engine, const void* addr, size_t length);
 /// The engine's configuration (as validated at start).

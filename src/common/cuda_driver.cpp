@@ -44,6 +44,12 @@ struct Symbols {
   CUresult (*event_query)(CUevent) = nullptr;
   CUresult (*event_synchronize)(CUevent) = nullptr;
   CUresult (*event_destroy)(CUevent) = nullptr;
+  CUresult (*launch_host_func)(CUstream, CUhostFn, void*) = nullptr;
+  CUresult (*wait_value32)(CUstream, CUdeviceptr, cuuint32_t, unsigned int) = nullptr;
+  CUresult (*is_capturing)(CUstream, CUstreamCaptureStatus*) = nullptr;
+  CUresult (*host_alloc)(void**, size_t, unsigned int) = nullptr;
+  CUresult (*host_device_pointer)(CUdeviceptr*, void*, unsigned int) = nullptr;
+  CUresult (*host_free)(void*) = nullptr;
   CUresult (*ipc_get)(CUipcMemHandle*, CUdeviceptr) = nullptr;
   CUresult (*ipc_open)(CUdeviceptr*, CUipcMemHandle, unsigned int) = nullptr;
   CUresult (*ipc_close)(CUdeviceptr) = nullptr;
@@ -145,6 +151,28 @@ int sysEventRecord(Event e, Stream st) { return sym.event_record(static_cast<CUe
 int sysEventQuery(Event e) { return sym.event_query(static_cast<CUevent>(e)); }
 int sysEventSynchronize(Event e) { return sym.event_synchronize(static_cast<CUevent>(e)); }
 int sysEventDestroy(Event e) { return sym.event_destroy(static_cast<CUevent>(e)); }
+int sysLaunchHostFunc(Stream st, void (*fn)(void*), void* user) {
+  return sym.launch_host_func(static_cast<CUstream>(st), fn, user);
+}
+int sysWaitValue32(Stream st, uint64_t addr, uint32_t value) {
+  return sym.wait_value32(static_cast<CUstream>(st), addr, value, CU_STREAM_WAIT_VALUE_GEQ);
+}
+int sysIsCapturing(Stream st, int* capturing) {
+  CUstreamCaptureStatus s = CU_STREAM_CAPTURE_STATUS_NONE;
+  CUresult r = sym.is_capturing(static_cast<CUstream>(st), &s);
+  *capturing = s != CU_STREAM_CAPTURE_STATUS_NONE;
+  return r;
+}
+int sysHostAllocMapped(size_t n, void** out) {
+  return sym.host_alloc(out, n, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE);
+}
+int sysHostDeviceAddress(void* host, uint64_t* out) {
+  CUdeviceptr p = 0;
+  CUresult r = sym.host_device_pointer(&p, host, 0);
+  *out = p;
+  return r;
+}
+int sysHostFree(void* host) { return sym.host_free(host); }
 static_assert(sizeof(CUipcMemHandle) == kIpcHandleBytes);
 int sysIpcExport(uint64_t p, IpcHandle* out) {
   CUipcMemHandle h;
@@ -220,6 +248,12 @@ Status loadSystem(const std::string& library, std::shared_ptr<const DriverApi>& 
   bind(s.event_query, "cuEventQuery");
   bind(s.event_synchronize, "cuEventSynchronize");
   bind(s.event_destroy, "cuEventDestroy_v2");
+  bind(s.launch_host_func, "cuLaunchHostFunc");
+  bind(s.wait_value32, "cuStreamWaitValue32_v2");
+  bind(s.is_capturing, "cuStreamIsCapturing");
+  bind(s.host_alloc, "cuMemHostAlloc");
+  bind(s.host_device_pointer, "cuMemHostGetDevicePointer_v2");
+  bind(s.host_free, "cuMemFreeHost");
   bind(s.ipc_get, "cuIpcGetMemHandle");
   bind(s.ipc_open, "cuIpcOpenMemHandle_v2");
   bind(s.ipc_close, "cuIpcCloseMemHandle");
@@ -254,6 +288,12 @@ Status loadSystem(const std::string& library, std::shared_ptr<const DriverApi>& 
   api->event_query = &sysEventQuery;
   api->event_synchronize = &sysEventSynchronize;
   api->event_destroy = &sysEventDestroy;
+  api->launch_host_func = &sysLaunchHostFunc;
+  api->stream_wait_value32 = &sysWaitValue32;
+  api->stream_is_capturing = &sysIsCapturing;
+  api->host_alloc_mapped = &sysHostAllocMapped;
+  api->host_device_address = &sysHostDeviceAddress;
+  api->host_free = &sysHostFree;
   api->ipc_export = &sysIpcExport;
   api->ipc_open = &sysIpcOpen;
   api->ipc_close = &sysIpcClose;
@@ -426,6 +466,17 @@ Status Gpu::copy(void* dst, const void* src, size_t n) {
     idle_streams_[static_cast<size_t>(ordinal)].push_back(stream);
     return fromResult(*api_, r, "cuMemcpyAsync");
   });
+}
+
+bool driverPresent() {
+#if FERRY_HAVE_CUDA_H
+  if (!nvidiaGpuListed()) return false;
+  void* lib = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (lib) ::dlclose(lib);
+  return lib != nullptr;
+#else
+  return false;
+#endif
 }
 
 int cudaOrdinalOf(const std::string& location) {

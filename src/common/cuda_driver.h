@@ -77,6 +77,16 @@ struct DriverApi {
   int (*event_query)(Event event) = nullptr;  // 0 done, kNotReady, or the error of the work
   int (*event_synchronize)(Event event) = nullptr;
   int (*event_destroy)(Event event) = nullptr;
+  // Stream-ordered work (context): a host function the driver runs when the stream reaches
+  // it (it must make no CUDA call), a wait until a 32-bit word in device-visible memory is
+  // >= value, and whether the stream is being captured into a graph.
+  int (*launch_host_func)(Stream stream, void (*fn)(void*), void* user) = nullptr;
+  int (*stream_wait_value32)(Stream stream, uint64_t device_address, uint32_t value) = nullptr;
+  int (*stream_is_capturing)(Stream stream, int* capturing) = nullptr;
+  // Pinned host memory the GPU can read (context): its device address, and its release.
+  int (*host_alloc_mapped)(size_t size, void** out) = nullptr;
+  int (*host_device_address)(void* host, uint64_t* out) = nullptr;
+  int (*host_free)(void* host) = nullptr;
   // Legacy CUDA IPC (context): export an allocation, map a peer's, unmap it.
   int (*ipc_export)(uint64_t allocation, IpcHandle* out) = nullptr;
   int (*ipc_open)(const IpcHandle& handle, uint64_t* out) = nullptr;
@@ -156,6 +166,10 @@ class Gpu {
   std::vector<Context> contexts_;  // retained primary contexts, by ordinal (null: not yet)
   std::vector<std::vector<Stream>> idle_streams_;  // copy()'s, by ordinal: one per concurrent copier
 };
+
+/// Whether an NVIDIA GPU is listed (/proc/driver/nvidia/gpus) and libcuda.so.1 loads, without
+/// initialising CUDA (cheap enough for an import-time flag; a forked child can still use CUDA).
+bool driverPresent();
 
 /// "cuda:N" -> N; -1 for a location that names no CUDA device or a malformed index.
 int cudaOrdinalOf(const std::string& location);

@@ -83,6 +83,9 @@ Status EngineImpl::init() {
   submitter_ = std::make_unique<Submitter>(
       Submitter::Parts{registry_, *segments_, *directory_, *files_, selector_, *batches_, *notifications_},
       machine_id_, options_.transfer_timeout_ms);
+  stream_ordered_ = std::make_unique<StreamOrdered>(
+      *submitter_, *batches_, registry_, *gpu_,
+      options_.stream_error == "exit" ? StreamOrdered::OnFailure::kExit : StreamOrdered::OnFailure::kRelease);
 
   // Control messages, then each transport's (before the RPC server starts).
   FERRY_RETURN_IF_ERROR(rpc_server_.setHandler(MsgType::kGetDescriptor, [this](const FrameHeader& h, ServerConnection& c) {
@@ -163,6 +166,7 @@ void EngineImpl::openLocalDir() {
 
 EngineImpl::~EngineImpl() {
   started_ = false;
+  stream_ordered_.reset();  // first: streams waiting on a transfer get it, with every transport up
   if (publisher_) publisher_->stop();  // a clean exit leaves no entry in the store
   if (beacon_) beacon_->markGone();    // local peers stop copying into memory about to go away
   rpc_server_.stop();

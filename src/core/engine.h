@@ -31,6 +31,7 @@
 #include "core/publisher.h"
 #include "core/segment_table.h"
 #include "core/selector.h"
+#include "core/stream_ordered.h"
 #include "core/submitter.h"
 #include "ferry/config.h"
 #include "ferry/transfer_engine.h"
@@ -71,6 +72,7 @@ class EngineImpl : public TransportContext {
   FileSegments& fileSegments() { return *files_; }
   BatchTable& batches() { return *batches_; }
   Submitter& submitter() { return *submitter_; }
+  StreamOrdered& streamOrdered() { return *stream_ordered_; }
   Notifications& notifications() { return *notifications_; }
   PeerDirectory& directory() { return *directory_; }
 
@@ -135,6 +137,7 @@ class EngineImpl : public TransportContext {
   std::unique_ptr<BatchTable> batches_;
   std::unique_ptr<Notifications> notifications_;
   std::unique_ptr<Submitter> submitter_;
+  std::unique_ptr<StreamOrdered> stream_ordered_;
   std::unique_ptr<Publisher> publisher_;  // null with p2p
   std::atomic<bool> started_{false};      // parts wired; localChanged() may publish
 };

@@ -31,6 +31,18 @@ Status cudaStatus(TransferEngine& engine) {
   return e ? e->gpu().available() : kUnavailable;
 }
 
+bool cudaDriverPresent() { return cuda::driverPresent(); }
+
+Status submitOnStream(TransferEngine& engine, const std::vector<Request>& requests, void* stream) {
+  EngineImpl* e = EngineAccess::impl(engine);
+  return e ? e->streamOrdered().submit(requests, stream) : kUnavailable;
+}
+
+Status lastStreamError(TransferEngine& engine) {
+  EngineImpl* e = EngineAccess::impl(engine);
+  return e ? e->streamOrdered().lastError() : kUnavailable;
+}
+
 bool overlapsRegistered(TransferEngine& engine, const void* addr, size_t length) {
   EngineImpl* e = EngineAccess::impl(engine);
   return e && e->registry().overlaps(reinterpret_cast<uint64_t>(addr), length);

@@ -42,6 +42,9 @@ void declareEngineOptions(OptionTable& t) {
          "false: never touch CUDA (cuda:* refused)");
   t.text("cuda/provider", "system", "the CUDA driver table: system (libcuda at run time) or one a test registered");
   t.text("cuda/library", "", "the driver library to open; empty: libcuda.so.1, after checking /proc for an NVIDIA GPU");
+  t.text("cuda/stream_error", "exit",
+         "a stream-ordered transfer (*_on_cuda) that fails after the call returned: exit (the process ends, as "
+         "Mooncake's does) or release (the stream goes on; the error is logged and kept)");
   t.text("rdma/bind_address", "", "recorded (Mooncake's name); the rdma transport picks NICs by transports/rdma/devices");
 }
 
@@ -75,6 +78,9 @@ Status EngineOptions::read(const Config& c, EngineOptions& o) {
   o.gpu.enable = cuda_enable != "false";
   o.gpu.provider = c.get<std::string>("cuda/provider");
   o.gpu.library = c.get<std::string>("cuda/library");
+  o.stream_error = c.get<std::string>("cuda/stream_error");
+  if (o.stream_error != "exit" && o.stream_error != "release")
+    return Status::InvalidArgument("cuda/stream_error is exit or release, not '" + o.stream_error + "'");
   return auth::resolveToken(c.get<std::string>("auth/token"), c.get<std::string>("auth/token_file"), o.auth_token);
 }
 

@@ -100,18 +100,22 @@ std::function<void(bool)> Submitter::notifyWhenDone(BatchID id, const std::vecto
   };
 }
 
-Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const Notification* notifi) {
-  std::shared_ptr<Batch> batch;
-  FERRY_RETURN_IF_ERROR(p_.batches.find(id, batch));
-  if (requests.empty()) return Status::OK();
+Status Submitter::check(const std::vector<Request>& requests) {
+  Prepared unused;
+  return prepare(requests, unused);
+}
 
-  // Validate everything before anything moves.
-  std::vector<std::shared_ptr<SegmentEntry>> segs(requests.size());
-  std::vector<std::shared_ptr<Route>> routes(requests.size());
-  std::vector<std::pair<MemoryKind, MemoryKind>> kinds(requests.size());
+Status Submitter::prepare(const std::vector<Request>& requests, Prepared& out) {
+  auto& segs = out.segs;
+  auto& routes = out.routes;
+  auto& kinds = out.kinds;
+  uint64_t& bytes = out.bytes;
+  segs.assign(requests.size(), nullptr);
+  routes.assign(requests.size(), nullptr);
+  kinds.assign(requests.size(), {kHostMemory, kHostMemory});
   const bool policies = p_.selector.hasPolicies();
   MemoryKind prev_local = kHostMemory, prev_remote = kHostMemory;
-  uint64_t bytes = 0;
+  bytes = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& r = requests[i];
     auto fail = [&](const Status& st) {
@@ -156,6 +160,20 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
     prev_remote = sides.remote_kind;
     kinds[i] = {sides.local_kind, sides.remote_kind};
   }
+  return Status::OK();
+}
+
+Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const Notification* notifi) {
+  std::shared_ptr<Batch> batch;
+  FERRY_RETURN_IF_ERROR(p_.batches.find(id, batch));
+  if (requests.empty()) return Status::OK();
+  // Validate everything before anything moves.
+  Prepared prepared;
+  FERRY_RETURN_IF_ERROR(prepare(requests, prepared));
+  const auto& segs = prepared.segs;
+  const auto& routes = prepared.routes;
+  const auto& kinds = prepared.kinds;
+  const uint64_t bytes = prepared.bytes;
 
   size_t first;
   {

@@ -35,8 +35,19 @@ class Submitter {
 
   /// See TransferEngine::submitTransfer.
   Status submit(BatchID id, const std::vector<Request>& requests, const Notification* notifi);
+  /// What submit() would refuse `requests` for, without submitting them (stream-ordered
+  /// transfers report errors on the calling thread, then submit later).
+  Status check(const std::vector<Request>& requests);
 
  private:
+  // Every request validated and routed, before anything moves.
+  struct Prepared {
+    std::vector<std::shared_ptr<SegmentEntry>> segs;
+    std::vector<std::shared_ptr<Route>> routes;
+    std::vector<std::pair<MemoryKind, MemoryKind>> kinds;  // local, remote
+    uint64_t bytes = 0;
+  };
+  Status prepare(const std::vector<Request>& requests, Prepared& out);
   // What routing needs to know of a request's two sides.
   struct Sides {
     MemoryKind local_kind = kHostMemory, remote_kind = kHostMemory;

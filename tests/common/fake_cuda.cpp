@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -49,6 +50,10 @@ struct StreamState {
     uint64_t dst = 0, src = 0, n = 0;
     EventState* event = nullptr;  // a record marker instead of a copy
     uint64_t seq = 0;
+    void (*host_fn)(void*) = nullptr;  // a host function instead
+    void* user = nullptr;
+    const volatile uint32_t* wait_word = nullptr;  // a wait until *wait_word >= wait_value instead
+    uint32_t wait_value = 0;
   };
   std::mutex mu;
   std::condition_variable cv;
@@ -68,6 +73,8 @@ struct State {
   std::set<int> retained;
   FakeCudaStats stats;
   std::atomic<uint64_t> async_copies{0};
+  std::atomic<bool> capturing{false};
+  void* default_stream = nullptr;  // stream 0 (the legacy default stream), made on first use
 };
 State& S() {
   static State* s = new State;  // never destroyed: stream threads may outlive static teardown
@@ -143,7 +150,18 @@ void streamLoop(StreamState* st) {
     StreamState::Op op = st->ops.front();
     st->ops.pop_front();
     lock.unlock();
-    if (op.event) {
+    if (op.host_fn) {
+      op.host_fn(op.user);
+    } else if (op.wait_word) {
+      // A stream being destroyed stops waiting (the real one would be an error to destroy).
+      while (static_cast<int32_t>(__atomic_load_n(op.wait_word, __ATOMIC_ACQUIRE) - op.wait_value) < 0) {
+        {
+          std::lock_guard stop_lock(st->mu);
+          if (st->stop) break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(20));
+      }
+    } else if (op.event) {
       std::lock_guard el(op.event->mu);
       op.event->completed = std::max(op.event->completed, op.seq);
       op.event->error = st->error;
@@ -295,12 +313,14 @@ int fStreamDestroy(cuda::Stream s) {
   --S().stats.live_streams;
   return kSuccess;
 }
+StreamState* streamOf(cuda::Stream s);
+
 int fCopyAsync(uint64_t dst, uint64_t src, size_t n, cuda::Stream s) {
   if (currentOrdinal() < 0) return kInvalidContext;
   uint8_t* probe = nullptr;  // like the driver: ranges it can check are refused at once
   if (int r = translate(dst, n, &probe)) return r;
   if (int r = translate(src, n, &probe)) return r;
-  auto* st = static_cast<StreamState*>(s);
+  auto* st = streamOf(s);
   std::lock_guard lock(st->mu);
   st->ops.push_back({dst, src, n, nullptr, 0});
   st->cv.notify_all();
@@ -309,7 +329,7 @@ int fCopyAsync(uint64_t dst, uint64_t src, size_t n, cuda::Stream s) {
 int fStreamSynchronize(cuda::Stream s) {
   EventState ev;
   {
-    auto* st = static_cast<StreamState*>(s);
+    auto* st = streamOf(s);
     std::lock_guard lock(st->mu);
     ev.recorded = 1;
     st->ops.push_back({0, 0, 0, &ev, 1});
@@ -328,7 +348,7 @@ int fEventCreate(cuda::Event* out) {
 }
 int fEventRecord(cuda::Event e, cuda::Stream s) {
   auto* ev = static_cast<EventState*>(e);
-  auto* st = static_cast<StreamState*>(s);
+  auto* st = streamOf(s);
   uint64_t seq;
   {
     std::lock_guard el(ev->mu);
@@ -355,6 +375,59 @@ int fEventDestroy(cuda::Event e) {
   delete static_cast<EventState*>(e);
   std::lock_guard lock(S().mu);
   --S().stats.live_events;
+  return kSuccess;
+}
+
+StreamState* streamOf(cuda::Stream s) {
+  if (s) return static_cast<StreamState*>(s);
+  std::lock_guard lock(S().mu);
+  if (!S().default_stream) {
+    auto* st = new StreamState;  // lives as long as the process
+    st->worker = std::thread(streamLoop, st);
+    st->worker.detach();
+    S().default_stream = st;
+  }
+  return static_cast<StreamState*>(S().default_stream);
+}
+
+int fLaunchHostFunc(cuda::Stream s, void (*fn)(void*), void* user) {
+  if (currentOrdinal() < 0) return kInvalidContext;
+  auto* st = streamOf(s);
+  StreamState::Op op;
+  op.host_fn = fn;
+  op.user = user;
+  std::lock_guard lock(st->mu);
+  st->ops.push_back(op);
+  st->cv.notify_all();
+  return kSuccess;
+}
+int fWaitValue32(cuda::Stream s, uint64_t addr, uint32_t value) {
+  if (currentOrdinal() < 0) return kInvalidContext;
+  auto* st = streamOf(s);
+  StreamState::Op op;
+  op.wait_word = reinterpret_cast<const volatile uint32_t*>(addr);
+  op.wait_value = value;
+  std::lock_guard lock(st->mu);
+  st->ops.push_back(op);
+  st->cv.notify_all();
+  return kSuccess;
+}
+int fIsCapturing(cuda::Stream, int* capturing) {
+  *capturing = S().capturing.load();
+  return kSuccess;
+}
+int fHostAllocMapped(size_t n, void** out) {
+  if (currentOrdinal() < 0) return kInvalidContext;
+  *out = std::aligned_alloc(4096, (n + 4095) / 4096 * 4096);
+  if (*out) std::memset(*out, 0, n);
+  return *out ? kSuccess : kInvalidValue;
+}
+int fHostDeviceAddress(void* host, uint64_t* out) {
+  *out = reinterpret_cast<uint64_t>(host);  // the fake GPU sees host memory where it is
+  return kSuccess;
+}
+int fHostFree(void* host) {
+  std::free(host);
   return kSuccess;
 }
 
@@ -460,6 +533,12 @@ cuda::DriverApi table() {
   a.event_query = fEventQuery;
   a.event_synchronize = fEventSynchronize;
   a.event_destroy = fEventDestroy;
+  a.launch_host_func = fLaunchHostFunc;
+  a.stream_wait_value32 = fWaitValue32;
+  a.stream_is_capturing = fIsCapturing;
+  a.host_alloc_mapped = fHostAllocMapped;
+  a.host_device_address = fHostDeviceAddress;
+  a.host_free = fHostFree;
   a.ipc_export = fIpcExport;
   a.ipc_open = fIpcOpen;
   a.ipc_close = fIpcClose;
@@ -484,6 +563,7 @@ FakeCudaStats fakeCudaStats() {
 }
 
 void setFakeCudaCopyDelay(int max_us) { S().delay_us = max_us; }
+void setFakeCudaCapturing(bool capturing) { S().capturing = capturing; }
 
 uint64_t fakeCudaAlloc(int ordinal, size_t size) {
   ctx_stack.push_back(&device_tags[ordinal]);

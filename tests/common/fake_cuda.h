@@ -35,6 +35,8 @@ void installFakeCuda(int devices = 2);
 FakeCudaStats fakeCudaStats();
 /// Delays every asynchronous copy by up to `max_us` (random), to shake out ordering bugs.
 void setFakeCudaCopyDelay(int max_us);
+/// Streams report that they are being captured into a CUDA graph (or not).
+void setFakeCudaCapturing(bool capturing);
 /// Device memory made outside any engine (as a framework would), and its release.
 uint64_t fakeCudaAlloc(int ordinal, size_t size);
 void fakeCudaFree(uint64_t address);
