@@ -204,6 +204,24 @@ class PyTransferEngine {
     return rc;
   }
 
+  // ---------------- stream-ordered transfers ----------------
+
+  // Returns once the transfer is ordered on the stream (ext::submitOnStream); raises
+  // RuntimeError when it cannot be, with the reason (no CUDA here among them).
+  void batch_transfer_on_cuda(const char* call, const std::string& target, const std::vector<uintptr_t>& buffers,
+                              const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths, Opcode op,
+                              uintptr_t stream, const std::string& hint) {
+    if (!engine_) throw std::runtime_error(std::string(call) + ": engine not initialized");
+    Status st;
+    {
+      py::gil_scoped_release nogil;
+      std::vector<ferry::Request> reqs;
+      st = requests(target, buffers, peers, lengths, op, hint, reqs);
+      if (st.ok()) st = ferry::ext::submitOnStream(*engine_, reqs, reinterpret_cast<void*>(stream));
+    }
+    if (!st.ok()) throw std::runtime_error(std::string(call) + ": " + st.ToString());
+  }
+
   // ---------------- asynchronous transfers ----------------
 
   int64_t transfer_submit_write(const std::string& target, uintptr_t buffer, uintptr_t peer,
@@ -335,20 +353,28 @@ class PyTransferEngine {
     return st;
   }
 
-  Status submit(const std::string& target, const std::vector<uintptr_t>& buffers,
-                const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths, Opcode op,
-                const Notify* notify, const std::string& hint, ferry::BatchID& out) {
+  // The requests of one call, to `target` (opened on first use); `hint` must outlive them.
+  Status requests(const std::string& target, const std::vector<uintptr_t>& buffers,
+                  const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths, Opcode op,
+                  const std::string& hint, std::vector<ferry::Request>& reqs) {
     if (buffers.size() != peers.size() || buffers.size() != lengths.size())
       return Status::InvalidArgument("buffers, peer_buffer_addresses and lengths differ in length");
     if (buffers.empty()) return Status::InvalidArgument("no transfer given");
     ferry::SegmentID seg;
     FERRY_RETURN_IF_ERROR(segment(target, seg));
-    std::vector<ferry::Request> reqs;
     reqs.reserve(buffers.size());
     for (size_t i = 0; i < buffers.size(); ++i)
       reqs.push_back({op == Opcode::READ ? ferry::Request::READ : ferry::Request::WRITE,
                       reinterpret_cast<void*>(buffers[i]), seg, peers[i], lengths[i],
                       hint.empty() ? nullptr : hint.c_str()});  // pins the transport
+    return Status::OK();
+  }
+
+  Status submit(const std::string& target, const std::vector<uintptr_t>& buffers,
+                const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths, Opcode op,
+                const Notify* notify, const std::string& hint, ferry::BatchID& out) {
+    std::vector<ferry::Request> reqs;
+    FERRY_RETURN_IF_ERROR(requests(target, buffers, peers, lengths, op, hint, reqs));
     ferry::BatchID b = engine_->allocateBatch(reqs.size());
     if (b == 0) return Status::InvalidArgument("cannot allocate a batch of " + std::to_string(reqs.size()));
     Status st = notify ? engine_->submitTransfer(b, reqs, ferry::Notification{notify->name, notify->msg})
@@ -375,11 +401,6 @@ class PyTransferEngine {
   std::string device_filter_;
 };
 
-[[noreturn]] void noCuda(const char* call) {
-  throw std::runtime_error(std::string(call) +
-                           ": CUDA support is not available in this Ferry build (SUPPORT_CUDA is False)");
-}
-
 }  // namespace
 
 PYBIND11_MODULE(engine, m) {
@@ -399,11 +420,13 @@ PYBIND11_MODULE(engine, m) {
       .def("get_segment_name", [](const InnerEngine& e) { return e.engine ? e.engine->getSegmentName() : ""; })
       .def("get_rpc_port", [](const InnerEngine& e) { return e.engine ? e.engine->getRpcServerPort() : 0; });
 
-  m.attr("SUPPORT_CUDA") = false;
+  // A GPU and its driver are here (no CUDA call at import: a process that forks later keeps
+  // CUDA usable in its children). The GPU paths themselves say why when they cannot run.
+  m.attr("SUPPORT_CUDA") = ferry::ext::cudaDriverPresent();
   m.attr("SUPPORT_EFA") = false;
   m.attr("SUPPORT_HIP") = false;
   m.attr("SUPPORT_MNNVL") = false;
-  m.attr("SUPPORT_INTRA_NVLINK") = false;
+  m.attr("SUPPORT_INTRA_NVLINK") = ferry::ext::cudaDriverPresent();
 
   using E = PyTransferEngine;
   const auto hint = py::arg("transport_hint") = "";
@@ -453,25 +476,35 @@ PYBIND11_MODULE(engine, m) {
       .def("get_notifies", &E::get_notifies)
       .def("send_probe", &E::send_probe, py::arg("peer_server_name"))
       .def("transfer_write_on_cuda",
-           [](E&, const std::string&, uintptr_t, uintptr_t, size_t, uintptr_t, const std::string&) {
-             noCuda("transfer_write_on_cuda");
+           [](E& e, const std::string& target, uintptr_t buffer, uintptr_t peer, size_t length, uintptr_t stream,
+              const std::string& h) {
+             e.batch_transfer_on_cuda("transfer_write_on_cuda", target, {buffer}, {peer}, {length}, Opcode::WRITE,
+                                      stream, h);
            },
            py::arg("target_hostname"), py::arg("buffer"), py::arg("peer_buffer_address"), py::arg("length"),
            py::arg("stream_ptr") = 0, hint)
       .def("transfer_read_on_cuda",
-           [](E&, const std::string&, uintptr_t, uintptr_t, size_t, uintptr_t, const std::string&) {
-             noCuda("transfer_read_on_cuda");
+           [](E& e, const std::string& target, uintptr_t buffer, uintptr_t peer, size_t length, uintptr_t stream,
+              const std::string& h) {
+             e.batch_transfer_on_cuda("transfer_read_on_cuda", target, {buffer}, {peer}, {length}, Opcode::READ,
+                                      stream, h);
            },
            py::arg("target_hostname"), py::arg("buffer"), py::arg("peer_buffer_address"), py::arg("length"),
            py::arg("stream_ptr") = 0, hint)
       .def("batch_transfer_write_on_cuda",
-           [](E&, const std::string&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
-              const std::vector<size_t>&, uintptr_t, const std::string&) { noCuda("batch_transfer_write_on_cuda"); },
+           [](E& e, const std::string& target, const std::vector<uintptr_t>& buffers, const std::vector<uintptr_t>& peers,
+              const std::vector<size_t>& lengths, uintptr_t stream, const std::string& h) {
+             e.batch_transfer_on_cuda("batch_transfer_write_on_cuda", target, buffers, peers, lengths, Opcode::WRITE,
+                                      stream, h);
+           },
            py::arg("target_hostname"), py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"),
            py::arg("stream_ptr") = 0, hint)
       .def("batch_transfer_read_on_cuda",
-           [](E&, const std::string&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
-              const std::vector<size_t>&, uintptr_t, const std::string&) { noCuda("batch_transfer_read_on_cuda"); },
+           [](E& e, const std::string& target, const std::vector<uintptr_t>& buffers, const std::vector<uintptr_t>& peers,
+              const std::vector<size_t>& lengths, uintptr_t stream, const std::string& h) {
+             e.batch_transfer_on_cuda("batch_transfer_read_on_cuda", target, buffers, peers, lengths, Opcode::READ,
+                                      stream, h);
+           },
            py::arg("target_hostname"), py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"),
            py::arg("stream_ptr") = 0, hint);
 }

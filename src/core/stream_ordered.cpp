@@ -39,6 +39,7 @@ struct StreamOrdered::Call {
   uint64_t id = 0;
   std::weak_ptr<Core> owner;
   std::vector<Request> requests;
+  std::vector<std::string> hints;  // the requests' transport_hint point here: the caller's are gone
   size_t slot = 0;
   uint32_t value = 0;
   BatchID batch = 0;
@@ -217,6 +218,11 @@ Status StreamOrdered::submit(const std::vector<Request>& requests, void* stream)
     auto call = std::make_shared<Call>();
     call->owner = core_;
     call->requests = requests;
+    call->hints.reserve(requests.size());
+    for (Request& r : call->requests) {
+      call->hints.emplace_back(r.transport_hint ? r.transport_hint : "");
+      r.transport_hint = r.transport_hint ? call->hints.back().c_str() : nullptr;
+    }
     {
       Flags& f = flags();
       std::lock_guard lock(f.mu);
