@@ -79,6 +79,22 @@ std::shared_ptr<Config> makeConfig(const tools::Flags& f, const std::string& ser
   return c;
 }
 
+// The benchmark pattern into `p` (host or GPU memory of `engine`).
+Status fillBuffer(TransferEngine& engine, uint8_t* p, size_t len, uint64_t seed) {
+  std::vector<uint8_t> bytes(len);
+  fillPattern(bytes.data(), len, 0, seed);
+  return ext::copyLocal(engine, p, bytes.data(), len);
+}
+
+// A host copy of [p, +len) (host or GPU memory of `engine`).
+std::vector<uint8_t> hostCopy(TransferEngine& engine, const uint8_t* p, size_t len) {
+  std::vector<uint8_t> bytes(len);
+  if (!ext::copyLocal(engine, bytes.data(), p, len).ok()) bytes.clear();
+  return bytes;
+}
+
+bool isGpu(const std::string& location) { return location.rfind("cuda", 0) == 0; }
+
 int runTarget(const tools::Flags& f) {
   auto config = makeConfig(f, f.str("local_server_name"));
   TransferEngine engine(config);
@@ -88,14 +104,15 @@ int runTarget(const tools::Flags& f) {
   }
   size_t size = static_cast<size_t>(f.i64("buffer_size"));
   void* buf = nullptr;
-  Status st = engine.allocateLocalMemory(&buf, size, "cpu:0");
+  const std::string location = f.str("target_location");
+  Status st = engine.allocateLocalMemory(&buf, size, location);
+  if (st.ok()) st = fillBuffer(engine, static_cast<uint8_t*>(buf), size, kTargetSeed);
   if (!st.ok()) {
     std::cerr << "target: " << st.ToString() << "\n";
     return 1;
   }
-  fillPattern(static_cast<uint8_t*>(buf), size, 0, kTargetSeed);
   tools::TcpReferenceServer reference;
-  if (f.str("reference") == "tcp") {
+  if (f.str("reference") == "tcp" && !isGpu(location)) {
     std::string host = "127.0.0.1";
     uint16_t port_ignored = 0;
     if (!f.str("local_server_name").empty() &&
@@ -143,8 +160,14 @@ int runInitiator(const tools::Flags& f) {
     return 2;
   }
   std::string protocol = f.str("protocol");
-  if (protocol != "auto" && protocol != "tcp" && protocol != "shm" && protocol != "file" && protocol != "rdma") {
-    std::cerr << "--protocol=" << protocol << " is not built in this Ferry (available: auto, shm, file, tcp, rdma)\n";
+  if (protocol != "auto" && protocol != "tcp" && protocol != "shm" && protocol != "file" && protocol != "rdma" &&
+      protocol != "nvlink") {
+    std::cerr << "--protocol=" << protocol
+              << " is not built in this Ferry (available: auto, shm, file, tcp, rdma, nvlink)\n";
+    return 2;
+  }
+  if (f.str("reference") != "none" && (isGpu(f.str("location")) || isGpu(f.str("target_location")))) {
+    std::cerr << "--reference times host memory: not with GPU buffers (scripts/gpu_check.sh has GPU baselines)\n";
     return 2;
   }
   // A named protocol pins every request onto that transport (Request::transport_hint).
@@ -186,13 +209,13 @@ int runInitiator(const tools::Flags& f) {
   }
   uint64_t remote_base = info.buffers[0].base;
   void* local = nullptr;
-  st = engine.allocateLocalMemory(&local, size, "cpu:0");
+  st = engine.allocateLocalMemory(&local, size, f.str("location"));
+  auto* lbuf = static_cast<uint8_t*>(local);
+  if (st.ok()) st = fillBuffer(engine, lbuf, per_thread * threads, kInitiatorSeed);
   if (!st.ok()) {
     std::cerr << "initiator: " << st.ToString() << "\n";
     return 1;
   }
-  auto* lbuf = static_cast<uint8_t*>(local);
-  fillPattern(lbuf, per_thread * threads, 0, kInitiatorSeed);
   const bool is_write = op == "write";
   const auto wait_limit =
       std::chrono::milliseconds(config->get<int64_t>("transfer_timeout_ms", 30000) + 5000);
@@ -274,8 +297,10 @@ int runInitiator(const tools::Flags& f) {
       r.latencies_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
       r.bytes += per_thread;
       live_bytes += per_thread;
-      if (verify && !is_write && !checkPattern(lbuf + off, per_thread, remote_base + off - remote_base, kTargetSeed))
-        r.verified = false;
+      if (verify && !is_write) {
+        const auto got = hostCopy(engine, lbuf + off, per_thread);
+        if (got.size() != per_thread || !checkPattern(got.data(), per_thread, off, kTargetSeed)) r.verified = false;
+      }
     }
   };
   // A window of transfers: every thread moves whole batches until `until`; its seconds.
@@ -359,7 +384,8 @@ int runInitiator(const tools::Flags& f) {
       total.verified = false;
       total.error = "read-back failed: " + st.ToString();
     } else {
-      total.verified = std::memcmp(scratch, lbuf, per_thread * threads) == 0;
+      const auto sent = hostCopy(engine, lbuf, per_thread * threads);
+      total.verified = sent.size() == per_thread * threads && std::memcmp(scratch, sent.data(), sent.size()) == 0;
     }
     engine.freeBatch(b).IgnoreError();
     engine.unregisterLocalMemory(scratch).IgnoreError();
@@ -419,7 +445,7 @@ int runLoopback(tools::Flags& f, const char* self) {
   }
   std::vector<std::string> args = {self, "--mode=target", "--local_server_name=127.0.0.1:0",
                                    "--exit_on_stdin_close"};
-  for (auto& a : f.forward({"buffer_size", "protocol", "metadata_server"})) args.push_back(a);
+  for (auto& a : f.forward({"buffer_size", "protocol", "metadata_server", "target_location"})) args.push_back(a);
   if (f.str("reference") == "tcp") args.push_back("--reference=tcp");
   // Through a metadata service the target is found by name: give it a unique one
   // (with p2p its name is its address).
@@ -495,6 +521,8 @@ int main(int argc, char** argv) {
   f.define("threads", "1", "initiator threads, each with its own range");
   f.define("duration", "5", "seconds to run");
   f.define("buffer_size", "1G", "bytes allocated on each side");
+  f.define("location", "cpu:0", "where the initiator's buffer is (cpu:0, cuda:N)");
+  f.define("target_location", "cpu:0", "where the target's buffer is (cpu:0, cuda:N)");
   f.define("metadata_server", "P2PHANDSHAKE", "metadata service (P2PHANDSHAKE: none)");
   f.define("segment_id", "", "target segment name (initiator mode)");
   f.define("local_server_name", "", "this engine's bind address as host[:port]");

@@ -30,6 +30,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
+#include <vector>
 
 using namespace ferry;
 
@@ -49,6 +51,44 @@ std::shared_ptr<Config> inspectorConfig(const tools::Flags& f) {
 }
 }  // namespace
 
+// The driver's own copy rates on cuda:0 (4 MiB blocks, one after another, as Ferry's staging
+// copies run), and whether probing a host pointer left a context current on a fresh thread.
+Status gpuCopyBaselines(double seconds, nlohmann::json& out) {
+  cuda::Gpu gpu({});
+  FERRY_RETURN_IF_ERROR(gpu.available());
+  bool host_probe_made_context = true;
+  std::thread([&] {
+    std::vector<uint8_t> host(4096);
+    gpu.pointerInfo(reinterpret_cast<uint64_t>(host.data()));
+    cuda::Context current = nullptr;
+    host_probe_made_context = gpu.api().ctx_current(&current) != 0 || current != nullptr;
+  }).join();
+  out["context_after_host_probe"] = host_probe_made_context;
+  constexpr size_t kBlock = 4 << 20, kSpan = 64 << 20;
+  uint64_t a = 0, b = 0;
+  FERRY_RETURN_IF_ERROR(gpu.allocate(0, kSpan, a));
+  FERRY_RETURN_IF_ERROR(gpu.allocate(0, kSpan, b));
+  std::vector<uint8_t> host(kSpan, 1);
+  auto rate = [&](auto copy) {
+    const auto t0 = std::chrono::steady_clock::now();
+    uint64_t bytes = 0;
+    double s = 0;
+    for (size_t off = 0; s < seconds; off = (off + kBlock) % kSpan) {
+      if (!copy(off).ok()) return -1.0;
+      bytes += kBlock;
+      s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    return bytes / s / 1e9;
+  };
+  auto dev = [](uint64_t p, size_t off) { return reinterpret_cast<void*>(p + off); };
+  out["d2d_GBps"] = rate([&](size_t off) { return gpu.copy(dev(b, off), dev(a, off), kBlock); });
+  out["h2d_GBps"] = rate([&](size_t off) { return gpu.copy(dev(a, off), host.data() + off, kBlock); });
+  out["d2h_GBps"] = rate([&](size_t off) { return gpu.copy(host.data() + off, dev(a, off), kBlock); });
+  gpu.free(0, a).IgnoreError();
+  gpu.free(0, b).IgnoreError();
+  return Status::OK();
+}
+
 int main(int argc, char** argv) {
   tools::Flags f;
   f.define("config", "false", "print the default configuration", true);
@@ -60,6 +100,9 @@ int main(int argc, char** argv) {
   f.define("latency", "", "time openSegment and descriptor refresh of this segment");
   f.define("transports", "false", "print what each transport runs on here (devices, or why it is inert)", true);
   f.define("gpu", "false", "print the CUDA driver's devices as Ferry finds them, or why there are none", true);
+  f.define("gpu_copy", "0",
+           "time the driver's own copies on cuda:0 for this many seconds each (device to device, host to "
+           "device, device to host; 4 MiB blocks): the GPU check's baselines");
   f.define("metadata_server", "P2PHANDSHAKE", "metadata service (P2PHANDSHAKE, http://, etcd://, redis://)");
   f.define("iterations", "1000", "samples per latency figure");
   f.define("json", "false", "latency: one JSON line", true);
@@ -99,6 +142,15 @@ int main(int argc, char** argv) {
       j["devices"].push_back({{"ordinal", i}, {"name", a.devices[i]}, {"uuid", hex}});
     }
     std::cout << j.dump(2) << "\n";
+  }
+  if (f.f64("gpu_copy") > 0) {
+    nlohmann::json j;
+    Status st = gpuCopyBaselines(f.f64("gpu_copy"), j);
+    if (!st.ok()) {
+      std::cerr << st.ToString() << "\n";
+      return 1;
+    }
+    std::cout << j.dump() << "\n";
   }
   if (f.boolean("transports")) {
     auto c = inspectorConfig(f);
