@@ -50,6 +50,8 @@ struct Symbols {
   CUresult (*host_alloc)(void**, size_t, unsigned int) = nullptr;
   CUresult (*host_device_pointer)(CUdeviceptr*, void*, unsigned int) = nullptr;
   CUresult (*host_free)(void*) = nullptr;
+  CUresult (*host_register)(void*, size_t, unsigned int) = nullptr;
+  CUresult (*host_unregister)(void*) = nullptr;
   CUresult (*ipc_get)(CUipcMemHandle*, CUdeviceptr) = nullptr;
   CUresult (*ipc_open)(CUdeviceptr*, CUipcMemHandle, unsigned int) = nullptr;
   CUresult (*ipc_close)(CUdeviceptr) = nullptr;
@@ -173,6 +175,8 @@ int sysHostDeviceAddress(void* host, uint64_t* out) {
   return r;
 }
 int sysHostFree(void* host) { return sym.host_free(host); }
+int sysHostRegister(void* host, size_t n) { return sym.host_register(host, n, CU_MEMHOSTREGISTER_PORTABLE); }
+int sysHostUnregister(void* host) { return sym.host_unregister(host); }
 static_assert(sizeof(CUipcMemHandle) == kIpcHandleBytes);
 int sysIpcExport(uint64_t p, IpcHandle* out) {
   CUipcMemHandle h;
@@ -254,6 +258,8 @@ Status loadSystem(const std::string& library, std::shared_ptr<const DriverApi>& 
   bind(s.host_alloc, "cuMemHostAlloc");
   bind(s.host_device_pointer, "cuMemHostGetDevicePointer_v2");
   bind(s.host_free, "cuMemFreeHost");
+  bind(s.host_register, "cuMemHostRegister_v2");
+  bind(s.host_unregister, "cuMemHostUnregister");
   bind(s.ipc_get, "cuIpcGetMemHandle");
   bind(s.ipc_open, "cuIpcOpenMemHandle_v2");
   bind(s.ipc_close, "cuIpcCloseMemHandle");
@@ -294,6 +300,8 @@ Status loadSystem(const std::string& library, std::shared_ptr<const DriverApi>& 
   api->host_alloc_mapped = &sysHostAllocMapped;
   api->host_device_address = &sysHostDeviceAddress;
   api->host_free = &sysHostFree;
+  api->host_register = &sysHostRegister;
+  api->host_unregister = &sysHostUnregister;
   api->ipc_export = &sysIpcExport;
   api->ipc_open = &sysIpcOpen;
   api->ipc_close = &sysIpcClose;
@@ -466,6 +474,37 @@ Status Gpu::copy(void* dst, const void* src, size_t n) {
     idle_streams_[static_cast<size_t>(ordinal)].push_back(stream);
     return fromResult(*api_, r, "cuMemcpyAsync");
   });
+}
+
+Status Gpu::pin(void* host, size_t n) {
+  FERRY_RETURN_IF_ERROR(available());
+  int ordinal = -1;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < contexts_.size() && ordinal < 0; ++i)
+      if (contexts_[i]) ordinal = static_cast<int>(i);
+  }
+  if (ordinal < 0) return Status::NotSupported("no CUDA device in use yet");
+  return inContext(ordinal, [&] { return fromResult(*api_, api_->host_register(host, n), "cuMemHostRegister"); });
+}
+
+void Gpu::unpin(void* host) {
+  if (!available().ok()) return;
+  inContext(0, [&] { return fromResult(*api_, api_->host_unregister(host), "cuMemHostUnregister"); }).IgnoreError();
+}
+
+uint8_t* StagingBuffer::reserve(size_t n) {
+  if (n > bytes_.size()) {
+    release();
+    bytes_.resize(n);
+  }
+  if (!pinned_ && gpu_) pinned_ = gpu_->pin(bytes_.data(), bytes_.size()).ok();
+  return bytes_.data();
+}
+
+void StagingBuffer::release() {
+  if (pinned_) gpu_->unpin(bytes_.data());
+  pinned_ = false;
 }
 
 bool driverPresent() {

@@ -87,6 +87,9 @@ struct DriverApi {
   int (*host_alloc_mapped)(size_t size, void** out) = nullptr;
   int (*host_device_address)(void* host, uint64_t* out) = nullptr;
   int (*host_free)(void* host) = nullptr;
+  // Page-locks existing host memory for DMA (portable: every context), and the reverse.
+  int (*host_register)(void* host, size_t size) = nullptr;
+  int (*host_unregister)(void* host) = nullptr;
   // Legacy CUDA IPC (context): export an allocation, map a peer's, unmap it.
   int (*ipc_export)(uint64_t allocation, IpcHandle* out) = nullptr;
   int (*ipc_open)(const IpcHandle& handle, uint64_t* out) = nullptr;
@@ -153,6 +156,12 @@ class Gpu {
   /// on a non-blocking stream of ours: never on the legacy default stream, which would wait
   /// for (and hold up) the application's own GPU work.
   Status copy(void* dst, const void* src, size_t n);
+  /// Page-locks [host, +n) so that copies to and from it run at DMA speed (staging buffers),
+  /// in a context already in use (never making one: host-only use must not create a context
+  /// on GPU 0); NotSupported where CUDA is not usable or no device is in use yet. unpin()
+  /// undoes it.
+  Status pin(void* host, size_t n);
+  void unpin(void* host);
 
  private:
   Status contextOf(int ordinal, Context& out);
@@ -170,6 +179,24 @@ class Gpu {
 /// Whether an NVIDIA GPU is listed (/proc/driver/nvidia/gpus) and libcuda.so.1 loads, without
 /// initialising CUDA (cheap enough for an import-time flag; a forked child can still use CUDA).
 bool driverPresent();
+
+/// Host memory for staging copies to and from GPU memory, grown on demand and pinned when
+/// the driver allows (pageable otherwise: slower copies, same bytes). One user at a time.
+class StagingBuffer {
+ public:
+  explicit StagingBuffer(Gpu* gpu) : gpu_(gpu) {}
+  ~StagingBuffer() { release(); }
+  StagingBuffer(const StagingBuffer&) = delete;
+  StagingBuffer& operator=(const StagingBuffer&) = delete;
+  /// At least `n` bytes (pinned from the first call after a device came into use).
+  uint8_t* reserve(size_t n);
+
+ private:
+  void release();
+  Gpu* gpu_;
+  std::vector<uint8_t> bytes_;
+  bool pinned_ = false;
+};
 
 /// "cuda:N" -> N; -1 for a location that names no CUDA device or a malformed index.
 int cudaOrdinalOf(const std::string& location);

@@ -25,7 +25,7 @@ namespace {
 
 // The CUresult values the fake returns (cuda.h's numbers).
 constexpr int kSuccess = 0, kInvalidValue = 1, kNotInitialized = 3, kInvalidDevice = 101,
-              kInvalidContext = 201, kInvalidHandle = 400, kIllegalAddress = 700;
+              kInvalidContext = 201, kInvalidHandle = 400, kIllegalAddress = 700, kHostAlreadyRegistered = 712;
 
 struct Allocation {
   uint64_t size = 0;
@@ -71,6 +71,7 @@ struct State {
   uint64_t next_buffer_id = 1;
   int next_name = 0;
   std::set<int> retained;
+  std::map<uint64_t, size_t> pinned;  // host_register'ed ranges
   FakeCudaStats stats;
   std::atomic<uint64_t> async_copies{0};
   std::atomic<bool> capturing{false};
@@ -430,6 +431,22 @@ int fHostFree(void* host) {
   std::free(host);
   return kSuccess;
 }
+int fHostRegister(void* host, size_t n) {
+  if (currentOrdinal() < 0) return kInvalidContext;
+  std::lock_guard lock(S().mu);
+  if (!S().pinned.emplace(reinterpret_cast<uint64_t>(host), n).second) return kHostAlreadyRegistered;
+  S().stats.live_pinned_bytes += n;
+  return kSuccess;
+}
+int fHostUnregister(void* host) {
+  if (currentOrdinal() < 0) return kInvalidContext;
+  std::lock_guard lock(S().mu);
+  auto it = S().pinned.find(reinterpret_cast<uint64_t>(host));
+  if (it == S().pinned.end()) return kInvalidValue;
+  S().stats.live_pinned_bytes -= it->second;
+  S().pinned.erase(it);
+  return kSuccess;
+}
 
 // The handle: magic, exporter pid, its buffer id, size, backing file name.
 struct HandleBody {
@@ -539,6 +556,8 @@ cuda::DriverApi table() {
   a.host_alloc_mapped = fHostAllocMapped;
   a.host_device_address = fHostDeviceAddress;
   a.host_free = fHostFree;
+  a.host_register = fHostRegister;
+  a.host_unregister = fHostUnregister;
   a.ipc_export = fIpcExport;
   a.ipc_open = fIpcOpen;
   a.ipc_close = fIpcClose;

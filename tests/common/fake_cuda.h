@@ -27,6 +27,7 @@ struct FakeCudaStats {
   int live_streams = 0;
   int live_events = 0;
   uint64_t async_copies = 0;
+  uint64_t live_pinned_bytes = 0;  // host memory page-locked now (host_register)
 };
 
 /// Registers the fake as CUDA driver provider "fake" with `devices` GPUs (config:

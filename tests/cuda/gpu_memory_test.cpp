@@ -131,7 +131,12 @@ TEST_F(GpuMemory, ProbingHostMemoryMakesNoContextCurrent) {
   const uint64_t pushes = test::fakeCudaStats().context_pushes;
   for (auto& b : bufs) ASSERT_TRUE(e.registerLocalMemory(b.data(), b.size()).ok());
   for (auto& b : bufs) EXPECT_EQ(locationOf(e, b.data()), "cpu:0");
+  // Host-only transfers (to ourselves over tcp, the path with GPU staging) do not either.
+  SegmentID self = 0;
+  ASSERT_TRUE(e.openSegment(self, e.getSegmentName()).ok());
+  ASSERT_TRUE(test::runBatch(e, {{Request::WRITE, bufs[0].data(), self, reinterpret_cast<uint64_t>(bufs[1].data()), 8192, "tcp"}}).ok());
   EXPECT_EQ(test::fakeCudaStats().context_pushes, pushes);
+  EXPECT_EQ(test::fakeCudaStats().live_pinned_bytes, 0u);
 }
 
 TEST_F(GpuMemory, BytesGoInAndOutOfDeviceMemoryThroughTheDriver) {

@@ -193,6 +193,10 @@ TEST_F(Nvlink, TcpStagesGpuMemoryAtBothEnds) {
   EXPECT_FALSE(test::runBatch(*engine, {{Request::WRITE, host.data(), seg, peer.ro, 4096, "tcp"}},
                               std::chrono::seconds(10), &ts).ok());
   EXPECT_NE(ts.s, COMPLETED);  // refused before it was sent: the descriptor says read-only
+  // Our staging buffers were page-locked (DMA-speed copies), and are released with the engine.
+  EXPECT_GT(test::fakeCudaStats().live_pinned_bytes, 0u);
+  engine.reset();
+  EXPECT_EQ(test::fakeCudaStats().live_pinned_bytes, 0u);
 }
 
 TEST_F(Nvlink, StoppingWithCopiesInFlightCompletesThemAll) {

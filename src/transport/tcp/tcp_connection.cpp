@@ -127,7 +127,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
           lock.lock();
           continue;
         }
-        payload = send_staging_.data();
+        payload = send_staging_.reserve(s->length);
       }
       bool write = s->op == Request::WRITE;
       s->request_id = next_id_++;
@@ -164,8 +164,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
 
 Status TcpConnection::stageOut(const Slice* s) {
   if (!options_.gpu) return Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
-  if (send_staging_.size() < s->length) send_staging_.resize(s->length);
-  return options_.gpu->copy(send_staging_.data(), s->local, s->length);
+  return options_.gpu->copy(send_staging_.reserve(s->length), s->local, s->length);
 }
 
 void TcpConnection::senderLoop() {
@@ -222,10 +221,10 @@ void TcpConnection::receiverLoop() {
         break;
       }
       if (s->local_kind == kCudaMemory) {  // through host memory, then the driver's copy
-        if (recv_staging_.size() < s->length) recv_staging_.resize(s->length);
-        cause = reader.readExact(recv_staging_.data(), s->length);
+        uint8_t* staged = recv_staging_.reserve(s->length);
+        cause = reader.readExact(staged, s->length);
         if (!cause.ok()) break;
-        result = options_.gpu ? options_.gpu->copy(s->local, recv_staging_.data(), s->length)
+        result = options_.gpu ? options_.gpu->copy(s->local, staged, s->length)
                               : Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
       } else {
         cause = reader.readExact(s->local, s->length);  // straight into registered memory

@@ -103,9 +103,9 @@ class TcpConnection {
   std::atomic<bool> dead_{false};
   std::atomic<uint64_t> outstanding_{0};
   std::thread sender_, receiver_;
-  // Host copies of GPU slices: one slice at a time each, made on the first such slice.
-  std::vector<uint8_t> send_staging_;  // the drainer's (one at a time: sending_)
-  std::vector<uint8_t> recv_staging_;  // the receiver thread's
+  // Host copies of GPU slices (pinned): one slice at a time each, made on the first such slice.
+  cuda::StagingBuffer send_staging_{options_.gpu};  // the drainer's (one at a time: sending_)
+  cuda::StagingBuffer recv_staging_{options_.gpu};  // the receiver thread's
 };
 
 }  // namespace ferry

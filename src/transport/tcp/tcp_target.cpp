@@ -1,5 +1,6 @@
 #include "transport/tcp/tcp_target.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/file_io.h"
@@ -17,7 +18,16 @@ BouncePool::Lease::~Lease() {
 }
 
 BouncePool::~BouncePool() {
-  for (auto& [cap, buf] : cached_) std::free(buf);
+  for (auto& [cap, buf] : cached_) release(buf);
+}
+
+void BouncePool::release(uint8_t* buf) {
+  auto it = std::find(pinned_.begin(), pinned_.end(), buf);
+  if (it != pinned_.end()) {
+    gpu_->unpin(buf);
+    pinned_.erase(it);
+  }
+  std::free(buf);
 }
 
 void BouncePool::configure(size_t cap, uint32_t align) {
@@ -25,7 +35,17 @@ void BouncePool::configure(size_t cap, uint32_t align) {
   align_ = align;
 }
 
-Status BouncePool::take(uint64_t len, std::chrono::steady_clock::time_point deadline, Lease& out) {
+Status BouncePool::take(uint64_t len, std::chrono::steady_clock::time_point deadline, Lease& out, bool for_gpu) {
+  FERRY_RETURN_IF_ERROR(takePlain(len, deadline, out));
+  if (for_gpu && gpu_) {
+    std::lock_guard lock(mu_);
+    if (std::find(pinned_.begin(), pinned_.end(), out.buf_) == pinned_.end() && gpu_->pin(out.buf_, out.cap_).ok())
+      pinned_.push_back(out.buf_);
+  }
+  return Status::OK();
+}
+
+Status BouncePool::takePlain(uint64_t len, std::chrono::steady_clock::time_point deadline, Lease& out) {
   const size_t want = (len + align_ - 1) / align_ * align_;
   if (want > cap_) return Status::OutOfRange("file access larger than the bounce pool");
   std::unique_lock lock(mu_);
@@ -44,7 +64,7 @@ Status BouncePool::take(uint64_t len, std::chrono::steady_clock::time_point dead
     // Room for a new one, after dropping cached buffers too small to serve.
     while (allocated_ + want > cap_ && !cached_.empty()) {
       allocated_ -= cached_.back().first;
-      std::free(cached_.back().second);
+      release(cached_.back().second);
       cached_.pop_back();
     }
     if (allocated_ + want <= cap_) {
@@ -67,7 +87,7 @@ void BouncePool::give(uint8_t* buf, size_t cap) {
   for (auto& c : cached_) cached += c.first;
   if (cached + cap > cap_ / 4) {  // an idle engine keeps little
     allocated_ -= cap;
-    std::free(buf);
+    release(buf);
   } else {
     cached_.emplace_back(cap, buf);
   }
@@ -80,6 +100,7 @@ Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t r
   rcvlowat_bytes_ = rcvlowat_bytes;
   file_align_ = file_alignment;
   bounce_.configure(bounce_bytes, file_alignment);
+  bounce_.pinWith(&ctx.gpu());
   bounce_wait_ = bounce_wait;
   wire::MessageTable tcp;
   FERRY_RETURN_IF_ERROR(defineMessages(tcp));
@@ -149,7 +170,7 @@ Status TcpTarget::handleWrite(const FrameHeader& h, ServerConnection& conn) {
   // Files and GPU memory: through a bounce buffer. The ack goes after the file write or the
   // copy into GPU memory has finished: completion means the bytes are there.
   BouncePool::Lease buf;
-  Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf);
+  Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
   if (!st.ok()) {
     FERRY_RETURN_IF_ERROR(conn.reader().skip(a.len));
   } else {
@@ -169,7 +190,7 @@ Status TcpTarget::handleRead(const FrameHeader& h, ServerConnection& conn) {
   if (!a.file && !gpu)
     return conn.respondWithPayload(kReadData, h.request_id, reinterpret_cast<const void*>(a.addr), a.len);
   BouncePool::Lease buf;
-  Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf);
+  Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
   if (st.ok())
     st = gpu ? gpuCopy(buf.data(), reinterpret_cast<const uint8_t*>(a.addr), a.len) : fileOp(a, false, buf.data());
   if (!st.ok()) {

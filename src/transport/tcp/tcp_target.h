@@ -40,18 +40,25 @@ class BouncePool {
   };
   ~BouncePool();
   void configure(size_t cap, uint32_t align);
+  /// Buffers taken for GPU memory are page-locked with `gpu` when it can.
+  void pinWith(cuda::Gpu* gpu) { gpu_ = gpu; }
   /// A buffer of at least `len` bytes into `out`; waits until `deadline` while the pool is
   /// at its cap.
-  Status take(uint64_t len, std::chrono::steady_clock::time_point deadline, Lease& out);
+  /// `for_gpu`: the buffer stages GPU memory (page-locked when it can be).
+  Status take(uint64_t len, std::chrono::steady_clock::time_point deadline, Lease& out, bool for_gpu = false);
 
  private:
   void give(uint8_t* buf, size_t cap);
+  Status takePlain(uint64_t len, std::chrono::steady_clock::time_point deadline, Lease& out);
   std::mutex mu_;  // a leaf
   std::condition_variable cv_;
   size_t cap_ = 0;
   uint32_t align_ = 4096;
   size_t allocated_ = 0;  // in use and cached
   std::vector<std::pair<size_t, uint8_t*>> cached_;  // (capacity, buffer)
+  cuda::Gpu* gpu_ = nullptr;      // set before use
+  std::vector<uint8_t*> pinned_;  // the buffers gpu_ page-locked
+  void release(uint8_t* buf);     // unpins (when pinned) and frees; caller holds mu_
 };
 
 class TcpTarget {
