@@ -132,6 +132,14 @@ const FileDesc* SegmentDescriptor::findFile(const std::string& file_name) const 
   return nullptr;
 }
 
+Status SegmentDescriptor::findForAccess(uint64_t addr, uint64_t len, bool write, const BufferDesc*& out) const {
+  out = find(addr, len);
+  if (!out)
+    return Status::InvalidArgument("target range " + rangeText(addr, len) + " is not in a registered buffer of '" +
+                                   name + "'");
+  return checkAccess(*out, write);
+}
+
 Status SegmentDescriptor::checkAccess(const BufferDesc& b, bool write) const {
   if (b.perm == kLocalReadWrite)
     return Status::PermissionDenied("target buffer " + rangeText(b.base, b.length) + " of '" + name +

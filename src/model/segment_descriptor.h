@@ -34,6 +34,9 @@ struct SegmentDescriptor {
   Status checkAccess(const BufferDesc& b, bool write) const;
   /// The buffer holding [addr, addr+len), or nullptr. O(log n) once indexed.
   const BufferDesc* find(uint64_t addr, uint64_t len) const;
+  /// The buffer holding a peer access to [addr, addr+len) that this segment allows
+  /// (checkAccess): InvalidArgument when no buffer holds the range.
+  Status findForAccess(uint64_t addr, uint64_t len, bool write, const BufferDesc*& out) const;
   /// The exposed file called `file_name`, or nullptr.
   const FileDesc* findFile(const std::string& file_name) const;
   /// Whether the segment says it speaks transport `name`.

@@ -97,12 +97,9 @@ class NvlinkEndpoint : public Endpoint, public std::enable_shared_from_this<Nvli
     int direct_ordinal = -1;
     for (size_t i = 0; i < count; ++i) {
       Slice* s = slices[i];
-      const BufferDesc* b = desc.find(s->remote, s->length);
-      if (!b)
-        return Status::InvalidArgument("target range " + rangeText(s->remote, s->length) +
-                                       " is not in a registered buffer of '" + desc.name + "'");
+      const BufferDesc* b = nullptr;
+      FERRY_RETURN_IF_ERROR(desc.findForAccess(s->remote, s->length, s->op == Request::WRITE, b));
       if (b != buffer) {
-        FERRY_RETURN_IF_ERROR(desc.checkAccess(*b, s->op == Request::WRITE));
         const auto& e = exports_[static_cast<size_t>(b - desc.buffers.data())];
         if (!e)
           return Status::NotSupported("nvlink: '" + desc.name + "' does not export " + rangeText(b->base, b->length) +

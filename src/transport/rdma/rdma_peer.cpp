@@ -146,11 +146,8 @@ Status RdmaPeer::resolveLocked(Slice* s, bool connect, Work& work, size_t* need_
     return Status::NotSupported("rdma: local range " + rangeText(addr, s->length) + " is not registered with the NICs");
   const std::vector<int64_t>& lkeys = local.lkeys;
   const int numa = local.numa;
-  const BufferDesc* b = d.find(s->remote, s->length);
-  if (!b)
-    return Status::InvalidArgument("target range " + rangeText(s->remote, s->length) +
-                                   " is not in a registered buffer of '" + d.name + "'");
-  FERRY_RETURN_IF_ERROR(d.checkAccess(*b, s->op == Request::WRITE));
+  const BufferDesc* b = nullptr;
+  FERRY_RETURN_IF_ERROR(d.findForAccess(s->remote, s->length, s->op == Request::WRITE, b));
   const std::vector<int64_t>& rkeys = rkeys_[static_cast<size_t>(b - d.buffers.data())];
   if (rkeys.empty())
     return Status::NotSupported("rdma: buffer " + rangeText(b->base, b->length) + " of '" + d.name +

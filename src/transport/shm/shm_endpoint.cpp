@@ -116,12 +116,9 @@ Status ShmEndpoint::prepare(const PeerEndpoint& peer, Slice* const* slices, size
     auto self = shared_from_this();
     for (size_t i = 0; i < count; ++i) {
       Slice* s = slices[i];
-      const BufferDesc* b = desc.find(s->remote, s->length);
-      if (!b) return Status::InvalidArgument("target range " + rangeText(s->remote, s->length) +
-                                             " is not in a registered buffer of '" + desc.name + "'");
+      const BufferDesc* b = nullptr;
+      FERRY_RETURN_IF_ERROR(desc.findForAccess(s->remote, s->length, s->op == Request::WRITE, b));
       if (b != buffer) {
-        const bool write = s->op == Request::WRITE;
-        FERRY_RETURN_IF_ERROR(desc.checkAccess(*b, write));
         buffer = b;
         file = &files_[static_cast<size_t>(b - desc.buffers.data())];
         mapping = file->name.empty() ? nullptr : mappingLocked(desc, *file, b->perm == kGlobalReadWrite);

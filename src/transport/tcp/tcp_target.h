@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/cuda_driver.h"
 #include "common/log.h"
 #include "control/rpc_server.h"
 #include "model/file_table.h"
