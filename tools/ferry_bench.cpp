@@ -79,8 +79,14 @@ std::shared_ptr<Config> makeConfig(const tools::Flags& f, const std::string& ser
   return c;
 }
 
-// The benchmark pattern into `p` (host or GPU memory of `engine`).
-Status fillBuffer(TransferEngine& engine, uint8_t* p, size_t len, uint64_t seed) {
+bool isGpu(const std::string& location) { return location.rfind("cuda", 0) == 0; }
+
+// The benchmark pattern into `p`, at `location` of `engine` (GPU memory through the driver).
+Status fillBuffer(TransferEngine& engine, uint8_t* p, size_t len, uint64_t seed, const std::string& location) {
+  if (!isGpu(location)) {
+    fillPattern(p, len, 0, seed);  // in place (peers read it while we are told nothing: see fillPattern)
+    return Status::OK();
+  }
   std::vector<uint8_t> bytes(len);
   fillPattern(bytes.data(), len, 0, seed);
   return ext::copyLocal(engine, p, bytes.data(), len);
@@ -93,8 +99,6 @@ std::vector<uint8_t> hostCopy(TransferEngine& engine, const uint8_t* p, size_t l
   return bytes;
 }
 
-bool isGpu(const std::string& location) { return location.rfind("cuda", 0) == 0; }
-
 int runTarget(const tools::Flags& f) {
   auto config = makeConfig(f, f.str("local_server_name"));
   TransferEngine engine(config);
@@ -106,7 +110,7 @@ int runTarget(const tools::Flags& f) {
   void* buf = nullptr;
   const std::string location = f.str("target_location");
   Status st = engine.allocateLocalMemory(&buf, size, location);
-  if (st.ok()) st = fillBuffer(engine, static_cast<uint8_t*>(buf), size, kTargetSeed);
+  if (st.ok()) st = fillBuffer(engine, static_cast<uint8_t*>(buf), size, kTargetSeed, location);
   if (!st.ok()) {
     std::cerr << "target: " << st.ToString() << "\n";
     return 1;
@@ -211,7 +215,7 @@ int runInitiator(const tools::Flags& f) {
   void* local = nullptr;
   st = engine.allocateLocalMemory(&local, size, f.str("location"));
   auto* lbuf = static_cast<uint8_t*>(local);
-  if (st.ok()) st = fillBuffer(engine, lbuf, per_thread * threads, kInitiatorSeed);
+  if (st.ok()) st = fillBuffer(engine, lbuf, per_thread * threads, kInitiatorSeed, f.str("location"));
   if (!st.ok()) {
     std::cerr << "initiator: " << st.ToString() << "\n";
     return 1;
