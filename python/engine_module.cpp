@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -79,6 +80,7 @@ class PyTransferEngine {
   }
 
   InnerEngine get_engine() { return InnerEngine{engine_}; }
+  uintptr_t enginePtr() const { return reinterpret_cast<uintptr_t>(engine_.get()); }
 
   int get_rpc_port() { return engine_ ? engine_->getRpcServerPort() : -1; }
 
@@ -134,9 +136,13 @@ class PyTransferEngine {
     return out;
   }
 
-  int register_memory(uintptr_t addr, size_t capacity) {
+  // `location`: Mooncake's optional argument ("*": found by the engine, GPU memory included;
+  // "cpu:N", "cuda:N": checked against what the address is).
+  int register_memory(uintptr_t addr, size_t capacity, const std::string& location) {
     if (!ready("register_memory")) return -1;
-    Status st = engine_->registerLocalMemory(reinterpret_cast<void*>(addr), capacity);
+    ferry::MemoryOptions o;
+    o.location = location;
+    Status st = engine_->registerLocalMemory(reinterpret_cast<void*>(addr), capacity, o);
     return st.ok() ? 0 : fail(st, "register_memory");
   }
 
@@ -147,10 +153,26 @@ class PyTransferEngine {
     return st.ok() ? 0 : fail(st, "unregister_memory");
   }
 
-  int batch_register_memory(const std::vector<uintptr_t>& addrs, const std::vector<size_t>& sizes) {
+  int batch_register_memory(const std::vector<uintptr_t>& addrs, const std::vector<size_t>& sizes,
+                            const std::string& location) {
     if (!ready("batch_register_memory")) return -1;
-    Status st = engine_->registerLocalMemory(toPtrs(addrs), sizes);
-    return st.ok() ? 0 : fail(st, "batch_register_memory");
+    if (location == ferry::kWildcardLocation) {
+      Status st = engine_->registerLocalMemory(toPtrs(addrs), sizes);
+      return st.ok() ? 0 : fail(st, "batch_register_memory");
+    }
+    if (addrs.size() != sizes.size())
+      return fail(Status::InvalidArgument("buffer_addresses and capacities differ in length"), "batch_register_memory");
+    // All or nothing, as the list form of the C++ call.
+    ferry::MemoryOptions o;
+    o.location = location;
+    for (size_t i = 0; i < addrs.size(); ++i) {
+      Status st = engine_->registerLocalMemory(reinterpret_cast<void*>(addrs[i]), sizes[i], o);
+      if (!st.ok()) {
+        for (size_t j = 0; j < i; ++j) engine_->unregisterLocalMemory(reinterpret_cast<void*>(addrs[j])).IgnoreError();
+        return fail(st, "batch_register_memory");
+      }
+    }
+    return 0;
   }
 
   int batch_unregister_memory(const std::vector<uintptr_t>& addrs) {
@@ -190,6 +212,9 @@ class PyTransferEngine {
                           const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
                           Opcode op, std::optional<Notify> notify, const std::string& hint) {
     if (!ready("transfer_sync")) return -1;
+    // Nothing to move is done at once (Mooncake's vLLM connector sends an empty batch when
+    // the decode side already holds the whole prompt).
+    if (buffers.empty() && peers.empty() && lengths.empty()) return 0;
     py::gil_scoped_release nogil;
     ferry::BatchID b = 0;
     Status st = submit(target, buffers, peers, lengths, op, notify ? &*notify : nullptr, hint, b);
@@ -238,6 +263,7 @@ class PyTransferEngine {
   // releases the batch: its status has been taken.
   int transfer_check_status(int64_t batch_id) {
     if (!ready("transfer_check_status")) return -1;
+    if (takeEmpty(batch_id)) return 1;
     ferry::TransferStatus ts;
     Status st = engine_->getTransferStatus(static_cast<ferry::BatchID>(batch_id), ts);
     if (!st.ok()) return fail(st, "transfer_check_status");
@@ -262,6 +288,7 @@ class PyTransferEngine {
                                 const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
                                 Opcode op, const std::string& hint) {
     if (!ready("batch_transfer_async")) return 0;
+    if (buffers.empty() && peers.empty() && lengths.empty()) return emptyBatch();
     py::gil_scoped_release nogil;
     ferry::BatchID b = 0;
     Status st = submit(target, buffers, peers, lengths, op, nullptr, hint, b);
@@ -278,6 +305,7 @@ class PyTransferEngine {
     py::gil_scoped_release nogil;
     int rc = 0;
     for (int64_t id : batch_ids) {
+      if (takeEmpty(id)) continue;  // nothing to move: done
       ferry::TransferStatus ts;
       auto b = static_cast<ferry::BatchID>(id);
       Status st = engine_->waitTransfer(b, ts, waitLimit());
@@ -387,6 +415,24 @@ class PyTransferEngine {
     return Status::OK();
   }
 
+  // A valid id for an empty async batch, complete at once (its status is taken once, as any).
+  uint64_t emptyBatch() {
+    ferry::BatchID b = engine_->allocateBatch(1);
+    if (b == 0) return 0;
+    std::lock_guard lock(mu_);
+    empty_batches_.insert(b);
+    return b;
+  }
+  // True (and the id released) when `id` is an empty batch's.
+  bool takeEmpty(int64_t id) {
+    {
+      std::lock_guard lock(mu_);
+      if (empty_batches_.erase(static_cast<ferry::BatchID>(id)) == 0) return false;
+    }
+    engine_->freeBatch(static_cast<ferry::BatchID>(id)).IgnoreError();
+    return true;
+  }
+
   // A batch whose tasks all settled (or never started) is freed; bounded wait otherwise.
   void freeWhenSettled(ferry::BatchID b) {
     ferry::TransferStatus ts;
@@ -398,6 +444,7 @@ class PyTransferEngine {
   std::shared_ptr<ferry::TransferEngine> engine_;
   std::unique_ptr<ferry::ManagedAllocator> allocator_;
   std::map<std::string, ferry::SegmentID> segments_;
+  std::set<ferry::BatchID> empty_batches_;  // ids handed out for empty batches: complete
   std::string device_filter_;
 };
 
@@ -437,6 +484,9 @@ PYBIND11_MODULE(engine, m) {
       .def("initialize_ext", &E::initialize_ext, py::arg("local_hostname"), py::arg("metadata_server"),
            py::arg("protocol"), py::arg("device_name"), py::arg("metadata_type"))
       .def("get_engine", &E::get_engine)
+      // The address of the C++ ferry::TransferEngine underneath, for extensions that link
+      // libferry and share this engine (valid while this object lives).
+      .def("get_engine_ptr", [](E& e) { return e.enginePtr(); })
       .def("get_rpc_port", &E::get_rpc_port)
       .def("allocate_managed_buffer", &E::allocate_managed_buffer, py::arg("length"))
       .def("free_managed_buffer", &E::free_managed_buffer, py::arg("buffer_addr"), py::arg("length"))
@@ -468,9 +518,11 @@ PYBIND11_MODULE(engine, m) {
       .def("write_bytes_to_buffer", &E::write_bytes_to_buffer, py::arg("dest_address"), py::arg("src_ptr"),
            py::arg("length"))
       .def("read_bytes_from_buffer", &E::read_bytes_from_buffer, py::arg("source_address"), py::arg("length"))
-      .def("register_memory", &E::register_memory, py::arg("buffer_addr"), py::arg("capacity"))
+      .def("register_memory", &E::register_memory, py::arg("buffer_addr"), py::arg("capacity"),
+           py::arg("location") = ferry::kWildcardLocation)
       .def("unregister_memory", &E::unregister_memory, py::arg("buffer_addr"))
-      .def("batch_register_memory", &E::batch_register_memory, py::arg("buffer_addresses"), py::arg("capacities"))
+      .def("batch_register_memory", &E::batch_register_memory, py::arg("buffer_addresses"), py::arg("capacities"),
+           py::arg("location") = ferry::kWildcardLocation)
       .def("batch_unregister_memory", &E::batch_unregister_memory, py::arg("buffer_addresses"))
       .def("get_local_topology", &E::get_local_topology, py::arg("device_name") = py::none())
       .def("get_notifies", &E::get_notifies)

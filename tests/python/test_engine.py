@@ -96,6 +96,43 @@ def test_batch_sync_and_async(engine, peer):
     assert engine.batch_transfer_sync(peer.segment, bufs, peers, lens, TransferOpcode.WRITE) == 0
 
 
+def test_empty_batches_succeed(engine, peer):
+    # Mooncake's vLLM connector sends an empty batch when the decode side already holds the
+    # whole prompt: the sync calls return 0, the async ones a valid id that is complete.
+    assert engine.batch_transfer_sync_write(peer.segment, [], [], []) == 0
+    assert engine.batch_transfer_sync_read(peer.segment, [], [], []) == 0
+    assert engine.batch_transfer_sync(peer.segment, [], [], [], TransferOpcode.WRITE) == 0
+    ids = [engine.batch_transfer_async_write(peer.segment, [], [], []),
+           engine.batch_transfer_async_read(peer.segment, [], [], [])]
+    assert all(i > 0 for i in ids) and ids[0] != ids[1]
+    assert engine.get_batch_transfer_status(ids) == 0
+    assert engine.get_batch_transfer_status(ids) == -1  # taken: unknown now, as any batch
+    one = engine.batch_transfer_async(peer.segment, [], [], [], TransferOpcode.READ)
+    assert engine.transfer_check_status(one) == 1
+    assert engine.transfer_check_status(one) == -1
+    # Lists of different lengths are still an error.
+    assert engine.batch_transfer_sync_write(peer.segment, [1], [], []) < 0
+
+
+def test_register_memory_location_and_engine_ptr(engine, peer):
+    a = np.ones(1 << 16, dtype=np.uint8)
+    b = np.ones(1 << 16, dtype=np.uint8)
+    assert engine.register_memory(a.ctypes.data, a.nbytes, "cpu:0") == 0
+    assert engine.register_memory(b.ctypes.data, b.nbytes, location="cuda:0") < 0  # host memory, checked
+    assert engine.unregister_memory(a.ctypes.data) == 0
+    bufs = [np.ones(4096, dtype=np.uint8) for _ in range(3)]
+    assert engine.batch_register_memory([x.ctypes.data for x in bufs], [4096] * 3, "cpu:0") == 0
+    assert engine.batch_unregister_memory([x.ctypes.data for x in bufs]) == 0
+    assert engine.batch_register_memory([x.ctypes.data for x in bufs], [4096] * 3, location="*") == 0
+    assert engine.batch_unregister_memory([x.ctypes.data for x in bufs]) == 0
+    # All or nothing: the second is refused, the first is not left registered.
+    assert engine.batch_register_memory([bufs[0].ctypes.data, b.ctypes.data], [4096, 4096], "cuda:0") < 0
+    assert engine.register_memory(bufs[0].ctypes.data, 4096) == 0
+    assert engine.unregister_memory(bufs[0].ctypes.data) == 0
+    ptr = engine.get_engine_ptr()
+    assert isinstance(ptr, int) and ptr != 0 and ptr == engine.get_engine_ptr()
+
+
 def test_notifications(engine, peer):
     src = registered(engine, 64 << 10)
     rc = engine.transfer_sync(peer.segment, src.ctypes.data, peer.addr, src.nbytes,
@@ -139,7 +176,7 @@ def test_bad_inputs_return_negative(engine, peer):
     assert engine.transfer_sync_read(peer.segment, src.ctypes.data, 0x1000, 16) < 0
     assert engine.transfer_submit_write(peer.segment, stray.ctypes.data, peer.addr, 16) < 0
     assert engine.batch_transfer_async_write(peer.segment, [src.ctypes.data], [peer.addr], [1, 2]) == 0
-    assert engine.batch_transfer_sync_write(peer.segment, [], [], []) < 0
+    assert engine.batch_transfer_sync_write(peer.segment, [], [], []) == 0  # nothing to move: done (test_empty_batches_succeed)
     assert engine.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 0) < 0
     assert engine.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 16, transport_hint="rdma") < 0
     assert engine.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, 16, transport_hint="tcp") == 0
