@@ -47,6 +47,10 @@ Status EngineImpl::init() {
   FERRY_RETURN_IF_ERROR(config_->validate());
   FERRY_RETURN_IF_ERROR(EngineOptions::read(*config_, options_));
   gpu_ = std::make_unique<cuda::Gpu>(options_.gpu);
+  if (options_.gpu_required) {
+    Status cuda = gpu_->available();
+    if (!cuda.ok()) return Status::NotSupported("cuda/enable=true, but " + cuda.message());
+  }
   if (!env::value("FERRY_LOG_LEVEL")) log::setLevel(log::parseLevel(options_.log_level.c_str(), log::INFO));
   if (!options_.embedded_metadata_server.empty()) {
     // Host the HTTP metadata service in this process (small clusters, tests).

@@ -39,7 +39,8 @@ void declareEngineOptions(OptionTable& t) {
   t.text("metadata/embedded_server", "", "`host:port`: host the HTTP metadata service in this engine");
   t.text("cuda/enable", "auto",
          "auto: GPU memory is recognised when a CUDA driver and a GPU are here (probed on first use); "
-         "false: never touch CUDA (cuda:* refused)");
+         "true: the same, probed at start, and the engine does not start without them; false: never "
+         "touch CUDA (cuda:* refused)");
   t.text("cuda/provider", "system", "the CUDA driver table: system (libcuda at run time) or one a test registered");
   t.text("cuda/library", "", "the driver library to open; empty: libcuda.so.1, after checking /proc for an NVIDIA GPU");
   t.text("cuda/stream_error", "exit",
@@ -76,6 +77,7 @@ Status EngineOptions::read(const Config& c, EngineOptions& o) {
   if (cuda_enable != "auto" && cuda_enable != "true" && cuda_enable != "false")
     return Status::InvalidArgument("cuda/enable is auto, true or false, not '" + cuda_enable + "'");
   o.gpu.enable = cuda_enable != "false";
+  o.gpu_required = cuda_enable == "true";
   o.gpu.provider = c.get<std::string>("cuda/provider");
   o.gpu.library = c.get<std::string>("cuda/library");
   o.stream_error = c.get<std::string>("cuda/stream_error");

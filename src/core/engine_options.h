@@ -36,6 +36,7 @@ struct EngineOptions {
   size_t max_batch_size = 0;
   std::string embedded_metadata_server;  // "host:port" or ""
   cuda::Gpu::Options gpu;
+  bool gpu_required = false;  // cuda/enable=true: no start without a usable GPU
   std::string stream_error;  // "exit" or "release"
 
   /// Reads them from a validated config; fails when the token cannot be read or is too

@@ -70,6 +70,16 @@ TEST_F(GpuMemory, WithoutCudaHostMemoryIsUnchangedAndCudaIsRefusedWithTheReason)
   ASSERT_TRUE(d.available());
   st = d.allocateLocalMemory(&p, 4096, "cuda:0");
   EXPECT_NE(st.message().find("cuda/enable=false"), std::string::npos) << st.ToString();
+  // Required: no start without a GPU, saying why; with one (the fake), a normal start.
+  auto required = gpuConfig("system");
+  required->set("cuda/enable", "true");
+  TransferEngine r(required);
+  EXPECT_EQ(r.initStatus().code(), Status::Code::kNotSupported) << r.initStatus().ToString();
+  EXPECT_NE(r.initStatus().message().find("no NVIDIA GPU"), std::string::npos) << r.initStatus().ToString();
+  auto fake_required = gpuConfig();
+  fake_required->set("cuda/enable", "true");
+  TransferEngine fr(fake_required);
+  EXPECT_TRUE(fr.available()) << fr.initStatus().ToString();
   auto bad = gpuConfig();
   bad->set("cuda/enable", "maybe");
   TransferEngine b(bad);
