@@ -159,4 +159,12 @@ Status LocalPeer::checkCurrent(const PeerEndpoint& peer, uint64_t& reported) con
   return checkLiveVersion(peer, liveVersion(), alive(), reported);
 }
 
+Status LocalPeer::attachCurrent(const PeerEndpoint& peer, uint64_t& reported,
+                                std::shared_ptr<const SegmentDescriptor>& proven) {
+  FERRY_RETURN_IF_ERROR(attach(peer));
+  FERRY_RETURN_IF_ERROR(checkCurrent(peer, reported));
+  proven = proven_;
+  return Status::OK();
+}
+
 }  // namespace ferry

@@ -57,6 +57,10 @@ class LocalPeer {
   Status attach(const PeerEndpoint& peer);
   /// checkLiveVersion with this peer's beacon and process (after attach()).
   Status checkCurrent(const PeerEndpoint& peer, uint64_t& reported) const;
+  /// attach() then checkCurrent(); on success `proven` holds the peer's own descriptor (a
+  /// reference of the caller's: a channel that breaks later drops LocalPeer's).
+  Status attachCurrent(const PeerEndpoint& peer, uint64_t& reported,
+                       std::shared_ptr<const SegmentDescriptor>& proven);
   /// The descriptor the peer itself sent (after attach()).
   const std::shared_ptr<const SegmentDescriptor>& proven() const { return proven_; }
   /// The peer's pid as this process sees it; 0 when it is in a pid namespace we cannot see.

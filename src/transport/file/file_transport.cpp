@@ -67,9 +67,8 @@ Status FileEndpoint::fileFor(const PeerEndpoint& peer, PeerFile& out, uint64_t& 
     return Status::OK();
   }
   std::lock_guard lock(mu_);
-  FERRY_RETURN_IF_ERROR(local_.attach(peer));
-  FERRY_RETURN_IF_ERROR(local_.checkCurrent(peer, reported));
-  const auto proven = local_.proven();
+  std::shared_ptr<const SegmentDescriptor> proven;
+  FERRY_RETURN_IF_ERROR(local_.attachCurrent(peer, reported, proven));
   if (pruned_for_ != proven) {
     // Close files the peer no longer exposes (accesses in flight keep theirs open).
     for (auto it = files_.begin(); it != files_.end();) {

@@ -83,9 +83,8 @@ class NvlinkEndpoint : public Endpoint, public std::enable_shared_from_this<Nvli
   Status prepare(const PeerEndpoint& peer, Slice* const* slices, size_t count, uint64_t& reported,
                  std::map<int, std::vector<NvlinkTransport::Copy>>& by_device, NvlinkTransport::Holds& holds) {
     std::lock_guard lock(mu_);
-    FERRY_RETURN_IF_ERROR(local_.attach(peer));
-    FERRY_RETURN_IF_ERROR(local_.checkCurrent(peer, reported));
-    const std::shared_ptr<const SegmentDescriptor> proven = local_.proven();
+    std::shared_ptr<const SegmentDescriptor> proven;
+    FERRY_RETURN_IF_ERROR(local_.attachCurrent(peer, reported, proven));
     const SegmentDescriptor& desc = *proven;
     indexLocked(proven);
     // A peer engine in this very process: its addresses are ours (the driver refuses to open

@@ -101,12 +101,10 @@ Status ShmEndpoint::prepare(const PeerEndpoint& peer, Slice* const* slices, size
   uint64_t bytes = 0;
   {
     std::lock_guard lock(mu_);
-    FERRY_RETURN_IF_ERROR(local_.attach(peer));
-    FERRY_RETURN_IF_ERROR(local_.checkCurrent(peer, reported));
     // Bounds, permissions and files come from the peer's own word, not from the
-    // descriptor the engine was handed (shm has no target-side check). A copy of the
-    // pointer: a channel that breaks in mappingLocked drops LocalPeer's.
-    const std::shared_ptr<const SegmentDescriptor> proven = local_.proven();
+    // descriptor the engine was handed (shm has no target-side check).
+    std::shared_ptr<const SegmentDescriptor> proven;
+    FERRY_RETURN_IF_ERROR(local_.attachCurrent(peer, reported, proven));
     const SegmentDescriptor& desc = *proven;
     indexLocked(proven);
     // Slices of one request share a buffer: look its mapping up once per buffer, not per slice.
