@@ -364,8 +364,10 @@ void NvlinkTransport::drain(DeviceQueue& q) {
     q.pending.pop_front();
     lock.unlock();
     const Status st = cuda::fromResult(api, api.event_synchronize(p.event), where);
+    // The copies are over: what kept their memory mapped may go before anyone hears they
+    // are done (a caller that then closes the segment finds nothing of it left open).
+    p.holds = {};
     for (Slice* s : p.slices) completeSlice(s, st);
-    p.holds = {};  // mappings and the endpoint may go now, outside our lock
     lock.lock();
     q.spare.push_back(p.event);
   }
