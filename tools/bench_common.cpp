@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -54,6 +56,52 @@ Moved referenceLoop(int threads, Clock::time_point until, size_t per_thread, siz
     });
   for (auto& th : pool) th.join();
   return Moved{bytes, std::chrono::duration<double>(Clock::now() - start).count(), !failed};
+}
+
+Moved batchedReferenceLoop(int threads, Clock::time_point until, size_t per_thread, size_t block,
+                           const std::function<bool(size_t offset)>& move) {
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t round = 0;
+  int busy = 0;
+  bool done = false;
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      const size_t base = static_cast<size_t>(t) * per_thread;
+      uint64_t seen = 0;
+      while (true) {
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return done || round != seen; });
+          if (done) return;
+          seen = round;
+        }
+        for (size_t off = 0; off < per_thread && !failed; off += block)
+          if (!move(base + off)) failed = true;
+        std::lock_guard lock(mu);
+        if (--busy == 0) cv.notify_all();
+      }
+    });
+  uint64_t bytes = 0;
+  const auto start = Clock::now();
+  while (Clock::now() < until && !g_stop && !failed) {
+    std::unique_lock lock(mu);
+    busy = threads;
+    ++round;
+    cv.notify_all();
+    cv.wait(lock, [&] { return busy == 0; });
+    bytes += per_thread * static_cast<uint64_t>(threads);
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  {
+    std::lock_guard lock(mu);
+    done = true;
+    cv.notify_all();
+  }
+  for (auto& th : pool) th.join();
+  return Moved{bytes, seconds, !failed};
 }
 
 Clock::time_point after(double seconds) {

@@ -32,6 +32,11 @@ struct Moved {
 /// move(offset) (offset from the start of all ranges) until `until` or a move fails.
 Moved referenceLoop(int threads, std::chrono::steady_clock::time_point until, size_t per_thread, size_t block,
                     const std::function<bool(size_t offset)>& move);
+/// The same, shaped like a synchronous batch: each round, a coordinating thread releases the
+/// `threads` workers, each moves its whole range once, and the round ends when the last is
+/// done (a barrier and two thread hand-offs per round, as a caller waiting for its batch has).
+Moved batchedReferenceLoop(int threads, std::chrono::steady_clock::time_point until, size_t per_thread,
+                           size_t block, const std::function<bool(size_t offset)>& move);
 std::chrono::steady_clock::time_point after(double seconds);
 
 /// --mode=memcpy: memcpy of the same blocks between two buffers of this process.
