@@ -3,14 +3,17 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
@@ -70,6 +73,9 @@ struct State {
   std::atomic<int> delay_us{0};
   uint64_t next_buffer_id = 1;
   int next_name = 0;
+  // Part of every backing file's name: a process that dies without freeing (a death test's
+  // child, a killed peer) leaves its files, and a later process may get its pid.
+  uint64_t name_nonce = std::random_device{}() * 0x9e3779b97f4a7c15ull ^ std::random_device{}();
   std::set<int> retained;
   std::map<uint64_t, size_t> pinned;  // host_register'ed ranges
   FakeCudaStats stats;
@@ -252,7 +258,8 @@ int fMemAlloc(uint64_t* out, size_t size) {
   char name[64];
   {
     std::lock_guard lock(S().mu);
-    std::snprintf(name, sizeof name, "/ffc-%d-%d", static_cast<int>(::getpid()), S().next_name++);
+    std::snprintf(name, sizeof name, "/ffc-%d-%016llx-%d", static_cast<int>(::getpid()),
+                  static_cast<unsigned long long>(S().name_nonce), S().next_name++);
   }
   int fd = ::shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
   if (fd < 0) return kInvalidValue;
@@ -566,7 +573,20 @@ cuda::DriverApi table() {
 
 }  // namespace
 
+// Removes backing files of processes that are gone (see name_nonce).
+void sweepDeadProcessFiles() {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    const std::string name = e.path().filename().string();
+    int pid = 0;
+    if (std::sscanf(name.c_str(), "ffc-%d-", &pid) != 1 || pid <= 0) continue;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) ::shm_unlink(("/" + name).c_str());
+  }
+}
+
 void installFakeCuda(int devices) {
+  static std::once_flag swept;
+  std::call_once(swept, sweepDeadProcessFiles);
   S().devices = std::min(devices, 16);
   cuda::registerDriverProvider("fake", [](std::shared_ptr<const cuda::DriverApi>& out) {
     out = std::make_shared<cuda::DriverApi>(table());
