@@ -134,13 +134,9 @@ int main(int argc, char** argv) {
     if (!st.ok()) j["why"] = st.message();
     if (api) j["library"] = api->provider;
     if (a.driver_version) j["driver_version"] = a.driver_version;
-    for (size_t i = 0; i < a.devices.size(); ++i) {
-      uint8_t uuid[16] = {};
-      char hex[33] = {};
-      if (api->device_uuid(static_cast<int>(i), uuid) == 0)
-        for (int k = 0; k < 16; ++k) std::snprintf(hex + 2 * k, 3, "%02x", uuid[k]);
-      j["devices"].push_back({{"ordinal", i}, {"name", a.devices[i]}, {"uuid", hex}});
-    }
+    for (size_t i = 0; i < a.devices.size(); ++i)
+      j["devices"].push_back(
+          {{"ordinal", i}, {"name", a.devices[i]}, {"uuid", cuda::deviceUuid(*api, static_cast<int>(i))}});
     std::cout << j.dump(2) << "\n";
   }
   if (f.f64("gpu_copy") > 0) {

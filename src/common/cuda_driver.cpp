@@ -1,5 +1,6 @@
 #include "common/cuda_driver.h"
 
+#include "common/auth.h"
 #include "common/named_providers.h"
 
 #include <dlfcn.h>
@@ -333,6 +334,11 @@ Status loadDriver(const std::string& name, std::shared_ptr<const DriverApi>& out
   return providers().make(name, "CUDA driver", out);
 }
 
+std::string deviceUuid(const DriverApi& api, int ordinal) {
+  uint8_t uuid[16];
+  return api.device_uuid(ordinal, uuid) == 0 ? auth::hex(uuid, sizeof uuid) : std::string();
+}
+
 Status fromResult(const DriverApi& api, int result, const std::string& what) {
   if (result == 0) return Status::OK();
   return Status::Unavailable(what + ": " + api.error_name(result) + " (" + std::to_string(result) + ")");
@@ -382,6 +388,7 @@ Gpu::~Gpu() {
 }
 
 Status Gpu::available() {
+  if (usable_.load(std::memory_order_acquire)) return Status::OK();  // the data path's case: no lock
   std::lock_guard lock(mu_);
   if (probed_) return status_;
   probed_ = true;
@@ -401,6 +408,7 @@ Status Gpu::available() {
       api_ = std::move(api);
       contexts_.assign(static_cast<size_t>(devices_), nullptr);
       idle_streams_.assign(static_cast<size_t>(devices_), {});
+      usable_.store(true, std::memory_order_release);
     }
   }
   return status_;
@@ -450,12 +458,14 @@ Status Gpu::free(int ordinal, uint64_t address) {
 Status Gpu::copy(void* dst, const void* src, size_t n) {
   const auto d = reinterpret_cast<uint64_t>(dst), s = reinterpret_cast<uint64_t>(src);
   if (n == 0) return Status::OK();
-  PointerInfo di = pointerInfo(d), si = pointerInfo(s);
-  if (!di.device && !si.device) {
+  // The device whose context runs the copy: the destination's, else the source's.
+  PointerInfo info = pointerInfo(d);
+  if (!info.device) info = pointerInfo(s);
+  if (!info.device) {
     std::memcpy(dst, src, n);
     return Status::OK();
   }
-  const int ordinal = di.device ? di.ordinal : si.ordinal;
+  const int ordinal = info.ordinal;
   return inContext(ordinal, [&] {
     Stream stream = nullptr;
     {

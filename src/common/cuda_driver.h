@@ -10,6 +10,7 @@
 // which answer for host pointers without one.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -117,6 +118,9 @@ struct Availability {
 };
 Availability probe(const DriverApi& api);
 
+/// Device `ordinal`'s UUID as 32 hex digits ("" when the driver will not say).
+std::string deviceUuid(const DriverApi& api, int ordinal);
+
 /// "<what>: CUDA_ERROR_NAME (code)" as an Unavailable status; OK for 0.
 Status fromResult(const DriverApi& api, int result, const std::string& what);
 
@@ -169,6 +173,7 @@ class Gpu {
   const Options options_;
   std::mutex mu_;  // guards everything below; a leaf (no driver call that may call back)
   bool probed_ = false;
+  std::atomic<bool> usable_{false};  // probed and OK: api_ and the device count are set for good
   Status status_;
   std::shared_ptr<const DriverApi> api_;
   int devices_ = 0;

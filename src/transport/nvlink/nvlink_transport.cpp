@@ -18,16 +18,6 @@ using nvlink::IpcMapping;
 
 namespace nvlink {
 
-std::string hexOf(const uint8_t* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    s += digits[p[i] >> 4];
-    s += digits[p[i] & 15];
-  }
-  return s;
-}
-
 // One buffer's export, as a peer's descriptor claims it.
 struct ExportAttrs {
   cuda::IpcHandle handle;
@@ -56,7 +46,6 @@ std::optional<ExportAttrs> parseExport(const std::string& text) {
 }  // namespace nvlink
 
 using nvlink::ExportAttrs;
-using nvlink::hexOf;
 using nvlink::parseExport;
 
 // What this process holds of one same-machine peer instance for nvlink: the proven channel
@@ -255,12 +244,12 @@ Status NvlinkTransport::registerMemory(const BufferDesc& buffer, const MemoryOpt
   FERRY_RETURN_IF_ERROR(gpu.inContext(info.ordinal, [&] {
     return cuda::fromResult(gpu.api(), gpu.api().ipc_export(info.range_start, &handle), "cuIpcGetMemHandle");
   }));
-  uint8_t uuid[16];
-  FERRY_RETURN_IF_ERROR(cuda::fromResult(gpu.api(), gpu.api().device_uuid(info.ordinal, uuid), "cuDeviceGetUuid"));
+  const std::string uuid = cuda::deviceUuid(gpu.api(), info.ordinal);
+  if (uuid.empty()) return Status::Unavailable("nvlink: the driver gives no UUID for cuda:" + std::to_string(info.ordinal));
   nlohmann::json j = {{"h", base64Encode(std::string_view(reinterpret_cast<const char*>(handle.bytes), sizeof handle.bytes))},
                       {"a", info.range_start},
                       {"id", info.buffer_id},
-                      {"u", hexOf(uuid, sizeof uuid)}};
+                      {"u", uuid}};
   attrs = j.dump();
   return Status::OK();
 }
@@ -270,10 +259,7 @@ int NvlinkTransport::ordinalOfUuid(const std::string& uuid) {
   const int n = gpu.deviceCount();
   std::lock_guard lock(mu_);
   if (uuids_.empty()) {
-    for (int i = 0; i < n; ++i) {
-      uint8_t u[16];
-      uuids_.push_back(gpu.api().device_uuid(i, u) == 0 ? hexOf(u, sizeof u) : std::string());
-    }
+    for (int i = 0; i < n; ++i) uuids_.push_back(cuda::deviceUuid(gpu.api(), i));
   }
   for (size_t i = 0; i < uuids_.size(); ++i)
     if (!uuid.empty() && uuids_[i] == uuid) return static_cast<int>(i);
@@ -306,16 +292,19 @@ void NvlinkTransport::dispatch(int ordinal, std::vector<Copy> copies, Holds hold
   if (st.ok()) {
     cuda::Gpu& gpu = ctx_->gpu();
     const cuda::DriverApi& api = gpu.api();
-    const std::string where = "cuda:" + std::to_string(ordinal);
+    const auto where = [ordinal] { return "cuda:" + std::to_string(ordinal); };  // for errors only
     std::lock_guard lock(q->mu);
     Pending p;
     st = gpu.inContext(ordinal, [&] {
-      size_t i = 0;
+      size_t enqueued = 0;
       Status enq;
-      for (; i < copies.size() && enq.ok(); ++i)
-        enq = cuda::fromResult(api, api.copy_async(copies[i].dst, copies[i].src, copies[i].slice->length, q->stream),
-                               "cuMemcpyAsync on " + where);
-      const size_t enqueued = enq.ok() ? i : i - 1;
+      for (; enqueued < copies.size(); ++enqueued) {
+        const Copy& c = copies[enqueued];
+        if (int r = api.copy_async(c.dst, c.src, c.slice->length, q->stream)) {
+          enq = cuda::fromResult(api, r, "cuMemcpyAsync on " + where());
+          break;
+        }
+      }
       for (size_t k = enqueued; k < copies.size(); ++k) failed.push_back(copies[k].slice);
       for (size_t k = 0; k < enqueued; ++k) p.slices.push_back(copies[k].slice);
       if (p.slices.empty()) return enq;
@@ -331,7 +320,7 @@ void NvlinkTransport::dispatch(int ordinal, std::vector<Copy> copies, Holds hold
         if (p.event) q->spare.push_back(p.event);
         failed.insert(failed.end(), p.slices.begin(), p.slices.end());
         p.slices.clear();
-        return Status::InternalError("nvlink: cannot record an event on " + where);
+        return Status::InternalError("nvlink: cannot record an event on " + where());
       }
       return enq;
     });

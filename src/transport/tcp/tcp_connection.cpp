@@ -118,7 +118,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       const uint8_t* payload = s->local;
       if (staged) {
         lock.unlock();  // sending_ keeps other drainers away from the staging buffer
-        Status st = stageOut(s);
+        Status st = stageOut(s, payload);
         lock.lock();
         if (!st.ok()) {
           outstanding_.fetch_sub(s->length, std::memory_order_relaxed);
@@ -127,7 +127,6 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
           lock.lock();
           continue;
         }
-        payload = send_staging_.reserve(s->length);
       }
       bool write = s->op == Request::WRITE;
       s->request_id = next_id_++;
@@ -162,9 +161,11 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   }
 }
 
-Status TcpConnection::stageOut(const Slice* s) {
+Status TcpConnection::stageOut(const Slice* s, const uint8_t*& staged) {
   if (!options_.gpu) return Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
-  return options_.gpu->copy(send_staging_.reserve(s->length), s->local, s->length);
+  uint8_t* buf = send_staging_.reserve(s->length);
+  staged = buf;
+  return options_.gpu->copy(buf, s->local, s->length);
 }
 
 void TcpConnection::senderLoop() {

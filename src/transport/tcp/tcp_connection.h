@@ -79,8 +79,9 @@ class TcpConnection {
   // empty or the next slice would exceed `budget` bytes.
   void drain(std::unique_lock<std::mutex>& lock, uint64_t budget);
   void failAll(const Status& cause);
-  // A WRITE slice's GPU bytes into send_staging_ (the drainer's; no lock held).
-  Status stageOut(const Slice* s);
+  // A WRITE slice's GPU bytes into send_staging_ (the drainer's; no lock held); `staged`
+  // is where they are.
+  Status stageOut(const Slice* s, const uint8_t*& staged);
 
   const int fd_;
   const std::string where_;
