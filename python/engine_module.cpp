@@ -299,6 +299,16 @@ class PyTransferEngine {
     return b;
   }
 
+  // 0 once no task of the batch moves any more (TransferEngine::cancelTransfer: its
+  // buffers may be reused; unfinished tasks end CANCELED, so the batch's status call then
+  // returns -1 and releases it); -1 when that cannot be promised or the id is unknown.
+  int cancel_transfer(int64_t batch_id) {
+    if (!ready("cancel_transfer")) return -1;
+    py::gil_scoped_release nogil;
+    Status st = engine_->cancelTransfer(static_cast<ferry::BatchID>(batch_id));
+    return st.ok() ? 0 : fail(st, "cancel_transfer");
+  }
+
   // Waits for every batch; 0 if all completed, -1 if any failed, timed out or is unknown.
   int get_batch_transfer_status(const std::vector<int64_t>& batch_ids) {
     if (!ready("get_batch_transfer_status")) return -1;
@@ -515,6 +525,7 @@ PYBIND11_MODULE(engine, m) {
       .def("batch_transfer_async", &E::batch_transfer_async, py::arg("target_hostname"), py::arg("buffers"),
            py::arg("peer_buffer_addresses"), py::arg("lengths"), py::arg("opcode"), hint)
       .def("get_batch_transfer_status", &E::get_batch_transfer_status, py::arg("batch_ids"))
+      .def("cancel_transfer", &E::cancel_transfer, py::arg("batch_id"))
       .def("write_bytes_to_buffer", &E::write_bytes_to_buffer, py::arg("dest_address"), py::arg("src_ptr"),
            py::arg("length"))
       .def("read_bytes_from_buffer", &E::read_bytes_from_buffer, py::arg("source_address"), py::arg("length"))

@@ -32,6 +32,7 @@
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 #include "bench_common.h"
+#include "bench_load.h"
 #include "flags.h"
 #include "tcp_reference.h"
 #include "common/net.h"
@@ -78,6 +79,14 @@ std::shared_ptr<Config> makeConfig(const tools::Flags& f, const std::string& ser
   if (f.isSet("copy_threads")) c->set<int64_t>("transports/shm/copy_threads", f.i64("copy_threads"));
   if (f.isSet("file_backend")) c->set("transports/file/backend", f.str("file_backend"));
   return c;
+}
+
+// --priority / --background_priority: a Request::priority, or -1.
+int priorityOf(const std::string& name) {
+  if (name == "high") return PRIO_HIGH;
+  if (name == "medium") return PRIO_MEDIUM;
+  if (name == "low") return PRIO_LOW;
+  return -1;
 }
 
 bool isGpu(const std::string& location) { return location.rfind("cuda", 0) == 0; }
@@ -186,11 +195,19 @@ int runInitiator(const tools::Flags& f) {
     std::cerr << "block_size, batch_size, threads and duration must be positive\n";
     return 2;
   }
+  const int priority = priorityOf(f.str("priority")), background_priority = priorityOf(f.str("background_priority"));
+  if (priority < 0 || background_priority < 0) {
+    std::cerr << "--priority and --background_priority must be high, medium or low\n";
+    return 2;
+  }
   const size_t per_thread = block * batch;
+  const size_t background_bytes = static_cast<size_t>(f.i64("background_bytes"));
+  // The background load cycles over its own region after the measured ranges.
+  const size_t background_region = background_bytes ? std::min<size_t>(background_bytes, 64 << 20) : 0;
   size_t size = static_cast<size_t>(f.i64("buffer_size"));
-  if (per_thread * threads > size) {
+  if (per_thread * threads + background_region > size) {
     std::cerr << "buffer_size " << size << " is smaller than threads*batch_size*block_size = "
-              << per_thread * threads << "\n";
+              << per_thread * threads << (background_region ? " plus the background region" : "") << "\n";
     return 2;
   }
   auto config = makeConfig(f, f.str("local_server_name"));
@@ -207,9 +224,9 @@ int runInitiator(const tools::Flags& f) {
     std::cerr << "initiator: " << st.ToString() << "\n";
     return 1;
   }
-  if (info.buffers.empty() || info.buffers[0].length < per_thread * threads) {
+  if (info.buffers.empty() || info.buffers[0].length < per_thread * threads + background_region) {
     std::cerr << "initiator: segment '" << f.str("segment_id")
-              << "' has no buffer of at least " << per_thread * threads << " bytes\n";
+              << "' has no buffer of at least " << per_thread * threads + background_region << " bytes\n";
     return 1;
   }
   uint64_t remote_base = info.buffers[0].base;
@@ -285,9 +302,11 @@ int runInitiator(const tools::Flags& f) {
     Result& r = results[t];
     uint64_t off = static_cast<uint64_t>(t) * per_thread;
     std::vector<Request> reqs(batch);
-    for (size_t i = 0; i < batch; ++i)
+    for (size_t i = 0; i < batch; ++i) {
       reqs[i] = Request{is_write ? Request::WRITE : Request::READ, lbuf + off + i * block, seg,
                         remote_base + off + i * block, block, hint};
+      reqs[i].priority = priority;
+    }
     while (r.error.empty() && Clock::now() < until && !g_stop) {
       BatchID b = engine.allocateBatch(batch);
       auto t0 = Clock::now();
@@ -325,6 +344,15 @@ int runInitiator(const tools::Flags& f) {
     return std::any_of(results.begin(), results.end(), [](const Result& r) { return !r.error.empty(); });
   };
 
+  tools::BackgroundLoad background;
+  if (background_bytes)
+    background.start(engine, {.segment = seg,
+                              .local = lbuf + working_set,
+                              .remote = remote_base + working_set,
+                              .region = background_region,
+                              .batch_bytes = background_bytes,
+                              .priority = background_priority,
+                              .hint = hint});
   auto start = Clock::now();
   auto end_at = after(duration);
   double elapsed = 0;
@@ -373,6 +401,7 @@ int runInitiator(const tools::Flags& f) {
     if (meter.joinable()) meter.join();
   }
 
+  const std::string background_error = background.stop();
   Result total;
   for (auto& r : results) {
     total.bytes += r.bytes;
@@ -381,6 +410,7 @@ int runInitiator(const tools::Flags& f) {
     total.verified &= r.verified;
   }
   if (total.error.empty()) total.error = total_error_reference;
+  if (total.error.empty()) total.error = background_error;
   if (verify && is_write && total.error.empty()) {
     // Read every written range back and compare it with what we sent.
     std::vector<uint8_t> scratch_mem(per_thread * threads + 4096);
@@ -407,6 +437,10 @@ int runInitiator(const tools::Flags& f) {
   std::printf("moved %.3f GB in %.2f s: %.3f GB/s; batch latency p50 %.1f us, p99 %.1f us%s\n",
               total.bytes / 1e9, elapsed, gbps, p50, p99,
               verify ? (total.verified ? "; verified" : "; VERIFY FAILED") : "");
+  const double background_gbps = background.seconds() > 0 ? background.bytes() / background.seconds() / 1e9 : 0;
+  if (background_bytes)
+    std::printf("background: %s-priority bulk writes of %zu bytes per batch, %.3f GB/s alongside\n",
+                f.str("background_priority").c_str(), background_bytes, background_gbps);
   // The ratio is to the best reference (for tcp: the best connection count).
   double reference_gbps = 0;
   nlohmann::json reference_json = nlohmann::json::object();
@@ -432,6 +466,10 @@ int runInitiator(const tools::Flags& f) {
                         {"batch_latency_us_p50", p50},
                         {"batch_latency_us_p99", p99},
                         {"batches", total.latencies_us.size()},
+                        {"priority", f.str("priority")},
+                        {"background_priority",
+                         background_bytes ? nlohmann::json(f.str("background_priority")) : nlohmann::json(nullptr)},
+                        {"background_GBps", background_bytes ? nlohmann::json(background_gbps) : nlohmann::json(nullptr)},
                         {"verified", verify ? nlohmann::json(total.verified) : nlohmann::json(nullptr)},
                         {"reference_GBps", with_reference ? nlohmann::json(reference_gbps) : nlohmann::json(nullptr)},
                         {"references", reference_json},
@@ -553,6 +591,11 @@ int main(int argc, char** argv) {
            "--reference=tcp: also time the streams in lockstep rounds (a barrier and a hand-off to a waiting "
            "thread each round, the shape of a synchronous batch; reported, not used for the ratio)", true);
   f.define("window_ms", "200", "window length with a reference");
+  f.define("priority", "high", "the measured requests' class: high | medium | low (Request::priority)");
+  f.define("background_bytes", "0",
+           "also keep bulk WRITE batches of this many bytes (1 MiB requests) moving to the same peer while "
+           "measuring (0: none)");
+  f.define("background_priority", "low", "the background batches' class: high | medium | low");
   f.define("exit_on_stdin_close", "false", "target: exit when stdin closes (loopback)", true);
   std::string err;
   if (!f.parse(argc, argv, err)) {

@@ -113,6 +113,17 @@ class TransferEngine {
   Status waitTransfer(BatchID batch_id, TransferStatus& overall_status,
                       std::chrono::milliseconds timeout);
 
+  /// Cancels every task of the batch submitted so far: slices not yet started never start;
+  /// those already moving are let finish (over TCP a write's ack means its bytes are in
+  /// place). Returns once every such task has settled, so OK means no byte of the batch will
+  /// land anywhere any more and its buffers may be reused. Tasks not complete by then end
+  /// CANCELED; finished ones keep their state. Unavailable when a connection was cut with
+  /// write bytes in flight (they may still land); Timeout when tasks did not settle within
+  /// transfer_timeout (+5 s). Ferry extension (TENT has the per-task form below).
+  Status cancelTransfer(BatchID batch_id);
+  /// As above, for one task of the batch (TENT's signature).
+  Status cancelTransfer(BatchID batch_id, size_t task_id);
+
   // ---- notifications ----
   Status sendNotification(SegmentID target_id, const Notification& notifi);
   /// Moves every pending notification into notifi_list (appended).

@@ -64,6 +64,11 @@ struct Notification {
   std::string msg;
 };
 
+/// Request priorities (Mooncake TENT's values): a lower number is served first.
+inline constexpr int PRIO_HIGH = 0;
+inline constexpr int PRIO_MEDIUM = 1;
+inline constexpr int PRIO_LOW = 2;
+
 /// One transfer: READ copies <target_id, target_offset> into source; WRITE the reverse.
 /// For a memory segment, target_offset is the peer's virtual address inside one of its
 /// registered buffers (SegmentInfo::Buffer::base + offset).
@@ -77,6 +82,15 @@ struct Request {
   /// Ferry extension: pins the request onto one transport ("local", "shm", "tcp", ...);
   /// null or "" lets the selector choose. Read during submitTransfer only.
   const char* transport_hint = nullptr;
+  /// PRIO_HIGH (the default, as in TENT), PRIO_MEDIUM or PRIO_LOW. Where a connection or
+  /// copy worker has work of several classes queued, the higher class starts first; work
+  /// already started is not preempted. Other values are clamped into this range.
+  int priority = PRIO_HIGH;
+  /// Absolute steady_clock time (ns since its epoch) by which the request should be done;
+  /// 0: none. Slices not started by then are dropped unsent, and a task that settles after
+  /// it ends TIMEOUT (bytes already in flight finish first: the buffer stays in use until
+  /// the task settles).
+  uint64_t deadline_ns = 0;
 };
 
 enum TransferStatusEnum {

@@ -109,16 +109,8 @@ Status BatchTable::wait(BatchID id, TransferStatus& overall, std::chrono::millis
   FERRY_RETURN_IF_ERROR(find(id, b));
   // Lend this thread to the queued work it submitted (shm copies) before waiting: on a few
   // cores a sleeping waiter and busy workers lose to the waiter copying.
-  const auto done = [&] { return b->pending.load(std::memory_order_acquire) == 0; };
-  for (Transport* t : transports_)
-    if (!done()) t->progress(done);
-  // A short spin first: a small transfer often completes within a round trip, and
-  // sleeping would add a thread wake-up (~10 us here) to its latency. A large one outlasts
-  // any spin, and the spinning core is one its copies need (-3 % of a 2-core machine's
-  // cycles on 4 MiB batches): it sleeps at once.
-  const bool small = b->submitted_bytes.load(std::memory_order_relaxed) <= kSpinMaxBytes;
-  auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(small ? wait_spin_us_ : 0);
-  while (!done() && std::chrono::steady_clock::now() < spin_until) cpuRelax();
+  const std::function<bool()> done = [&] { return b->pending.load(std::memory_order_acquire) == 0; };
+  lendAndSpin(done, b->submitted_bytes.load(std::memory_order_relaxed) <= kSpinMaxBytes);
   {
     std::unique_lock lock(b->mu);
     if (!b->cv.wait_for(lock, timeout, done)) {
@@ -128,6 +120,61 @@ Status BatchTable::wait(BatchID id, TransferStatus& overall, std::chrono::millis
     }
   }
   overall = overallStatus(*b);
+  return Status::OK();
+}
+
+void BatchTable::lendAndSpin(const std::function<bool()>& done, bool small) {
+  for (Transport* t : transports_)
+    if (!done()) t->progress(done);
+  // A short spin first: a small transfer often completes within a round trip, and
+  // sleeping would add a thread wake-up (~10 us here) to its latency. A large one outlasts
+  // any spin, and the spinning core is one its copies need (-3 % of a 2-core machine's
+  // cycles on 4 MiB batches): it sleeps at once.
+  auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(small ? wait_spin_us_ : 0);
+  while (!done() && std::chrono::steady_clock::now() < spin_until) cpuRelax();
+}
+
+Status BatchTable::cancel(BatchID id, const size_t* task) {
+  std::shared_ptr<Batch> b;
+  FERRY_RETURN_IF_ERROR(find(id, b));
+  size_t first = 0, end = 0;
+  {
+    std::lock_guard lock(b->mu);  // submits reserve tasks under it: none is half made now
+    end = b->size.load(std::memory_order_acquire);
+    if (task) {
+      if (*task >= end)
+        return Status::InvalidArgument("task " + std::to_string(*task) + " out of range: batch " +
+                                       std::to_string(id) + " has " + std::to_string(end) + " task(s)");
+      first = *task;
+      end = first + 1;
+    }
+    for (size_t i = first; i < end; ++i) b->tasks[i].canceled.store(true, std::memory_order_release);
+  }
+  // Transports drop canceled slices before they start them (admitSlice); what is already
+  // moving finishes or fails by its deadline. Either way each settles: wait for that.
+  const std::function<bool()> settled = [&] {
+    for (size_t i = first; i < end; ++i) {
+      auto s = b->tasks[i].state.load(std::memory_order_acquire);
+      if (s == PENDING || s == INITIAL) return false;
+    }
+    return true;
+  };
+  lendAndSpin(settled, false);
+  const auto limit = std::chrono::steady_clock::now() + transfer_timeout_ + std::chrono::seconds(5);
+  {
+    std::unique_lock lock(b->mu);
+    // The batch's cv speaks only when all of it is done: a single task is polled.
+    while (!settled()) {
+      if (std::chrono::steady_clock::now() >= limit)
+        return Status::Timeout("cancel of batch " + std::to_string(id) + ": tasks still in flight after " +
+                               std::to_string(transfer_timeout_.count()) + " ms (transfer_timeout) and 5 s more");
+      b->cv.wait_for(lock, std::chrono::milliseconds(1));
+    }
+  }
+  if (uint32_t n = b->unfenced.load(std::memory_order_acquire))
+    return Status::Unavailable("batch " + std::to_string(id) + " canceled, but " + std::to_string(n) +
+                               " write slice(s) were cut off in flight on a lost connection: their bytes "
+                               "may still land at the target");
   return Status::OK();
 }
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -19,10 +20,11 @@ namespace ferry {
 
 class BatchTable {
  public:
-  BatchTable(size_t max_batch_size, int wait_spin_us, std::vector<Transport*> transports,
-             std::atomic<uint64_t>* bytes_moved)
+  BatchTable(size_t max_batch_size, int wait_spin_us, int64_t transfer_timeout_ms,
+             std::vector<Transport*> transports, std::atomic<uint64_t>* bytes_moved)
       : max_batch_size_(max_batch_size),
         wait_spin_us_(wait_spin_us),
+        transfer_timeout_(transfer_timeout_ms),
         transports_(std::move(transports)),
         bytes_moved_(bytes_moved) {}
 
@@ -37,15 +39,24 @@ class BatchTable {
   Status status(BatchID id, std::vector<TransferStatus>& out);
   Status status(BatchID id, TransferStatus& overall);
   Status wait(BatchID id, TransferStatus& overall, std::chrono::milliseconds timeout);
+  /// Cancels the batch's tasks submitted so far (`task`: that one only) and waits until
+  /// each has settled; see TransferEngine::cancelTransfer.
+  Status cancel(BatchID id, const size_t* task);
   /// Drops every batch (engine shutdown: their routes hold endpoints).
   void clear();
 
  private:
   const size_t max_batch_size_;
   const int wait_spin_us_;
+  // Every slice settles by its transfer deadline (its transport gives up then): a cancel
+  // waits that long, and a little more for the giving up to run.
+  const std::chrono::milliseconds transfer_timeout_;
   static constexpr uint64_t kSpinMaxBytes = 256 * 1024;  // batches this small spin before sleeping
   const std::vector<Transport*> transports_;
   std::atomic<uint64_t>* const bytes_moved_;  // the metrics counter, or null when off
+  // Lends the calling thread to the transports (their queued work of this thread), then
+  // spins when `small`, for waiters.
+  void lendAndSpin(const std::function<bool()>& done, bool small);
   std::mutex mu_;  // guards batches_ and next_id_; a leaf, never held with a Batch::mu
   std::unordered_map<BatchID, std::shared_ptr<Batch>> batches_;
   BatchID next_id_ = 1;

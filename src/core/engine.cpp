@@ -82,7 +82,8 @@ Status EngineImpl::init() {
   notifications_ = std::make_unique<Notifications>(
       *rpc_client_, Notifications::Limits{options_.notify_inbox_bytes, options_.notify_queued_bytes_per_peer});
   if (options_.metrics_enable) metrics_.enable();
-  batches_ = std::make_unique<BatchTable>(options_.max_batch_size, options_.wait_spin_us, transport_list_,
+  batches_ = std::make_unique<BatchTable>(options_.max_batch_size, options_.wait_spin_us,
+                                          options_.transfer_timeout_ms, transport_list_,
                                           metrics_.bytesMoved());
   submitter_ = std::make_unique<Submitter>(
       Submitter::Parts{registry_, *segments_, *directory_, *files_, selector_, *batches_, *notifications_},

@@ -26,6 +26,7 @@ void Route::finish(size_t max_failover_attempts) {
 
 bool Route::failover(Slice* slice, const Status& why) {
   if (!canFailOver() || !retryable(why)) return false;
+  if (!admitSlice(*slice).ok()) return false;  // canceled or out of time: not started again
   while (slice->attempt < max_failover && slice->attempt + 1u < candidates.size()) {
     const Candidate& from = candidates[slice->attempt];
     const Candidate& to = candidates[++slice->attempt];

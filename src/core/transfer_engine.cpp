@@ -170,6 +170,14 @@ Status TransferEngine::waitTransfer(BatchID batch_id, TransferStatus& overall_st
   FERRY_REQUIRE_AVAILABLE();
   return impl_->batches().wait(batch_id, overall_status, timeout);
 }
+Status TransferEngine::cancelTransfer(BatchID batch_id) {
+  FERRY_REQUIRE_AVAILABLE();
+  return impl_->batches().cancel(batch_id, nullptr);
+}
+Status TransferEngine::cancelTransfer(BatchID batch_id, size_t task_id) {
+  FERRY_REQUIRE_AVAILABLE();
+  return impl_->batches().cancel(batch_id, &task_id);
+}
 Status TransferEngine::sendNotification(SegmentID target_id, const Notification& notifi) {
   FERRY_REQUIRE_AVAILABLE();
   return impl_->sendNotification(target_id, notifi);

@@ -1,6 +1,7 @@
 #include "model/slice.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "common/log.h"
 
@@ -35,12 +36,32 @@ void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t dea
     s.local_kind = local_kind;
     s.remote_kind = remote_kind;
   }
+  task.priority = static_cast<uint8_t>(std::clamp(req.priority, 0, kPriorityClasses - 1));
+  task.start_by_ns = static_cast<int64_t>(std::min<uint64_t>(req.deadline_ns, INT64_MAX));
+}
+
+Status admitSlice(const Slice& slice) {
+  const Task& t = *slice.task;
+  if (t.canceled.load(std::memory_order_acquire)) return Status::Canceled("task canceled before this slice started");
+  if (t.start_by_ns && nowNs() > t.start_by_ns)
+    return Status::Timeout("the request's deadline passed before this slice started");
+  return Status::OK();
+}
+
+void markUnfenced(const Slice& slice) {
+  if (slice.op == Request::WRITE) slice.task->batch->unfenced.fetch_add(1, std::memory_order_relaxed);
 }
 
 namespace {
 
 void settleTask(Task& task) {
   uint8_t failure = task.failure.load(std::memory_order_acquire);
+  // A canceled task that did not complete whole is CANCELED whatever stopped its slices;
+  // one that completed after its deadline missed it.
+  if (failure != COMPLETED && task.canceled.load(std::memory_order_acquire))
+    failure = CANCELED;
+  else if (failure == COMPLETED && task.start_by_ns && nowNs() > task.start_by_ns)
+    failure = TIMEOUT;
   task.state.store(failure, std::memory_order_release);
   Batch* b = task.batch;
   if (auto g = task.group) {
@@ -61,7 +82,10 @@ void recordFailure(Task& task, const Status& status) {
   std::lock_guard lock(b->mu);
   if (b->first_error.empty()) {
     b->first_error = status.ToString();
-    FERRY_LOG(WARN) << "batch " << b->id << ": transfer failed: " << b->first_error;
+    if (task.canceled.load(std::memory_order_relaxed))  // asked for: no warning
+      FERRY_LOG(INFO) << "batch " << b->id << ": canceled: " << b->first_error;
+    else
+      FERRY_LOG(WARN) << "batch " << b->id << ": transfer failed: " << b->first_error;
   }
 }
 

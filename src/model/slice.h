@@ -59,8 +59,16 @@ struct CompletionGroup {
   std::function<void(bool all_ok)> on_done;
 };
 
+/// Priority classes (Request::priority, clamped): 0 is served first.
+inline constexpr int kPriorityClasses = 3;
+
 struct Task {
   std::atomic<uint8_t> state{INITIAL};
+  // Set by cancelTransfer: no slice of it may start any more (admitSlice), and a task that
+  // did not complete every slice settles CANCELED.
+  std::atomic<bool> canceled{false};
+  uint8_t priority = 0;     // the request's class (0..kPriorityClasses-1)
+  int64_t start_by_ns = 0;  // the request's deadline (steady clock); 0: none
   std::atomic<uint8_t> failure{COMPLETED};  // first failure kind seen among slices
   std::atomic<uint64_t> transferred{0};
   std::atomic<uint32_t> slices_left{0};
@@ -89,6 +97,9 @@ struct Batch {
   std::condition_variable cv;
   std::string first_error;  // message of the first failed slice, for logs
   bool freed = false;       // set by freeBatch: no submit may add tasks any more
+  // WRITE slices given up while their bytes were in flight on a cut connection: they may
+  // still land at the target, so a cancel cannot promise they will not (markUnfenced).
+  std::atomic<uint32_t> unfenced{0};
   std::atomic<uint64_t>* bytes_moved = nullptr;  // the engine's metrics counter, if any
 };
 
@@ -98,6 +109,14 @@ TransferStatusEnum stateFor(const Status& s);
 /// Cuts [local, local+length) into slices of at most slice_size bytes.
 void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns,
                 MemoryKind local_kind = kHostMemory, MemoryKind remote_kind = kHostMemory);
+
+/// Whether a transport may still start `slice`: Canceled once its task was canceled,
+/// Timeout once its request's deadline passed. A transport asks right before the slice's
+/// bytes start moving (sent, posted, copied) and completes it with the error instead.
+Status admitSlice(const Slice& slice);
+/// A transport gave up on a WRITE slice whose bytes may still land at the target later (a
+/// connection cut with them in flight): a cancel of its batch cannot be fenced.
+void markUnfenced(const Slice& slice);
 
 /// Records a slice's outcome; settles the task when it is the last one.
 void completeSlice(Slice* slice, const Status& status);

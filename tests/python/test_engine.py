@@ -114,6 +114,28 @@ def test_empty_batches_succeed(engine, peer):
     assert engine.batch_transfer_sync_write(peer.segment, [1], [], []) < 0
 
 
+def test_cancel_transfer(engine, peer):
+    """cancel_transfer returns once nothing of the batch moves any more: the memory the
+    reads were landing in is overwritten at once and no late byte of them arrives."""
+    mib, n = 1 << 20, 64
+    dst = registered(engine, n * mib, fill=0)
+    batch_id = engine.batch_transfer_async_read(
+        peer.segment, [dst.ctypes.data + i * mib for i in range(n)],
+        [peer.addr + (i * mib) % peer.len for i in range(n)], [mib] * n)
+    assert batch_id > 0
+    assert engine.cancel_transfer(batch_id) == 0
+    dst.fill(0xEE)
+    time.sleep(0.2)
+    assert np.all(dst == 0xEE), "read data landed after cancel_transfer returned"
+    # Unfinished tasks ended CANCELED: the batch reports a failure, and is released by it.
+    assert engine.transfer_check_status(batch_id) == -1
+    assert engine.cancel_transfer(batch_id) == -1  # released: unknown now
+    # The memory is usable again at once.
+    assert engine.transfer_sync_read(peer.segment, dst.ctypes.data, peer.addr, mib) == 0
+    assert np.array_equal(dst[:mib], (np.arange(mib, dtype=np.uint64) % 256).astype(np.uint8))
+    assert engine.cancel_transfer(engine.batch_transfer_async_write(peer.segment, [], [], [])) == 0
+
+
 def test_register_memory_location_and_engine_ptr(engine, peer):
     a = np.ones(1 << 16, dtype=np.uint8)
     b = np.ones(1 << 16, dtype=np.uint8)

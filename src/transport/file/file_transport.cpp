@@ -245,6 +245,17 @@ void FileTransport::workerLoop(fileio::FileIo& io) {
     }
     if (!queue_.empty()) cv_.notify_one();  // another worker may take the rest
     lock.unlock();
+    // Canceled or out-of-time slices are dropped before their I/O is issued.
+    size_t kept = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (Status admit = admitSlice(*batch[i].slice); !admit.ok()) {
+        completeSlice(batch[i].slice, admit);
+        continue;
+      }
+      if (kept != i) batch[kept] = std::move(batch[i]);
+      ++kept;
+    }
+    batch.resize(kept);
     ops.assign(batch.size(), {});
     for (size_t i = 0; i < batch.size(); ++i) {
       Slice* s = batch[i].slice;

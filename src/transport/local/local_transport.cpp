@@ -10,6 +10,10 @@ class LocalEndpoint : public Endpoint {
   Status submit(const PeerEndpoint&, Slice* const* slices, size_t count) override {
     for (size_t i = 0; i < count; ++i) {
       Slice* s = slices[i];
+      if (Status admit = admitSlice(*s); !admit.ok()) {
+        completeSlice(s, admit);
+        continue;
+      }
       auto* remote = reinterpret_cast<uint8_t*>(s->remote);
       uint8_t* dst = s->op == Request::WRITE ? remote : s->local;
       const uint8_t* src = s->op == Request::WRITE ? s->local : remote;

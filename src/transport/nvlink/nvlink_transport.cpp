@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -286,6 +287,18 @@ Status NvlinkTransport::queueFor(int ordinal, DeviceQueue*& out) {
 }
 
 void NvlinkTransport::dispatch(int ordinal, std::vector<Copy> copies, Holds holds) {
+  std::vector<std::pair<Slice*, Status>> dropped;  // canceled or out of time: never enqueued
+  copies.erase(std::remove_if(copies.begin(), copies.end(),
+                              [&](const Copy& c) {
+                                Status admit = admitSlice(*c.slice);
+                                if (admit.ok()) return false;
+                                dropped.emplace_back(c.slice, std::move(admit));
+                                return true;
+                              }),
+               copies.end());
+  if (copies.empty()) holds = Holds{};  // released before the slices complete, as below
+  for (auto& [s, why] : dropped) completeSlice(s, why);
+  if (copies.empty()) return;
   DeviceQueue* q = nullptr;
   Status st = queueFor(ordinal, q);
   std::vector<Slice*> failed;

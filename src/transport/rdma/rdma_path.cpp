@@ -130,6 +130,13 @@ void RdmaPath::postLocked(Outcome& out) {
   ibv_send_wr wrs[kMaxChain];
   ibv_sge sges[kMaxChain];
   while (!backlog_.empty() && state_.load(std::memory_order_relaxed) == State::kReady) {
+    // Canceled or out-of-time work is dropped unposted.
+    if (Status admit = admitSlice(*backlog_.front().slice); !admit.ok()) {
+      load_.fetch_sub(backlog_.front().slice->length, std::memory_order_relaxed);
+      out.failed.emplace_back(backlog_.front().slice, std::move(admit));
+      backlog_.pop_front();
+      continue;
+    }
     // The QP with the most send-queue room, round-robin among equals.
     Qp* q = nullptr;
     size_t room = 0;
@@ -144,6 +151,11 @@ void RdmaPath::postLocked(Outcome& out) {
     if (!q) return;  // every queue full: completions will post the rest
     next_qp_ = (static_cast<size_t>(q - qps_.data()) + 1) % qps_.size();
     int n = static_cast<int>(std::min({backlog_.size(), room, size_t{options_.post_batch}, kMaxChain}));
+    for (int i = 1; i < n; ++i)  // the chain ends before work that may not start (dropped next round)
+      if (!admitSlice(*backlog_[static_cast<size_t>(i)].slice).ok()) {
+        n = i;
+        break;
+      }
     while (n > 0 && !device_.reserveCqe(n)) n /= 2;
     if (n == 0) return;  // the CQ is full of others' work: retried on the next completion
     for (int i = 0; i < n; ++i) {
@@ -259,9 +271,12 @@ void RdmaPath::sweep(int64_t now_ns) {
       // Queued work that can no longer start in time is dropped unsent.
       for (auto it = backlog_.begin(); it != backlog_.end();) {
         Slice* s = it->slice;
-        if (s->deadline_ns && s->deadline_ns < now_ns) {
+        Status admit = s->deadline_ns && s->deadline_ns < now_ns
+                           ? Status::Timeout("rdma: the slice could not start before its deadline")
+                           : admitSlice(*s);
+        if (!admit.ok()) {
           load_.fetch_sub(s->length, std::memory_order_relaxed);
-          out.failed.emplace_back(s, Status::Timeout("rdma: the slice could not start before its deadline"));
+          out.failed.emplace_back(s, std::move(admit));
           it = backlog_.erase(it);
         } else {
           ++it;

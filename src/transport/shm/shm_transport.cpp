@@ -239,8 +239,10 @@ Status ShmTransport::dispatch(std::vector<Work> work, uint64_t bytes) {
   }
   std::lock_guard lock(mu_);
   if (stopping_) return Status::Canceled("engine is shutting down");
+  uint8_t priority = kPriorityClasses - 1;
+  for (const Work& w : work) priority = std::min(priority, w.slice->task->priority);
   queue_.push_back(Submission{std::this_thread::get_id(), std::move(work), 0,
-                              std::chrono::steady_clock::now()});
+                              std::chrono::steady_clock::now(), priority});
   // A worker starts when a CPU is free for it. When none is, it is not woken just to
   // wait: this thread usually copies the submit itself from waitTransfer, and if it does
   // not, the threads copying now notice once its hold runs out (or wake a worker on
@@ -270,6 +272,10 @@ void ShmTransport::cancelQueued(const ShmEndpoint* peer) {
 
 void ShmTransport::copy(Work& w) {
   Slice* s = w.slice;
+  if (Status admit = admitSlice(*s); !admit.ok()) {  // copies stop at slice boundaries
+    completeSlice(s, admit);
+    return;
+  }
   if (w.mapped) {
     if (s->op == Request::WRITE)
       copyInPieces(w.mapped, s->local, s->length, copy_piece_);
@@ -320,17 +326,29 @@ void ShmTransport::popLocked(std::list<Submission>::iterator it, Work& out) {
 }
 
 bool ShmTransport::takeOwnLocked(std::thread::id owner, Work& out) {
-  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Submission& s) { return s.owner == owner; });
-  if (it == queue_.end()) return false;
-  popLocked(it, out);
+  auto best = queue_.end();  // the oldest of the highest class
+  for (auto it = queue_.begin(); it != queue_.end(); ++it)
+    if (it->owner == owner && (best == queue_.end() || it->priority < best->priority)) best = it;
+  if (best == queue_.end()) return false;
+  popLocked(best, out);
   return true;
 }
 
 bool ShmTransport::takeForWorkerLocked(Work& out) {
   if (queue_.empty()) return false;
-  // Work no one copies first: helping a copying owner only makes its batch end sooner.
-  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Submission& s) { return !copyingLocked(s.owner); });
-  popLocked(it != queue_.end() ? it : queue_.begin(), out);
+  // The highest class first (Request::priority); within it, the oldest work no one copies:
+  // helping a copying owner only makes its batch end sooner.
+  auto best = queue_.end();
+  bool best_attended = true;
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (best != queue_.end() && it->priority > best->priority) continue;
+    const bool attended = copyingLocked(it->owner);
+    if (best == queue_.end() || it->priority < best->priority || (best_attended && !attended)) {
+      best = it;
+      best_attended = attended;
+    }
+  }
+  popLocked(best, out);
   return true;
 }
 

@@ -88,6 +88,7 @@ class ShmTransport : public Transport {
     std::vector<Work> work;
     size_t next = 0;
     std::chrono::steady_clock::time_point queued;
+    uint8_t priority = 0;  // the highest class (lowest Task::priority) among its slices
   };
 
   // kShmOpen from a local peer: one of our shared files, opened here.

@@ -80,7 +80,7 @@ void TcpConnection::enqueue(Slice* const* slices, size_t count, bool may_send_in
   }
   uint64_t bytes = 0;
   for (size_t i = 0; i < count; ++i) {
-    sendq_.push_back(slices[i]);
+    sendq_[slices[i]->task->priority].push_back(slices[i]);
     bytes += slices[i]->length;
   }
   outstanding_.fetch_add(bytes, std::memory_order_relaxed);
@@ -93,28 +93,56 @@ void TcpConnection::enqueue(Slice* const* slices, size_t count, bool may_send_in
   sending_ = true;
   drain(lock, options_.inline_send_bytes);
   sending_ = false;
-  if (!sendq_.empty() || dead()) cv_.notify_all();
+  if (anyQueuedLocked() || dead()) cv_.notify_all();
+}
+
+bool TcpConnection::anyQueuedLocked() const {
+  for (const auto& q : sendq_)
+    if (!q.empty()) return true;
+  return false;
+}
+
+std::deque<Slice*>& TcpConnection::nextQueueLocked() {
+  for (auto& q : sendq_)
+    if (!q.empty()) return q;
+  return sendq_.back();  // all empty
 }
 
 void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   constexpr size_t kMaxSlicesPerWrite = 64;
+  // Queue order is decided between writes: a slice of a higher class queued meanwhile waits
+  // for at most this much of a write of lower-class slices in progress (plus what the
+  // socket buffers hold). Writes of the top class are not cut (nothing could overtake them,
+  // and smaller writes cost 5-8 % at 1 MiB x 64 here).
+  constexpr uint64_t kMaxLowerClassBytesPerWrite = 2 << 20;
   constexpr size_t kFrameHead = wire::kHeaderSize + kFileRangeSize;  // the longer range
   iovec iov[2 * kMaxSlicesPerWrite];
   // Headers live here, not in the slice: once its bytes are on the wire a slice may
   // complete and its batch be freed before sendmsg has returned.
   uint8_t heads[kMaxSlicesPerWrite][kFrameHead];
-  while (!sendq_.empty() && !dead()) {
+  while (anyQueuedLocked() && !dead()) {
     int n = 0;
     size_t taken = 0;
     uint64_t bytes = 0;
-    while (!sendq_.empty() && taken < kMaxSlicesPerWrite) {
-      Slice* s = sendq_.front();
+    uint64_t limit = budget;
+    while (anyQueuedLocked() && taken < kMaxSlicesPerWrite) {
+      std::deque<Slice*>& queue = nextQueueLocked();
+      Slice* s = queue.front();
+      if (Status admit = admitSlice(*s); !admit.ok()) {  // canceled or out of time: never sent
+        queue.pop_front();
+        outstanding_.fetch_sub(s->length, std::memory_order_relaxed);
+        lock.unlock();
+        completeSlice(s, admit);
+        lock.lock();
+        continue;
+      }
       uint64_t cost = s->op == Request::WRITE ? s->length : 0;
       // GPU bytes go through the one staging buffer: such a slice leads its own write.
       const bool staged = s->op == Request::WRITE && s->local_kind == kCudaMemory;
-      if (taken > 0 && (bytes + cost > budget || staged)) break;
+      if (s->task->priority > 0) limit = std::min(limit, kMaxLowerClassBytesPerWrite);
+      if (taken > 0 && (bytes + cost > limit || staged)) break;
       if (taken == 0 && cost > budget) return;  // too big to send inline: hand off
-      sendq_.pop_front();
+      queue.pop_front();
       const uint8_t* payload = s->local;
       if (staged) {
         lock.unlock();  // sending_ keeps other drainers away from the staging buffer
@@ -171,7 +199,7 @@ Status TcpConnection::stageOut(const Slice* s, const uint8_t*& staged) {
 void TcpConnection::senderLoop() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return dead() || (!sending_ && !sendq_.empty()); });
+    cv_.wait(lock, [&] { return dead() || (!sending_ && anyQueuedLocked()); });
     if (dead()) break;
     sending_ = true;
     drain(lock, UINT64_MAX);
@@ -221,7 +249,13 @@ void TcpConnection::receiverLoop() {
         cause = Status::Corrupted("read response length disagrees with request");
         break;
       }
-      if (s->local_kind == kCudaMemory) {  // through host memory, then the driver's copy
+      if (s->task->canceled.load(std::memory_order_acquire)) {
+        // Canceled while its answer was on the way: the bytes are dropped, never landed (a
+        // cancel waits for this slice, so once it returns nothing more is written here).
+        cause = reader.skip(s->length);
+        if (!cause.ok()) break;
+        result = Status::Canceled("task canceled: its read data was dropped on arrival");
+      } else if (s->local_kind == kCudaMemory) {  // through host memory, then the driver's copy
         uint8_t* staged = recv_staging_.reserve(s->length);
         cause = reader.readExact(staged, s->length);
         if (!cause.ok()) break;
@@ -267,9 +301,13 @@ void TcpConnection::failAll(const Status& cause) {
       kill_reason_ = why;
     }
     lost = !closed_by_us_ && cause.code() != Status::Code::kCorrupted;
+    // Written (or being written) and unanswered: the target may still be taking them in.
+    for (Slice* s : inflight_) markUnfenced(*s);
     victims.swap(inflight_);
-    for (Slice* s : sendq_) victims.push_back(s);
-    sendq_.clear();
+    for (auto& q : sendq_) {
+      victims.insert(victims.end(), q.begin(), q.end());
+      q.clear();
+    }
   }
   outstanding_.store(0, std::memory_order_relaxed);
   if (lost && options_.on_lost && !victims.empty()) {
@@ -282,8 +320,10 @@ void TcpConnection::failAll(const Status& cause) {
 void TcpConnection::checkDeadline(int64_t now_ns) {
   std::lock_guard lock(mu_);
   if (dead()) return;
-  Slice* oldest = !inflight_.empty() ? inflight_.front()
-                                     : (!sendq_.empty() ? sendq_.front() : nullptr);
+  // Sent slices are answered in order; queued ones of any class may be the oldest.
+  Slice* oldest = !inflight_.empty() ? inflight_.front() : nullptr;
+  for (const auto& q : sendq_)
+    if (!q.empty() && (!oldest || q.front()->deadline_ns < oldest->deadline_ns)) oldest = q.front();
   if (!oldest || oldest->deadline_ns > now_ns) return;
   kill_reason_ = Status::Timeout("no completion from " + where_ + " within " +
                                  std::to_string(options_.transfer_timeout_ms) +

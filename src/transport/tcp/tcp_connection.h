@@ -1,9 +1,11 @@
 // One initiator-side TCP connection of the TCP transport. Requests are written in order
-// and the target answers in order, so in-flight slices form a FIFO. Only the receiver
-// thread completes slices, and only once no thread is still writing from their memory:
-// a slice reported FAILED/TIMEOUT is never touched again.
+// and the target answers in order, so in-flight slices form a FIFO. Slices wait to be sent
+// in one queue per priority class (the higher class goes first). Only the receiver thread
+// completes sent slices, and only once no thread is still writing from their memory: a
+// slice reported FAILED/TIMEOUT is never touched again.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -79,6 +81,9 @@ class TcpConnection {
   // empty or the next slice would exceed `budget` bytes.
   void drain(std::unique_lock<std::mutex>& lock, uint64_t budget);
   void failAll(const Status& cause);
+  // The send queues (under mu_): whether any slice waits, and the next one to send.
+  bool anyQueuedLocked() const;
+  std::deque<Slice*>& nextQueueLocked();
   // A WRITE slice's GPU bytes into send_staging_ (the drainer's; no lock held); `staged`
   // is where they are.
   Status stageOut(const Slice* s, const uint8_t*& staged);
@@ -90,7 +95,7 @@ class TcpConnection {
   // released while writing and before completing slices (docs/locking.md).
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Slice*> sendq_;
+  std::array<std::deque<Slice*>, kPriorityClasses> sendq_;  // by Task::priority
   std::deque<Slice*> inflight_;
   bool sending_ = false;
   // Request id of the last slice whose write call has returned: the receiver completes a
