@@ -17,27 +17,27 @@ conns=${4:-0}
 bin=${FERRY_BIN:-build/bin}
 [ -x $bin/ferry-bench ] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 
-run() {  # background class -> "p50 p99 batches background_GBps"
+run() {  # background class -> "p50 p99 p99.9 max writes background_GBps"
   $bin/ferry-bench --mode=loopback --protocol=$proto --operation=write --block_size=4096 --batch_size=1 \
     --buffer_size=256M --duration="$secs" --background_bytes=1G --background_priority=$1 --connections=$conns --json 2>/dev/null |
-    python3 -c "import json,sys; j=json.loads(sys.stdin.read().strip().splitlines()[-1]); assert not j['error'], j['error']; print(j['batch_latency_us_p50'], j['batch_latency_us_p99'], j['batches'], j['background_GBps'])"
+    python3 -c "import json,sys; j=json.loads(sys.stdin.read().strip().splitlines()[-1]); assert not j['error'], j['error']; print(*(j[k] for k in ('batch_latency_us_p50', 'batch_latency_us_p99', 'batch_latency_us_p999', 'batch_latency_us_max', 'batches', 'background_GBps')))"
 }
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.1f}')" "$@"; }
 
 cpu=$(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1)
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores ($cpu); $proto, connections per peer ${conns/#0/default}; median of $reps x ${secs}s runs"
-echo "# a synchronous 4 KiB HIGH write while 1 GiB bulk write batches run to the same peer"
-declare -A p50 p99 n bg
+echo "# a synchronous 4 KiB HIGH write while 1 GiB bulk write batches run to the same peer; latencies in us"
+declare -A p50 p99 p999 mx n bg
 for ((i = 0; i < reps; i++)); do
   for cls in low high; do
-    read -r a b c d <<<"$(run $cls)"
-    p50[$cls]+=" $a"; p99[$cls]+=" $b"; n[$cls]+=" $c"; bg[$cls]+=" $d"
+    read -r a b c d e g <<<"$(run $cls)"
+    p50[$cls]+=" $a"; p99[$cls]+=" $b"; p999[$cls]+=" $c"; mx[$cls]+=" $d"; n[$cls]+=" $e"; bg[$cls]+=" $g"
   done
 done
-printf "%-16s %10s %10s %8s %14s\n" "bulk class" "p50 us" "p99 us" "writes" "bulk GB/s"
+printf "%-11s %9s %9s %9s %9s %8s %10s\n" "bulk class" p50 p99 p99.9 max writes "bulk GB/s"
 for cls in low high; do
-  printf "%-16s %10s %10s %8s %14s\n" "$cls" "$(median ${p50[$cls]})" "$(median ${p99[$cls]})" \
-    "$(median ${n[$cls]})" "$(median ${bg[$cls]})"
+  printf "%-11s %9s %9s %9s %9s %8s %10s\n" "$cls" "$(median ${p50[$cls]})" "$(median ${p99[$cls]})" \
+    "$(median ${p999[$cls]})" "$(median ${mx[$cls]})" "$(median ${n[$cls]})" "$(median ${bg[$cls]})"
 done
-python3 -c "import sys; lo,hi=map(float,sys.argv[1:]); print(f'p99 with LOW bulk / with same-class bulk: {lo/hi:.3f}')" \
-  "$(median ${p99[low]})" "$(median ${p99[high]})"
+python3 -c "import sys; a,b,c,d=map(float,sys.argv[1:]); print(f'with LOW bulk / with same-class bulk: p99 {a/b:.3f}, p99.9 {c/d:.3f}')" \
+  "$(median ${p99[low]})" "$(median ${p99[high]})" "$(median ${p999[low]})" "$(median ${p999[high]})"

@@ -431,7 +431,9 @@ int runInitiator(const tools::Flags& f) {
     engine.unregisterLocalMemory(scratch).IgnoreError();
   }
   double gbps = total.bytes / elapsed / 1e9;
-  double p50 = percentile(total.latencies_us, 50), p99 = percentile(total.latencies_us, 99);
+  double p50 = percentile(total.latencies_us, 50), p90 = percentile(total.latencies_us, 90),
+         p99 = percentile(total.latencies_us, 99), p999 = percentile(total.latencies_us, 99.9),
+         max_us = total.latencies_us.empty() ? 0 : *std::max_element(total.latencies_us.begin(), total.latencies_us.end());
   std::printf("operation=%s protocol=%s block_size=%zu batch_size=%zu threads=%d\n", op.c_str(),
               used_protocol.c_str(), block, batch, threads);
   std::printf("moved %.3f GB in %.2f s: %.3f GB/s; batch latency p50 %.1f us, p99 %.1f us%s\n",
@@ -464,7 +466,10 @@ int runInitiator(const tools::Flags& f) {
                         {"bytes", total.bytes},
                         {"throughput_GBps", gbps},
                         {"batch_latency_us_p50", p50},
+                        {"batch_latency_us_p90", p90},
                         {"batch_latency_us_p99", p99},
+                        {"batch_latency_us_p999", p999},
+                        {"batch_latency_us_max", max_us},
                         {"batches", total.latencies_us.size()},
                         {"priority", f.str("priority")},
                         {"background_priority",

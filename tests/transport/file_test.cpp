@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "../integration/peer_process.h"
 #include "common/file_io.h"
@@ -283,6 +284,39 @@ TEST_P(FileSegments, LocalFileOpenedAsASegmentRoundTrips) {
   ASSERT_TRUE(runBatch(*a, reqs).ok());
   EXPECT_EQ(fileHash(path, 11, 16 * 70001), hashHex(mem.data(), 16 * 70001));
   EXPECT_TRUE(a->closeSegment(seg).ok());
+}
+
+// A cancel stops file I/O at slice boundaries (each I/O thread has up to queue_depth slices
+// issued at once): once it returns, the file no longer changes, and the range of each task
+// that never started still holds the old bytes.
+TEST_P(FileSegments, CancelStopsAtSliceBoundaries) {
+  constexpr size_t kBlock = 512 << 10, kTasks = 96;  // three times the queue depth
+  makeFile(path, kTasks * kBlock, 8);
+  std::vector<uint8_t> original(kTasks * kBlock);
+  fillPattern(original.data(), original.size(), 8);  // what makeFile wrote
+  SegmentID seg;
+  ASSERT_OK(a->openSegment(seg, "file://" + path));
+  fillPattern(mem.data(), 32 << 20, 9);
+  std::vector<Request> reqs;
+  for (size_t i = 0; i < kTasks; ++i)
+    reqs.push_back({Request::WRITE, mem.data() + (i * kBlock) % (32 << 20), seg, i * kBlock, kBlock});
+  BatchID batch = a->allocateBatch(kTasks);
+  ASSERT_OK(a->submitTransfer(batch, reqs));
+  ASSERT_OK(a->cancelTransfer(batch));
+  std::vector<TransferStatus> tasks;
+  ASSERT_OK(a->getTransferStatus(batch, tasks));
+  const std::string after_cancel = fileHash(path, 0, kTasks * kBlock);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(fileHash(path, 0, kTasks * kBlock), after_cancel) << "the file changed after cancelTransfer returned";
+  size_t untouched = 0;
+  for (size_t i = 0; i < kTasks; ++i) {
+    ASSERT_TRUE(tasks[i].s == COMPLETED || tasks[i].s == CANCELED) << ToString(tasks[i].s);
+    if (tasks[i].s != CANCELED || tasks[i].transferred_bytes != 0) continue;
+    ++untouched;
+    EXPECT_EQ(fileHash(path, i * kBlock, kBlock), hashHex(original.data() + i * kBlock, kBlock)) << "task " << i;
+  }
+  EXPECT_GT(untouched, 0u) << "48 MiB of file writes finished before a cancel issued right after the submit";
+  ASSERT_OK(a->freeBatch(batch));
 }
 
 TEST_P(FileSegments, BadFileSegmentsAndRangesAreRefused) {

@@ -96,6 +96,18 @@ void TcpConnection::enqueue(Slice* const* slices, size_t count, bool may_send_in
   if (anyQueuedLocked() || dead()) cv_.notify_all();
 }
 
+namespace {
+// What the socket buffers hold (several MiB on loopback) is what a higher-class slice
+// waits behind, whatever the queue order: lower classes keep at most this much in flight.
+constexpr uint64_t kMaxLowerClassInFlight = 4 << 20;
+}  // namespace
+
+bool TcpConnection::lowerClassHeldLocked() {
+  if (!anyQueuedLocked() || lower_inflight_ == 0) return false;
+  const Slice* next = nextQueueLocked().front();
+  return next->task->priority > 0 && lower_inflight_ + next->length > kMaxLowerClassInFlight;
+}
+
 bool TcpConnection::anyQueuedLocked() const {
   for (const auto& q : sendq_)
     if (!q.empty()) return true;
@@ -136,6 +148,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
         lock.lock();
         continue;
       }
+      if (lowerClassHeldLocked()) break;  // until answers make room (the receiver wakes the sender)
       uint64_t cost = s->op == Request::WRITE ? s->length : 0;
       // GPU bytes go through the one staging buffer: such a slice leads its own write.
       const bool staged = s->op == Request::WRITE && s->local_kind == kCudaMemory;
@@ -170,9 +183,11 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       iov[n++] = {heads[taken], wire::kHeaderSize + range_size};
       if (write) iov[n++] = {const_cast<uint8_t*>(payload), s->length};
       inflight_.push_back(s);  // before the write: the response may beat us back
+      if (s->task->priority > 0) lower_inflight_ += s->length;
       bytes += cost;
       ++taken;
     }
+    if (n == 0) return;  // held (lowerClassHeldLocked) or nothing admissible was left
     budget -= std::min(budget, bytes);
     lock.unlock();
     Status st = net::writeAllV(fd_, iov, n);
@@ -199,7 +214,9 @@ Status TcpConnection::stageOut(const Slice* s, const uint8_t*& staged) {
 void TcpConnection::senderLoop() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return dead() || (!sending_ && anyQueuedLocked()); });
+    sender_held_ = true;
+    cv_.wait(lock, [&] { return dead() || (!sending_ && anyQueuedLocked() && !lowerClassHeldLocked()); });
+    sender_held_ = false;
     if (dead()) break;
     sending_ = true;
     drain(lock, UINT64_MAX);
@@ -274,6 +291,10 @@ void TcpConnection::receiverLoop() {
         receiver_waits_ = false;
       }
       inflight_.pop_front();
+      if (s->task->priority > 0) {
+        lower_inflight_ -= s->length;
+        if (sender_held_ && anyQueuedLocked()) cv_.notify_all();
+      }
     }
     outstanding_.fetch_sub(s->length, std::memory_order_relaxed);
     completeSlice(s, result);

@@ -84,6 +84,9 @@ class TcpConnection {
   // The send queues (under mu_): whether any slice waits, and the next one to send.
   bool anyQueuedLocked() const;
   std::deque<Slice*>& nextQueueLocked();
+  // The next queued slice is of a lower class and enough of that class is in flight: it
+  // waits (an answer makes room), so a higher-class slice queued later waits for little.
+  bool lowerClassHeldLocked();
   // A WRITE slice's GPU bytes into send_staging_ (the drainer's; no lock held); `staged`
   // is where they are.
   Status stageOut(const Slice* s, const uint8_t*& staged);
@@ -103,6 +106,10 @@ class TcpConnection {
   // handed back while a thread is still in a call reading it).
   uint64_t written_ = 0;
   bool receiver_waits_ = false;
+  // Bytes of lower-class (priority > 0) slices sent and not yet answered; the sender waits
+  // (sender_held_) while the next one would pass kMaxLowerClassInFlight.
+  uint64_t lower_inflight_ = 0;
+  bool sender_held_ = false;
   Status kill_reason_;  // why the socket was shut (timeout, cancel, a failed send)
   bool closed_by_us_ = false;  // kill_reason_ is our decision (timeout, cancel), not a loss
   uint64_t next_id_ = 1;
