@@ -25,7 +25,9 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <numeric>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -186,13 +188,22 @@ int runInitiator(const tools::Flags& f) {
   }
   // A named protocol pins every request onto that transport (Request::transport_hint).
   const char* hint = protocol == "auto" ? nullptr : protocol.c_str();
-  const size_t block = static_cast<size_t>(f.i64("block_size"));
-  const size_t batch = static_cast<size_t>(f.i64("batch_size"));
+  // --workload=kv: each batch is one paged transfer of `layers` x `pages` pages, the same
+  // scattered permutation of page indices at both ends (so the pattern checks hold); blocks
+  // and batches are its pages.
+  const bool kv = f.str("workload") == "kv";
+  if (!kv && f.str("workload") != "blocks") {
+    std::cerr << "--workload must be blocks or kv\n";
+    return 2;
+  }
+  const size_t layers = static_cast<size_t>(f.i64("layers")), pages = static_cast<size_t>(f.i64("pages"));
+  const size_t block = static_cast<size_t>(kv ? f.i64("page_size") : f.i64("block_size"));
+  const size_t batch = kv ? layers * pages : static_cast<size_t>(f.i64("batch_size"));
   const int threads = static_cast<int>(f.i64("threads"));
   const double duration = f.f64("duration");
   const bool verify = f.boolean("verify");
   if (block == 0 || batch == 0 || threads <= 0 || duration <= 0) {
-    std::cerr << "block_size, batch_size, threads and duration must be positive\n";
+    std::cerr << "block_size, batch_size (or page_size, layers, pages), threads and duration must be positive\n";
     return 2;
   }
   const int priority = priorityOf(f.str("priority")), background_priority = priorityOf(f.str("background_priority"));
@@ -297,20 +308,29 @@ int runInitiator(const tools::Flags& f) {
 
   std::vector<Result> results(threads);
   std::atomic<uint64_t> live_bytes{0};
-  // One thread's part of a transfer window: whole batches until `until`.
-  auto transferUntil = [&](int t, Clock::time_point until) {
-    Result& r = results[t];
-    uint64_t off = static_cast<uint64_t>(t) * per_thread;
-    std::vector<Request> reqs(batch);
-    for (size_t i = 0; i < batch; ++i) {
-      reqs[i] = Request{is_write ? Request::WRITE : Request::READ, lbuf + off + i * block, seg,
-                        remote_base + off + i * block, block, hint};
+  // `count` requests of `each` bytes covering thread t's range.
+  auto blockRequests = [&](int t, size_t count, size_t each) {
+    const uint64_t off = static_cast<uint64_t>(t) * per_thread;
+    std::vector<Request> reqs(count);
+    for (size_t i = 0; i < count; ++i) {
+      reqs[i] = Request{is_write ? Request::WRITE : Request::READ, lbuf + off + i * each, seg,
+                        remote_base + off + i * each, each, hint};
       reqs[i].priority = priority;
     }
+    return reqs;
+  };
+  std::vector<int64_t> page_order(kv ? pages : 0);  // scattered: a fixed random permutation
+  std::iota(page_order.begin(), page_order.end(), 0);
+  std::shuffle(page_order.begin(), page_order.end(), std::mt19937_64(7));
+  // Thread t's whole range in whole batches until `until`, each batch `tasks` tasks
+  // submitted by `submit`; into r.
+  auto batchesUntil = [&](int t, Clock::time_point until, size_t tasks,
+                          const std::function<Status(BatchID)>& submit, Result& r) {
+    const uint64_t off = static_cast<uint64_t>(t) * per_thread;
     while (r.error.empty() && Clock::now() < until && !g_stop) {
-      BatchID b = engine.allocateBatch(batch);
+      BatchID b = engine.allocateBatch(tasks);
       auto t0 = Clock::now();
-      Status s = engine.submitTransfer(b, reqs);
+      Status s = submit(b);
       TransferStatus ts;
       // waitTransfer spins briefly (long in polling mode) before it sleeps.
       if (s.ok()) s = engine.waitTransfer(b, ts, wait_limit);
@@ -332,6 +352,46 @@ int runInitiator(const tools::Flags& f) {
       }
     }
   };
+  auto transferUntil = [&](int t, Clock::time_point until) {
+    if (!kv) {
+      const std::vector<Request> reqs = blockRequests(t, batch, block);
+      batchesUntil(t, until, batch, [&](BatchID b) { return engine.submitTransfer(b, reqs); }, results[t]);
+      return;
+    }
+    PagedRequest p;
+    p.opcode = is_write ? Request::WRITE : Request::READ;
+    p.local_base = lbuf + static_cast<uint64_t>(t) * per_thread;
+    p.target_id = seg;
+    p.remote_base = remote_base + static_cast<uint64_t>(t) * per_thread;
+    p.page_size = block;
+    p.local_pages = p.remote_pages = page_order.data();
+    p.num_pages = pages;
+    p.num_layers = layers;
+    p.local_layer_stride = p.remote_layer_stride = pages * block;
+    p.transport_hint = hint;
+    p.priority = priority;
+    batchesUntil(t, until, 1, [&](BatchID b) { return engine.submitPagedTransfer(b, p); }, results[t]);
+  };
+  // --workload=kv's reference: the same bytes as one contiguous request per layer.
+  if (kv)
+    references.push_back({"contiguous", [&](Clock::time_point until) {
+      std::vector<Result> per(threads);
+      auto w0 = Clock::now();
+      std::vector<std::thread> pool;
+      for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+          const std::vector<Request> reqs = blockRequests(t, layers, pages * block);
+          batchesUntil(t, until, layers, [&](BatchID b) { return engine.submitTransfer(b, reqs); }, per[t]);
+        });
+      for (auto& th : pool) th.join();
+      Moved m;
+      m.seconds = std::chrono::duration<double>(Clock::now() - w0).count();
+      for (const Result& r : per) {
+        m.bytes += r.bytes;
+        m.ok &= r.error.empty();
+      }
+      return m;
+    }, {}});
   // A window of transfers: every thread moves whole batches until `until`; its seconds.
   auto transferWindow = [&](Clock::time_point until) {
     auto w0 = Clock::now();
@@ -434,8 +494,12 @@ int runInitiator(const tools::Flags& f) {
   double p50 = percentile(total.latencies_us, 50), p90 = percentile(total.latencies_us, 90),
          p99 = percentile(total.latencies_us, 99), p999 = percentile(total.latencies_us, 99.9),
          max_us = total.latencies_us.empty() ? 0 : *std::max_element(total.latencies_us.begin(), total.latencies_us.end());
-  std::printf("operation=%s protocol=%s block_size=%zu batch_size=%zu threads=%d\n", op.c_str(),
-              used_protocol.c_str(), block, batch, threads);
+  if (kv)
+    std::printf("operation=%s protocol=%s workload=kv layers=%zu pages=%zu page_size=%zu threads=%d\n", op.c_str(),
+                used_protocol.c_str(), layers, pages, block, threads);
+  else
+    std::printf("operation=%s protocol=%s block_size=%zu batch_size=%zu threads=%d\n", op.c_str(),
+                used_protocol.c_str(), block, batch, threads);
   std::printf("moved %.3f GB in %.2f s: %.3f GB/s; batch latency p50 %.1f us, p99 %.1f us%s\n",
               total.bytes / 1e9, elapsed, gbps, p50, p99,
               verify ? (total.verified ? "; verified" : "; VERIFY FAILED") : "");
@@ -458,6 +522,7 @@ int runInitiator(const tools::Flags& f) {
   if (!total.error.empty()) std::printf("error: %s\n", total.error.c_str());
   if (f.boolean("json")) {
     nlohmann::json j = {{"operation", op},
+                        {"workload", f.str("workload")},
                         {"protocol", used_protocol},
                         {"block_size", block},
                         {"batch_size", batch},
@@ -596,6 +661,13 @@ int main(int argc, char** argv) {
            "--reference=tcp: also time the streams in lockstep rounds (a barrier and a hand-off to a waiting "
            "thread each round, the shape of a synchronous batch; reported, not used for the ratio)", true);
   f.define("window_ms", "200", "window length with a reference");
+  f.define("workload", "blocks",
+           "blocks: batches of --batch_size requests of --block_size; kv: one paged transfer per batch of "
+           "--layers x --pages scattered pages of --page_size (as a decode node pulls a KV cache), timed "
+           "against the same bytes as one contiguous request per layer in alternating windows");
+  f.define("layers", "64", "--workload=kv: layers");
+  f.define("pages", "512", "--workload=kv: pages per layer");
+  f.define("page_size", "16K", "--workload=kv: bytes per page");
   f.define("priority", "high", "the measured requests' class: high | medium | low (Request::priority)");
   f.define("background_bytes", "0",
            "also keep bulk WRITE batches of this many bytes (1 MiB requests) moving to the same peer while "

@@ -102,6 +102,12 @@ class TransferEngine {
   Status submitTransfer(BatchID batch_id, const std::vector<Request>& request_list,
                         const Notification& notifi);
 
+  /// Ferry extension: submits a paged transfer as ONE task of the batch (its status is one
+  /// entry): every page range is checked first (nothing moves if one is bad), runs of pages
+  /// adjacent at both ends are coalesced, and the runs go over one route. 0 pages: OK,
+  /// nothing submitted. At most 2^24 pages (layers x pages) per call.
+  Status submitPagedTransfer(BatchID batch_id, const PagedRequest& request);
+
   Status getTransferStatus(BatchID batch_id, size_t task_id, TransferStatus& status);
   Status getTransferStatus(BatchID batch_id, std::vector<TransferStatus>& status_list);
   /// Overall: FAILED/TIMEOUT/CANCELED if any task is, else PENDING if any is, else

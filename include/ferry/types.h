@@ -93,6 +93,29 @@ struct Request {
   uint64_t deadline_ns = 0;
 };
 
+/// Ferry extension: many pages of a paged KV cache in one task (submitPagedTransfer). Page
+/// `local_pages[i]` of each layer at the initiator pairs with page `remote_pages[i]` at the
+/// target; page p of layer l lies at base + l * layer_stride + p * page_size. Runs of pages
+/// adjacent at both ends move as one range. The index arrays are read during the call only.
+struct PagedRequest {
+  enum IndexType { INT32, INT64 };
+  Request::OpCode opcode = Request::READ;
+  void* local_base = nullptr;
+  SegmentID target_id = 0;
+  uint64_t remote_base = 0;  // the target's virtual address (or file offset) of layer 0, page 0
+  size_t page_size = 0;
+  const void* local_pages = nullptr;   // num_pages indices of index_type, each >= 0
+  const void* remote_pages = nullptr;
+  size_t num_pages = 0;
+  IndexType index_type = INT64;
+  size_t num_layers = 1;
+  uint64_t local_layer_stride = 0;   // bytes between layers (needed when num_layers > 1)
+  uint64_t remote_layer_stride = 0;
+  const char* transport_hint = nullptr;  // as Request's
+  int priority = PRIO_HIGH;
+  uint64_t deadline_ns = 0;
+};
+
 enum TransferStatusEnum {
   INITIAL,    // not yet started
   PENDING,    // in progress

@@ -483,7 +483,10 @@ Status SocketReader::readExact(void* dst, size_t n) {
   if (n == 0) return Status::OK();
   if (n >= buf_.size() / 2) {
     // Large payload: straight into its destination, no staging copy.
-    if (lowat_cap_ > 0 && n >= kLowWaterMinBytes) return readLowWater(out, n);
+    if (lowat_cap_ > 0 && n >= kLowWaterMinBytes) {
+      iovec whole{out, n};
+      return readLowWater(&whole, 1, n);
+    }
     while (n > 0) {
       ssize_t r = recvSome(out, n, true);
       FERRY_RETURN_IF_ERROR(check(r));
@@ -521,13 +524,32 @@ ssize_t SocketReader::waitReadable() {
   return r > 0 ? 1 : -1;
 }
 
-Status SocketReader::readLowWater(uint8_t* out, size_t n) {
+namespace {
+// Moves the front of `iov` (n entries) past `bytes` received.
+void advance(iovec*& iov, size_t& n, size_t bytes) {
+  while (bytes > 0 && n > 0) {
+    size_t step = std::min(bytes, iov->iov_len);
+    iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + step;
+    iov->iov_len -= step;
+    bytes -= step;
+    if (iov->iov_len == 0) {
+      ++iov;
+      --n;
+    }
+  }
+}
+}  // namespace
+
+Status SocketReader::readLowWater(iovec* iov, size_t count, size_t n) {
   auto spin_until = Clock::now() + std::chrono::microseconds(spin_us_);
   Status st;
   while (n > 0) {
-    ssize_t r = ::recv(fd_, out, n, MSG_DONTWAIT);
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = count;
+    ssize_t r = ::recvmsg(fd_, &m, MSG_DONTWAIT);
     if (r > 0) {
-      out += r;
+      advance(iov, count, static_cast<size_t>(r));
       n -= static_cast<size_t>(r);
       if (deadline_ != kNoDeadline && !(st = check(r)).ok()) break;  // a trickle is held to the deadline too
       continue;
@@ -554,6 +576,34 @@ Status SocketReader::readLowWater(uint8_t* out, size_t n) {
     lowat_ = 1;
   }
   return st;
+}
+
+Status SocketReader::readExactV(const iovec* parts, size_t count) {
+  constexpr size_t kMaxParts = 64;
+  if (count > kMaxParts) return Status::InternalError("readExactV: more than 64 parts");
+  iovec rest[kMaxParts];
+  size_t n = 0, total = 0;
+  for (size_t i = 0; i < count; ++i) {
+    rest[n] = parts[i];
+    total += parts[i].iov_len;
+    if (rest[n].iov_len) ++n;
+  }
+  // What the last receive staged belongs to the first parts.
+  iovec* iov = rest;
+  size_t have = std::min(total, buffered());
+  for (size_t left = have; left > 0;) {
+    size_t step = std::min(left, iov->iov_len);
+    std::memcpy(iov->iov_base, buf_.data() + begin_, step);
+    begin_ += step;
+    advance(iov, n, step);
+    left -= step;
+  }
+  total -= have;
+  if (total == 0) return Status::OK();
+  // One scatter receive (a few, with the low-water mark) instead of one per part.
+  if (lowat_cap_ > 0 && total >= kLowWaterMinBytes) return readLowWater(iov, n, total);
+  for (size_t i = 0; i < n; ++i) FERRY_RETURN_IF_ERROR(readExact(iov[i].iov_base, iov[i].iov_len));
+  return Status::OK();
 }
 
 Status SocketReader::readFrameStart(void* dst, size_t n, Clock::time_point idle_until,

@@ -90,6 +90,9 @@ class SocketReader {
   /// that trickles a frame cannot hold the reader past that.
   Status readFrameStart(void* dst, size_t n, Clock::time_point idle_until = kNoDeadline,
                         std::chrono::milliseconds frame_budget = std::chrono::milliseconds(0));
+  /// Reads exactly the parts' bytes (at most 64 parts) into them, in order: payloads of
+  /// many small ranges received with a few scatter receives rather than one per range.
+  Status readExactV(const iovec* parts, size_t count);
   /// Reads and drops n bytes.
   Status skip(size_t n);
   /// Bytes already received and not consumed.
@@ -106,7 +109,7 @@ class SocketReader {
   Status fill();  // at least one more byte into the buffer
   ssize_t recvSome(void* dst, size_t n, bool wait_all);
   // The large-payload receive with a low-water mark.
-  Status readLowWater(uint8_t* out, size_t n);
+  Status readLowWater(iovec* iov, size_t count, size_t n);
   // Waits until the socket is readable (or the receive tick passes: -1/EAGAIN then).
   ssize_t waitReadable();
   // After a receive: OK to go on, or why not (EOF, error, the frame's deadline passed).

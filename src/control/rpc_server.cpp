@@ -29,14 +29,23 @@ void ServerConnection::respond(MsgType type, uint64_t request_id, const Status& 
 
 Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, const void* data,
                                             size_t len) {
+  iovec piece{const_cast<void*>(data), len};
+  return respondWithPayload(type, request_id, &piece, 1);
+}
+
+Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, const iovec* pieces, size_t count) {
+  constexpr size_t kMaxPieces = 64;
+  if (count > kMaxPieces) return Status::InternalError("respondWithPayload: more than 64 pieces");
+  size_t len = 0;
+  for (size_t i = 0; i < count; ++i) len += pieces[i].iov_len;
   FrameHeader h{type, static_cast<uint32_t>(len), 0, request_id, epoch()};
   uint8_t hb[wire::kHeaderSize];
   wire::encodeHeader(h, hb);
-  iovec iov[3];
+  iovec iov[kMaxPieces + 2];
   int n = 0;
   if (!out_.empty()) iov[n++] = {out_.data(), out_.size()};
   iov[n++] = {hb, sizeof hb};
-  iov[n++] = {const_cast<void*>(data), len};
+  for (size_t i = 0; i < count; ++i) iov[n++] = pieces[i];
   Status st = net::writeAllV(fd_, iov, n, sendDeadline());
   out_.clear();
   return st;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "core/paged_runs.h"
 
 namespace ferry {
 
@@ -176,24 +177,7 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
   const uint64_t bytes = prepared.bytes;
 
   size_t first;
-  {
-    std::lock_guard lock(batch->mu);
-    if (batch->freed) return Status::InvalidArgument("unknown batch id " + std::to_string(id));
-    size_t used = batch->size.load(std::memory_order_relaxed);
-    if (requests.size() > batch->capacity - used)
-      return Status::InvalidArgument("batch " + std::to_string(id) + " over capacity: " + std::to_string(used) +
-                                     " of " + std::to_string(batch->capacity) + " used, " +
-                                     std::to_string(requests.size()) + " more requested");
-    first = used;
-    for (size_t i = 0; i < requests.size(); ++i) {
-      Task& t = batch->tasks[first + i];
-      t.batch = batch.get();
-      t.state.store(PENDING, std::memory_order_relaxed);
-    }
-    batch->pending.fetch_add(requests.size(), std::memory_order_acq_rel);
-    batch->size.store(used + requests.size(), std::memory_order_release);
-    batch->submitted_bytes.fetch_add(bytes, std::memory_order_relaxed);
-  }
+  FERRY_RETURN_IF_ERROR(reserveTasks(*batch, requests.size(), bytes, first));
 
   std::shared_ptr<CompletionGroup> group;
   if (notifi) {
@@ -221,22 +205,73 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
       Task& t = batch->tasks[first + k];
       for (uint32_t n = 0; n < t.num_slices; ++n) run.push_back(&t.slices[n]);
     }
-    SegmentEntry& seg = *segs[i];
-    Status st = routes[i]->submitRun(run, seg.stale);
-    bool moved = st.IsUnavailable() && seg.source && seg.source->followsMoves();
-    if (!st.ok() && (seg.stale.load(std::memory_order_acquire) || moved))
-      st = resubmitAfterRefresh(seg, &requests[i], j - i, i, &batch->tasks[first + i], run, st);
-    if (!st.ok()) {
-      for (size_t k = i; k < j; ++k) failTask(batch->tasks[first + k], st);
-      if (result.ok()) result = st;
-    }
+    Status st = dispatch(*segs[i], *routes[i], &requests[i], j - i, i, &batch->tasks[first + i], j - i, run);
+    if (!st.ok() && result.ok()) result = st;
     i = j;
   }
   return result;
 }
 
+Status Submitter::reserveTasks(Batch& batch, size_t count, uint64_t bytes, size_t& first) {
+  std::lock_guard lock(batch.mu);
+  if (batch.freed) return Status::InvalidArgument("unknown batch id " + std::to_string(batch.id));
+  size_t used = batch.size.load(std::memory_order_relaxed);
+  if (count > batch.capacity - used)
+    return Status::InvalidArgument("batch " + std::to_string(batch.id) + " over capacity: " + std::to_string(used) +
+                                   " of " + std::to_string(batch.capacity) + " used, " + std::to_string(count) +
+                                   " more requested");
+  first = used;
+  for (size_t i = 0; i < count; ++i) {
+    Task& t = batch.tasks[first + i];
+    t.batch = &batch;
+    t.state.store(PENDING, std::memory_order_relaxed);
+  }
+  batch.pending.fetch_add(count, std::memory_order_acq_rel);
+  batch.size.store(used + count, std::memory_order_release);
+  batch.submitted_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  return Status::OK();
+}
+
+Status Submitter::dispatch(SegmentEntry& seg, Route& route, const Request* reqs, size_t count, size_t first_index,
+                           Task* tasks, size_t task_count, std::vector<Slice*>& run) {
+  Status st = route.submitRun(run, seg.stale);
+  bool moved = st.IsUnavailable() && seg.source && seg.source->followsMoves();
+  if (!st.ok() && (seg.stale.load(std::memory_order_acquire) || moved))
+    st = resubmitAfterRefresh(seg, reqs, count, first_index, tasks, task_count, run, st);
+  if (!st.ok())
+    for (size_t k = 0; k < task_count; ++k) failTask(tasks[k], st);
+  return st;
+}
+
+Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
+  std::shared_ptr<Batch> batch;
+  FERRY_RETURN_IF_ERROR(p_.batches.find(id, batch));
+  std::vector<Request> runs;
+  FERRY_RETURN_IF_ERROR(pageRuns(request, runs));
+  if (runs.empty()) return Status::OK();
+  Prepared prepared;
+  Status st = prepare(runs, prepared);
+  if (!st.ok()) return Status(st.code(), "paged transfer, " + st.message());  // "request i" = run i
+  // One task has one route: runs that would be routed differently (pages in memory of
+  // different kinds, a size-dependent policy) are separate requests.
+  for (size_t i = 1; i < runs.size(); ++i)
+    if (prepared.routes[i] != prepared.routes[0] || prepared.kinds[i] != prepared.kinds[0])
+      return Status::NotSupported("paged transfer: run " + std::to_string(i) +
+                                  " needs another transport than the first (memory of another kind?); "
+                                  "submit such pages as a separate request");
+  size_t first;
+  FERRY_RETURN_IF_ERROR(reserveTasks(*batch, 1, prepared.bytes, first));
+  Task& t = batch->tasks[first];
+  t.route = prepared.routes[0];
+  makeSlices(t, runs.data(), runs.size(), prepared.routes[0]->slice_size, nowNs() + transfer_timeout_ns_,
+             prepared.kinds[0].first, prepared.kinds[0].second);
+  std::vector<Slice*> run(t.num_slices);
+  for (uint32_t n = 0; n < t.num_slices; ++n) run[n] = &t.slices[n];
+  return dispatch(*prepared.segs[0], *prepared.routes[0], runs.data(), runs.size(), 0, &t, 1, run);
+}
+
 Status Submitter::resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count, size_t first_index,
-                                       Task* tasks, std::vector<Slice*>& run, Status failed) {
+                                       Task* tasks, size_t task_count, std::vector<Slice*>& run, Status failed) {
   seg.stale.store(false, std::memory_order_release);
   const uint64_t reported = seg.newest_reported.load(std::memory_order_acquire);  // before the read
   const auto before = seg.snapshot();
@@ -262,7 +297,7 @@ Status Submitter::resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, s
   // A restart found by this refresh starts versions over: nothing older to refuse then.
   peer->refreshed_over = restarted ? 0 : reported;
   route->peer = std::move(peer);
-  for (size_t k = 0; k < count; ++k) tasks[k].route = route;
+  for (size_t k = 0; k < task_count; ++k) tasks[k].route = route;
   return route->submitRun(run, seg.stale);
 }
 

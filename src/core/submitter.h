@@ -35,6 +35,8 @@ class Submitter {
 
   /// See TransferEngine::submitTransfer.
   Status submit(BatchID id, const std::vector<Request>& requests, const Notification* notifi);
+  /// See TransferEngine::submitPagedTransfer.
+  Status submitPaged(BatchID id, const PagedRequest& request);
   /// What submit() would refuse `requests` for, without submitting them (stream-ordered
   /// transfers report errors on the calling thread, then submit later).
   Status check(const std::vector<Request>& requests);
@@ -61,7 +63,14 @@ class Submitter {
   // re-checks requests [reqs, reqs+count) and submits the run once more; `failed` is kept
   // when the descriptor cannot be read.
   Status resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count, size_t first_index,
-                              Task* tasks, std::vector<Slice*>& run, Status failed);
+                              Task* tasks, size_t task_count, std::vector<Slice*>& run, Status failed);
+  // Reserves `count` tasks of the batch (PENDING) for requests of `bytes` in all; `first` is
+  // the first one's index.
+  Status reserveTasks(Batch& batch, size_t count, uint64_t bytes, size_t& first);
+  // Hands a task's (or a run of tasks') slices to their route, refreshing the peer once when
+  // it changed or moved; on failure the tasks are failed and the error returned.
+  Status dispatch(SegmentEntry& seg, Route& route, const Request* reqs, size_t count, size_t first_index,
+                  Task* tasks, size_t task_count, std::vector<Slice*>& run);
   // Where a notification goes once the batch's data is in place.
   std::function<void(bool)> notifyWhenDone(BatchID id, const std::vector<std::shared_ptr<SegmentEntry>>& segs,
                                            const Notification& n);

@@ -153,6 +153,10 @@ Status TransferEngine::submitTransfer(BatchID batch_id, const std::vector<Reques
   FERRY_REQUIRE_AVAILABLE();
   return impl_->submitter().submit(batch_id, request_list, &notifi);
 }
+Status TransferEngine::submitPagedTransfer(BatchID batch_id, const PagedRequest& request) {
+  FERRY_REQUIRE_AVAILABLE();
+  return impl_->submitter().submitPaged(batch_id, request);
+}
 Status TransferEngine::getTransferStatus(BatchID batch_id, size_t task_id, TransferStatus& status) {
   FERRY_REQUIRE_AVAILABLE();
   return impl_->batches().status(batch_id, task_id, status);

@@ -19,25 +19,33 @@ TransferStatusEnum stateFor(const Status& s) {
 
 void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns, MemoryKind local_kind,
                 MemoryKind remote_kind) {
-  uint64_t n = (req.length + slice_size - 1) / slice_size;
+  makeSlices(task, &req, 1, slice_size, deadline_ns, local_kind, remote_kind);
+}
+
+void makeSlices(Task& task, const Request* ranges, size_t count, uint64_t slice_size, int64_t deadline_ns,
+                MemoryKind local_kind, MemoryKind remote_kind) {
+  uint64_t n = 0;
+  for (size_t r = 0; r < count; ++r) n += (ranges[r].length + slice_size - 1) / slice_size;
   task.slices = std::make_unique<Slice[]>(n);
   task.num_slices = static_cast<uint32_t>(n);
   task.slices_left.store(static_cast<uint32_t>(n), std::memory_order_relaxed);
-  auto* src = static_cast<uint8_t*>(req.source);
-  for (uint64_t i = 0; i < n; ++i) {
-    Slice& s = task.slices[i];
-    uint64_t off = i * slice_size;
-    s.task = &task;
-    s.op = req.opcode;
-    s.local = src + off;
-    s.remote = req.target_offset + off;
-    s.length = static_cast<uint32_t>(std::min<uint64_t>(slice_size, req.length - off));
-    s.deadline_ns = deadline_ns;
-    s.local_kind = local_kind;
-    s.remote_kind = remote_kind;
+  Slice* s = task.slices.get();
+  for (size_t r = 0; r < count; ++r) {
+    const Request& req = ranges[r];
+    auto* src = static_cast<uint8_t*>(req.source);
+    for (uint64_t off = 0; off < req.length; off += slice_size, ++s) {
+      s->task = &task;
+      s->op = ranges[0].opcode;
+      s->local = src + off;
+      s->remote = req.target_offset + off;
+      s->length = static_cast<uint32_t>(std::min<uint64_t>(slice_size, req.length - off));
+      s->deadline_ns = deadline_ns;
+      s->local_kind = local_kind;
+      s->remote_kind = remote_kind;
+    }
   }
-  task.priority = static_cast<uint8_t>(std::clamp(req.priority, 0, kPriorityClasses - 1));
-  task.start_by_ns = static_cast<int64_t>(std::min<uint64_t>(req.deadline_ns, INT64_MAX));
+  task.priority = static_cast<uint8_t>(std::clamp(ranges[0].priority, 0, kPriorityClasses - 1));
+  task.start_by_ns = static_cast<int64_t>(std::min<uint64_t>(ranges[0].deadline_ns, INT64_MAX));
 }
 
 Status admitSlice(const Slice& slice) {

@@ -109,6 +109,10 @@ TransferStatusEnum stateFor(const Status& s);
 /// Cuts [local, local+length) into slices of at most slice_size bytes.
 void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns,
                 MemoryKind local_kind = kHostMemory, MemoryKind remote_kind = kHostMemory);
+/// The same for several ranges moved as one task (a paged transfer's runs): their opcode,
+/// priority and deadline are the first one's.
+void makeSlices(Task& task, const Request* ranges, size_t count, uint64_t slice_size, int64_t deadline_ns,
+                MemoryKind local_kind = kHostMemory, MemoryKind remote_kind = kHostMemory);
 
 /// Whether a transport may still start `slice`: Canceled once its task was canceled,
 /// Timeout once its request's deadline passed. A transport asks right before the slice's

@@ -128,16 +128,22 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   // and smaller writes cost 5-8 % at 1 MiB x 64 here).
   constexpr uint64_t kMaxLowerClassBytesPerWrite = 2 << 20;
   constexpr size_t kFrameHead = wire::kHeaderSize + kFileRangeSize;  // the longer range
-  iovec iov[2 * kMaxSlicesPerWrite];
+  // A write holds up to kMaxSlicesPerWrite plain frames and kMaxVectorFramesPerWrite
+  // vectored ones (WriteV/ReadV: a run of small slices of host memory, one header and one
+  // answer for up to kMaxRanges of them).
+  constexpr size_t kMaxVectorFramesPerWrite = 4;
+  iovec iov[2 * kMaxSlicesPerWrite + kMaxVectorFramesPerWrite * (kMaxRanges + 1)];
   // Headers live here, not in the slice: once its bytes are on the wire a slice may
   // complete and its batch be freed before sendmsg has returned.
   uint8_t heads[kMaxSlicesPerWrite][kFrameHead];
+  uint8_t vector_heads[kMaxVectorFramesPerWrite][wire::kHeaderSize + kRangesHeadSize + kMaxRanges * kRangeSize];
+  VectorFrame vecs[kMaxVectorFramesPerWrite];
   while (anyQueuedLocked() && !dead()) {
     int n = 0;
-    size_t taken = 0;
+    size_t taken = 0, plain = 0, nvec = 0;
     uint64_t bytes = 0;
     uint64_t limit = budget;
-    while (anyQueuedLocked() && taken < kMaxSlicesPerWrite) {
+    while (anyQueuedLocked()) {
       std::deque<Slice*>& queue = nextQueueLocked();
       Slice* s = queue.front();
       if (Status admit = admitSlice(*s); !admit.ok()) {  // canceled or out of time: never sent
@@ -155,6 +161,36 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       if (s->task->priority > 0) limit = std::min(limit, kMaxLowerClassBytesPerWrite);
       if (taken > 0 && (bytes + cost > limit || staged)) break;
       if (taken == 0 && cost > budget) return;  // too big to send inline: hand off
+      VectorFrame* last = nvec ? &vecs[nvec - 1] : nullptr;
+      if (vectorizable(*s)) {
+        const bool joins = last && last->open && last->op == s->op && last->count < kMaxRanges &&
+                           last->bytes + s->length <= kMaxVectorFrameBytes;
+        // Opened only for a run: a lone small slice goes as a plain frame.
+        const bool run = queue.size() > 1 && vectorizable(*queue[1]) && queue[1]->op == s->op;
+        if (!joins && run && nvec == kMaxVectorFramesPerWrite) break;  // the next write takes it
+        if (joins || run) {
+          queue.pop_front();
+          if (!joins) {
+            if (last) last->open = false;
+            vecs[nvec] = VectorFrame{true, s->op, static_cast<size_t>(n), 0, 0, next_id_++};
+            last = &vecs[nvec++];
+            iov[n++] = {nullptr, 0};  // its header, made when the write is
+          }
+          s->request_id = last->request_id;
+          encodeRange(s->remote, s->length,
+                      vector_heads[nvec - 1] + wire::kHeaderSize + kRangesHeadSize + last->count * kRangeSize);
+          ++last->count;
+          last->bytes += s->length;
+          if (s->op == Request::WRITE) iov[n++] = {s->local, s->length};
+          inflight_.push_back(s);
+          if (s->task->priority > 0) lower_inflight_ += s->length;
+          bytes += cost;
+          ++taken;
+          continue;
+        }
+      }
+      if (plain == kMaxSlicesPerWrite) break;
+      if (last) last->open = false;  // a plain frame follows it: the vectored frame is complete
       queue.pop_front();
       const uint8_t* payload = s->local;
       if (staged) {
@@ -175,12 +211,13 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       const size_t range_size = rangeSizeOf(type);
       FrameHeader h{type, static_cast<uint32_t>(range_size + (write ? s->length : 0)), 0,
                     s->request_id};
-      wire::encodeHeader(h, heads[taken]);
+      wire::encodeHeader(h, heads[plain]);
       if (s->file_id)
-        encodeFileRange(s->file_id, s->remote, s->length, heads[taken] + wire::kHeaderSize);
+        encodeFileRange(s->file_id, s->remote, s->length, heads[plain] + wire::kHeaderSize);
       else
-        encodeRange(s->remote, s->length, heads[taken] + wire::kHeaderSize);
-      iov[n++] = {heads[taken], wire::kHeaderSize + range_size};
+        encodeRange(s->remote, s->length, heads[plain] + wire::kHeaderSize);
+      iov[n++] = {heads[plain], wire::kHeaderSize + range_size};
+      ++plain;
       if (write) iov[n++] = {const_cast<uint8_t*>(payload), s->length};
       inflight_.push_back(s);  // before the write: the response may beat us back
       if (s->task->priority > 0) lower_inflight_ += s->length;
@@ -188,6 +225,16 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       ++taken;
     }
     if (n == 0) return;  // held (lowerClassHeldLocked) or nothing admissible was left
+    for (size_t v = 0; v < nvec; ++v) {
+      const VectorFrame& vec = vecs[v];
+      const bool write = vec.op == Request::WRITE;
+      const size_t head_len = kRangesHeadSize + vec.count * kRangeSize;
+      FrameHeader h{write ? kWriteV : kReadV, static_cast<uint32_t>(head_len + (write ? vec.bytes : 0)), 0,
+                    vec.request_id};
+      wire::encodeHeader(h, vector_heads[v]);
+      encodeRangesHead(static_cast<uint32_t>(vec.count), vector_heads[v] + wire::kHeaderSize);
+      iov[vec.head_iov] = {vector_heads[v], wire::kHeaderSize + head_len};
+    }
     budget -= std::min(budget, bytes);
     lock.unlock();
     Status st = net::writeAllV(fd_, iov, n);
@@ -202,6 +249,11 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       return;
     }
   }
+}
+
+bool TcpConnection::vectorizable(const Slice& s) {
+  return s.file_id == 0 && s.local_kind == kHostMemory && s.remote_kind == kHostMemory &&
+         s.length <= kMaxVectorSliceBytes;
 }
 
 Status TcpConnection::stageOut(const Slice* s, const uint8_t*& staged) {
@@ -232,17 +284,26 @@ void TcpConnection::receiverLoop() {
   Status cause;
   std::string error_text;
   uint64_t epoch = 0;
+  // The slices one answer is for: one, or those of a vectored frame (same request id).
+  Slice* group[kMaxRanges];
+  Status results[kMaxRanges];
   while (true) {
     cause = reader.readExact(hb, sizeof hb);
     if (!cause.ok()) break;
     FrameHeader h;
     cause = wire::decodeHeader(hb, sizeof hb, messages(), h);
     if (!cause.ok()) break;
-    Slice* s;
+    size_t count = 0;
+    uint64_t group_bytes = 0;
     {
       std::lock_guard lock(mu_);
-      s = inflight_.empty() ? nullptr : inflight_.front();
+      for (Slice* x : inflight_) {
+        if (count == kMaxRanges || x->request_id != inflight_.front()->request_id) break;
+        group[count++] = x;
+        group_bytes += x->length;
+      }
     }
+    Slice* s = count ? group[0] : nullptr;
     MsgType expect = (s && s->op == Request::READ) ? kReadData : kWriteAck;
     if (!s || h.request_id != s->request_id || h.type != expect) {
       cause = Status::Corrupted(std::string("unexpected ") + messages().name(h.type) + " #" +
@@ -253,35 +314,29 @@ void TcpConnection::receiverLoop() {
       epoch = h.epoch;
       if (options_.on_epoch) options_.on_epoch(epoch);
     }
-    Status result;
+    for (size_t i = 0; i < count; ++i) results[i] = Status::OK();
     if (h.status != 0) {
       error_text.assign(h.body_len, '\0');
       cause = reader.readExact(error_text.data(), error_text.size());
       if (!cause.ok()) break;
-      result = wire::fromWire(h.status, where_ + " refused " +
-                                            (s->op == Request::READ ? "read: " : "write: ") +
-                                            error_text);
+      const Status refused = wire::fromWire(h.status, where_ + " refused " +
+                                                          (s->op == Request::READ ? "read: " : "write: ") + error_text);
+      for (size_t i = 0; i < count; ++i) results[i] = refused;
     } else if (s->op == Request::READ) {
-      if (h.body_len != s->length) {
+      if (h.body_len != group_bytes) {
         cause = Status::Corrupted("read response length disagrees with request");
         break;
       }
-      if (s->task->canceled.load(std::memory_order_acquire)) {
-        // Canceled while its answer was on the way: the bytes are dropped, never landed (a
-        // cancel waits for this slice, so once it returns nothing more is written here).
-        cause = reader.skip(s->length);
-        if (!cause.ok()) break;
-        result = Status::Canceled("task canceled: its read data was dropped on arrival");
-      } else if (s->local_kind == kCudaMemory) {  // through host memory, then the driver's copy
-        uint8_t* staged = recv_staging_.reserve(s->length);
-        cause = reader.readExact(staged, s->length);
-        if (!cause.ok()) break;
-        result = options_.gpu ? options_.gpu->copy(s->local, staged, s->length)
-                              : Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
+      bool any_canceled = false;
+      for (size_t i = 0; i < count; ++i) any_canceled |= group[i]->task->canceled.load(std::memory_order_acquire);
+      if (count > 1 && !any_canceled) {  // a vectored frame's ranges: host memory, one scatter receive
+        iovec parts[kMaxRanges];
+        for (size_t i = 0; i < count; ++i) parts[i] = {group[i]->local, group[i]->length};
+        cause = reader.readExactV(parts, count);
       } else {
-        cause = reader.readExact(s->local, s->length);  // straight into registered memory
-        if (!cause.ok()) break;
+        for (size_t i = 0; i < count && cause.ok(); ++i) cause = receiveRead(reader, *group[i], results[i]);
       }
+      if (!cause.ok()) break;
     }
     {
       std::unique_lock lock(mu_);
@@ -290,16 +345,37 @@ void TcpConnection::receiverLoop() {
         cv_.wait(lock, [&] { return written_ >= s->request_id || !sending_; });
         receiver_waits_ = false;
       }
-      inflight_.pop_front();
-      if (s->task->priority > 0) {
-        lower_inflight_ -= s->length;
-        if (sender_held_ && anyQueuedLocked()) cv_.notify_all();
+      bool room = false;  // made for held lower-class slices
+      for (size_t i = 0; i < count; ++i) {
+        inflight_.pop_front();
+        if (group[i]->task->priority > 0) {
+          lower_inflight_ -= group[i]->length;
+          room = true;
+        }
       }
+      if (room && sender_held_ && anyQueuedLocked()) cv_.notify_all();
     }
-    outstanding_.fetch_sub(s->length, std::memory_order_relaxed);
-    completeSlice(s, result);
+    outstanding_.fetch_sub(group_bytes, std::memory_order_relaxed);
+    for (size_t i = 0; i < count; ++i) completeSlice(group[i], results[i]);
   }
   failAll(cause);
+}
+
+Status TcpConnection::receiveRead(net::SocketReader& reader, Slice& s, Status& result) {
+  if (s.task->canceled.load(std::memory_order_acquire)) {
+    // Canceled while its answer was on the way: the bytes are dropped, never landed (a
+    // cancel waits for this slice, so once it returns nothing more is written here).
+    result = Status::Canceled("task canceled: its read data was dropped on arrival");
+    return reader.skip(s.length);
+  }
+  if (s.local_kind == kCudaMemory) {  // through host memory, then the driver's copy
+    uint8_t* staged = recv_staging_.reserve(s.length);
+    FERRY_RETURN_IF_ERROR(reader.readExact(staged, s.length));
+    result = options_.gpu ? options_.gpu->copy(s.local, staged, s.length)
+                          : Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
+    return Status::OK();
+  }
+  return reader.readExact(s.local, s.length);  // straight into registered memory
 }
 
 void TcpConnection::failAll(const Status& cause) {

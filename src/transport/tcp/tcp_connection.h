@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/cuda_driver.h"
+#include "common/net.h"
 #include "model/slice.h"
 #include "ferry/status.h"
 
@@ -77,10 +78,26 @@ class TcpConnection {
                            bool* other_instance);
   void senderLoop();
   void receiverLoop();
+  // One READ slice's data off the socket, into place (or dropped: canceled); `result` is the
+  // slice's outcome, the return value the connection's (an error ends it).
+  Status receiveRead(net::SocketReader& reader, Slice& s, Status& result);
   // Writes queued slices while holding `lock` only between writes. Stops when the queue is
   // empty or the next slice would exceed `budget` bytes.
   void drain(std::unique_lock<std::mutex>& lock, uint64_t budget);
   void failAll(const Status& cause);
+  // Slices this small, of host memory at both ends, travel several to a frame (WriteV/ReadV),
+  // up to kMaxVectorFrameBytes: per-frame costs (header, answer, wake-ups) dominate below.
+  static constexpr uint32_t kMaxVectorSliceBytes = 128 << 10;
+  static constexpr uint64_t kMaxVectorFrameBytes = 1 << 20;
+  static bool vectorizable(const Slice& s);
+  struct VectorFrame {
+    bool open = false;  // slices may still join it
+    Request::OpCode op = Request::WRITE;
+    size_t head_iov = 0;  // its header's place in the write's iovecs
+    size_t count = 0;
+    uint64_t bytes = 0;
+    uint64_t request_id = 0;  // shared by its slices
+  };
   // The send queues (under mu_): whether any slice waits, and the next one to send.
   bool anyQueuedLocked() const;
   std::deque<Slice*>& nextQueueLocked();

@@ -106,10 +106,12 @@ Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t r
   FERRY_RETURN_IF_ERROR(defineMessages(tcp));
   auto write = [this](const FrameHeader& h, ServerConnection& s) { return handleWrite(h, s); };
   auto read = [this](const FrameHeader& h, ServerConnection& s) { return handleRead(h, s); };
+  auto vector = [this](const FrameHeader& h, ServerConnection& s) { return handleVector(h, s); };
   // Responses first: a request names its response.
   for (MsgType t : {kWriteAck, kReadData}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), nullptr));
   for (MsgType t : {kWrite, kFileWrite}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), write));
   for (MsgType t : {kRead, kFileRead}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), read));
+  for (MsgType t : {kWriteV, kReadV}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), vector));
   return Status::OK();
 }
 
@@ -198,6 +200,42 @@ Status TcpTarget::handleRead(const FrameHeader& h, ServerConnection& conn) {
     return Status::OK();
   }
   return conn.respondWithPayload(kReadData, h.request_id, buf.data(), a.len);
+}
+
+Status TcpTarget::handleVector(const FrameHeader& h, ServerConnection& conn) {
+  const bool write = h.type == kWriteV;
+  uint8_t head[kRangesHeadSize];
+  size_t count = 0;
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(head, sizeof head));
+  FERRY_RETURN_IF_ERROR(decodeRangesHead(h, head, count));
+  uint8_t encoded[kMaxRanges * kRangeSize];
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(encoded, count * kRangeSize));
+  Range ranges[kMaxRanges];
+  uint64_t total = 0;
+  FERRY_RETURN_IF_ERROR(decodeRanges(h, encoded, count, ranges, total));
+  // Every range pinned (and so checked) before any byte moves: a frame is all or nothing.
+  MemoryRegistry::Pin pins[kMaxRanges];
+  Status st;
+  for (size_t i = 0; i < count && st.ok(); ++i) {
+    st = ctx_->registry().pinForRemote(ranges[i].addr, ranges[i].length, write, pins[i]);
+    // GPU memory needs the driver's copies (one range per Write/Read frame, as initiators send it).
+    if (st.ok() && pins[i].region()->kind != kHostMemory)
+      st = Status::NotSupported("range " + std::to_string(i) + " is not host memory: not in a vectored frame");
+  }
+  if (!st.ok()) {
+    FERRY_LOG_LIMITED(WARN, refusals_) << "refused " << conn.messages().name(h.type) << " from " << conn.peer()
+                                       << ": " << st.ToString();
+    if (write) FERRY_RETURN_IF_ERROR(conn.reader().skip(total));  // drop the payloads
+    conn.respond(write ? kWriteAck : kReadData, h.request_id, st);
+    return Status::OK();
+  }
+  iovec pieces[kMaxRanges];
+  for (size_t i = 0; i < count; ++i) pieces[i] = {reinterpret_cast<void*>(ranges[i].addr), ranges[i].length};
+  if (!write) return conn.respondWithPayload(kReadData, h.request_id, pieces, count);
+  conn.reader().setLowWaterCap(rcvlowat_bytes_);
+  FERRY_RETURN_IF_ERROR(conn.reader().readExactV(pieces, count));
+  conn.respond(kWriteAck, h.request_id, Status::OK());
+  return Status::OK();
 }
 
 }  // namespace ferry

@@ -79,6 +79,8 @@ class TcpTarget {
   };
   Status handleWrite(const wire::FrameHeader& h, ServerConnection& conn);
   Status handleRead(const wire::FrameHeader& h, ServerConnection& conn);
+  // WriteV / ReadV: many small ranges of host memory, all admitted before any is touched.
+  Status handleVector(const wire::FrameHeader& h, ServerConnection& conn);
   Status admit(const wire::FrameHeader& h, ServerConnection& conn, RemoteAccess& a, bool& refused);
   // The I/O of an admitted file access between `buf` and the file.
   Status fileOp(const RemoteAccess& a, bool write, uint8_t* buf);

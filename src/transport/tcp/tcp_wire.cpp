@@ -15,6 +15,9 @@ Status defineMessages(wire::MessageTable& table) {
       {kRead, {"Read", true, kRangeSize, kRangeSize, kReadData}},
       {kFileWrite, {"FileWrite", true, kFileRangeSize, kFileRangeSize + kMaxDataBytes, kWriteAck}},
       {kFileRead, {"FileRead", true, kFileRangeSize, kFileRangeSize, kReadData}},
+      {kWriteV, {"WriteV", true, kRangesHeadSize + kRangeSize,
+                 kRangesHeadSize + kMaxRanges * kRangeSize + kMaxDataBytes, kWriteAck}},
+      {kReadV, {"ReadV", true, kRangesHeadSize + kRangeSize, kRangesHeadSize + kMaxRanges * kRangeSize, kReadData}},
   };
   for (const auto& [type, spec] : messages) FERRY_RETURN_IF_ERROR(table.define(type, spec));
   return Status::OK();
@@ -60,10 +63,47 @@ Status decodeRange(const wire::FrameHeader& h, const uint8_t* data, size_t len, 
   return Status::OK();
 }
 
+void encodeRangesHead(uint32_t count, uint8_t out[kRangesHeadSize]) {
+  putU32(out, count);
+  putU32(out + 4, 0);
+}
+
+Status decodeRangesHead(const wire::FrameHeader& h, const uint8_t head[kRangesHeadSize], size_t& count) {
+  count = getU32(head);
+  if (count == 0 || count > kMaxRanges || getU32(head + 4) != 0)
+    return Status::Corrupted("range count " + std::to_string(count) + " out of bounds");
+  if (h.body_len < kRangesHeadSize + count * kRangeSize) return Status::Corrupted("truncated ranges");
+  if (h.type == kReadV && h.body_len != kRangesHeadSize + count * kRangeSize)
+    return Status::Corrupted("read ranges disagree with frame length");
+  return Status::OK();
+}
+
+Status decodeRanges(const wire::FrameHeader& h, const uint8_t* data, size_t count, Range* out, uint64_t& total) {
+  total = 0;
+  for (size_t i = 0; i < count; ++i, data += kRangeSize) {
+    out[i] = {getU64(data), getU64(data + 8)};
+    if (out[i].length == 0 || out[i].length > kMaxDataBytes)
+      return Status::Corrupted("range length " + std::to_string(out[i].length) + " out of bounds");
+    if (out[i].addr + out[i].length < out[i].addr) return Status::Corrupted("range wraps around the address space");
+    total += out[i].length;  // <= 64 ranges of <= 64 MiB: no overflow
+  }
+  if (total > kMaxDataBytes) return Status::Corrupted("ranges total more than one payload may carry");
+  if (h.type == kWriteV && h.body_len != kRangesHeadSize + count * kRangeSize + total)
+    return Status::Corrupted("write ranges disagree with frame length");
+  return Status::OK();
+}
+
 Status checkBody(const wire::FrameHeader& h, const uint8_t* body) {
   if (h.type == kWrite || h.type == kRead || h.type == kFileWrite || h.type == kFileRead) {
     uint64_t addr, length, file_id;
     return decodeRange(h, body, h.body_len, addr, length, &file_id);
+  }
+  if (h.type == kWriteV || h.type == kReadV) {
+    size_t count;
+    FERRY_RETURN_IF_ERROR(decodeRangesHead(h, body, count));
+    Range ranges[kMaxRanges];
+    uint64_t total;
+    return decodeRanges(h, body + kRangesHeadSize, count, ranges, total);
   }
   return wire::checkControlBody(h, body);
 }

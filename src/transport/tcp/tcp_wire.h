@@ -17,6 +17,13 @@ constexpr MsgType kReadData{10};
 constexpr MsgType kFileWrite{11};  // body: file range, then `length` payload bytes -> kWriteAck
 constexpr MsgType kFileRead{12};   // body: file range -> kReadData
 
+// Many small ranges of registered memory in one frame (a run of small slices): one header,
+// one answer. Body: u32 count, u32 0, `count` ranges, then (WriteV) their payloads in order.
+constexpr MsgType kWriteV{23};  // -> kWriteAck once every payload is in place
+constexpr MsgType kReadV{24};   // -> kReadData: the ranges' bytes in order
+constexpr size_t kMaxRanges = 64;
+constexpr size_t kRangesHeadSize = 8;
+
 constexpr size_t kRangeSize = 16;      // u64 address + u64 length
 constexpr size_t kFileRangeSize = 24;  // u64 file id, then a range (the address is a file offset)
 constexpr uint32_t kMaxDataBytes = 64u << 20;  // one WRITE/READ payload
@@ -36,6 +43,17 @@ void encodeFileRange(uint64_t file_id, uint64_t offset, uint64_t length, uint8_t
 /// file types `file_id` receives the file id (it must be non-null then).
 Status decodeRange(const wire::FrameHeader& h, const uint8_t* data, size_t len, uint64_t& addr,
                    uint64_t& length, uint64_t* file_id = nullptr);
+struct Range {
+  uint64_t addr = 0, length = 0;
+};
+void encodeRangesHead(uint32_t count, uint8_t out[kRangesHeadSize]);
+/// The count of a WriteV/ReadV head: Corrupted unless 1..kMaxRanges
+/// and the frame has room for that many ranges.
+Status decodeRangesHead(const wire::FrameHeader& h, const uint8_t head[kRangesHeadSize], size_t& count);
+/// Decodes `count` ranges at `data` (after the head), each as a Write/Read range, their sum
+/// at most kMaxDataBytes and (WriteV) equal to the payload the frame carries; `total` = sum.
+Status decodeRanges(const wire::FrameHeader& h, const uint8_t* data, size_t count, Range* out, uint64_t& total);
+
 /// A wire::BodyChecker for these messages (ranges) and the control ones.
 Status checkBody(const wire::FrameHeader& h, const uint8_t* body);
 

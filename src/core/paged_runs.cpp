@@ -1,0 +1,62 @@
+#include "core/paged_runs.h"
+
+#include <string>
+
+namespace ferry {
+
+namespace {
+
+// Page `index` of `layer`: base + layer * stride + index * page_size, or false on overflow.
+bool pageAddress(uint64_t base, uint64_t layer, uint64_t stride, int64_t index, uint64_t page_size, uint64_t& out) {
+  uint64_t layer_off, page_off;
+  return index >= 0 && !__builtin_mul_overflow(layer, stride, &layer_off) &&
+         !__builtin_mul_overflow(static_cast<uint64_t>(index), page_size, &page_off) &&
+         !__builtin_add_overflow(base, layer_off, &out) && !__builtin_add_overflow(out, page_off, &out);
+}
+
+int64_t pageIndex(const void* array, PagedRequest::IndexType type, size_t i) {
+  return type == PagedRequest::INT32 ? static_cast<const int32_t*>(array)[i] : static_cast<const int64_t*>(array)[i];
+}
+
+}  // namespace
+
+Status pageRuns(const PagedRequest& p, std::vector<Request>& runs) {
+  constexpr uint64_t kMaxPages = 1 << 24;
+  if (p.opcode != Request::READ && p.opcode != Request::WRITE) return Status::InvalidArgument("unknown opcode");
+  if (p.num_pages == 0) return Status::OK();
+  if (p.page_size == 0 || p.page_size > (1ull << 32)) return Status::InvalidArgument("page_size must be 1 B .. 4 GiB");
+  if (p.num_layers == 0) return Status::InvalidArgument("num_layers is 0");
+  if (p.num_pages > kMaxPages || p.num_layers > kMaxPages / p.num_pages)
+    return Status::InvalidArgument("more than 2^24 pages (layers x pages) in one call");
+  if (!p.local_pages || !p.remote_pages) return Status::InvalidArgument("a page index array is null");
+  if (p.index_type != PagedRequest::INT32 && p.index_type != PagedRequest::INT64)
+    return Status::InvalidArgument("unknown index type");
+  const auto local_base = reinterpret_cast<uint64_t>(p.local_base);
+  const size_t before = runs.size();
+  for (uint64_t layer = 0; layer < p.num_layers; ++layer) {
+    for (size_t i = 0; i < p.num_pages; ++i) {
+      uint64_t local, remote;
+      const int64_t li = pageIndex(p.local_pages, p.index_type, i), ri = pageIndex(p.remote_pages, p.index_type, i);
+      if (!pageAddress(local_base, layer, p.local_layer_stride, li, p.page_size, local) ||
+          !pageAddress(p.remote_base, layer, p.remote_layer_stride, ri, p.page_size, remote)) {
+        runs.resize(before);
+        return Status::InvalidArgument("page " + std::to_string(i) + " of layer " + std::to_string(layer) +
+                                       ": index " + std::to_string(li < 0 ? li : ri) +
+                                       " is negative or its address overflows");
+      }
+      Request* last = runs.empty() ? nullptr : &runs.back();
+      if (last && reinterpret_cast<uint64_t>(last->source) + last->length == local &&
+          last->target_offset + last->length == remote) {
+        last->length += p.page_size;
+        continue;
+      }
+      Request r{p.opcode, reinterpret_cast<void*>(local), p.target_id, remote, p.page_size, p.transport_hint};
+      r.priority = p.priority;
+      r.deadline_ns = p.deadline_ns;
+      runs.push_back(r);
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace ferry
