@@ -2,6 +2,7 @@
 // conventions are the spec's (0 / negative ints, batch ids, 1/0/-1/-2 from
 // transfer_check_status); every failure also leaves a log line with the native Status.
 // The GIL is released in every call that waits or moves data.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -299,6 +300,106 @@ class PyTransferEngine {
     return b;
   }
 
+  // XXH3-64 of [peer_buffer_address, +length) computed by the peer (TransferEngine::digest);
+  // -1 on failure (a checksum is never negative here: it comes back as a Python int >= 0).
+  py::int_ digest(const std::string& target, uintptr_t peer, size_t length) {
+    if (!ready("digest")) return py::int_(-1);
+    uint64_t sum = 0;
+    Status st;
+    {
+      py::gil_scoped_release nogil;
+      ferry::SegmentID seg;
+      st = segment(target, seg);
+      if (st.ok()) st = engine_->digest(seg, peer, length, sum);
+    }
+    if (!st.ok()) return py::int_(fail(st, "digest"));
+    return py::int_(sum);
+  }
+
+  // ---------------- paged transfers ----------------
+
+  // One paged transfer (TransferEngine::submitPagedTransfer) in a batch of its own; NumPy
+  // int32/int64 index arrays are read in place, other sequences converted to int64.
+  Status paged(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t page_size,
+               const py::object& local_list, const py::object& remote_list, Opcode op, size_t layers,
+               uint64_t local_stride, uint64_t remote_stride, const std::string& hint, ferry::BatchID& out) {
+    auto indices = [](const py::array& a, ferry::PagedRequest::IndexType& type) -> Status {
+      if (a.ndim() != 1 || !(a.flags() & py::array::c_style))
+        return Status::InvalidArgument("page indices must be a one-dimensional contiguous array");
+      if (a.dtype().is(py::dtype::of<int32_t>())) type = ferry::PagedRequest::INT32;
+      else if (a.dtype().is(py::dtype::of<int64_t>())) type = ferry::PagedRequest::INT64;
+      else return Status::InvalidArgument("page indices must be int32 or int64");
+      return Status::OK();
+    };
+    const py::array local_pages = py::array::ensure(local_list), remote_pages = py::array::ensure(remote_list);
+    if (!local_pages || !remote_pages) {
+      PyErr_Clear();
+      return Status::InvalidArgument("page indices must be arrays or sequences of integers");
+    }
+    ferry::PagedRequest p;
+    ferry::PagedRequest::IndexType remote_type;
+    FERRY_RETURN_IF_ERROR(indices(local_pages, p.index_type));
+    FERRY_RETURN_IF_ERROR(indices(remote_pages, remote_type));
+    if (remote_type != p.index_type) return Status::InvalidArgument("the two index arrays differ in type");
+    if (local_pages.size() != remote_pages.size())
+      return Status::InvalidArgument("local_pages and remote_pages differ in length");
+    p.opcode = op == Opcode::READ ? ferry::Request::READ : ferry::Request::WRITE;
+    p.local_base = reinterpret_cast<void*>(buffer);
+    p.remote_base = peer;
+    p.page_size = page_size;
+    p.local_pages = local_pages.data();
+    p.remote_pages = remote_pages.data();
+    p.num_pages = static_cast<size_t>(local_pages.size());
+    p.num_layers = layers;
+    p.local_layer_stride = local_stride;
+    p.remote_layer_stride = remote_stride;
+    p.transport_hint = hint.empty() ? nullptr : hint.c_str();
+    py::gil_scoped_release nogil;  // the arrays stay referenced until we return
+    FERRY_RETURN_IF_ERROR(segment(target, p.target_id));
+    ferry::BatchID b = engine_->allocateBatch(1);
+    if (b == 0) return Status::InternalError("cannot allocate a batch");
+    Status st = engine_->submitPagedTransfer(b, p);
+    if (!st.ok()) {
+      freeWhenSettled(b);
+      return st;
+    }
+    out = b;
+    return Status::OK();
+  }
+
+  int paged_transfer_sync(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t page_size,
+                          const py::object& local_pages, const py::object& remote_pages, Opcode op, size_t layers,
+                          uint64_t local_stride, uint64_t remote_stride, const std::string& hint) {
+    if (!ready("paged_transfer_sync")) return -1;
+    ferry::BatchID b = 0;
+    Status st = paged(target, buffer, peer, page_size, local_pages, remote_pages, op, layers, local_stride,
+                      remote_stride, hint, b);
+    if (!st.ok()) return fail(st, "paged_transfer_sync");
+    py::gil_scoped_release nogil;
+    ferry::TransferStatus ts;
+    st = engine_->waitTransfer(b, ts, waitLimit());
+    int rc = (st.ok() && ts.s == ferry::COMPLETED) ? 0 : -1;
+    if (rc != 0)
+      fail(st.ok() ? Status::InternalError(std::string("transfer ended ") + ferry::ToString(ts.s)) : st,
+           "paged_transfer_sync");
+    freeWhenSettled(b);
+    return rc;
+  }
+
+  uint64_t paged_transfer_async(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t page_size,
+                                const py::object& local_pages, const py::object& remote_pages, Opcode op,
+                                size_t layers, uint64_t local_stride, uint64_t remote_stride, const std::string& hint) {
+    if (!ready("paged_transfer_async")) return 0;
+    ferry::BatchID b = 0;
+    Status st = paged(target, buffer, peer, page_size, local_pages, remote_pages, op, layers, local_stride,
+                      remote_stride, hint, b);
+    if (!st.ok()) {
+      fail(st, "paged_transfer_async");
+      return 0;
+    }
+    return b;
+  }
+
   // 0 once no task of the batch moves any more (TransferEngine::cancelTransfer: its
   // buffers may be reused; unfinished tasks end CANCELED, so the batch's status call then
   // returns -1 and releases it); -1 when that cannot be promised or the id is unknown.
@@ -526,6 +627,15 @@ PYBIND11_MODULE(engine, m) {
            py::arg("peer_buffer_addresses"), py::arg("lengths"), py::arg("opcode"), hint)
       .def("get_batch_transfer_status", &E::get_batch_transfer_status, py::arg("batch_ids"))
       .def("cancel_transfer", &E::cancel_transfer, py::arg("batch_id"))
+      .def("digest", &E::digest, py::arg("target_hostname"), py::arg("peer_buffer_address"), py::arg("length"))
+      .def("paged_transfer_sync", &E::paged_transfer_sync, py::arg("target_hostname"), py::arg("buffer"),
+           py::arg("peer_buffer_address"), py::arg("page_size"), py::arg("local_pages"), py::arg("remote_pages"),
+           py::arg("opcode"), py::arg("num_layers") = 1, py::arg("local_layer_stride") = 0,
+           py::arg("remote_layer_stride") = 0, hint)
+      .def("paged_transfer_async", &E::paged_transfer_async, py::arg("target_hostname"), py::arg("buffer"),
+           py::arg("peer_buffer_address"), py::arg("page_size"), py::arg("local_pages"), py::arg("remote_pages"),
+           py::arg("opcode"), py::arg("num_layers") = 1, py::arg("local_layer_stride") = 0,
+           py::arg("remote_layer_stride") = 0, hint)
       .def("write_bytes_to_buffer", &E::write_bytes_to_buffer, py::arg("dest_address"), py::arg("src_ptr"),
            py::arg("length"))
       .def("read_bytes_from_buffer", &E::read_bytes_from_buffer, py::arg("source_address"), py::arg("length"))

@@ -13,6 +13,7 @@ packages=(
   liburing-dev                          # io_uring file segments
   libibverbs-dev                        # RDMA: verbs headers (the library is loaded at run time)
   libssl-dev                            # HMAC-SHA256 (libcrypto) for the cluster token
+  libxxhash-dev                         # XXH3 digests of registered ranges
   util-linux                            # tests: prlimit, unshare (pid namespaces)
 )
 

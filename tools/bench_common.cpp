@@ -3,13 +3,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -110,7 +113,55 @@ Clock::time_point after(double seconds) {
 
 // The reference for the shm figures: plain memcpy of the same blocks between two buffers of
 // this process, `threads` threads each over its own block_size*batch_size range.
+std::vector<int64_t> kvPageOrder(size_t pages) {
+  std::vector<int64_t> order(pages);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(7));
+  return order;
+}
+
+namespace {
+int runMemcpyKv(const tools::Flags& f) {
+  const size_t page = static_cast<size_t>(f.i64("page_size")), pages = static_cast<size_t>(f.i64("pages")),
+               layers = static_cast<size_t>(f.i64("layers")), layer = page * pages;
+  if (page == 0 || pages == 0 || layers == 0) {
+    std::cerr << "page_size, pages and layers must be positive\n";
+    return 2;
+  }
+  std::vector<uint8_t> src(layer * layers), dst(layer * layers);
+  fillPattern(src.data(), src.size(), 0, kInitiatorSeed);
+  std::memset(dst.data(), 0, dst.size());
+  const std::vector<int64_t> order = kvPageOrder(pages);
+  Moved contiguous, scattered;
+  const auto window = std::chrono::milliseconds(std::max<int64_t>(f.i64("window_ms"), 10));
+  for (auto end = after(f.f64("duration")); std::chrono::steady_clock::now() < end;) {
+    Moved c = referenceLoop(1, std::chrono::steady_clock::now() + window, layer * layers, layer, [&](size_t off) {
+      std::memcpy(dst.data() + off, src.data() + off, layer);
+      return true;
+    });
+    Moved s = referenceLoop(1, std::chrono::steady_clock::now() + window, layer * layers, layer, [&](size_t off) {
+      for (int64_t p : order) std::memcpy(dst.data() + off + p * page, src.data() + off + p * page, page);
+      return true;
+    });
+    contiguous.bytes += c.bytes;
+    contiguous.seconds += c.seconds;
+    scattered.bytes += s.bytes;
+    scattered.seconds += s.seconds;
+  }
+  const double ratio = contiguous.gbps() > 0 ? scattered.gbps() / contiguous.gbps() : 0;
+  std::printf("memcpy kv pages (%zu layers x %zu pages of %zu bytes): scattered %.3f GB/s, contiguous %.3f GB/s; ratio %.3f\n",
+              layers, pages, page, scattered.gbps(), contiguous.gbps(), ratio);
+  if (f.boolean("json"))
+    std::printf("%s\n", nlohmann::json({{"mode", "memcpy"}, {"workload", "kv"}, {"throughput_GBps", scattered.gbps()},
+                                        {"reference_GBps", contiguous.gbps()}, {"ratio", ratio}})
+                             .dump()
+                             .c_str());
+  return 0;
+}
+}  // namespace
+
 int runMemcpy(const tools::Flags& f) {
+  if (f.str("workload") == "kv") return runMemcpyKv(f);
   const size_t block = static_cast<size_t>(f.i64("block_size"));
   const size_t per_thread = block * static_cast<size_t>(f.i64("batch_size"));
   const int threads = static_cast<int>(f.i64("threads"));

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace ferry::tools {
 
@@ -39,7 +40,12 @@ Moved batchedReferenceLoop(int threads, std::chrono::steady_clock::time_point un
                            size_t block, const std::function<bool(size_t offset)>& move);
 std::chrono::steady_clock::time_point after(double seconds);
 
-/// --mode=memcpy: memcpy of the same blocks between two buffers of this process.
+/// --workload=kv's scattered page order: a fixed random permutation of [0, pages).
+std::vector<int64_t> kvPageOrder(size_t pages);
+
+/// --mode=memcpy: memcpy of the same blocks between two buffers of this process; with
+/// --workload=kv, the kv workload's pages copied one by one in its scattered order vs each
+/// layer in one memcpy, in alternating windows (what scattering costs the memory system).
 int runMemcpy(const Flags& f);
 /// --mode=fileio: plain pread/pwrite of the same blocks of --file.
 int runFileIo(const Flags& f);

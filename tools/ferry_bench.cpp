@@ -25,9 +25,7 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
-#include <numeric>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <thread>
 #include <vector>
 
@@ -319,9 +317,7 @@ int runInitiator(const tools::Flags& f) {
     }
     return reqs;
   };
-  std::vector<int64_t> page_order(kv ? pages : 0);  // scattered: a fixed random permutation
-  std::iota(page_order.begin(), page_order.end(), 0);
-  std::shuffle(page_order.begin(), page_order.end(), std::mt19937_64(7));
+  const std::vector<int64_t> page_order = kv ? tools::kvPageOrder(pages) : std::vector<int64_t>{};
   // Thread t's whole range in whole batches until `until`, each batch `tasks` tasks
   // submitted by `submit`; into r.
   auto batchesUntil = [&](int t, Clock::time_point until, size_t tasks,

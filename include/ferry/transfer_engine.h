@@ -130,6 +130,12 @@ class TransferEngine {
   /// As above, for one task of the batch (TENT's signature).
   Status cancelTransfer(BatchID batch_id, size_t task_id);
 
+  /// Ferry extension: the XXH3-64 checksum (seed 0, as libxxhash computes it) of
+  /// [target_offset, +length) of a segment, computed where the bytes are: a peer hashes its
+  /// own memory (a range it would let us read), our own segment is hashed here. Compare it
+  /// with the checksum of what was sent to prove what landed. Host memory; 1 B .. 1 GiB.
+  Status digest(SegmentID target_id, uint64_t target_offset, size_t length, uint64_t& checksum);
+
   // ---- notifications ----
   Status sendNotification(SegmentID target_id, const Notification& notifi);
   /// Moves every pending notification into notifi_list (appended).

@@ -57,6 +57,8 @@ void defineControlMessages(MessageTable& table) {
       {MsgType::kNotify, {"Notify", true, 8, kMaxNotifyBytes + 8, MsgType::kNotifyAck}},
       {MsgType::kProbeAck, {"ProbeAck", false, 0, 0}},
       {MsgType::kProbe, {"Probe", true, 0, 0, MsgType::kProbeAck}},
+      {MsgType::kDigestAck, {"DigestAck", false, 8, 8}},
+      {MsgType::kDigest, {"Digest", true, 16, 16, MsgType::kDigestAck}},
       {MsgType::kHelloAck, {"HelloAck", false, kHelloAckFixedBytes, kHelloAckFixedBytes + 2 * kMaxIdentityBytes}},
       {MsgType::kHello, {"Hello", true, kHelloNonceBytes, kHelloNonceBytes, MsgType::kHelloAck}},
       {MsgType::kAuthOk, {"AuthOk", false, 0, 0}},
@@ -147,7 +149,28 @@ Status fromWire(uint32_t code, std::string_view message) {
   return Status(static_cast<Status::Code>(code), message);
 }
 
+std::string encodeDigest(uint64_t addr, uint64_t length) {
+  std::string out(16, '\0');
+  putU64(reinterpret_cast<uint8_t*>(out.data()), addr);
+  putU64(reinterpret_cast<uint8_t*>(out.data()) + 8, length);
+  return out;
+}
+
+Status decodeDigest(std::string_view body, uint64_t& addr, uint64_t& length) {
+  if (body.size() != 16) return Status::Corrupted("digest request of " + std::to_string(body.size()) + " bytes");
+  addr = getU64(reinterpret_cast<const uint8_t*>(body.data()));
+  length = getU64(reinterpret_cast<const uint8_t*>(body.data()) + 8);
+  if (length == 0 || length > kMaxDigestBytes)
+    return Status::Corrupted("digest length " + std::to_string(length) + " out of bounds");
+  if (addr + length < addr) return Status::Corrupted("digest range wraps around the address space");
+  return Status::OK();
+}
+
 Status checkControlBody(const FrameHeader& h, const uint8_t* body) {
+  if (h.type == MsgType::kDigest) {
+    uint64_t addr, length;
+    return decodeDigest({reinterpret_cast<const char*>(body), h.body_len}, addr, length);
+  }
   if (h.type != MsgType::kNotify) return Status::OK();
   Notification n;
   return decodeNotify({reinterpret_cast<const char*>(body), h.body_len}, n);

@@ -18,7 +18,7 @@
 namespace ferry::wire {
 
 constexpr uint32_t kMagic = 0x59525246;  // bytes "FRRY" on the wire
-constexpr uint16_t kVersion = 3;
+constexpr uint16_t kVersion = 4;
 constexpr size_t kHeaderSize = 32;
 
 constexpr uint32_t kMaxDescriptorBytes = 16u << 20;  // a segment descriptor
@@ -38,8 +38,12 @@ enum class MsgType : uint16_t {
   kHelloAck = 14,
   kAuthProof = 15,  // -> kAuthOk
   kAuthOk = 16,
-  // 17..18: shm's, 19..20: file's (same-machine attach); 21..63 free.
+  // 17..18: shm's, 19..20: file's (same-machine attach), 21..22: rdma's, 23..24: tcp's.
+  kDigest = 25,  // body: u64 addr, u64 length -> kDigestAck (body: u64 XXH3-64 of the range)
+  kDigestAck = 26,
+  // 27..63 free.
 };
+constexpr uint64_t kMaxDigestBytes = 1ull << 30;  // one digest request's range
 constexpr uint32_t kHelloNonceBytes = 32;     // a handshake nonce, and a MAC
 constexpr uint32_t kMaxIdentityBytes = 1024;  // a segment name or instance id in HelloAck
 constexpr uint32_t kHelloAckFixedBytes = 1 + 2 * kHelloNonceBytes + 2 + 2;
@@ -93,6 +97,10 @@ void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]);
 /// Validates and decodes a header against `table`. Corrupted on any violation, with the
 /// reason.
 Status decodeHeader(const uint8_t* data, size_t len, const MessageTable& table, FrameHeader& out);
+
+/// A Digest request's body, and its check (length 1..kMaxDigestBytes, no wrap-around).
+std::string encodeDigest(uint64_t addr, uint64_t length);
+Status decodeDigest(std::string_view body, uint64_t& addr, uint64_t& length);
 
 std::string encodeNotify(const Notification& n);
 Status decodeNotify(std::string_view body, Notification& out);

@@ -104,6 +104,9 @@ Status EngineImpl::init() {
     c.respond(MsgType::kProbeAck, h.request_id, Status::OK());
     return Status::OK();
   }));
+  FERRY_RETURN_IF_ERROR(rpc_server_.setHandler(MsgType::kDigest, [this](const FrameHeader& h, ServerConnection& c) {
+    return serveDigest(h, c);
+  }));
   FERRY_RETURN_IF_ERROR(notifications_->install(rpc_server_));
   for (auto& t : transports_) FERRY_RETURN_IF_ERROR(t->start(*this));
   for (auto& t : transports_)

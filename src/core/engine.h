@@ -83,6 +83,7 @@ class EngineImpl : public TransportContext {
   Status exportLocalSegment(std::string& shared_handle);
   Status importRemoteSegment(SegmentID& handle, const std::string& shared_handle);
   Status sendNotification(SegmentID target, const Notification& notifi);
+  Status digest(SegmentID target, uint64_t offset, uint64_t length, uint64_t& out);
 
   // Introspection (Ferry extensions, ferry/engine_ext.h).
   /// Name of the transport first in line for an opened segment ("" if unknown).
@@ -100,6 +101,10 @@ class EngineImpl : public TransportContext {
 
  private:
   Status init();
+  // A peer's Digest: the range must be one it may read (as for a Read), in host memory.
+  Status serveDigest(const wire::FrameHeader& h, ServerConnection& conn);
+  // The digest of our own registered range (checked as `conn`-less local access).
+  Status digestLocal(uint64_t addr, uint64_t length, uint64_t& out) const;
   // Claims the same-machine directory (lock, sweep) and creates our beacon there; when it is
   // unusable, same-machine transports stand aside (with one log line) and tcp serves.
   void openLocalDir();

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/base64.h"
+#include "common/checksum.h"
+#include "common/endian.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "core/engine.h"
@@ -144,6 +146,49 @@ Status EngineImpl::sendNotification(SegmentID target, const Notification& notifi
   if (seg->is_self) return notifications_->deliver(notifi);
   auto peer = seg->snapshot();
   return notifications_->send(peer->host, peer->port, notifi);
+}
+
+Status EngineImpl::digest(SegmentID target, uint64_t offset, uint64_t length, uint64_t& out) {
+  auto seg = segments_->find(target);
+  if (!seg) return Status::NotFound("unknown segment handle " + std::to_string(target));
+  if (seg->is_file) return Status::NotSupported("digest of a file segment");
+  if (length == 0 || length > wire::kMaxDigestBytes)
+    return Status::InvalidArgument("digest length must be 1 B .. " + std::to_string(wire::kMaxDigestBytes) + " B");
+  if (seg->is_self) return digestLocal(offset, length, out);
+  auto peer = seg->snapshot();
+  std::string reply;
+  FERRY_RETURN_IF_ERROR(rpc_client_->call(peer->host, peer->port, wire::MsgType::kDigest, wire::encodeDigest(offset, length),
+                                          &reply));
+  if (reply.size() != 8) return Status::Corrupted("digest answer of " + std::to_string(reply.size()) + " bytes");
+  out = getU64(reinterpret_cast<const uint8_t*>(reply.data()));
+  return Status::OK();
+}
+
+Status EngineImpl::digestLocal(uint64_t addr, uint64_t length, uint64_t& out) const {
+  MemoryKind kind = kHostMemory;
+  FERRY_RETURN_IF_ERROR(registry_.checkLocal(addr, length, nullptr, &kind));
+  if (kind != kHostMemory) return Status::NotSupported("digest of GPU memory (host memory only for now)");
+  out = checksum::xxh3(reinterpret_cast<const void*>(addr), length);
+  return Status::OK();
+}
+
+Status EngineImpl::serveDigest(const wire::FrameHeader& h, ServerConnection& conn) {
+  std::string body(h.body_len, '\0');
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(body.data(), body.size()));
+  uint64_t addr = 0, length = 0;
+  FERRY_RETURN_IF_ERROR(wire::decodeDigest(body, addr, length));  // malformed: the connection closes
+  MemoryRegistry::Pin pin;  // held while hashing: an unregister waits for it
+  Status st = registry_.pinForRemote(addr, length, false, pin);
+  if (st.ok() && pin.region()->kind != kHostMemory)
+    st = Status::NotSupported("digest of GPU memory (host memory only for now)");
+  if (!st.ok()) {
+    conn.respond(wire::MsgType::kDigestAck, h.request_id, st);
+    return Status::OK();
+  }
+  uint8_t sum[8];
+  putU64(sum, checksum::xxh3(reinterpret_cast<const void*>(addr), length));
+  conn.respond(wire::MsgType::kDigestAck, h.request_id, Status::OK(), {reinterpret_cast<const char*>(sum), sizeof sum});
+  return Status::OK();
 }
 
 std::string EngineImpl::transportName(SegmentID id) {

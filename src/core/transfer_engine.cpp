@@ -182,6 +182,10 @@ Status TransferEngine::cancelTransfer(BatchID batch_id, size_t task_id) {
   FERRY_REQUIRE_AVAILABLE();
   return impl_->batches().cancel(batch_id, &task_id);
 }
+Status TransferEngine::digest(SegmentID target_id, uint64_t target_offset, size_t length, uint64_t& checksum) {
+  FERRY_REQUIRE_AVAILABLE();
+  return impl_->digest(target_id, target_offset, length, checksum);
+}
 Status TransferEngine::sendNotification(SegmentID target_id, const Notification& notifi) {
   FERRY_REQUIRE_AVAILABLE();
   return impl_->sendNotification(target_id, notifi);

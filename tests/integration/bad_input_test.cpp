@@ -1,5 +1,7 @@
 // Every bad input gets a clear Status and leaves both engines working.
 #include <gtest/gtest.h>
+
+#include <optional>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -262,6 +264,72 @@ TEST_F(RawPeer, TargetEnforcesPermissionsAndBounds) {
   h = roundTrip(tcp_wire::kRead, addr(rw), 8, &body);  // and a good one is served
   EXPECT_EQ(h.status, 0u);
   EXPECT_EQ(std::memcmp(body.data(), rw.data(), 8), 0);
+}
+
+// Vectored frames (WriteV/ReadV): every range is checked before any byte lands (one bad
+// range refuses the whole frame), and malformed range lists close the connection.
+TEST_F(RawPeer, VectoredFramesAreAllOrNothingAndMalformedOnesClose) {
+  // A frame of `ranges` (address, length) with 'V' payloads for writes; its answer, or
+  // nullopt when the target closed the connection instead.
+  auto send = [&](wire::MsgType type, const std::vector<std::pair<uint64_t, uint64_t>>& ranges,
+                  uint32_t count_field, std::string* body) -> std::optional<wire::FrameHeader> {
+    int fd = -1;
+    EXPECT_TRUE(net::connectTcp("127.0.0.1", b->getRpcServerPort(), 1000, fd).ok());
+    std::string frame(wire::kHeaderSize + tcp_wire::kRangesHeadSize + ranges.size() * tcp_wire::kRangeSize, '\0');
+    auto* p = reinterpret_cast<uint8_t*>(frame.data());
+    tcp_wire::encodeRangesHead(count_field, p + wire::kHeaderSize);
+    uint64_t total = 0;
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      tcp_wire::encodeRange(ranges[i].first, ranges[i].second,
+                            p + wire::kHeaderSize + tcp_wire::kRangesHeadSize + i * tcp_wire::kRangeSize);
+      total += ranges[i].second;
+    }
+    if (type == tcp_wire::kWriteV) frame.append(total, 'V');
+    wire::encodeHeader({type, static_cast<uint32_t>(frame.size() - wire::kHeaderSize), 0, 1},
+                       reinterpret_cast<uint8_t*>(frame.data()));  // (append may have moved it)
+    EXPECT_TRUE(net::writeAll(fd, frame.data(), frame.size()).ok());
+    uint8_t hb[wire::kHeaderSize];
+    wire::FrameHeader h;
+    std::optional<wire::FrameHeader> out;
+    if (net::readAll(fd, hb, sizeof hb).ok() && wire::decodeHeader(hb, sizeof hb, tcp_wire::messages(), h).ok()) {
+      body->resize(h.body_len);
+      if (net::readAll(fd, body->data(), body->size()).ok()) out = h;
+    }
+    ::close(fd);
+    return out;
+  };
+  const std::vector<uint8_t> rw_before = rw, ro_before = ro;
+  std::string body;
+  auto h = send(tcp_wire::kWriteV, {{addr(rw), 64}, {addr(ro), 64}}, 2, &body);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
+  EXPECT_EQ(rw, rw_before) << "a range of a refused frame landed";
+  EXPECT_EQ(ro, ro_before);
+  h = send(tcp_wire::kReadV, {{addr(rw), 8}, {addr(lo), 8}}, 2, &body);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
+  h = send(tcp_wire::kWriteV, {{addr(rw), 64}, {addr(rw, kSize - 10), 64}}, 2, &body);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, static_cast<uint32_t>(Status::Code::kOutOfRange)) << body;
+  EXPECT_EQ(rw, rw_before);
+  // Good ones are served: each range in place, read back in order.
+  h = send(tcp_wire::kWriteV, {{addr(rw, 100), 3}, {addr(rw, 7), 2}}, 2, &body);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 0u) << body;
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(rw.data()) + 100, 3), "VVV");
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(rw.data()) + 7, 2), "VV");
+  h = send(tcp_wire::kReadV, {{addr(rw, 7), 2}, {addr(rw, 100), 3}, {addr(ro), 1}}, 3, &body);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 0u);
+  EXPECT_EQ(body, std::string("VVVVV") + static_cast<char>(ro[0]));
+  // Malformed: no ranges, more than 64, a count the frame has no room for, a zero length.
+  EXPECT_FALSE(send(tcp_wire::kReadV, {{addr(rw), 8}}, 0, &body));
+  EXPECT_FALSE(send(tcp_wire::kWriteV, {{addr(rw), 8}}, 65, &body));
+  EXPECT_FALSE(send(tcp_wire::kWriteV, {{addr(rw), 8}}, 3, &body));
+  EXPECT_FALSE(send(tcp_wire::kWriteV, {{addr(rw), 8}, {addr(rw, 64), 0}}, 2, &body));
+  std::vector<uint8_t> now = rw;
+  for (size_t i : {7, 8, 100, 101, 102}) now[i] = rw_before[i];  // what the good frame wrote
+  EXPECT_EQ(now, rw_before) << "bytes of a malformed frame landed";
 }
 
 // The same for files: unknown ids, ranges past the exposed length and writes to a read-only
