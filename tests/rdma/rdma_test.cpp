@@ -16,6 +16,7 @@
 #include "fake_verbs.h"
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
+#include "model/slice.h"
 #include "test_util.h"
 #include "transport/rdma/rdma_gid.h"
 #include "transport/rdma/rdma_wire.h"
@@ -501,6 +502,45 @@ TEST_F(RdmaEngines, StuckCompletionsTimeOut) {
   EXPECT_EQ(ts.s, TIMEOUT) << st.ToString();
   EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(300 + 1000));
   fabric.setCompletionDelay(std::chrono::microseconds(0));
+}
+
+// Cancel over rdma: work still in the backlog is never posted; posted work is waited for,
+// so once cancelTransfer returns no byte of the batch lands. A request whose deadline has
+// passed is not posted at all.
+TEST_F(RdmaEngines, CancelDropsUnpostedWorkAndWaitsForPostedWork) {
+  auto ca = rdmaConfig("a0,a1");
+  ca->set<int64_t>("transports/rdma/max_qp_wr", 16);  // 64 slices posted at most: the rest wait
+  start(ca);
+  roundTrip(0, 1 << 20);
+  fabric.setCompletionDelay(std::chrono::milliseconds(2));
+  fastFill(local.data(), kSize, 9);
+  std::vector<Request> reqs;
+  for (size_t i = 0; i < 48; ++i) reqs.push_back(req(Request::WRITE, i << 20, i << 20, 1 << 20));
+  BatchID batch = a->allocateBatch(reqs.size());
+  ASSERT_TRUE(a->submitTransfer(batch, reqs).ok());
+  Status st = a->cancelTransfer(batch);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  std::vector<TransferStatus> tasks;
+  ASSERT_TRUE(a->getTransferStatus(batch, tasks).ok());
+  size_t untouched = 0;
+  for (const TransferStatus& t : tasks) {
+    ASSERT_TRUE(t.s == COMPLETED || t.s == CANCELED) << ToString(t.s);
+    untouched += t.s == CANCELED && t.transferred_bytes == 0;
+  }
+  EXPECT_GT(untouched, 0u) << "192 slices were all posted before the cancel";
+  ASSERT_TRUE(a->freeBatch(batch).ok());
+  fabric.setCompletionDelay(std::chrono::microseconds(0));
+  std::memset(remote.data(), 0xee, kSize);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(std::count(remote.begin(), remote.end(), 0xee), static_cast<long>(kSize))
+      << "bytes of the canceled batch landed after cancelTransfer returned";
+
+  Request late = req(Request::WRITE, 0, 0, 1 << 20);
+  late.deadline_ns = static_cast<uint64_t>(nowNs() - 1);
+  TransferStatus ts;
+  EXPECT_FALSE(test::runBatch(*a, {late}, std::chrono::seconds(10), &ts).ok());
+  EXPECT_EQ(ts.s, TIMEOUT);
+  EXPECT_EQ(std::count(remote.begin(), remote.begin() + (1 << 20), 0xee), 1l << 20) << "a late request was posted";
 }
 
 TEST_F(RdmaEngines, StopWithWorkInFlightLeavesNothingBehind) {
