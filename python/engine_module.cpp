@@ -220,12 +220,17 @@ class PyTransferEngine {
     ferry::BatchID b = 0;
     Status st = submit(target, buffers, peers, lengths, op, notify ? &*notify : nullptr, hint, b);
     if (!st.ok()) return fail(st, "transfer_sync");
+    return waitAndRelease(b, "transfer_sync");
+  }
+
+  // Waits for batch `b` (bounded), releases it; 0 when every task completed, else -1 with a
+  // log line naming `call`. Called without the GIL.
+  int waitAndRelease(ferry::BatchID b, const char* call) {
     ferry::TransferStatus ts;
-    st = engine_->waitTransfer(b, ts, waitLimit());
+    Status st = engine_->waitTransfer(b, ts, waitLimit());
     int rc = (st.ok() && ts.s == ferry::COMPLETED) ? 0 : -1;
     if (rc != 0)
-      fail(st.ok() ? Status::InternalError(std::string("transfer ended ") + ferry::ToString(ts.s)) : st,
-           "transfer_sync");
+      fail(st.ok() ? Status::InternalError(std::string("transfer ended ") + ferry::ToString(ts.s)) : st, call);
     freeWhenSettled(b);
     return rc;
   }
@@ -376,14 +381,7 @@ class PyTransferEngine {
                       remote_stride, hint, b);
     if (!st.ok()) return fail(st, "paged_transfer_sync");
     py::gil_scoped_release nogil;
-    ferry::TransferStatus ts;
-    st = engine_->waitTransfer(b, ts, waitLimit());
-    int rc = (st.ok() && ts.s == ferry::COMPLETED) ? 0 : -1;
-    if (rc != 0)
-      fail(st.ok() ? Status::InternalError(std::string("transfer ended ") + ferry::ToString(ts.s)) : st,
-           "paged_transfer_sync");
-    freeWhenSettled(b);
-    return rc;
+    return waitAndRelease(b, "paged_transfer_sync");
   }
 
   uint64_t paged_transfer_async(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t page_size,
