@@ -236,7 +236,11 @@ Status Submitter::dispatch(SegmentEntry& seg, Route& route, const Request* reqs,
                            Task* tasks, size_t task_count, std::vector<Slice*>& run) {
   Status st = route.submitRun(run, seg.stale);
   bool moved = st.IsUnavailable() && seg.source && seg.source->followsMoves();
-  if (!st.ok() && (seg.stale.load(std::memory_order_acquire) || moved))
+  // `stale` may have been cleared meanwhile by another submitter refreshing to a version
+  // still older than the one this run's transport saw: an older descriptor is stale too.
+  const SegmentDescriptor* used = route.peer ? route.peer->desc.get() : nullptr;
+  bool outdated = used && used->version < seg.newest_reported.load(std::memory_order_acquire);
+  if (!st.ok() && (seg.stale.load(std::memory_order_acquire) || moved || outdated))
     st = resubmitAfterRefresh(seg, reqs, count, first_index, tasks, task_count, run, st);
   if (!st.ok())
     for (size_t k = 0; k < task_count; ++k) failTask(tasks[k], st);
