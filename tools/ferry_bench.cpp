@@ -1,4 +1,5 @@
-// ferry-bench: transfer throughput and batch latency between two engines.
+// ferry-bench: transfer throughput and batch latency between two engines (this file: the
+// initiator's measurement and main; bench_engine.* the target and loopback modes).
 //   --mode=target     serve a buffer until SIGINT/SIGTERM (prints "SEGMENT <name>")
 //   --mode=initiator  drive READs or WRITEs against --segment_id
 //   --mode=loopback   start a target child process on 127.0.0.1, run the initiator, stop it
@@ -10,10 +11,7 @@
 //                       (the target prints "REFERENCE host:port" for --reference_server)
 // A file segment is measured with --mode=initiator --segment_id=file:///PATH.
 // Flags follow Mooncake's transfer_engine_bench. --json ends the output with one JSON line.
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,11 +30,10 @@
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 #include "bench_common.h"
+#include "bench_engine.h"
 #include "bench_load.h"
 #include "flags.h"
 #include "tcp_reference.h"
-#include "common/net.h"
-#include "metadata/metadata_store.h"
 
 using namespace ferry;
 using Clock = std::chrono::steady_clock;
@@ -49,37 +46,15 @@ using tools::Moved;
 using tools::referenceLoop;
 using tools::batchedReferenceLoop;
 using tools::after;
+using tools::makeConfig;
+using tools::isGpu;
+using tools::fillBuffer;
+using tools::hostCopy;
 
 namespace {
 
 void onSignal(int) { tools::g_stop = true; }
 
-
-std::shared_ptr<Config> makeConfig(const tools::Flags& f, const std::string& server_name) {
-  auto c = std::make_shared<Config>();
-  Status st = c->loadFromEnv();
-  if (!st.ok()) std::cerr << "warning: " << st.ToString() << "\n";
-  std::string type, servers;
-  parseMetadataUri(f.str("metadata_server"), type, servers);
-  c->set("metadata/type", type);
-  if (type != "p2p") c->set("metadata/servers", servers);
-  if (!f.str("segment_name").empty()) c->set("local_segment_name", f.str("segment_name"));
-  if (!server_name.empty()) {
-    auto colon = server_name.rfind(':');
-    if (colon != std::string::npos) {
-      c->set("rpc/bind_address", server_name.substr(0, colon));
-      c->set<int64_t>("rpc/port", std::stoll(server_name.substr(colon + 1)));
-    } else {
-      c->set("rpc/bind_address", server_name);
-    }
-  }
-  if (f.boolean("polling")) c->set<bool>("polling", true);
-  if (f.isSet("connections")) c->set<int64_t>("transports/tcp/connections_per_peer", f.i64("connections"));
-  if (f.isSet("slice_size")) c->set<int64_t>("transports/tcp/slice_size", f.i64("slice_size"));
-  if (f.isSet("copy_threads")) c->set<int64_t>("transports/shm/copy_threads", f.i64("copy_threads"));
-  if (f.isSet("file_backend")) c->set("transports/file/backend", f.str("file_backend"));
-  return c;
-}
 
 // --priority / --background_priority: a Request::priority, or -1.
 int priorityOf(const std::string& name) {
@@ -87,70 +62,6 @@ int priorityOf(const std::string& name) {
   if (name == "medium") return PRIO_MEDIUM;
   if (name == "low") return PRIO_LOW;
   return -1;
-}
-
-bool isGpu(const std::string& location) { return location.rfind("cuda", 0) == 0; }
-
-// The benchmark pattern into `p`, at `location` of `engine` (GPU memory through the driver).
-Status fillBuffer(TransferEngine& engine, uint8_t* p, size_t len, uint64_t seed, const std::string& location) {
-  if (!isGpu(location)) {
-    fillPattern(p, len, 0, seed);  // in place (peers read it while we are told nothing: see fillPattern)
-    return Status::OK();
-  }
-  std::vector<uint8_t> bytes(len);
-  fillPattern(bytes.data(), len, 0, seed);
-  return ext::copyLocal(engine, p, bytes.data(), len);
-}
-
-// A host copy of [p, +len) (host or GPU memory of `engine`).
-std::vector<uint8_t> hostCopy(TransferEngine& engine, const uint8_t* p, size_t len) {
-  std::vector<uint8_t> bytes(len);
-  if (!ext::copyLocal(engine, bytes.data(), p, len).ok()) bytes.clear();
-  return bytes;
-}
-
-int runTarget(const tools::Flags& f) {
-  auto config = makeConfig(f, f.str("local_server_name"));
-  TransferEngine engine(config);
-  if (!engine.available()) {
-    std::cerr << "target: " << engine.initStatus().ToString() << "\n";
-    return 1;
-  }
-  size_t size = static_cast<size_t>(f.i64("buffer_size"));
-  void* buf = nullptr;
-  const std::string location = f.str("target_location");
-  Status st = engine.allocateLocalMemory(&buf, size, location);
-  if (st.ok()) st = fillBuffer(engine, static_cast<uint8_t*>(buf), size, kTargetSeed, location);
-  if (!st.ok()) {
-    std::cerr << "target: " << st.ToString() << "\n";
-    return 1;
-  }
-  tools::TcpReferenceServer reference;
-  if (f.str("reference") == "tcp" && !isGpu(location)) {
-    std::string host = "127.0.0.1";
-    uint16_t port_ignored = 0;
-    if (!f.str("local_server_name").empty() &&
-        !net::parseHostPort(f.str("local_server_name"), host, port_ignored).ok())
-      host = f.str("local_server_name");  // a bare host
-    st = reference.start(host, static_cast<uint8_t*>(buf), size);
-    if (!st.ok()) {
-      std::cerr << "target: tcp reference: " << st.ToString() << "\n";
-      return 1;
-    }
-    std::cout << "REFERENCE " << reference.address() << std::endl;
-  }
-  std::cout << "SEGMENT " << engine.getSegmentName() << std::endl;
-  std::cerr << "ferry-bench target: segment " << engine.getSegmentName() << ", buffer "
-            << size << " bytes; stop with Ctrl-C\n";
-  while (!g_stop) {
-    // Exit with the parent in loopback mode: stdin closes when it goes.
-    pollfd p{STDIN_FILENO, 0, 0};
-    if (f.boolean("exit_on_stdin_close") && ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  engine.freeLocalMemory(buf).IgnoreError();
-  return 0;
 }
 
 struct Result {
@@ -552,75 +463,6 @@ int runInitiator(const tools::Flags& f) {
   return 0;
 }
 
-int runLoopback(tools::Flags& f, const char* self) {
-  int out_pipe[2], in_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(in_pipe, O_CLOEXEC) != 0) {
-    std::perror("pipe");
-    return 1;
-  }
-  std::vector<std::string> args = {self, "--mode=target", "--local_server_name=127.0.0.1:0",
-                                   "--exit_on_stdin_close"};
-  for (auto& a : f.forward({"buffer_size", "protocol", "metadata_server", "target_location"})) args.push_back(a);
-  if (f.str("reference") == "tcp") args.push_back("--reference=tcp");
-  // Through a metadata service the target is found by name: give it a unique one
-  // (with p2p its name is its address).
-  std::string meta_type, meta_servers;
-  parseMetadataUri(f.str("metadata_server"), meta_type, meta_servers);
-  if (meta_type != "p2p") args.push_back("--segment_name=ferry-bench-target-" + std::to_string(::getpid()));
-  if (f.boolean("polling")) args.push_back("--polling");
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    std::perror("fork");
-    return 1;
-  }
-  if (pid == 0) {
-    ::dup2(out_pipe[1], STDOUT_FILENO);
-    ::dup2(in_pipe[0], STDIN_FILENO);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv("/proc/self/exe", argv.data());
-    std::perror("execv");
-    _exit(127);
-  }
-  ::close(out_pipe[1]);
-  ::close(in_pipe[0]);
-  // Wait (bounded) for the target to announce its segment.
-  std::string line, segment, reference_server;
-  auto deadline = Clock::now() + std::chrono::seconds(30);
-  char c;
-  while (segment.empty() && Clock::now() < deadline) {
-    pollfd p{out_pipe[0], POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    ssize_t n = ::read(out_pipe[0], &c, 1);
-    if (n <= 0) break;
-    if (c == '\n') {
-      if (line.rfind("SEGMENT ", 0) == 0) segment = line.substr(8);
-      if (line.rfind("REFERENCE ", 0) == 0) reference_server = line.substr(10);
-      line.clear();
-    } else {
-      line += c;
-    }
-  }
-  int rc;
-  if (segment.empty()) {
-    std::cerr << "loopback: the target process did not start\n";
-    rc = 1;
-  } else {
-    std::cerr << "loopback: target pid " << pid << " serves segment " << segment << "\n";
-    f.define("segment_id", segment, "");
-    if (!reference_server.empty()) f.define("reference_server", reference_server, "");
-    if (!f.isSet("local_server_name")) f.define("local_server_name", "127.0.0.1", "");
-    rc = runInitiator(f);
-  }
-  ::close(in_pipe[1]);  // tells the target to exit
-  ::kill(pid, SIGTERM);
-  int wst = 0;
-  ::waitpid(pid, &wst, 0);
-  ::close(out_pipe[0]);
-  return rc;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -683,7 +525,7 @@ int main(int argc, char** argv) {
     std::cerr << "--reference must be none, memcpy or tcp\n";
     return 2;
   }
-  if (mode == "target") return runTarget(f);
+  if (mode == "target") return tools::runTarget(f);
   if (mode == "initiator") {
     if (f.str("segment_id").empty()) {
       std::cerr << "initiator mode needs --segment_id\n";
@@ -691,7 +533,7 @@ int main(int argc, char** argv) {
     }
     return runInitiator(f);
   }
-  if (mode == "loopback") return runLoopback(f, argv[0]);
+  if (mode == "loopback") return tools::runLoopback(f, argv[0], runInitiator);
   if (mode == "memcpy") return tools::runMemcpy(f);
   if (mode == "fileio") return tools::runFileIo(f);
   std::cerr << "unknown --mode=" << mode << "\n" << f.usage("ferry-bench");
