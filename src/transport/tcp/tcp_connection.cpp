@@ -266,9 +266,9 @@ Status TcpConnection::stageOut(const Slice* s, const uint8_t*& staged) {
 void TcpConnection::senderLoop() {
   std::unique_lock lock(mu_);
   while (true) {
-    sender_held_ = true;
+    sender_waits_ = true;
     cv_.wait(lock, [&] { return dead() || (!sending_ && anyQueuedLocked() && !lowerClassHeldLocked()); });
-    sender_held_ = false;
+    sender_waits_ = false;
     if (dead()) break;
     sending_ = true;
     drain(lock, UINT64_MAX);
@@ -353,7 +353,7 @@ void TcpConnection::receiverLoop() {
           room = true;
         }
       }
-      if (room && sender_held_ && anyQueuedLocked()) cv_.notify_all();
+      if (room && sender_waits_ && anyQueuedLocked()) cv_.notify_all();
     }
     outstanding_.fetch_sub(group_bytes, std::memory_order_relaxed);
     for (size_t i = 0; i < count; ++i) completeSlice(group[i], results[i]);

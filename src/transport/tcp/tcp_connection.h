@@ -123,10 +123,11 @@ class TcpConnection {
   // handed back while a thread is still in a call reading it).
   uint64_t written_ = 0;
   bool receiver_waits_ = false;
-  // Bytes of lower-class (priority > 0) slices sent and not yet answered; the sender waits
-  // (sender_held_) while the next one would pass kMaxLowerClassInFlight.
+  // Bytes of lower-class (priority > 0) slices sent and not yet answered: the sender thread
+  // waits while the next one would pass kMaxLowerClassInFlight, and the receiver wakes it
+  // when answers make room (sender_waits_: the sender thread is in its wait).
   uint64_t lower_inflight_ = 0;
-  bool sender_held_ = false;
+  bool sender_waits_ = false;
   Status kill_reason_;  // why the socket was shut (timeout, cancel, a failed send)
   bool closed_by_us_ = false;  // kill_reason_ is our decision (timeout, cancel), not a loss
   uint64_t next_id_ = 1;

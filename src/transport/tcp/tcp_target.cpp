@@ -128,11 +128,14 @@ Status TcpTarget::admit(const FrameHeader& h, ServerConnection& conn, RemoteAcce
   Status st = range_size == kFileRangeSize ? ctx_->files().admit(file_id, a.addr, a.len, write, a.file)
                                            : ctx_->registry().pinForRemote(a.addr, a.len, write, a.pin);
   refused = !st.ok();
-  if (!refused) return Status::OK();
+  return refused ? refuse(h, conn, st, write ? a.len : 0) : Status::OK();
+}
+
+Status TcpTarget::refuse(const FrameHeader& h, ServerConnection& conn, const Status& why, uint64_t payload) {
   FERRY_LOG_LIMITED(WARN, refusals_) << "refused " << conn.messages().name(h.type) << " from " << conn.peer()
-                                     << ": " << st.ToString();
-  if (write) FERRY_RETURN_IF_ERROR(conn.reader().skip(a.len));  // drop the payload
-  conn.respond(write ? kWriteAck : kReadData, h.request_id, st);
+                                     << ": " << why.ToString();
+  FERRY_RETURN_IF_ERROR(conn.reader().skip(payload));  // keeps the stream in sync
+  conn.respond(isWrite(h.type) || h.type == kWriteV ? kWriteAck : kReadData, h.request_id, why);
   return Status::OK();
 }
 
@@ -222,13 +225,7 @@ Status TcpTarget::handleVector(const FrameHeader& h, ServerConnection& conn) {
     if (st.ok() && pins[i].region()->kind != kHostMemory)
       st = Status::NotSupported("range " + std::to_string(i) + " is not host memory: not in a vectored frame");
   }
-  if (!st.ok()) {
-    FERRY_LOG_LIMITED(WARN, refusals_) << "refused " << conn.messages().name(h.type) << " from " << conn.peer()
-                                       << ": " << st.ToString();
-    if (write) FERRY_RETURN_IF_ERROR(conn.reader().skip(total));  // drop the payloads
-    conn.respond(write ? kWriteAck : kReadData, h.request_id, st);
-    return Status::OK();
-  }
+  if (!st.ok()) return refuse(h, conn, st, write ? total : 0);
   iovec pieces[kMaxRanges];
   for (size_t i = 0; i < count; ++i) pieces[i] = {reinterpret_cast<void*>(ranges[i].addr), ranges[i].length};
   if (!write) return conn.respondWithPayload(kReadData, h.request_id, pieces, count);

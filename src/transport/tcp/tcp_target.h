@@ -82,6 +82,9 @@ class TcpTarget {
   // WriteV / ReadV: many small ranges of host memory, all admitted before any is touched.
   Status handleVector(const wire::FrameHeader& h, ServerConnection& conn);
   Status admit(const wire::FrameHeader& h, ServerConnection& conn, RemoteAccess& a, bool& refused);
+  // Answers a refused request with `why` (logged, rate-limited) after dropping its `payload`
+  // bytes; an error only when the stream broke.
+  Status refuse(const wire::FrameHeader& h, ServerConnection& conn, const Status& why, uint64_t payload);
   // The I/O of an admitted file access between `buf` and the file.
   Status fileOp(const RemoteAccess& a, bool write, uint8_t* buf);
   // A copy to or from registered GPU memory (through the driver), logged when it fails.
