@@ -117,11 +117,13 @@ def test_empty_batches_succeed(engine, peer):
 def test_cancel_transfer(engine, peer):
     """cancel_transfer returns once nothing of the batch moves any more: the memory the
     reads were landing in is overwritten at once and no late byte of them arrives."""
-    mib, n = 1 << 20, 64
+    # 256 MiB over tcp (~60 ms here): a same-machine peer would be served by shm in a few
+    # ms, which a loaded machine can spend between two Python calls.
+    mib, n = 1 << 20, 256
     dst = registered(engine, n * mib, fill=0)
     batch_id = engine.batch_transfer_async_read(
         peer.segment, [dst.ctypes.data + i * mib for i in range(n)],
-        [peer.addr + (i * mib) % peer.len for i in range(n)], [mib] * n)
+        [peer.addr + (i * mib) % peer.len for i in range(n)], [mib] * n, transport_hint="tcp")
     assert batch_id > 0
     assert engine.cancel_transfer(batch_id) == 0
     dst.fill(0xEE)
