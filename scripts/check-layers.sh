@@ -45,7 +45,7 @@ check python '^(common|compat|ferry)/'
 check tools '^(common|metadata|ferry)/'
 for t in src/transport/*/; do
   name=$(basename "$t")
-  check "$t" "^(common|control|model|ferry)/|^transport/(transport|local_peer|endpoint_cache)\.h$|^transport/$name/"
+  check "$t" "^(common|control|model|ferry)/|^transport/(transport|local_peer|endpoint_cache|checked_copy)\.h$|^transport/$name/"
 done
 mapfile -t iface < <(ls src/transport/*.h src/transport/*.cpp | grep -v '/registry\.cpp$')
 check src/transport "^(common|control|model|ferry)/|^transport/[a-z_]+\.h$" "${iface[@]}"

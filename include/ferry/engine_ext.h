@@ -70,5 +70,8 @@ std::string localDescriptorJson(TransferEngine& engine);
 std::string inspectTransports(TransferEngine& engine);
 /// Per-peer states the transports hold now (endpoints: connections, mappings, open files).
 size_t peerStateCount(TransferEngine& engine);
+/// Slices that failed their end-to-end checksum (Request::checksum) since the engine started:
+/// found at the target of our writes or here after our reads.
+uint64_t checksumMismatches(TransferEngine& engine);
 
 }  // namespace ferry::ext

@@ -91,6 +91,12 @@ struct Request {
   /// it ends TIMEOUT (bytes already in flight finish first: the buffer stays in use until
   /// the task settles).
   uint64_t deadline_ns = 0;
+  /// Ferry extension: check the moved bytes end to end (XXH3-64 per slice): at the target
+  /// before a write is acknowledged, at the initiator after a read. A mismatch fails the
+  /// task (FAILED, Corrupted "checksum mismatch", never retried) and counts in
+  /// checksumMismatches(). Config `checksum` (env FERRY_CHECKSUM=1) turns it on for every
+  /// request. Only transports that can check it carry such a request (tcp, shm, local).
+  bool checksum = false;
 };
 
 /// Ferry extension: many pages of a paged KV cache in one task (submitPagedTransfer). Page
@@ -114,6 +120,7 @@ struct PagedRequest {
   const char* transport_hint = nullptr;  // as Request's
   int priority = PRIO_HIGH;
   uint64_t deadline_ns = 0;
+  bool checksum = false;  // as Request's
 };
 
 enum TransferStatusEnum {

@@ -35,6 +35,7 @@ const std::vector<Variable>& variables() {
        R"({"transports": {"local": {"enable": false}, "shm": {"enable": false}, "rdma": {"enable": false}}})",
        "memory moves over TCP only, even to our own segment"},
       {"FERRY_POLLING", Mapping::kBool, "polling", ""},
+      {"FERRY_CHECKSUM", Mapping::kBool, "checksum", ""},
       {"FERRY_AUTH_TOKEN", Mapping::kReadDirectly, "the engine and ferry-metadata",
        "the cluster token, when neither auth/token nor auth/token_file is set"},
       {"FERRY_SHM_DIR", Mapping::kString, "same_machine/dir", ""},

@@ -27,6 +27,7 @@ BatchID BatchTable::allocate(size_t batch_size) {
   }
   auto batch = std::make_shared<Batch>(id, batch_size);  // its tasks are allocated unlocked
   batch->bytes_moved = bytes_moved_;
+  batch->checksum_mismatches = checksum_mismatches_;
   std::lock_guard lock(mu_);
   batches_[id] = std::move(batch);
   return id;

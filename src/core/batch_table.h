@@ -21,12 +21,14 @@ namespace ferry {
 class BatchTable {
  public:
   BatchTable(size_t max_batch_size, int wait_spin_us, int64_t transfer_timeout_ms,
-             std::vector<Transport*> transports, std::atomic<uint64_t>* bytes_moved)
+             std::vector<Transport*> transports, std::atomic<uint64_t>* bytes_moved,
+             std::atomic<uint64_t>* checksum_mismatches)
       : max_batch_size_(max_batch_size),
         wait_spin_us_(wait_spin_us),
         transfer_timeout_(transfer_timeout_ms),
         transports_(std::move(transports)),
-        bytes_moved_(bytes_moved) {}
+        bytes_moved_(bytes_moved),
+        checksum_mismatches_(checksum_mismatches) {}
 
   /// 0 on failure (size 0 or over batch/max_size), with a log line.
   BatchID allocate(size_t batch_size);
@@ -54,6 +56,7 @@ class BatchTable {
   static constexpr uint64_t kSpinMaxBytes = 256 * 1024;  // batches this small spin before sleeping
   const std::vector<Transport*> transports_;
   std::atomic<uint64_t>* const bytes_moved_;  // the metrics counter, or null when off
+  std::atomic<uint64_t>* const checksum_mismatches_;  // the engine's counter
   // Lends the calling thread to the transports (their queued work of this thread), then
   // spins when `small`, for waiters.
   void lendAndSpin(const std::function<bool()>& done, bool small);

@@ -84,10 +84,10 @@ Status EngineImpl::init() {
   if (options_.metrics_enable) metrics_.enable();
   batches_ = std::make_unique<BatchTable>(options_.max_batch_size, options_.wait_spin_us,
                                           options_.transfer_timeout_ms, transport_list_,
-                                          metrics_.bytesMoved());
+                                          metrics_.bytesMoved(), metrics_.checksumMismatches());
   submitter_ = std::make_unique<Submitter>(
       Submitter::Parts{registry_, *segments_, *directory_, *files_, selector_, *batches_, *notifications_},
-      machine_id_, options_.transfer_timeout_ms);
+      machine_id_, options_.transfer_timeout_ms, options_.checksum);
   stream_ordered_ = std::make_unique<StreamOrdered>(
       *submitter_, *batches_, registry_, *gpu_,
       options_.stream_error == "exit" ? StreamOrdered::OnFailure::kExit : StreamOrdered::OnFailure::kRelease);

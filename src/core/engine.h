@@ -96,6 +96,7 @@ class EngineImpl : public TransportContext {
   SegmentDescriptor localDescriptor();
   /// Per-peer states the transports hold now (endpoints), summed.
   size_t peerStateCount() const;
+  uint64_t checksumMismatches() const { return metrics_.checksumMismatchCount(); }
   /// {"<transport>": its inspect() JSON, ...} for those that say something.
   std::string inspectTransports() const;
 

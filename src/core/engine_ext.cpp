@@ -96,5 +96,10 @@ size_t peerStateCount(TransferEngine& engine) {
   return e ? e->peerStateCount() : 0;
 }
 
+uint64_t checksumMismatches(TransferEngine& engine) {
+  EngineImpl* e = EngineAccess::impl(engine);
+  return e ? e->checksumMismatches() : 0;
+}
+
 }  // namespace ext
 }  // namespace ferry

@@ -28,6 +28,8 @@ void declareEngineOptions(OptionTable& t) {
   t.integer("notifications/max_queued_bytes_per_peer", 64 << 20, 1 << 16, 1ll << 40,
             "notifications waiting to go to one peer; beyond, new ones are dropped with a log line");
   t.integer("transfer_timeout_ms", 30000, 1, INT32_MAX, "a task not done by then is `TIMEOUT`");
+  t.flag("checksum", false,
+         "check every transfer's bytes end to end (XXH3 per slice; what `Request::checksum` asks per request)");
   t.integer("connect_timeout_ms", 3000, 1, INT32_MAX, "TCP connect deadline (peers and metadata stores)");
   t.flag("polling", false, "I/O threads busy-poll before sleeping; lower latency, burns cores");
   t.integer("polling_spin_us", 200, 0, 1000000, "how long they spin in polling mode");
@@ -63,6 +65,7 @@ Status EngineOptions::read(const Config& c, EngineOptions& o) {
   o.notify_queued_bytes_per_peer = c.get<uint64_t>("notifications/max_queued_bytes_per_peer");
   o.transfer_timeout_ms = c.get<int64_t>("transfer_timeout_ms");
   o.connect_timeout_ms = c.get<int>("connect_timeout_ms");
+  o.checksum = c.get<bool>("checksum");
   o.polling = c.get<bool>("polling");
   o.polling_spin_us = c.get<int>("polling_spin_us");
   // In polling mode the I/O threads spin; a spinning caller too would be a third spinner

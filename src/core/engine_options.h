@@ -27,6 +27,7 @@ struct EngineOptions {
   size_t notify_inbox_bytes = 0, notify_queued_bytes_per_peer = 0;
   int64_t transfer_timeout_ms = 0;
   int connect_timeout_ms = 0;
+  bool checksum = false;  // every request checked end to end
   bool polling = false;
   int polling_spin_us = 0;
   int wait_spin_us = 0;       // 0 in polling mode (see read())

@@ -236,6 +236,7 @@ Status EngineImpl::describeSelection(SegmentID id, std::string& out) {
                                {"reaches", static_cast<bool>(reachable >> i & 1)},
                                {"fits_kinds", selector_.fitsKinds(i, c.local_kind, c.remote_kind)},
                                {"memory_kinds", kinds},
+                               {"checksum_kinds", kindNames(caps.checksum_kinds)},
                                {"slice_size", t->sliceSize()},
                                {"latency_us", caps.latency_us},
                                {"bandwidth_GBps", caps.bandwidth_GBps},

@@ -53,6 +53,7 @@ Status pageRuns(const PagedRequest& p, std::vector<Request>& runs) {
       Request r{p.opcode, reinterpret_cast<void*>(local), p.target_id, remote, p.page_size, p.transport_hint};
       r.priority = p.priority;
       r.deadline_ns = p.deadline_ns;
+      r.checksum = p.checksum;
       runs.push_back(r);
     }
   }

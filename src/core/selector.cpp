@@ -98,7 +98,7 @@ bool TransportSelector::orderDependsOnSize(MemoryKind local, MemoryKind remote) 
 TransportSelector::Order TransportSelector::defaultOrder(const SelectionCase& c, uint32_t reachable) const {
   Order out;
   for (size_t i = 0; i < transports_.size(); ++i)
-    if ((reachable >> i & 1) && fitsKinds(i, c.local_kind, c.remote_kind)) out.push_back(static_cast<uint8_t>(i));
+    if ((reachable >> i & 1) && fits(i, c)) out.push_back(static_cast<uint8_t>(i));
   // Preference groups first; inside one, the cheaper for this size (registry order on a tie).
   std::stable_sort(out.begin(), out.end(), [&](uint8_t a, uint8_t b) {
     if (groups_[a] != groups_[b]) return groups_[a] < groups_[b];
@@ -112,7 +112,7 @@ TransportSelector::Order TransportSelector::ruleOrder(const Rule& r, const Selec
   Order out;
   for (const auto& n : r.transports)
     for (size_t i = 0; i < transports_.size(); ++i)
-      if (n == transports_[i]->name() && (reachable >> i & 1) && fitsKinds(i, c.local_kind, c.remote_kind))
+      if (n == transports_[i]->name() && (reachable >> i & 1) && fits(i, c))
         out.push_back(static_cast<uint8_t>(i));
   return out;
 }
@@ -130,6 +130,8 @@ Status TransportSelector::choose(const SelectionCase& c, uint32_t reachable, std
         return Status::NotSupported("transport_hint '" + std::string(hint) + "' cannot move " +
                                     memoryKindName(c.local_kind) + " memory to " +
                                     memoryKindName(c.remote_kind) + " memory");
+      if (!fits(i, c))
+        return Status::NotSupported("transport_hint '" + std::string(hint) + "' cannot check checksums");
       out.assign(1, static_cast<uint8_t>(i));
       return Status::OK();
     }
@@ -143,12 +145,18 @@ Status TransportSelector::choose(const SelectionCase& c, uint32_t reachable, std
     }
   out = rule ? ruleOrder(*rule, c, reachable) : defaultOrder(c, reachable);
   if (!out.empty()) return Status::OK();
+  const std::string checked = c.checksum ? " with its checksum checked" : "";
   if (rule)
     return Status::NotSupported("no transport allowed by selector/policies can reach segment '" +
-                                segment_name + "' for this request");
+                                segment_name + "' for this request" + checked);
   return Status::NotSupported(std::string("no enabled transport can move ") + memoryKindName(c.local_kind) +
                               " memory to " + memoryKindName(c.remote_kind) + " memory of segment '" +
-                              segment_name + "'");
+                              segment_name + "'" + checked);
+}
+
+bool TransportSelector::fits(size_t i, const SelectionCase& c) const {
+  return fitsKinds(i, c.local_kind, c.remote_kind) && 
+         (!c.checksum || ((caps_[i].checksum_kinds & c.local_kind) && (caps_[i].checksum_kinds & c.remote_kind)));
 }
 
 }  // namespace ferry

@@ -36,6 +36,7 @@ struct SelectionCase {
   std::string_view local_location = "cpu:0";   // read only by policy rules
   std::string_view remote_location = "cpu:0";
   std::string_view segment_type = "memory";
+  bool checksum = false;  // the request's bytes are checked end to end
 };
 
 class TransportSelector {
@@ -66,6 +67,8 @@ class TransportSelector {
   Order defaultOrder(const SelectionCase& c, uint32_t reachable) const;
   /// The order rule `r` gives (the transports it names that reach and fit the kinds).
   Order ruleOrder(const Rule& r, const SelectionCase& c, uint32_t reachable) const;
+  /// Whether transports()[i] may carry this case: touches both kinds, checks checksums if asked.
+  bool fits(size_t i, const SelectionCase& c) const;
   /// Whether transports()[i] may touch these kinds.
   bool fitsKinds(size_t i, MemoryKind local, MemoryKind remote) const;
 

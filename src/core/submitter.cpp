@@ -62,6 +62,7 @@ Status Submitter::routeFor(SegmentEntry& seg, const Request& req, const Sides& s
   c.local_location = sides.local_location;
   c.remote_location = sides.remote_location;
   c.segment_type = seg.is_file ? "file" : "memory";
+  c.checksum = req.checksum || checksum_all_;
   std::string_view hint = req.transport_hint ? req.transport_hint : "";
   TransportSelector::Order order;
   bool pinned = false;
@@ -147,6 +148,7 @@ Status Submitter::prepare(const std::vector<Request>& requests, Prepared& out) {
     const Request* prev = i > 0 ? &requests[i - 1] : nullptr;
     bool same_choice = prev && segs[i] == segs[i - 1] && !policies && sides.local_kind == prev_local &&
                        sides.remote_kind == prev_remote &&
+                       r.checksum == prev->checksum &&
                        std::string_view(r.transport_hint ? r.transport_hint : "") ==
                            std::string_view(prev->transport_hint ? prev->transport_hint : "") &&
                        (r.length == prev->length ||
@@ -192,6 +194,7 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
     t.group = group;
     t.route = routes[i];  // also keeps its endpoints alive while the slices are out
     makeSlices(t, requests[i], routes[i]->slice_size, deadline, kinds[i].first, kinds[i].second);
+    t.checksum |= checksum_all_;
   }
 
   // Hand each run of requests with the same route over in one call.
@@ -269,6 +272,7 @@ Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   t.route = prepared.routes[0];
   makeSlices(t, runs.data(), runs.size(), prepared.routes[0]->slice_size, nowNs() + transfer_timeout_ns_,
              prepared.kinds[0].first, prepared.kinds[0].second);
+  t.checksum |= checksum_all_;
   std::vector<Slice*> run(t.num_slices);
   for (uint32_t n = 0; n < t.num_slices; ++n) run[n] = &t.slices[n];
   return dispatch(*prepared.segs[0], *prepared.routes[0], runs.data(), runs.size(), 0, &t, 1, run);

@@ -30,8 +30,11 @@ class Submitter {
     BatchTable& batches;
     Notifications& notifications;
   };
-  Submitter(Parts parts, std::string machine_id, int64_t transfer_timeout_ms)
-      : p_(parts), machine_id_(std::move(machine_id)), transfer_timeout_ns_(transfer_timeout_ms * 1000000) {}
+  Submitter(Parts parts, std::string machine_id, int64_t transfer_timeout_ms, bool checksum_all)
+      : p_(parts),
+        machine_id_(std::move(machine_id)),
+        transfer_timeout_ns_(transfer_timeout_ms * 1000000),
+        checksum_all_(checksum_all) {}
 
   /// See TransferEngine::submitTransfer.
   Status submit(BatchID id, const std::vector<Request>& requests, const Notification* notifi);
@@ -78,6 +81,7 @@ class Submitter {
   Parts p_;
   const std::string machine_id_;
   const int64_t transfer_timeout_ns_;
+  const bool checksum_all_;  // config `checksum`: every request is checked as if it asked
 };
 
 }  // namespace ferry

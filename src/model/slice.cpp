@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "common/checksum.h"
 #include "common/log.h"
 
 namespace ferry {
@@ -46,6 +47,7 @@ void makeSlices(Task& task, const Request* ranges, size_t count, uint64_t slice_
   }
   task.priority = static_cast<uint8_t>(std::clamp(ranges[0].priority, 0, kPriorityClasses - 1));
   task.start_by_ns = static_cast<int64_t>(std::min<uint64_t>(ranges[0].deadline_ns, INT64_MAX));
+  task.checksum = ranges[0].checksum;
 }
 
 Status admitSlice(const Slice& slice) {
@@ -54,6 +56,15 @@ Status admitSlice(const Slice& slice) {
   if (t.start_by_ns && nowNs() > t.start_by_ns)
     return Status::Timeout("the request's deadline passed before this slice started");
   return Status::OK();
+}
+
+Status checksumMismatch(Slice& slice, const char* where, uint64_t expected, uint64_t got) {
+  slice.checksum_mismatch = true;
+  return Status::Corrupted(checksum::mismatchText(where, expected, got, slice.length));
+}
+
+void flipIfAsked(const Slice& slice, uint8_t* data, uint64_t length) {
+  if (slice.flip_byte && length > 0) data[flipOffset(length)] ^= kFlipMask;
 }
 
 void markUnfenced(const Slice& slice) {
@@ -101,7 +112,9 @@ void recordFailure(Task& task, const Status& status) {
 
 void completeSlice(Slice* slice, const Status& status) {
   Task& task = *slice->task;
-  if (!status.ok() && task.route && task.route->failover(slice, status)) return;
+  if (!status.ok() && !slice->checksum_mismatch && task.route && task.route->failover(slice, status)) return;
+  if (slice->checksum_mismatch)
+    if (auto* n = task.batch->checksum_mismatches) n->fetch_add(1, std::memory_order_relaxed);
   if (status.ok()) {
     task.transferred.fetch_add(slice->length, std::memory_order_relaxed);
     if (auto* moved = task.batch->bytes_moved) moved->fetch_add(slice->length, std::memory_order_relaxed);

@@ -38,6 +38,13 @@ struct Slice {
   uint8_t attempt = 0;      // index of the route candidate carrying it
   uint32_t file_id = 0;     // target file of a file segment (set by transports that need it)
   uint8_t resends = 0;
+  // Fault injection (the fault transport's flip_byte_every): the transport carrying the
+  // slice changes one byte of it between the sender's checksum and the receiver's check,
+  // as a bad link or memory would. Honoured by the transports that check checksums.
+  bool flip_byte = false;
+  // Set by the transport that found the bytes of a checksummed slice arrived different
+  // (checksumMismatch): the slice fails Corrupted, counted, and is not failed over.
+  bool checksum_mismatch = false;
   // What the two ends are (core, from the registrations): a transport that may touch GPU
   // memory copies a cuda end through the driver, never with the CPU.
   MemoryKind local_kind = kHostMemory;
@@ -69,6 +76,7 @@ struct Task {
   std::atomic<bool> canceled{false};
   uint8_t priority = 0;     // the request's class (0..kPriorityClasses-1)
   int64_t start_by_ns = 0;  // the request's deadline (steady clock); 0: none
+  bool checksum = false;    // its bytes are checked end to end (Request::checksum or config)
   std::atomic<uint8_t> failure{COMPLETED};  // first failure kind seen among slices
   std::atomic<uint64_t> transferred{0};
   std::atomic<uint32_t> slices_left{0};
@@ -101,6 +109,7 @@ struct Batch {
   // still land at the target, so a cancel cannot promise they will not (markUnfenced).
   std::atomic<uint32_t> unfenced{0};
   std::atomic<uint64_t>* bytes_moved = nullptr;  // the engine's metrics counter, if any
+  std::atomic<uint64_t>* checksum_mismatches = nullptr;  // the engine's counter (always kept)
 };
 
 /// Maps a failed Status onto the task state it implies.
@@ -121,6 +130,16 @@ Status admitSlice(const Slice& slice);
 /// A transport gave up on a WRITE slice whose bytes may still land at the target later (a
 /// connection cut with them in flight): a cancel of its batch cannot be fenced.
 void markUnfenced(const Slice& slice);
+
+/// A checksummed slice's bytes arrived different from what was sent (`where`: who saw it):
+/// marks the slice (not failed over, counted when it completes) and returns the status to
+/// complete it with.
+Status checksumMismatch(Slice& slice, const char* where, uint64_t expected, uint64_t got);
+/// Fault injection: the byte a flip changes, and how.
+constexpr uint64_t flipOffset(uint64_t length) { return length / 2; }
+inline constexpr uint8_t kFlipMask = 0x20;
+/// Flips that byte of [data, data + length) when the slice asks for it.
+void flipIfAsked(const Slice& slice, uint8_t* data, uint64_t length);
 
 /// Records a slice's outcome; settles the task when it is the last one.
 void completeSlice(Slice* slice, const Status& status);

@@ -52,10 +52,11 @@ std::vector<std::unique_ptr<Transport>> createTransports(const Config& config) {
     std::string key = std::string("transports/") + e.name;
     if (!config.get<bool>(key + "/enable")) continue;
     auto t = e.make();
-    uint64_t submit_every = config.get<uint64_t>(key + "/fault/fail_submit_every");
-    uint64_t slice_every = config.get<uint64_t>(key + "/fault/fail_slice_every");
-    if (submit_every || slice_every)
-      t = std::make_unique<FaultTransport>(std::move(t), submit_every, slice_every);
+    FaultTransport::Rates faults{config.get<uint64_t>(key + "/fault/fail_submit_every"),
+                                 config.get<uint64_t>(key + "/fault/fail_slice_every"),
+                                 config.get<uint64_t>(key + "/fault/flip_byte_every")};
+    if (faults.fail_submit_every || faults.fail_slice_every || faults.flip_byte_every)
+      t = std::make_unique<FaultTransport>(std::move(t), faults);
     out.push_back(std::move(t));
   }
   return out;

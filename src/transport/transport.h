@@ -37,6 +37,9 @@ struct TransportCaps {
   bool reaches_self = false;               // can serve the engine's own segment
   bool reaches_same_machine = false;
   bool reaches_remote = false;             // other machines
+  // Memory kinds (at both ends) whose bytes it checks end to end when a task asks
+  // (Task::checksum); it honours Slice::flip_byte for them.
+  MemoryKinds checksum_kinds = 0;
   // Cost model: moving n bytes costs about latency_us + n / (bandwidth_GBps * 1e3) us.
   // Among transports of the same preference group (registry.h) the cheaper one goes first.
   double latency_us = 0;

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <thread>
 
+#include "common/checksum.h"
+#include "common/endian.h"
 #include "common/net.h"
 #include "control/wire.h"
 #include "transport/tcp/tcp_wire.h"
@@ -223,10 +225,10 @@ class RawPeer : public BadInput {
  protected:
   // `file_id` != 0 sends the file variant (FileWrite/FileRead) of a WRITE/READ.
   wire::FrameHeader roundTrip(wire::MsgType type, uint64_t target, uint64_t len, std::string* body,
-                              uint64_t file_id = 0) {
+                              uint64_t file_id = 0, uint64_t sum = 0) {
     int fd = -1;
     EXPECT_TRUE(net::connectTcp("127.0.0.1", b->getRpcServerPort(), 1000, fd).ok());
-    const bool write = type == tcp_wire::kWrite;
+    const bool write = type == tcp_wire::kWrite || type == tcp_wire::kWriteSum;
     if (file_id) type = write ? tcp_wire::kFileWrite : tcp_wire::kFileRead;
     const size_t range = tcp_wire::rangeSizeOf(type);
     std::string payload(write ? len : 0, 'Z');
@@ -236,6 +238,7 @@ class RawPeer : public BadInput {
       tcp_wire::encodeFileRange(file_id, target, len, hb + wire::kHeaderSize);
     else
       tcp_wire::encodeRange(target, len, hb + wire::kHeaderSize);
+    if (type == tcp_wire::kWriteSum) putU64(hb + wire::kHeaderSize + tcp_wire::kRangeSize, sum);
     EXPECT_TRUE(net::writeAll(fd, hb, wire::kHeaderSize + range).ok());
     EXPECT_TRUE(net::writeAll(fd, payload.data(), payload.size()).ok());
     wire::FrameHeader h;
@@ -264,6 +267,34 @@ TEST_F(RawPeer, TargetEnforcesPermissionsAndBounds) {
   h = roundTrip(tcp_wire::kRead, addr(rw), 8, &body);  // and a good one is served
   EXPECT_EQ(h.status, 0u);
   EXPECT_EQ(std::memcmp(body.data(), rw.data(), 8), 0);
+}
+
+// Checksummed frames (WriteSum/ReadSum): the target hashes what landed and refuses to vouch
+// for bytes that do not match the sender's claim; permissions and bounds hold as for Write.
+TEST_F(RawPeer, ChecksummedFramesAreCheckedAtTheTarget) {
+  const std::string zs(64, 'Z');  // roundTrip's payload
+  const uint64_t right = checksum::xxh3(zs.data(), zs.size());
+  std::string body;
+  auto h = roundTrip(tcp_wire::kWriteSum, addr(rw, 64), 64, &body, 0, right);
+  EXPECT_EQ(h.status, 0u) << body;
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(rw.data()) + 64, 64), zs);
+  h = roundTrip(tcp_wire::kWriteSum, addr(rw, 256), 64, &body, 0, right ^ 1);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kCorrupted)) << body;
+  EXPECT_NE(body.find("checksum mismatch at the target"), std::string::npos) << body;
+  const std::vector<uint8_t> ro_before = ro;
+  h = roundTrip(tcp_wire::kWriteSum, addr(ro), 64, &body, 0, right);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
+  EXPECT_EQ(ro, ro_before);
+  h = roundTrip(tcp_wire::kWriteSum, addr(rw, kSize - 10), 64, &body, 0, right);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kOutOfRange)) << body;
+  // A read comes back as the target's checksum of the range, then its bytes.
+  h = roundTrip(tcp_wire::kReadSum, addr(rw, 64), 64, &body);
+  ASSERT_EQ(h.status, 0u) << body;
+  ASSERT_EQ(body.size(), tcp_wire::kSumSize + 64);
+  EXPECT_EQ(getU64(reinterpret_cast<const uint8_t*>(body.data())), right);
+  EXPECT_EQ(body.substr(tcp_wire::kSumSize), zs);
+  h = roundTrip(tcp_wire::kReadSum, addr(lo), 8, &body);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
 }
 
 // Vectored frames (WriteV/ReadV): every range is checked before any byte lands (one bad

@@ -29,10 +29,11 @@ class FakeTransport : public Transport {
   uint64_t sliceSize() const override { return 1 << 20; }
   Status connect(const PeerEndpoint&, std::shared_ptr<Endpoint>&) override { return Status::OK(); }
 
+  TransportCaps caps_;
+
  private:
   const char* name_;
   bool same_only_;
-  TransportCaps caps_;
 };
 
 class Selector : public ::testing::Test {
@@ -134,6 +135,29 @@ TEST_F(Selector, MemoryKindsFilterEveryPath) {
   st = sel.choose(SelectionCase{false, 64, kOtherDevice, kHostMemory}, sel.reachable(far), "", "peer", order, pinned);
   EXPECT_EQ(st.code(), Status::Code::kNotSupported);
   EXPECT_NE(st.message().find("device memory"), std::string::npos) << st.ToString();
+}
+
+// A request whose bytes are checked end to end goes only to transports that check the
+// memory kinds at both ends, by default, by policy and by hint.
+TEST_F(Selector, ChecksumsNeedATransportThatChecksThem) {
+  FakeTransport checks{"tcp", false, kHostMemory | kCudaMemory, kHostMemory | kCudaMemory};
+  FakeTransport blind{"shm", true, kHostMemory | kCudaMemory, kHostMemory | kCudaMemory};
+  checks.caps_.checksum_kinds = kHostMemory;
+  ASSERT_TRUE(configure(R"([{"match": {"min_size": 1}, "transports": ["shm", "tcp"]}])", {&blind, &checks}).ok());
+  SelectionCase checked{true, 4096};
+  checked.checksum = true;
+  EXPECT_EQ(names(checked, near), (std::vector<std::string>{"tcp"}));
+  EXPECT_EQ(names(SelectionCase{true, 4096}, near), (std::vector<std::string>{"shm", "tcp"}));
+  Transport* t = nullptr;
+  Status st = pin("shm", near, t, checked);
+  EXPECT_EQ(st.code(), Status::Code::kNotSupported);
+  EXPECT_NE(st.message().find("checksum"), std::string::npos) << st.ToString();
+  checked.remote_kind = kCudaMemory;  // tcp checks host memory only
+  TransportSelector::Order order;
+  bool pinned;
+  st = sel.choose(checked, sel.reachable(near), "", "peer", order, pinned);
+  EXPECT_EQ(st.code(), Status::Code::kNotSupported);
+  EXPECT_NE(st.message().find("checksum checked"), std::string::npos) << st.ToString();
 }
 
 // Two transports of one preference group: the cheaper for the request's size goes first.

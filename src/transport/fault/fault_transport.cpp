@@ -17,7 +17,10 @@ class FaultEndpoint : public Endpoint {
     if (faults_.failSubmit())
       return Status::Unavailable(std::string("injected submit failure on ") + faults_.name());
     std::vector<Slice*> pass, doomed;
-    for (size_t i = 0; i < count; ++i) (faults_.failSlice() ? doomed : pass).push_back(slices[i]);
+    for (size_t i = 0; i < count; ++i) {
+      (faults_.failSlice() ? doomed : pass).push_back(slices[i]);
+      if (faults_.flipByte()) slices[i]->flip_byte = true;
+    }
     if (!pass.empty()) FERRY_RETURN_IF_ERROR(inner_->submit(peer, pass.data(), pass.size()));
     for (Slice* s : doomed)
       completeSlice(s, Status::InternalError(std::string("injected slice failure on ") + faults_.name()));
@@ -36,16 +39,16 @@ void FaultTransport::declareOptions(OptionTable& t) {
             "tests: wrap the transport in the fault injector; every Nth submit is refused (0: never)");
   t.integer("fault/fail_slice_every", 0, 0, INT64_MAX,
             "tests: every Nth slice fails after it was accepted (0: never)");
+  t.integer("fault/flip_byte_every", 0, 0, INT64_MAX,
+            "tests: one byte of every Nth slice changes in flight (0: never); the transports that check "
+            "checksums (tcp, shm, local) do it");
 }
 
-FaultTransport::FaultTransport(std::unique_ptr<Transport> inner, uint64_t fail_submit_every,
-                               uint64_t fail_slice_every)
-    : inner_(std::move(inner)),
-      fail_submit_every_(fail_submit_every),
-      fail_slice_every_(fail_slice_every) {
-  FERRY_LOG(WARN) << "fault injection on transport " << inner_->name() << ": every "
-                  << fail_submit_every_ << "th submit, every " << fail_slice_every_
-                  << "th slice fails (0 = never)";
+FaultTransport::FaultTransport(std::unique_ptr<Transport> inner, const Rates& rates)
+    : inner_(std::move(inner)), rates_(rates) {
+  FERRY_LOG(WARN) << "fault injection on transport " << inner_->name() << ": every " << rates_.fail_submit_every
+                  << "th submit, every " << rates_.fail_slice_every << "th slice fails, every "
+                  << rates_.flip_byte_every << "th slice has a byte flipped (0 = never)";
 }
 
 Status FaultTransport::connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) {
@@ -55,12 +58,14 @@ Status FaultTransport::connect(const PeerEndpoint& peer, std::shared_ptr<Endpoin
   return Status::OK();
 }
 
-bool FaultTransport::failSubmit() {
-  return fail_submit_every_ && (submits_.fetch_add(1) + 1) % fail_submit_every_ == 0;
+namespace {
+bool everyNth(std::atomic<uint64_t>& counter, uint64_t n) {
+  return n && (counter.fetch_add(1, std::memory_order_relaxed) + 1) % n == 0;
 }
+}  // namespace
 
-bool FaultTransport::failSlice() {
-  return fail_slice_every_ && (slices_.fetch_add(1) + 1) % fail_slice_every_ == 0;
-}
+bool FaultTransport::failSubmit() { return everyNth(submits_, rates_.fail_submit_every); }
+bool FaultTransport::failSlice() { return everyNth(slices_, rates_.fail_slice_every); }
+bool FaultTransport::flipByte() { return everyNth(flips_, rates_.flip_byte_every); }
 
 }  // namespace ferry

@@ -4,6 +4,9 @@
 // fail_submit_every = N: every Nth submit call is refused (Unavailable), nothing taken.
 // fail_slice_every = N: every Nth slice is accepted, then completed as failed (InternalError)
 // without reaching the wrapped transport.
+// flip_byte_every = N: every Nth slice is passed on marked Slice::flip_byte: the wrapped
+// transport changes one of its bytes in flight (after the sender's checksum), to prove that
+// checksums catch it and, with them off, that nothing else does.
 #pragma once
 
 #include <atomic>
@@ -18,8 +21,10 @@ class FaultTransport : public Transport {
  public:
   /// Declares fault/fail_submit_every and fault/fail_slice_every (for every transport).
   static void declareOptions(OptionTable& table);
-  FaultTransport(std::unique_ptr<Transport> inner, uint64_t fail_submit_every,
-                 uint64_t fail_slice_every);
+  struct Rates {  // every Nth; 0: never
+    uint64_t fail_submit_every = 0, fail_slice_every = 0, flip_byte_every = 0;
+  };
+  FaultTransport(std::unique_ptr<Transport> inner, const Rates& rates);
 
   const char* name() const override { return inner_->name(); }
   TransportCaps caps() const override { return inner_->caps(); }
@@ -40,14 +45,15 @@ class FaultTransport : public Transport {
   size_t peerStateCount() const override { return inner_->peerStateCount(); }
   std::string inspect() const override { return inner_->inspect(); }
 
-  /// Whether the next submit / slice is one to fail (counted over all endpoints).
+  /// Whether the next submit / slice is one to fail / to corrupt (counted over all endpoints).
   bool failSubmit();
   bool failSlice();
+  bool flipByte();
 
  private:
   std::unique_ptr<Transport> inner_;
-  const uint64_t fail_submit_every_, fail_slice_every_;
-  std::atomic<uint64_t> submits_{0}, slices_{0};
+  const Rates rates_;
+  std::atomic<uint64_t> submits_{0}, slices_{0}, flips_{0};
 };
 
 }  // namespace ferry

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "transport/checked_copy.h"
+
 namespace ferry {
 
 namespace {
@@ -21,7 +23,8 @@ class LocalEndpoint : public Endpoint {
       if (s->local_kind == kCudaMemory || s->remote_kind == kCudaMemory)
         st = gpu->copy(dst, src, s->length);
       else
-        std::memmove(dst, src, s->length);  // source and target may overlap in one buffer
+        // Source and target may overlap in one buffer: memmove, and the source hashed first.
+        st = checkedCopy(*s, dst, src, [&] { std::memmove(dst, src, s->length); });
       completeSlice(s, st);
     }
     return Status::OK();
@@ -42,6 +45,7 @@ TransportCaps LocalTransport::caps() const {
   return {.local_kinds = kHostMemory | kCudaMemory,
           .remote_kinds = kHostMemory | kCudaMemory,
           .reaches_self = true,
+          .checksum_kinds = kHostMemory,
           .latency_us = 0.1,
           .bandwidth_GBps = 20};
 }

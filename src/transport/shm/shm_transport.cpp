@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "transport/checked_copy.h"
+#include "transport/shm/cross_memory.h"
 #include "transport/shm/shm_endpoint.h"
 
 namespace ferry {
@@ -58,7 +60,7 @@ void ShmTransport::declareOptions(OptionTable& t) {
 }
 
 TransportCaps ShmTransport::caps() const {
-  return {.reaches_same_machine = true, .latency_us = 2, .bandwidth_GBps = 20};
+  return {.reaches_same_machine = true, .checksum_kinds = kHostMemory, .latency_us = 2, .bandwidth_GBps = 20};
 }
 
 Status ShmTransport::start(TransportContext& ctx) {
@@ -277,42 +279,18 @@ void ShmTransport::copy(Work& w) {
     return;
   }
   if (w.mapped) {
-    if (s->op == Request::WRITE)
-      copyInPieces(w.mapped, s->local, s->length, copy_piece_);
-    else
-      copyInPieces(s->local, w.mapped, s->length, copy_piece_);
-    completeSlice(s, Status::OK());
+    uint8_t* dst = s->op == Request::WRITE ? w.mapped : s->local;
+    const uint8_t* src = s->op == Request::WRITE ? s->local : w.mapped;
+    completeSlice(s, checkedCopy(*s, dst, src, [&] { copyInPieces(dst, src, s->length, copy_piece_); }));
     return;
   }
   // Cross-memory attach: the kernel copies between the address spaces.
-  uint64_t done = 0;
-  while (done < s->length) {
-    iovec local{s->local + done, s->length - done};
-    iovec remote{reinterpret_cast<void*>(s->remote + done), s->length - done};
-    ssize_t n = s->op == Request::WRITE
-                    ? ::process_vm_writev(static_cast<pid_t>(w.pid), &local, 1, &remote, 1, 0)
-                    : ::process_vm_readv(static_cast<pid_t>(w.pid), &local, 1, &remote, 1, 0);
-    if (n > 0) {
-      done += static_cast<uint64_t>(n);
-      continue;
-    }
-    int e = n == 0 ? EFAULT : errno;
-    if (e == EINTR) continue;
-    Status why;
-    if (e == EPERM || e == ENOSYS) {
-      if (w.peer->markAttachDenied())
-        FERRY_LOG(WARN) << "cross-memory attach to pid " << w.pid << " refused (" << std::strerror(e)
-                        << "; ptrace restrictions?): its unshared buffers go over the next transport";
-      why = Status::NotSupported(std::string("cross-memory attach refused: ") + std::strerror(e));
-    } else if (e == ESRCH) {
-      why = Status::Unavailable("peer process " + std::to_string(w.pid) + " is gone");
-    } else {
-      why = Status::InternalError(std::string("cross-memory attach failed: ") + std::strerror(e));
-    }
-    completeSlice(s, why);
-    return;
-  }
-  completeSlice(s, Status::OK());
+  bool denied = false;
+  Status st = cross_memory::checkedCopy(*s, static_cast<pid_t>(w.pid), &denied);
+  if (denied && w.peer->markAttachDenied())
+    FERRY_LOG(WARN) << "cross-memory attach to pid " << w.pid << " refused (" << st.message()
+                    << "; ptrace restrictions?): its unshared buffers go over the next transport";
+  completeSlice(s, st);
 }
 
 bool ShmTransport::copyingLocked(std::thread::id id) const {

@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "common/checksum.h"
+#include "common/endian.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "control/handshake.h"
@@ -97,6 +99,21 @@ void TcpConnection::enqueue(Slice* const* slices, size_t count, bool may_send_in
 }
 
 namespace {
+// A payload's iovecs: one, or three with its middle byte replaced by `*flipped` (fault
+// injection: the same byte flipIfAsked changes). Returns how many were added.
+int payloadIov(iovec* out, const Slice& s, const uint8_t* payload, uint8_t* flipped) {
+  if (!s.flip_byte) {
+    out[0] = {const_cast<uint8_t*>(payload), s.length};
+    return 1;
+  }
+  const uint32_t k = flipOffset(s.length);
+  *flipped = payload[k] ^ kFlipMask;
+  out[0] = {const_cast<uint8_t*>(payload), k};
+  out[1] = {flipped, 1};
+  out[2] = {const_cast<uint8_t*>(payload) + k + 1, s.length - k - 1};
+  return 3;
+}
+
 // What the socket buffers hold (several MiB on loopback) is what a higher-class slice
 // waits behind, whatever the queue order: lower classes keep at most this much in flight.
 constexpr uint64_t kMaxLowerClassInFlight = 4 << 20;
@@ -132,10 +149,11 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   // vectored ones (WriteV/ReadV: a run of small slices of host memory, one header and one
   // answer for up to kMaxRanges of them).
   constexpr size_t kMaxVectorFramesPerWrite = 4;
-  iovec iov[2 * kMaxSlicesPerWrite + kMaxVectorFramesPerWrite * (kMaxRanges + 1)];
+  iovec iov[4 * kMaxSlicesPerWrite + kMaxVectorFramesPerWrite * (kMaxRanges + 1)];
   // Headers live here, not in the slice: once its bytes are on the wire a slice may
   // complete and its batch be freed before sendmsg has returned.
   uint8_t heads[kMaxSlicesPerWrite][kFrameHead];
+  uint8_t flipped[kMaxSlicesPerWrite];  // fault injection: a plain frame's changed byte
   uint8_t vector_heads[kMaxVectorFramesPerWrite][wire::kHeaderSize + kRangesHeadSize + kMaxRanges * kRangeSize];
   VectorFrame vecs[kMaxVectorFramesPerWrite];
   while (anyQueuedLocked() && !dead()) {
@@ -206,8 +224,17 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
         }
       }
       bool write = s->op == Request::WRITE;
+      const bool summed = s->task->checksum && !s->file_id;  // host memory (the selector's checksum_kinds)
+      if (summed && write) {
+        lock.unlock();  // as for staging: sending_ keeps other drainers away
+        const uint64_t sum = checksum::xxh3(payload, s->length);
+        lock.lock();
+        putU64(heads[plain] + wire::kHeaderSize + kRangeSize, sum);
+      }
       s->request_id = next_id_++;
-      MsgType type = s->file_id ? (write ? kFileWrite : kFileRead) : (write ? kWrite : kRead);
+      MsgType type = s->file_id ? (write ? kFileWrite : kFileRead)
+                     : summed   ? (write ? kWriteSum : kReadSum)
+                                : (write ? kWrite : kRead);
       const size_t range_size = rangeSizeOf(type);
       FrameHeader h{type, static_cast<uint32_t>(range_size + (write ? s->length : 0)), 0,
                     s->request_id};
@@ -217,8 +244,8 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       else
         encodeRange(s->remote, s->length, heads[plain] + wire::kHeaderSize);
       iov[n++] = {heads[plain], wire::kHeaderSize + range_size};
+      if (write) n += payloadIov(&iov[n], *s, payload, &flipped[plain]);
       ++plain;
-      if (write) iov[n++] = {const_cast<uint8_t*>(payload), s->length};
       inflight_.push_back(s);  // before the write: the response may beat us back
       if (s->task->priority > 0) lower_inflight_ += s->length;
       bytes += cost;
@@ -252,7 +279,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
 }
 
 bool TcpConnection::vectorizable(const Slice& s) {
-  return s.file_id == 0 && s.local_kind == kHostMemory && s.remote_kind == kHostMemory &&
+  return s.file_id == 0 && !s.task->checksum && !s.flip_byte && s.local_kind == kHostMemory && s.remote_kind == kHostMemory &&
          s.length <= kMaxVectorSliceBytes;
 }
 
@@ -321,9 +348,14 @@ void TcpConnection::receiverLoop() {
       if (!cause.ok()) break;
       const Status refused = wire::fromWire(h.status, where_ + " refused " +
                                                           (s->op == Request::READ ? "read: " : "write: ") + error_text);
-      for (size_t i = 0; i < count; ++i) results[i] = refused;
+      for (size_t i = 0; i < count; ++i) {
+        results[i] = refused;
+        // The target found a WriteSum's bytes landed different (it refuses nothing else so).
+        if (refused.code() == Status::Code::kCorrupted && group[i]->op == Request::WRITE && group[i]->task->checksum)
+          group[i]->checksum_mismatch = true;
+      }
     } else if (s->op == Request::READ) {
-      if (h.body_len != group_bytes) {
+      if (h.body_len != group_bytes + (s->task->checksum ? kSumSize : 0)) {
         cause = Status::Corrupted("read response length disagrees with request");
         break;
       }
@@ -366,7 +398,7 @@ Status TcpConnection::receiveRead(net::SocketReader& reader, Slice& s, Status& r
     // Canceled while its answer was on the way: the bytes are dropped, never landed (a
     // cancel waits for this slice, so once it returns nothing more is written here).
     result = Status::Canceled("task canceled: its read data was dropped on arrival");
-    return reader.skip(s.length);
+    return reader.skip(s.length + (s.task->checksum ? kSumSize : 0));
   }
   if (s.local_kind == kCudaMemory) {  // through host memory, then the driver's copy
     uint8_t* staged = recv_staging_.reserve(s.length);
@@ -375,7 +407,15 @@ Status TcpConnection::receiveRead(net::SocketReader& reader, Slice& s, Status& r
                           : Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
     return Status::OK();
   }
-  return reader.readExact(s.local, s.length);  // straight into registered memory
+  uint8_t sum[kSumSize];
+  if (s.task->checksum) FERRY_RETURN_IF_ERROR(reader.readExact(sum, sizeof sum));
+  FERRY_RETURN_IF_ERROR(reader.readExact(s.local, s.length));  // straight into registered memory
+  flipIfAsked(s, s.local, s.length);
+  if (s.task->checksum) {
+    const uint64_t sent = getU64(sum), got = checksum::xxh3(s.local, s.length);
+    if (got != sent) result = checksumMismatch(s, "initiator", sent, got);
+  }
+  return Status::OK();
 }
 
 void TcpConnection::failAll(const Status& cause) {

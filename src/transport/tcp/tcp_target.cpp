@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/checksum.h"
+#include "common/endian.h"
 #include "common/file_io.h"
 #include "common/log.h"
 #include "transport/tcp/tcp_wire.h"
@@ -112,6 +114,12 @@ Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t r
   for (MsgType t : {kWrite, kFileWrite}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), write));
   for (MsgType t : {kRead, kFileRead}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), read));
   for (MsgType t : {kWriteV, kReadV}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), vector));
+  FERRY_RETURN_IF_ERROR(ctx.defineMessage(kWriteSum, *tcp.find(kWriteSum), [this](const FrameHeader& h, ServerConnection& s) {
+    return handleWriteSum(h, s);
+  }));
+  FERRY_RETURN_IF_ERROR(ctx.defineMessage(kReadSum, *tcp.find(kReadSum), [this](const FrameHeader& h, ServerConnection& s) {
+    return handleReadSum(h, s);
+  }));
   return Status::OK();
 }
 
@@ -119,14 +127,15 @@ Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t r
 // exposed file. A malformed range is a protocol error (returned); a refused one is answered,
 // and `refused` set, with the stream in sync.
 Status TcpTarget::admit(const FrameHeader& h, ServerConnection& conn, RemoteAccess& a, bool& refused) {
+  static_assert(kRangeSize + kSumSize <= kFileRangeSize, "rb holds every kind of range");
   uint8_t rb[kFileRangeSize];
   const size_t range_size = rangeSizeOf(h.type);
   FERRY_RETURN_IF_ERROR(conn.reader().readExact(rb, range_size));
   uint64_t file_id = 0;
-  FERRY_RETURN_IF_ERROR(decodeRange(h, rb, range_size, a.addr, a.len, &file_id));
+  FERRY_RETURN_IF_ERROR(decodeRange(h, rb, range_size, a.addr, a.len, &file_id, &a.sum));
   const bool write = isWrite(h.type);
-  Status st = range_size == kFileRangeSize ? ctx_->files().admit(file_id, a.addr, a.len, write, a.file)
-                                           : ctx_->registry().pinForRemote(a.addr, a.len, write, a.pin);
+  Status st = isFileOp(h.type) ? ctx_->files().admit(file_id, a.addr, a.len, write, a.file)
+                               : ctx_->registry().pinForRemote(a.addr, a.len, write, a.pin);
   refused = !st.ok();
   return refused ? refuse(h, conn, st, write ? a.len : 0) : Status::OK();
 }
@@ -203,6 +212,46 @@ Status TcpTarget::handleRead(const FrameHeader& h, ServerConnection& conn) {
     return Status::OK();
   }
   return conn.respondWithPayload(kReadData, h.request_id, buf.data(), a.len);
+}
+
+Status TcpTarget::admitChecked(const FrameHeader& h, ServerConnection& conn, RemoteAccess& a, bool& refused) {
+  FERRY_RETURN_IF_ERROR(admit(h, conn, a, refused));
+  if (refused || a.pin.region()->kind == kHostMemory) return Status::OK();
+  refused = true;
+  a.pin = {};
+  return refuse(h, conn, Status::NotSupported("checksums are checked for host memory only"),
+                h.type == kWriteSum ? a.len : 0);
+}
+
+Status TcpTarget::handleWriteSum(const FrameHeader& h, ServerConnection& conn) {
+  RemoteAccess a;
+  bool refused;
+  FERRY_RETURN_IF_ERROR(admitChecked(h, conn, a, refused));
+  if (refused) return Status::OK();
+  conn.reader().setLowWaterCap(rcvlowat_bytes_);
+  auto* landed = reinterpret_cast<uint8_t*>(a.addr);
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(landed, a.len));
+  // What is in our memory now, not what came off the socket: the ack vouches for the former.
+  const uint64_t got = checksum::xxh3(landed, a.len);
+  Status st;
+  if (got != a.sum) {
+    st = Status::Corrupted(checksum::mismatchText("target", a.sum, got, a.len));
+    FERRY_LOG_LIMITED(WARN, refusals_) << "write from " << conn.peer() << " at " << rangeText(a.addr, a.len) << ": "
+                                       << st.message();
+  }
+  conn.respond(kWriteAck, h.request_id, st);
+  return Status::OK();
+}
+
+Status TcpTarget::handleReadSum(const FrameHeader& h, ServerConnection& conn) {
+  RemoteAccess a;
+  bool refused;
+  FERRY_RETURN_IF_ERROR(admitChecked(h, conn, a, refused));
+  if (refused) return Status::OK();
+  uint8_t sum[kSumSize];
+  putU64(sum, checksum::xxh3(reinterpret_cast<const void*>(a.addr), a.len));
+  const iovec pieces[2] = {{sum, sizeof sum}, {reinterpret_cast<void*>(a.addr), a.len}};
+  return conn.respondWithPayload(kReadData, h.request_id, pieces, 2);
 }
 
 Status TcpTarget::handleVector(const FrameHeader& h, ServerConnection& conn) {

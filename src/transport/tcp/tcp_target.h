@@ -76,11 +76,17 @@ class TcpTarget {
     uint64_t addr = 0, len = 0;  // for a file: the file offset
     MemoryRegistry::Pin pin;
     std::shared_ptr<OpenFile> file;  // keeps the file open
+    uint64_t sum = 0;                // WriteSum: the sender's checksum of the payload
   };
   Status handleWrite(const wire::FrameHeader& h, ServerConnection& conn);
   Status handleRead(const wire::FrameHeader& h, ServerConnection& conn);
   // WriteV / ReadV: many small ranges of host memory, all admitted before any is touched.
   Status handleVector(const wire::FrameHeader& h, ServerConnection& conn);
+  // WriteSum / ReadSum: host memory only, its checksum checked here (write) or sent along (read).
+  Status handleWriteSum(const wire::FrameHeader& h, ServerConnection& conn);
+  Status handleReadSum(const wire::FrameHeader& h, ServerConnection& conn);
+  // Admits a WriteSum/ReadSum range: also refuses one that is not host memory.
+  Status admitChecked(const wire::FrameHeader& h, ServerConnection& conn, RemoteAccess& a, bool& refused);
   Status admit(const wire::FrameHeader& h, ServerConnection& conn, RemoteAccess& a, bool& refused);
   // Answers a refused request with `why` (logged, rate-limited) after dropping its `payload`
   // bytes; an error only when the stream broke.

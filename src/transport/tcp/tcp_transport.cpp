@@ -292,6 +292,7 @@ TransportCaps TcpTransport::caps() const {
           .reaches_self = true,
           .reaches_same_machine = true,
           .reaches_remote = true,
+          .checksum_kinds = kHostMemory,
           .latency_us = 30,
           .bandwidth_GBps = 4};
 }

@@ -10,7 +10,7 @@ Status defineMessages(wire::MessageTable& table) {
   using wire::MessageSpec;
   const std::pair<MsgType, MessageSpec> messages[] = {
       {kWriteAck, {"WriteAck", false, 0, 0}},
-      {kReadData, {"ReadData", false, 0, kMaxDataBytes}},
+      {kReadData, {"ReadData", false, 0, kSumSize + kMaxDataBytes}},
       {kWrite, {"Write", true, kRangeSize, kRangeSize + kMaxDataBytes, kWriteAck}},
       {kRead, {"Read", true, kRangeSize, kRangeSize, kReadData}},
       {kFileWrite, {"FileWrite", true, kFileRangeSize, kFileRangeSize + kMaxDataBytes, kWriteAck}},
@@ -18,6 +18,8 @@ Status defineMessages(wire::MessageTable& table) {
       {kWriteV, {"WriteV", true, kRangesHeadSize + kRangeSize,
                  kRangesHeadSize + kMaxRanges * kRangeSize + kMaxDataBytes, kWriteAck}},
       {kReadV, {"ReadV", true, kRangesHeadSize + kRangeSize, kRangesHeadSize + kMaxRanges * kRangeSize, kReadData}},
+      {kWriteSum, {"WriteSum", true, kRangeSize + kSumSize, kRangeSize + kSumSize + kMaxDataBytes, kWriteAck}},
+      {kReadSum, {"ReadSum", true, kRangeSize, kRangeSize, kReadData}},
   };
   for (const auto& [type, spec] : messages) FERRY_RETURN_IF_ERROR(table.define(type, spec));
   return Status::OK();
@@ -29,10 +31,12 @@ const wire::MessageTable& messages() {
 }
 
 size_t rangeSizeOf(MsgType t) {
-  return t == kFileWrite || t == kFileRead ? kFileRangeSize : kRangeSize;
+  if (isFileOp(t)) return kFileRangeSize;
+  return t == kWriteSum ? kRangeSize + kSumSize : kRangeSize;
 }
 
-bool isWrite(MsgType t) { return t == kWrite || t == kFileWrite; }
+bool isWrite(MsgType t) { return t == kWrite || t == kFileWrite || t == kWriteSum; }
+bool isFileOp(MsgType t) { return t == kFileWrite || t == kFileRead; }
 
 void encodeRange(uint64_t addr, uint64_t length, uint8_t out[kRangeSize]) {
   putU64(out, addr);
@@ -45,10 +49,11 @@ void encodeFileRange(uint64_t file_id, uint64_t offset, uint64_t length, uint8_t
 }
 
 Status decodeRange(const wire::FrameHeader& h, const uint8_t* data, size_t len, uint64_t& addr,
-                   uint64_t& length, uint64_t* file_id) {
+                   uint64_t& length, uint64_t* file_id, uint64_t* sum) {
   const size_t range_size = rangeSizeOf(h.type);
   if (len < range_size) return Status::Corrupted("truncated range");
-  if (range_size == kFileRangeSize) {
+  if (h.type == kWriteSum && sum) *sum = getU64(data + kRangeSize);
+  if (isFileOp(h.type)) {
     if (!file_id) return Status::Corrupted("file range where a memory range was expected");
     *file_id = getU64(data);
     data += 8;
@@ -94,7 +99,8 @@ Status decodeRanges(const wire::FrameHeader& h, const uint8_t* data, size_t coun
 }
 
 Status checkBody(const wire::FrameHeader& h, const uint8_t* body) {
-  if (h.type == kWrite || h.type == kRead || h.type == kFileWrite || h.type == kFileRead) {
+  if (h.type == kWrite || h.type == kRead || h.type == kFileWrite || h.type == kFileRead || h.type == kWriteSum ||
+      h.type == kReadSum) {
     uint64_t addr, length, file_id;
     return decodeRange(h, body, h.body_len, addr, length, &file_id);
   }

@@ -22,6 +22,14 @@ constexpr MsgType kFileRead{12};   // body: file range -> kReadData
 constexpr MsgType kWriteV{23};  // -> kWriteAck once every payload is in place
 constexpr MsgType kReadV{24};   // -> kReadData: the ranges' bytes in order
 constexpr size_t kMaxRanges = 64;
+
+// A slice whose bytes are checked end to end (Task::checksum): the sender's XXH3-64 of the
+// payload travels with it. WriteSum: body = range, u64 checksum, payload -> kWriteAck, OK
+// only when the landed bytes hash the same (else Corrupted). ReadSum: body = range ->
+// kReadData with body = the target's u64 checksum of the range, then its bytes.
+constexpr MsgType kWriteSum{27};
+constexpr MsgType kReadSum{28};
+constexpr size_t kSumSize = 8;
 constexpr size_t kRangesHeadSize = 8;
 
 constexpr size_t kRangeSize = 16;      // u64 address + u64 length
@@ -33,16 +41,19 @@ Status defineMessages(wire::MessageTable& table);
 /// The control messages and these: what a tcp initiator's connection understands.
 const wire::MessageTable& messages();
 
-/// Bytes of range in front of a payload: kRangeSize, or kFileRangeSize for the file types.
+/// Bytes of range in front of a payload: kRangeSize, kFileRangeSize for the file types,
+/// kRangeSize + kSumSize for WriteSum.
 size_t rangeSizeOf(MsgType t);
 bool isWrite(MsgType t);
+bool isFileOp(MsgType t);
 
 void encodeRange(uint64_t addr, uint64_t length, uint8_t out[kRangeSize]);
 void encodeFileRange(uint64_t file_id, uint64_t offset, uint64_t length, uint8_t out[kFileRangeSize]);
-/// Decodes a (FILE_)WRITE/READ range and checks it against the header's body_len. For the
-/// file types `file_id` receives the file id (it must be non-null then).
+/// Decodes a (FILE_)WRITE/READ(_SUM) range and checks it against the header's body_len. For
+/// the file types `file_id` receives the file id (it must be non-null then); for WriteSum
+/// `sum` receives the checksum (when non-null).
 Status decodeRange(const wire::FrameHeader& h, const uint8_t* data, size_t len, uint64_t& addr,
-                   uint64_t& length, uint64_t* file_id = nullptr);
+                   uint64_t& length, uint64_t* file_id = nullptr, uint64_t* sum = nullptr);
 struct Range {
   uint64_t addr = 0, length = 0;
 };
