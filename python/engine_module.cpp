@@ -76,6 +76,7 @@ PYBIND11_MODULE(engine, m) {
       .def("get_batch_transfer_status", &E::get_batch_transfer_status, py::arg("batch_ids"))
       .def("cancel_transfer", &E::cancel_transfer, py::arg("batch_id"))
       .def("digest", &E::digest, py::arg("target_hostname"), py::arg("peer_buffer_address"), py::arg("length"))
+      .def("get_checksum_mismatches", &E::get_checksum_mismatches)
       .def("paged_transfer_sync", &E::paged_transfer_sync, py::arg("target_hostname"), py::arg("buffer"),
            py::arg("peer_buffer_address"), py::arg("page_size"), py::arg("local_pages"), py::arg("remote_pages"),
            py::arg("opcode"), py::arg("num_layers") = 1, py::arg("local_layer_stride") = 0,

@@ -325,6 +325,11 @@ class PyTransferEngine {
     return py::int_(sum);
   }
 
+  // Slices that failed their end-to-end checksum so far (config `checksum` / FERRY_CHECKSUM=1).
+  uint64_t get_checksum_mismatches() {
+    return engine_ ? ferry::ext::checksumMismatches(*engine_) : 0;
+  }
+
   // ---------------- paged transfers ----------------
 
   // One paged transfer (TransferEngine::submitPagedTransfer) in a batch of its own; NumPy

@@ -111,6 +111,7 @@ int runInitiator(const tools::Flags& f) {
   const int threads = static_cast<int>(f.i64("threads"));
   const double duration = f.f64("duration");
   const bool verify = f.boolean("verify");
+  const bool checksum = f.boolean("checksum");
   if (block == 0 || batch == 0 || threads <= 0 || duration <= 0) {
     std::cerr << "block_size, batch_size (or page_size, layers, pages), threads and duration must be positive\n";
     return 2;
@@ -225,6 +226,7 @@ int runInitiator(const tools::Flags& f) {
       reqs[i] = Request{is_write ? Request::WRITE : Request::READ, lbuf + off + i * each, seg,
                         remote_base + off + i * each, each, hint};
       reqs[i].priority = priority;
+      reqs[i].checksum = checksum;
     }
     return reqs;
   };
@@ -277,6 +279,7 @@ int runInitiator(const tools::Flags& f) {
     p.local_layer_stride = p.remote_layer_stride = pages * block;
     p.transport_hint = hint;
     p.priority = priority;
+    p.checksum = checksum;
     batchesUntil(t, until, 1, [&](BatchID b) { return engine.submitPagedTransfer(b, p); }, results[t]);
   };
   // --workload=kv's reference: the same bytes as one contiguous request per layer.
@@ -444,6 +447,7 @@ int runInitiator(const tools::Flags& f) {
                         {"batch_latency_us_max", max_us},
                         {"batches", total.latencies_us.size()},
                         {"priority", f.str("priority")},
+                        {"checksum", checksum},
                         {"background_priority",
                          background_bytes ? nlohmann::json(f.str("background_priority")) : nlohmann::json(nullptr)},
                         {"background_GBps", background_bytes ? nlohmann::json(background_gbps) : nlohmann::json(nullptr)},
@@ -507,6 +511,7 @@ int main(int argc, char** argv) {
   f.define("pages", "512", "--workload=kv: pages per layer");
   f.define("page_size", "16K", "--workload=kv: bytes per page");
   f.define("priority", "high", "the measured requests' class: high | medium | low (Request::priority)");
+  f.define("checksum", "false", "check the measured requests' bytes end to end (Request::checksum)");
   f.define("background_bytes", "0",
            "also keep bulk WRITE batches of this many bytes (1 MiB requests) moving to the same peer while "
            "measuring (0: none)");

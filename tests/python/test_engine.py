@@ -12,6 +12,7 @@ import threading
 import numpy as np
 import pytest
 
+from conftest import initialize
 from mooncake.engine import (SUPPORT_CUDA, TransferEngine, TransferNotify,
                              TransferOpcode)
 
@@ -186,6 +187,31 @@ def test_digest(engine, peer):
     assert engine.digest(peer.segment, peer.addr, src.nbytes) != a
     assert engine.digest(peer.segment, peer.addr + peer.len - 8, 64) == -1  # past the buffer
     assert engine.digest(peer.segment, peer.addr, 0) == -1
+
+
+@pytest.mark.parametrize("hint", ["tcp", "shm"])
+def test_checksums(peer, backend, monkeypatch, hint):
+    """FERRY_CHECKSUM=1 checks every transfer end to end: clean transfers pass; with the
+    fault transport flipping a byte of every third slice, exactly those fail and count."""
+    piece, n = 64 << 10, 6
+    monkeypatch.setenv("FERRY_CHECKSUM", "1")
+    clean = TransferEngine()
+    assert initialize(clean, backend) == 0
+    src, back = registered(clean, n * piece), registered(clean, n * piece, fill=0)
+    assert clean.transfer_sync_write(peer.segment, src.ctypes.data, peer.addr, src.nbytes, hint) == 0
+    assert clean.transfer_sync_read(peer.segment, back.ctypes.data, peer.addr, back.nbytes, hint) == 0
+    assert np.array_equal(src, back) and clean.get_checksum_mismatches() == 0
+
+    monkeypatch.setenv("FERRY_CONF", json.dumps({"transports": {hint: {"fault": {"flip_byte_every": 3}}}}))
+    faulty = TransferEngine()
+    assert initialize(faulty, backend) == 0
+    src = registered(faulty, n * piece)
+    addrs = [src.ctypes.data + i * piece for i in range(n)]
+    peers = [peer.addr + i * piece for i in range(n)]
+    assert faulty.batch_transfer_sync_write(peer.segment, addrs, peers, [piece] * n, hint) == -1
+    assert faulty.get_checksum_mismatches() == 2  # slices 3 and 6
+    assert faulty.batch_transfer_sync_read(peer.segment, addrs, peers, [piece] * n, hint) == -1
+    assert faulty.get_checksum_mismatches() == 4  # slices 9 and 12
 
 
 def test_register_memory_location_and_engine_ptr(engine, peer):

@@ -24,7 +24,7 @@ class LocalEndpoint : public Endpoint {
         st = gpu->copy(dst, src, s->length);
       else
         // Source and target may overlap in one buffer: memmove, and the source hashed first.
-        st = checkedCopy(*s, dst, src, [&] { std::memmove(dst, src, s->length); });
+        st = checkedCopy(*s, dst, src, [](uint8_t* d, const uint8_t* from, uint64_t n) { std::memmove(d, from, n); });
       completeSlice(s, st);
     }
     return Status::OK();

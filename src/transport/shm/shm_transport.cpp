@@ -281,7 +281,9 @@ void ShmTransport::copy(Work& w) {
   if (w.mapped) {
     uint8_t* dst = s->op == Request::WRITE ? w.mapped : s->local;
     const uint8_t* src = s->op == Request::WRITE ? s->local : w.mapped;
-    completeSlice(s, checkedCopy(*s, dst, src, [&] { copyInPieces(dst, src, s->length, copy_piece_); }));
+    completeSlice(s, checkedCopy(*s, dst, src, [this](uint8_t* d, const uint8_t* from, uint64_t n) {
+      copyInPieces(d, from, n, copy_piece_);
+    }));
     return;
   }
   // Cross-memory attach: the kernel copies between the address spaces.
