@@ -113,11 +113,13 @@ Clock::time_point after(double seconds) {
 
 // The reference for the shm figures: plain memcpy of the same blocks between two buffers of
 // this process, `threads` threads each over its own block_size*batch_size range.
-std::vector<int64_t> kvPageOrder(size_t pages) {
-  std::vector<int64_t> order(pages);
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), std::mt19937_64(7));
-  return order;
+KvPages kvPages(size_t pages) {
+  KvPages out{std::vector<int64_t>(pages), std::vector<int64_t>(pages)};
+  std::iota(out.local.begin(), out.local.end(), 0);
+  std::iota(out.remote.begin(), out.remote.end(), 0);
+  std::shuffle(out.local.begin(), out.local.end(), std::mt19937_64(7));
+  std::shuffle(out.remote.begin(), out.remote.end(), std::mt19937_64(11));
+  return out;
 }
 
 namespace {
@@ -131,7 +133,11 @@ int runMemcpyKv(const tools::Flags& f) {
   std::vector<uint8_t> src(layer * layers), dst(layer * layers);
   fillPattern(src.data(), src.size(), 0, kInitiatorSeed);
   std::memset(dst.data(), 0, dst.size());
-  const std::vector<int64_t> order = kvPageOrder(pages);
+  // The pairs in the order the engine takes them (by the initiator's page, pageRuns): the
+  // source walked in address order, the destination scattered.
+  const KvPages kv = kvPages(pages);
+  std::vector<int64_t> to(pages);  // to[source page] = destination page
+  for (size_t i = 0; i < pages; ++i) to[kv.local[i]] = kv.remote[i];
   Moved contiguous, scattered;
   const auto window = std::chrono::milliseconds(std::max<int64_t>(f.i64("window_ms"), 10));
   for (auto end = after(f.f64("duration")); std::chrono::steady_clock::now() < end;) {
@@ -140,7 +146,7 @@ int runMemcpyKv(const tools::Flags& f) {
       return true;
     });
     Moved s = referenceLoop(1, std::chrono::steady_clock::now() + window, layer * layers, layer, [&](size_t off) {
-      for (int64_t p : order) std::memcpy(dst.data() + off + p * page, src.data() + off + p * page, page);
+      for (size_t p = 0; p < pages; ++p) std::memcpy(dst.data() + off + to[p] * page, src.data() + off + p * page, page);
       return true;
     });
     contiguous.bytes += c.bytes;

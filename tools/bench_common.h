@@ -40,8 +40,13 @@ Moved batchedReferenceLoop(int threads, std::chrono::steady_clock::time_point un
                            size_t block, const std::function<bool(size_t offset)>& move);
 std::chrono::steady_clock::time_point after(double seconds);
 
-/// --workload=kv's scattered page order: a fixed random permutation of [0, pages).
-std::vector<int64_t> kvPageOrder(size_t pages);
+/// --workload=kv's scattered pages: page local[i] at the initiator pairs with page remote[i]
+/// at the target; two independent fixed random permutations of [0, pages), as the block
+/// allocators of a decode and a prefill node leave a KV cache.
+struct KvPages {
+  std::vector<int64_t> local, remote;
+};
+KvPages kvPages(size_t pages);
 
 /// --mode=memcpy: memcpy of the same blocks between two buffers of this process; with
 /// --workload=kv, the kv workload's pages copied one by one in its scattered order vs each

@@ -230,7 +230,7 @@ int runInitiator(const tools::Flags& f) {
     }
     return reqs;
   };
-  const std::vector<int64_t> page_order = kv ? tools::kvPageOrder(pages) : std::vector<int64_t>{};
+  const tools::KvPages kv_pages = kv ? tools::kvPages(pages) : tools::KvPages{};
   // Thread t's whole range in whole batches until `until`, each batch `tasks` tasks
   // submitted by `submit`; into r.
   auto batchesUntil = [&](int t, Clock::time_point until, size_t tasks,
@@ -273,7 +273,8 @@ int runInitiator(const tools::Flags& f) {
     p.target_id = seg;
     p.remote_base = remote_base + static_cast<uint64_t>(t) * per_thread;
     p.page_size = block;
-    p.local_pages = p.remote_pages = page_order.data();
+    p.local_pages = kv_pages.local.data();
+    p.remote_pages = kv_pages.remote.data();
     p.num_pages = pages;
     p.num_layers = layers;
     p.local_layer_stride = p.remote_layer_stride = pages * block;

@@ -8,7 +8,7 @@
 
 namespace ferry {
 
-Status Submitter::validateTarget(SegmentEntry& seg, const Request& req, Sides& sides) {
+Status Submitter::validateTarget(SegmentEntry& seg, const Request& req, Sides& sides, bool refresh_on_miss) {
   const bool policies = p_.selector.hasPolicies();
   if (seg.is_file) {
     sides.remote_kind = kFileData;
@@ -46,6 +46,7 @@ Status Submitter::validateTarget(SegmentEntry& seg, const Request& req, Sides& s
         }
       }
     }
+    if (!refresh_on_miss) break;
     if (attempt == 0) FERRY_RETURN_IF_ERROR(p_.directory.refresh(seg));  // it may have registered it since
   }
   if (seg.is_file) return file_status;
@@ -107,7 +108,7 @@ Status Submitter::check(const std::vector<Request>& requests) {
   return prepare(requests, unused);
 }
 
-Status Submitter::prepare(const std::vector<Request>& requests, Prepared& out) {
+Status Submitter::prepare(const std::vector<Request>& requests, Prepared& out, bool refresh_on_miss) {
   auto& segs = out.segs;
   auto& routes = out.routes;
   auto& kinds = out.kinds;
@@ -141,7 +142,7 @@ Status Submitter::prepare(const std::vector<Request>& requests, Prepared& out) {
       segs[i] = p_.segments.find(r.target_id);
       if (!segs[i]) return fail(Status::NotFound("unknown segment handle " + std::to_string(r.target_id)));
     }
-    st = validateTarget(*segs[i], r, sides);
+    st = validateTarget(*segs[i], r, sides, refresh_on_miss);
     if (!st.ok()) return fail(st);
     // The common case, a run of requests to one segment: the previous request's route
     // serves when nothing it was chosen on differs.
@@ -257,15 +258,17 @@ Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   FERRY_RETURN_IF_ERROR(pageRuns(request, runs));
   if (runs.empty()) return Status::OK();
   Prepared prepared;
-  Status st = prepare(runs, prepared);
-  if (!st.ok()) return Status(st.code(), "paged transfer, " + st.message());  // "request i" = run i
-  // One task has one route: runs that would be routed differently (pages in memory of
-  // different kinds, a size-dependent policy) are separate requests.
-  for (size_t i = 1; i < runs.size(); ++i)
-    if (prepared.routes[i] != prepared.routes[0] || prepared.kinds[i] != prepared.kinds[0])
-      return Status::NotSupported("paged transfer: run " + std::to_string(i) +
-                                  " needs another transport than the first (memory of another kind?); "
-                                  "submit such pages as a separate request");
+  if (!prepareSpan(runs, prepared)) {
+    Status st = prepare(runs, prepared);
+    if (!st.ok()) return Status(st.code(), "paged transfer, " + st.message());  // "request i" = run i
+    // One task has one route: runs that would be routed differently (pages in memory of
+    // different kinds, a size-dependent policy) are separate requests.
+    for (size_t i = 1; i < runs.size(); ++i)
+      if (prepared.routes[i] != prepared.routes[0] || prepared.kinds[i] != prepared.kinds[0])
+        return Status::NotSupported("paged transfer: run " + std::to_string(i) +
+                                    " needs another transport than the first (memory of another kind?); "
+                                    "submit such pages as a separate request");
+  }
   size_t first;
   FERRY_RETURN_IF_ERROR(reserveTasks(*batch, 1, prepared.bytes, first));
   Task& t = batch->tasks[first];
@@ -276,6 +279,31 @@ Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   std::vector<Slice*> run(t.num_slices);
   for (uint32_t n = 0; n < t.num_slices; ++n) run[n] = &t.slices[n];
   return dispatch(*prepared.segs[0], *prepared.routes[0], runs.data(), runs.size(), 0, &t, 1, run);
+}
+
+bool Submitter::prepareSpan(const std::vector<Request>& runs, Prepared& out) {
+  if (runs.size() < 2 || p_.selector.hasPolicies()) return false;
+  uint64_t local_lo = UINT64_MAX, local_hi = 0, remote_lo = UINT64_MAX, remote_hi = 0, bytes = 0;
+  for (const Request& r : runs) {  // pageRuns made them: no range wraps
+    const auto local = reinterpret_cast<uint64_t>(r.source);
+    local_lo = std::min(local_lo, local);
+    local_hi = std::max(local_hi, local + r.length);
+    remote_lo = std::min(remote_lo, r.target_offset);
+    remote_hi = std::max(remote_hi, r.target_offset + r.length);
+    bytes += r.length;
+  }
+  // One request as long as the longer span: it may reach past the shorter one's buffer,
+  // and then the runs are checked one by one (correct, only slower).
+  Request span = runs[0];
+  span.source = reinterpret_cast<void*>(local_lo);
+  span.target_offset = remote_lo;
+  span.length = std::max(local_hi - local_lo, remote_hi - remote_lo);
+  Prepared one;
+  if (!prepare({span}, one, false).ok() || p_.selector.orderDependsOnSize(one.kinds[0].first, one.kinds[0].second))
+    return false;
+  one.bytes = bytes;
+  out = std::move(one);
+  return true;
 }
 
 Status Submitter::resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count, size_t first_index,

@@ -52,14 +52,21 @@ class Submitter {
     std::vector<std::pair<MemoryKind, MemoryKind>> kinds;  // local, remote
     uint64_t bytes = 0;
   };
-  Status prepare(const std::vector<Request>& requests, Prepared& out);
+  // `refresh_on_miss` false: a target range no buffer of the cached descriptor holds is an
+  // error at once (a probe that has a fallback must not cost a round trip to the peer).
+  Status prepare(const std::vector<Request>& requests, Prepared& out, bool refresh_on_miss = true);
+  // A paged transfer's runs checked at once, when one check decides for all of them: the
+  // span they cover at each end lies inside one registered buffer (so each run does, with
+  // that buffer's kind and permission) and their route does not depend on their size. False:
+  // check them one by one. `out` then has one entry.
+  bool prepareSpan(const std::vector<Request>& runs, Prepared& out);
   // What routing needs to know of a request's two sides.
   struct Sides {
     MemoryKind local_kind = kHostMemory, remote_kind = kHostMemory;
     Location local_location, remote_location;  // filled only when policies may match on them
   };
   // Checks a request's target (refreshing once on a miss) and tells its memory kind.
-  Status validateTarget(SegmentEntry& seg, const Request& req, Sides& sides);
+  Status validateTarget(SegmentEntry& seg, const Request& req, Sides& sides, bool refresh_on_miss = true);
   // The candidates for one request: hint, policy rule, or the default order.
   Status routeFor(SegmentEntry& seg, const Request& req, const Sides& sides, std::shared_ptr<Route>& out);
   // After a run's submit failed because the peer changed or moved: re-reads its descriptor,

@@ -111,17 +111,23 @@ void recordFailure(Task& task, const Status& status) {
 }  // namespace
 
 void completeSlice(Slice* slice, const Status& status) {
+  if (status.ok()) return completeSlicesOk(&slice, 1);
   Task& task = *slice->task;
-  if (!status.ok() && !slice->checksum_mismatch && task.route && task.route->failover(slice, status)) return;
+  if (!slice->checksum_mismatch && task.route && task.route->failover(slice, status)) return;
   if (slice->checksum_mismatch)
     if (auto* n = task.batch->checksum_mismatches) n->fetch_add(1, std::memory_order_relaxed);
-  if (status.ok()) {
-    task.transferred.fetch_add(slice->length, std::memory_order_relaxed);
-    if (auto* moved = task.batch->bytes_moved) moved->fetch_add(slice->length, std::memory_order_relaxed);
-  } else {
-    recordFailure(task, status);
-  }
+  recordFailure(task, status);
   if (task.slices_left.fetch_sub(1, std::memory_order_acq_rel) == 1) settleTask(task);
+}
+
+void completeSlicesOk(Slice* const* slices, size_t count) {
+  Task& task = *slices[0]->task;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < count; ++i) bytes += slices[i]->length;
+  task.transferred.fetch_add(bytes, std::memory_order_relaxed);
+  if (auto* moved = task.batch->bytes_moved) moved->fetch_add(bytes, std::memory_order_relaxed);
+  const auto n = static_cast<uint32_t>(count);
+  if (task.slices_left.fetch_sub(n, std::memory_order_acq_rel) == n) settleTask(task);
 }
 
 void failTask(Task& task, const Status& status) {

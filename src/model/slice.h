@@ -143,6 +143,9 @@ void flipIfAsked(const Slice& slice, uint8_t* data, uint64_t length);
 
 /// Records a slice's outcome; settles the task when it is the last one.
 void completeSlice(Slice* slice, const Status& status);
+/// The same for `count` slices of one task that all succeeded, with one update of the
+/// task's counters (a transport that moves many small slices at a time).
+void completeSlicesOk(Slice* const* slices, size_t count);
 /// Settles a task that never reached a transport.
 void failTask(Task& task, const Status& status);
 

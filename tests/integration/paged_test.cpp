@@ -31,16 +31,19 @@ PagedRequest paged(const std::vector<int64_t>& local, const std::vector<int64_t>
 }
 
 TEST(PageRuns, AdjacentPagesAtBothEndsMerge) {
-  // Pages 3,4,5 -> 7,8,9 merge; 6 -> 11 breaks the remote run; 0 -> 12 breaks the local one.
-  std::vector<int64_t> local = {3, 4, 5, 6, 0}, remote = {7, 8, 9, 11, 12};
+  // Taken in local page order: 0 -> 12 alone; 3,4,5 -> 7,8,9 merge (listed apart); 6 -> 11
+  // breaks the remote run.
+  std::vector<int64_t> local = {4, 6, 0, 3, 5}, remote = {8, 11, 12, 7, 9};
   std::vector<Request> runs;
   ASSERT_TRUE(pageRuns(paged(local, remote, 4096), runs).ok());
   ASSERT_EQ(runs.size(), 3u);
-  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[0].source), 0x100000u + 3 * 4096);
-  EXPECT_EQ(runs[0].target_offset, 0x900000u + 7 * 4096);
-  EXPECT_EQ(runs[0].length, 3u * 4096);
-  EXPECT_EQ(runs[1].length, 4096u);
-  EXPECT_EQ(runs[2].target_offset, 0x900000u + 12 * 4096);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[0].source), 0x100000u);
+  EXPECT_EQ(runs[0].target_offset, 0x900000u + 12 * 4096);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[1].source), 0x100000u + 3 * 4096);
+  EXPECT_EQ(runs[1].target_offset, 0x900000u + 7 * 4096);
+  EXPECT_EQ(runs[1].length, 3u * 4096);
+  EXPECT_EQ(runs[2].length, 4096u);
+  EXPECT_EQ(runs[2].target_offset, 0x900000u + 11 * 4096);
 
   // Layers: the same pages at each layer's offset; the contiguous whole of a layer is one run,
   // and layers that abut at both ends merge too.
@@ -173,6 +176,32 @@ TEST_P(PagedTransfer, ScatteredPagesMoveByteExactAsOneTask) {
   st = run(request(Request::READ, lp, rp));
   ASSERT_TRUE(st.ok()) << st.ToString();
   expectPagesEqual(lp, rp);
+}
+
+// Layers registered one by one at both ends (as vLLM registers each layer's cache): the
+// pages' span is in no single buffer, so the engine checks the runs one by one, and the
+// transfer is the same.
+TEST_P(PagedTransfer, PagesInSeveralBuffersPerSide) {
+  TransferEngine& owner = std::string(GetParam()) == "local" ? *a : *b;
+  ASSERT_TRUE(a->unregisterLocalMemory(local.data()).ok());
+  ASSERT_TRUE(owner.unregisterLocalMemory(remote.data()).ok());
+  for (size_t l = 0; l < kLayers; ++l) {
+    ASSERT_TRUE(a->registerLocalMemory(local.data() + l * kLayerBytes, kLayerBytes).ok());
+    ASSERT_TRUE(owner.registerLocalMemory(remote.data() + l * kLayerBytes, kLayerBytes).ok());
+  }
+  std::vector<int64_t> lp(kPagesPerLayer), rp(kPagesPerLayer);
+  std::iota(lp.begin(), lp.end(), 0);
+  std::iota(rp.begin(), rp.end(), 0);
+  std::shuffle(lp.begin(), lp.end(), std::mt19937_64(5));
+  std::shuffle(rp.begin(), rp.end(), std::mt19937_64(6));
+  fillPattern(local.data(), kSize, 13);
+  Status st = run(request(Request::WRITE, lp, rp));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  expectPagesEqual(lp, rp);
+  std::fill(local.begin(), local.end(), 0);
+  st = run(request(Request::READ, rp, lp));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  expectPagesEqual(rp, lp);
 }
 
 TEST_P(PagedTransfer, BadPagesAreRefusedBeforeAnythingMoves) {

@@ -236,7 +236,7 @@ Status ShmTransport::serveOpen(const wire::FrameHeader& h, ServerConnection& con
 
 Status ShmTransport::dispatch(std::vector<Work> work, uint64_t bytes) {
   if (bytes <= inline_bytes_) {
-    for (auto& w : work) copy(w);  // small: no thread hand-off on the latency path
+    copyRun(work);  // small: no thread hand-off on the latency path
     return Status::OK();
   }
   std::lock_guard lock(mu_);
@@ -272,19 +272,15 @@ void ShmTransport::cancelQueued(const ShmEndpoint* peer) {
   for (auto& w : canceled) completeSlice(w.slice, Status::Canceled("the peer instance is gone"));
 }
 
-void ShmTransport::copy(Work& w) {
+Status ShmTransport::move(Work& w) {
   Slice* s = w.slice;
-  if (Status admit = admitSlice(*s); !admit.ok()) {  // copies stop at slice boundaries
-    completeSlice(s, admit);
-    return;
-  }
+  FERRY_RETURN_IF_ERROR(admitSlice(*s));  // copies stop at slice boundaries
   if (w.mapped) {
     uint8_t* dst = s->op == Request::WRITE ? w.mapped : s->local;
     const uint8_t* src = s->op == Request::WRITE ? s->local : w.mapped;
-    completeSlice(s, checkedCopy(*s, dst, src, [this](uint8_t* d, const uint8_t* from, uint64_t n) {
+    return checkedCopy(*s, dst, src, [this](uint8_t* d, const uint8_t* from, uint64_t n) {
       copyInPieces(d, from, n, copy_piece_);
-    }));
-    return;
+    });
   }
   // Cross-memory attach: the kernel copies between the address spaces.
   bool denied = false;
@@ -292,7 +288,26 @@ void ShmTransport::copy(Work& w) {
   if (denied && w.peer->markAttachDenied())
     FERRY_LOG(WARN) << "cross-memory attach to pid " << w.pid << " refused (" << st.message()
                     << "; ptrace restrictions?): its unshared buffers go over the next transport";
-  completeSlice(s, st);
+  return st;
+}
+
+void ShmTransport::copyRun(std::vector<Work>& run) {
+  Slice* done[kMaxTake];  // moved, of one task, not yet completed
+  size_t n = 0;
+  auto flush = [&] {
+    if (n) completeSlicesOk(done, n);
+    n = 0;
+  };
+  for (Work& w : run) {
+    Status st = move(w);
+    if (n && (n == kMaxTake || !st.ok() || done[0]->task != w.slice->task)) flush();
+    if (st.ok())
+      done[n++] = w.slice;
+    else
+      completeSlice(w.slice, st);
+  }
+  flush();
+  run.clear();
 }
 
 bool ShmTransport::copyingLocked(std::thread::id id) const {
@@ -300,12 +315,16 @@ bool ShmTransport::copyingLocked(std::thread::id id) const {
                      [&](const Caller& c) { return c.id == id && c.copying; });
 }
 
-void ShmTransport::popLocked(std::list<Submission>::iterator it, Work& out) {
-  out = std::move(it->work[it->next++]);
+void ShmTransport::popLocked(std::list<Submission>::iterator it, std::vector<Work>& out) {
+  uint64_t bytes = 0;
+  while (it->next < it->work.size() && out.size() < kMaxTake && bytes < kTakeBytes) {
+    bytes += it->work[it->next].slice->length;
+    out.push_back(std::move(it->work[it->next++]));
+  }
   if (it->next == it->work.size()) queue_.erase(it);
 }
 
-bool ShmTransport::takeOwnLocked(std::thread::id owner, Work& out) {
+bool ShmTransport::takeOwnLocked(std::thread::id owner, std::vector<Work>& out) {
   auto best = queue_.end();  // the oldest of the highest class
   for (auto it = queue_.begin(); it != queue_.end(); ++it)
     if (it->owner == owner && (best == queue_.end() || it->priority < best->priority)) best = it;
@@ -314,7 +333,7 @@ bool ShmTransport::takeOwnLocked(std::thread::id owner, Work& out) {
   return true;
 }
 
-bool ShmTransport::takeForWorkerLocked(Work& out) {
+bool ShmTransport::takeForWorkerLocked(std::vector<Work>& out) {
   if (queue_.empty()) return false;
   // The highest class first (Request::priority); within it, the oldest work no one copies:
   // helping a copying owner only makes its batch end sooner.
@@ -365,9 +384,9 @@ ShmTransport::Outlook ShmTransport::outlookLocked() {
 bool ShmTransport::progress(const std::function<bool()>& done) {
   const auto me = std::this_thread::get_id();
   std::unique_lock lock(mu_);
-  Work w;
+  thread_local std::vector<Work> run;
   // Only a thread with submits of its own queued counts as a copier (and holds a CPU).
-  if (done() || !takeOwnLocked(me, w)) return false;
+  if (done() || !takeOwnLocked(me, run)) return false;
   auto mine = [&] {
     return std::find_if(callers_.begin(), callers_.end(), [&](const Caller& c) { return c.id == me; });
   };
@@ -376,12 +395,11 @@ bool ShmTransport::progress(const std::function<bool()>& done) {
   self->copying = true;  // not capped by max_copiers_: this thread would otherwise sleep
   do {
     lock.unlock();
-    copy(w);
-    w = Work{};
+    copyRun(run);
     lock.lock();
     // Copying threads keep the time for submits nobody else is watching (see submit()).
     if (busy_workers_ == 0 && outlookLocked().overdue) cv_.notify_one();
-  } while (!done() && takeOwnLocked(me, w));
+  } while (!done() && takeOwnLocked(me, run));
   self = mine();  // pruning never removes a copying entry, but may have moved it
   self->copying = false;
   self->left = std::chrono::steady_clock::now();
@@ -391,6 +409,8 @@ bool ShmTransport::progress(const std::function<bool()>& done) {
 
 void ShmTransport::workerLoop() {
   std::unique_lock lock(mu_);
+  std::vector<Work> run;
+  run.reserve(kMaxTake);
   while (true) {
     Outlook o = outlookLocked();
     // Overdue work is copied even on a claimed CPU: waiting threads that keep coming back
@@ -404,13 +424,11 @@ void ShmTransport::workerLoop() {
         cv_.wait(lock);
       continue;
     }
-    Work w;
-    if (!takeForWorkerLocked(w)) return;  // stopping, and nothing is left
+    if (!takeForWorkerLocked(run)) return;  // stopping, and nothing is left
     ++busy_workers_;
     if (outlookLocked().may_copy) cv_.notify_one();
     lock.unlock();
-    copy(w);
-    w = Work{};  // release the mapping outside the lock
+    copyRun(run);  // releases the mappings outside the lock
     lock.lock();
     --busy_workers_;
   }

@@ -97,15 +97,24 @@ class ShmTransport : public Transport {
   Status dispatch(std::vector<Work> work, uint64_t bytes);
   // Completes as CANCELED the queued work of `peer` (ShmEndpoint::cancel).
   void cancelQueued(const ShmEndpoint* peer);
-  void copy(Work& w);
+  // One slice's bytes moved (and checked when asked); the slice is not completed.
+  Status move(Work& w);
+  // Moves and completes `run` (a take: consecutive slices of one submit), then empties it
+  // (releasing mappings). Slices of one task that succeed complete together.
+  void copyRun(std::vector<Work>& run);
+  // A take is this many slices at most, and stops once it holds kTakeBytes: one lock round
+  // and one completion per take rather than per slice (16 KiB pages: 16 slices a take), while
+  // a higher-class submit queued meanwhile waits for at most ~kTakeBytes of copying.
+  static constexpr size_t kMaxTake = 32;
+  static constexpr uint64_t kTakeBytes = 256 << 10;
   // Queue access; caller holds mu_. Whether `id` is copying its own submits now.
   bool copyingLocked(std::thread::id id) const;
-  // Takes the next slice of `owner`'s oldest queued submit (false when none).
-  bool takeOwnLocked(std::thread::id owner, Work& out);
-  // Takes a slice for a worker: from the oldest submit no one copies, else the oldest.
-  bool takeForWorkerLocked(Work& out);
-  // Moves the next slice of `it` to `out`, dropping the submit when it was its last.
-  void popLocked(std::list<Submission>::iterator it, Work& out);
+  // Takes the next slices of `owner`'s highest-class queued submit (false when none).
+  bool takeOwnLocked(std::thread::id owner, std::vector<Work>& out);
+  // Takes slices for a worker: from the oldest submit no one copies, else the oldest.
+  bool takeForWorkerLocked(std::vector<Work>& out);
+  // Moves the next slices of `it` (a take) to `out`, dropping the submit when they were its last.
+  void popLocked(std::list<Submission>::iterator it, std::vector<Work>& out);
   void workerLoop();
 
   TransportContext* ctx_ = nullptr;
