@@ -144,6 +144,7 @@ Status TransportSelector::choose(const SelectionCase& c, uint32_t reachable, std
       break;
     }
   out = rule ? ruleOrder(*rule, c, reachable) : defaultOrder(c, reachable);
+  if (c.checksum) noteChecksumDetour(c, rule, reachable, out, segment_name);
   if (!out.empty()) return Status::OK();
   const std::string checked = c.checksum ? " with its checksum checked" : "";
   if (rule)
@@ -152,6 +153,19 @@ Status TransportSelector::choose(const SelectionCase& c, uint32_t reachable, std
   return Status::NotSupported(std::string("no enabled transport can move ") + memoryKindName(c.local_kind) +
                               " memory to " + memoryKindName(c.remote_kind) + " memory of segment '" +
                               segment_name + "'" + checked);
+}
+
+void TransportSelector::noteChecksumDetour(const SelectionCase& c, const Rule* rule, uint32_t reachable,
+                                           const Order& chosen, const std::string& segment_name) const {
+  SelectionCase unchecked = c;
+  unchecked.checksum = false;
+  const Order usual = rule ? ruleOrder(*rule, unchecked, reachable) : defaultOrder(unchecked, reachable);
+  if (usual.empty() || (!chosen.empty() && chosen[0] == usual[0])) return;
+  FERRY_LOG_LIMITED(WARN, checksum_detour_log_)
+      << "checksummed requests to '" << segment_name << "' go over "
+      << (chosen.empty() ? std::string("no transport") : std::string(transports_[chosen[0]]->name()))
+      << " instead of " << transports_[usual[0]]->name() << ", which cannot check "
+      << memoryKindName(c.local_kind) << " to " << memoryKindName(c.remote_kind) << " memory";
 }
 
 bool TransportSelector::fits(size_t i, const SelectionCase& c) const {

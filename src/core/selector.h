@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/log.h"
 #include "common/options.h"
 #include "ferry/config.h"
 #include "ferry/status.h"
@@ -90,6 +91,11 @@ class TransportSelector {
   std::array<bool, 16 * 16> size_matters_{};
   std::vector<Rule> rules_;
   int max_failover_ = 2;
+  // A checksummed request sent past the transport it would otherwise take (which cannot
+  // check it): said, at most once per 10 s.
+  mutable log::RateLimit checksum_detour_log_{1, std::chrono::seconds(10)};
+  void noteChecksumDetour(const SelectionCase& c, const Rule* rule, uint32_t reachable, const Order& chosen,
+                          const std::string& segment_name) const;
 };
 
 }  // namespace ferry

@@ -254,7 +254,16 @@ Status Submitter::dispatch(SegmentEntry& seg, Route& route, const Request* reqs,
 Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   std::shared_ptr<Batch> batch;
   FERRY_RETURN_IF_ERROR(p_.batches.find(id, batch));
-  std::vector<Request> runs;
+  // The runs of a large call are megabytes: this thread's next call reuses the vector (fresh
+  // pages for it each call cost more than building the runs), unless it grew very large.
+  thread_local std::vector<Request> runs;
+  struct Trim {
+    ~Trim() {
+      runs.clear();
+      if (runs.capacity() > (1u << 16)) runs.shrink_to_fit();
+    }
+  } trim;
+  runs.clear();
   FERRY_RETURN_IF_ERROR(pageRuns(request, runs));
   if (runs.empty()) return Status::OK();
   Prepared prepared;

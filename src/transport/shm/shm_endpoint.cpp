@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -67,15 +68,13 @@ std::shared_ptr<shm::Mapping> ShmEndpoint::mappingLocked(const SegmentDescriptor
 }
 
 Status ShmEndpoint::resolve(const SegmentDescriptor& desc, const BufferDesc& b, const SharedFile& f,
-                            const std::shared_ptr<shm::Mapping>& mapping, Slice* s,
-                            ShmTransport::Work& out) {
+                            const shm::Mapping* mapping, Slice* s, ShmTransport::Work& out) {
   out.slice = s;
   if (mapping) {
     uint64_t off = f.offset + (s->remote - b.base);
     if (off < f.offset || off > mapping->size() || s->length > mapping->size() - off)
       return Status::Corrupted("buffer " + rangeText(b.base, b.length) + " lies outside " + f.name);
     out.mapped = mapping->base() + off;
-    out.mapping = mapping;
     return Status::OK();
   }
   if (transport_.cross_memory_attach_ && local_.pid() > 0 && !xma_denied_.load(std::memory_order_relaxed)) {
@@ -98,6 +97,7 @@ Status ShmEndpoint::submit(const PeerEndpoint& peer, Slice* const* slices, size_
 
 Status ShmEndpoint::prepare(const PeerEndpoint& peer, Slice* const* slices, size_t count, uint64_t& reported) {
   std::vector<ShmTransport::Work> work(count);
+  auto holds = std::make_shared<ShmTransport::Holds>();
   uint64_t bytes = 0;
   {
     std::lock_guard lock(mu_);
@@ -111,7 +111,7 @@ Status ShmEndpoint::prepare(const PeerEndpoint& peer, Slice* const* slices, size
     const BufferDesc* buffer = nullptr;
     const SharedFile* file = nullptr;
     std::shared_ptr<shm::Mapping> mapping;
-    auto self = shared_from_this();
+    holds->peer = shared_from_this();
     for (size_t i = 0; i < count; ++i) {
       Slice* s = slices[i];
       const BufferDesc* b = nullptr;
@@ -120,13 +120,14 @@ Status ShmEndpoint::prepare(const PeerEndpoint& peer, Slice* const* slices, size
         buffer = b;
         file = &files_[static_cast<size_t>(b - desc.buffers.data())];
         mapping = file->name.empty() ? nullptr : mappingLocked(desc, *file, b->perm == kGlobalReadWrite);
+        if (mapping && std::find(holds->mappings.begin(), holds->mappings.end(), mapping) == holds->mappings.end())
+          holds->mappings.push_back(mapping);
       }
-      FERRY_RETURN_IF_ERROR(resolve(desc, *b, *file, mapping, s, work[i]));
-      work[i].peer = self;
+      FERRY_RETURN_IF_ERROR(resolve(desc, *b, *file, mapping.get(), s, work[i]));
       bytes += s->length;
     }
   }
-  return transport_.dispatch(std::move(work), bytes);
+  return transport_.dispatch(std::move(work), std::move(holds), bytes);
 }
 
 }  // namespace ferry

@@ -47,7 +47,7 @@ class ShmEndpoint : public Endpoint, public std::enable_shared_from_this<ShmEndp
   // Where a slice's target bytes are (in `mapping`, or by pid); NotSupported when neither
   // path can reach them.
   Status resolve(const SegmentDescriptor& desc, const BufferDesc& b, const SharedFile& f,
-                 const std::shared_ptr<shm::Mapping>& mapping, Slice* s, ShmTransport::Work& out);
+                 const shm::Mapping* mapping, Slice* s, ShmTransport::Work& out);
 
   ShmTransport& transport_;
   std::mutex mu_;  // guards everything below (see above)

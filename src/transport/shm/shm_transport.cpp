@@ -234,16 +234,17 @@ Status ShmTransport::serveOpen(const wire::FrameHeader& h, ServerConnection& con
   return st;
 }
 
-Status ShmTransport::dispatch(std::vector<Work> work, uint64_t bytes) {
+Status ShmTransport::dispatch(std::vector<Work> work, std::shared_ptr<const Holds> holds, uint64_t bytes) {
   if (bytes <= inline_bytes_) {
-    copyRun(work);  // small: no thread hand-off on the latency path
+    Take all{std::move(work), std::move(holds)};
+    copyRun(all);  // small: no thread hand-off on the latency path
     return Status::OK();
   }
   std::lock_guard lock(mu_);
   if (stopping_) return Status::Canceled("engine is shutting down");
   uint8_t priority = kPriorityClasses - 1;
   for (const Work& w : work) priority = std::min(priority, w.slice->task->priority);
-  queue_.push_back(Submission{std::this_thread::get_id(), std::move(work), 0,
+  queue_.push_back(Submission{std::this_thread::get_id(), std::move(work), std::move(holds), 0,
                               std::chrono::steady_clock::now(), priority});
   // A worker starts when a CPU is free for it. When none is, it is not woken just to
   // wait: this thread usually copies the submit itself from waitTransfer, and if it does
@@ -261,7 +262,7 @@ void ShmTransport::cancelQueued(const ShmEndpoint* peer) {
     for (auto it = queue_.begin(); it != queue_.end();) {
       // A submit's slices all go to one peer; those taken already were moved out, the last
       // one never is while the submit is queued.
-      if (it->work.empty() || it->work.back().peer.get() != peer) {
+      if (it->holds->peer.get() != peer) {
         ++it;
         continue;
       }
@@ -272,7 +273,7 @@ void ShmTransport::cancelQueued(const ShmEndpoint* peer) {
   for (auto& w : canceled) completeSlice(w.slice, Status::Canceled("the peer instance is gone"));
 }
 
-Status ShmTransport::move(Work& w) {
+Status ShmTransport::move(Work& w, ShmEndpoint& peer) {
   Slice* s = w.slice;
   FERRY_RETURN_IF_ERROR(admitSlice(*s));  // copies stop at slice boundaries
   if (w.mapped) {
@@ -285,21 +286,21 @@ Status ShmTransport::move(Work& w) {
   // Cross-memory attach: the kernel copies between the address spaces.
   bool denied = false;
   Status st = cross_memory::checkedCopy(*s, static_cast<pid_t>(w.pid), &denied);
-  if (denied && w.peer->markAttachDenied())
+  if (denied && peer.markAttachDenied())
     FERRY_LOG(WARN) << "cross-memory attach to pid " << w.pid << " refused (" << st.message()
                     << "; ptrace restrictions?): its unshared buffers go over the next transport";
   return st;
 }
 
-void ShmTransport::copyRun(std::vector<Work>& run) {
+void ShmTransport::copyRun(Take& run) {
   Slice* done[kMaxTake];  // moved, of one task, not yet completed
   size_t n = 0;
   auto flush = [&] {
     if (n) completeSlicesOk(done, n);
     n = 0;
   };
-  for (Work& w : run) {
-    Status st = move(w);
+  for (Work& w : run.work) {
+    Status st = move(w, *run.holds->peer);
     if (n && (n == kMaxTake || !st.ok() || done[0]->task != w.slice->task)) flush();
     if (st.ok())
       done[n++] = w.slice;
@@ -307,7 +308,8 @@ void ShmTransport::copyRun(std::vector<Work>& run) {
       completeSlice(w.slice, st);
   }
   flush();
-  run.clear();
+  run.work.clear();
+  run.holds.reset();
 }
 
 bool ShmTransport::copyingLocked(std::thread::id id) const {
@@ -315,16 +317,17 @@ bool ShmTransport::copyingLocked(std::thread::id id) const {
                      [&](const Caller& c) { return c.id == id && c.copying; });
 }
 
-void ShmTransport::popLocked(std::list<Submission>::iterator it, std::vector<Work>& out) {
+void ShmTransport::popLocked(std::list<Submission>::iterator it, Take& out) {
+  out.holds = it->holds;
   uint64_t bytes = 0;
-  while (it->next < it->work.size() && out.size() < kMaxTake && bytes < kTakeBytes) {
+  while (it->next < it->work.size() && out.work.size() < kMaxTake && bytes < kTakeBytes) {
     bytes += it->work[it->next].slice->length;
-    out.push_back(std::move(it->work[it->next++]));
+    out.work.push_back(it->work[it->next++]);
   }
   if (it->next == it->work.size()) queue_.erase(it);
 }
 
-bool ShmTransport::takeOwnLocked(std::thread::id owner, std::vector<Work>& out) {
+bool ShmTransport::takeOwnLocked(std::thread::id owner, Take& out) {
   auto best = queue_.end();  // the oldest of the highest class
   for (auto it = queue_.begin(); it != queue_.end(); ++it)
     if (it->owner == owner && (best == queue_.end() || it->priority < best->priority)) best = it;
@@ -333,7 +336,7 @@ bool ShmTransport::takeOwnLocked(std::thread::id owner, std::vector<Work>& out) 
   return true;
 }
 
-bool ShmTransport::takeForWorkerLocked(std::vector<Work>& out) {
+bool ShmTransport::takeForWorkerLocked(Take& out) {
   if (queue_.empty()) return false;
   // The highest class first (Request::priority); within it, the oldest work no one copies:
   // helping a copying owner only makes its batch end sooner.
@@ -384,7 +387,7 @@ ShmTransport::Outlook ShmTransport::outlookLocked() {
 bool ShmTransport::progress(const std::function<bool()>& done) {
   const auto me = std::this_thread::get_id();
   std::unique_lock lock(mu_);
-  thread_local std::vector<Work> run;
+  thread_local Take run;
   // Only a thread with submits of its own queued counts as a copier (and holds a CPU).
   if (done() || !takeOwnLocked(me, run)) return false;
   auto mine = [&] {
@@ -409,8 +412,8 @@ bool ShmTransport::progress(const std::function<bool()>& done) {
 
 void ShmTransport::workerLoop() {
   std::unique_lock lock(mu_);
-  std::vector<Work> run;
-  run.reserve(kMaxTake);
+  Take run;
+  run.work.reserve(kMaxTake);
   while (true) {
     Outlook o = outlookLocked();
     // Overdue work is copied even on a claimed CPU: waiting threads that keep coming back

@@ -74,11 +74,16 @@ class ShmTransport : public Transport {
 
  private:
   friend class ShmEndpoint;
+  // What a submit's copies need kept alive: the peer's state and the mappings its slices
+  // land in. Held by the submit and by each take of its slices: one reference per take of
+  // up to kMaxTake slices, not two per slice (counts two cores would bounce between them).
+  struct Holds {
+    std::shared_ptr<ShmEndpoint> peer;
+    std::vector<std::shared_ptr<shm::Mapping>> mappings;
+  };
   struct Work {
     Slice* slice = nullptr;
-    uint8_t* mapped = nullptr;              // target bytes in a mapping, or null: use pid
-    std::shared_ptr<shm::Mapping> mapping;  // keeps `mapped` valid
-    std::shared_ptr<ShmEndpoint> peer;      // keeps the peer's state while queued
+    uint8_t* mapped = nullptr;  // target bytes in a mapping the holds keep, or null: use pid
     int64_t pid = 0;
   };
 
@@ -86,22 +91,28 @@ class ShmTransport : public Transport {
   struct Submission {
     std::thread::id owner;  // the submitting thread: its progress() copies these
     std::vector<Work> work;
+    std::shared_ptr<const Holds> holds;
     size_t next = 0;
     std::chrono::steady_clock::time_point queued;
     uint8_t priority = 0;  // the highest class (lowest Task::priority) among its slices
+  };
+  // Consecutive slices of one submit, taken in one lock round, and what keeps them valid.
+  struct Take {
+    std::vector<Work> work;
+    std::shared_ptr<const Holds> holds;
   };
 
   // kShmOpen from a local peer: one of our shared files, opened here.
   Status serveOpen(const wire::FrameHeader& h, ServerConnection& conn);
   // Copies small work now, queues the rest (called by ShmEndpoint::submit).
-  Status dispatch(std::vector<Work> work, uint64_t bytes);
+  Status dispatch(std::vector<Work> work, std::shared_ptr<const Holds> holds, uint64_t bytes);
   // Completes as CANCELED the queued work of `peer` (ShmEndpoint::cancel).
   void cancelQueued(const ShmEndpoint* peer);
   // One slice's bytes moved (and checked when asked); the slice is not completed.
-  Status move(Work& w);
-  // Moves and completes `run` (a take: consecutive slices of one submit), then empties it
-  // (releasing mappings). Slices of one task that succeed complete together.
-  void copyRun(std::vector<Work>& run);
+  Status move(Work& w, ShmEndpoint& peer);
+  // Moves and completes a take's slices, then empties it (releasing its holds). Slices of
+  // one task that succeed complete together.
+  void copyRun(Take& run);
   // A take is this many slices at most, and stops once it holds kTakeBytes: one lock round
   // and one completion per take rather than per slice (16 KiB pages: 16 slices a take), while
   // a higher-class submit queued meanwhile waits for at most ~kTakeBytes of copying.
@@ -110,11 +121,11 @@ class ShmTransport : public Transport {
   // Queue access; caller holds mu_. Whether `id` is copying its own submits now.
   bool copyingLocked(std::thread::id id) const;
   // Takes the next slices of `owner`'s highest-class queued submit (false when none).
-  bool takeOwnLocked(std::thread::id owner, std::vector<Work>& out);
+  bool takeOwnLocked(std::thread::id owner, Take& out);
   // Takes slices for a worker: from the oldest submit no one copies, else the oldest.
-  bool takeForWorkerLocked(std::vector<Work>& out);
+  bool takeForWorkerLocked(Take& out);
   // Moves the next slices of `it` (a take) to `out`, dropping the submit when they were its last.
-  void popLocked(std::list<Submission>::iterator it, std::vector<Work>& out);
+  void popLocked(std::list<Submission>::iterator it, Take& out);
   void workerLoop();
 
   TransportContext* ctx_ = nullptr;
