@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Paged KV transfers (submitPagedTransfer) against the same bytes moved as one contiguous
 # request per layer, in alternating windows of the same run (ferry-bench --workload=kv):
-# 64 layers x 512 pages of 16 KiB (and the same 512 MiB as 128 pages of 64 KiB), the same
-# scattered page order at both ends (a decode node pulling a prefill node's pages), as writes
-# and reads, over tcp and shm.
-# The memcpy line is the memory system's own price for scattering: the same pages copied one
-# by one in that order vs each layer in one memcpy (ferry-bench --mode=memcpy --workload=kv).
+# 64 layers x 512 pages of 16 KiB (and the same 512 MiB as 128 pages of 64 KiB), page
+# local[i] paired with page remote[i] by two independent random permutations (a decode node
+# pulling a prefill node's pages), as writes and reads, over tcp and shm.
+# The memcpy line is the memory system's own price for scattering: the same pairs copied one
+# by one in the engine's order (by local page) vs each layer in one memcpy
+# (ferry-bench --mode=memcpy --workload=kv).
 #   bench/kv_paged.sh [seconds-per-run] [repeats]   (needs build/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
