@@ -34,8 +34,8 @@ Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, c
 }
 
 Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, const iovec* pieces, size_t count) {
-  constexpr size_t kMaxPieces = 64;
-  if (count > kMaxPieces) return Status::InternalError("respondWithPayload: more than 64 pieces");
+  constexpr size_t kMaxPieces = 65;  // 64 ranges and a table of their checksums
+  if (count > kMaxPieces) return Status::InternalError("respondWithPayload: more than 65 pieces");
   size_t len = 0;
   for (size_t i = 0; i < count; ++i) len += pieces[i].iov_len;
   FrameHeader h{type, static_cast<uint32_t>(len), 0, request_id, epoch()};

@@ -53,7 +53,7 @@ class ServerConnection {
   /// Sends queued responses, then a header and a payload straight from memory.
   Status respondWithPayload(wire::MsgType type, uint64_t request_id, const void* data,
                             size_t len);
-  /// The same with the payload gathered from `count` (<= 64) pieces, in order.
+  /// The same with the payload gathered from `count` (<= 65) pieces, in order.
   Status respondWithPayload(wire::MsgType type, uint64_t request_id, const iovec* pieces, size_t count);
   /// Sends queued responses, then a response carrying open descriptors (SCM_RIGHTS; local
   /// connections only). The descriptors stay ours; the peer gets its own copies.

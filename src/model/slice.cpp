@@ -63,6 +63,12 @@ Status checksumMismatch(Slice& slice, const char* where, uint64_t expected, uint
   return Status::Corrupted(checksum::mismatchText(where, expected, got, slice.length));
 }
 
+Status checksumMismatch(Slice& slice, const char* where) {
+  slice.checksum_mismatch = true;
+  return Status::Corrupted(std::string("checksum mismatch at the ") + where + " (" + std::to_string(slice.length) +
+                           " bytes of a checked frame)");
+}
+
 void flipIfAsked(const Slice& slice, uint8_t* data, uint64_t length) {
   if (slice.flip_byte && length > 0) data[flipOffset(length)] ^= kFlipMask;
 }

@@ -135,6 +135,8 @@ void markUnfenced(const Slice& slice);
 /// marks the slice (not failed over, counted when it completes) and returns the status to
 /// complete it with.
 Status checksumMismatch(Slice& slice, const char* where, uint64_t expected, uint64_t got);
+/// The same when only the verdict came back (the target checked a range of a frame).
+Status checksumMismatch(Slice& slice, const char* where);
 /// Fault injection: the byte a flip changes, and how.
 constexpr uint64_t flipOffset(uint64_t length) { return length / 2; }
 inline constexpr uint8_t kFlipMask = 0x20;

@@ -1,6 +1,7 @@
 // Every bad input gets a clear Status and leaves both engines working.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <optional>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -295,6 +296,55 @@ TEST_F(RawPeer, ChecksummedFramesAreCheckedAtTheTarget) {
   EXPECT_EQ(body.substr(tcp_wire::kSumSize), zs);
   h = roundTrip(tcp_wire::kReadSum, addr(lo), 8, &body);
   EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
+
+  // Vectored: a verdict per range of a WriteSumV; ReadSumV's checksums lead its data.
+  auto vector = [&](wire::MsgType type, const std::vector<std::array<uint64_t, 3>>& ranges, std::string* out) {
+    int fd = -1;
+    EXPECT_TRUE(net::connectTcp("127.0.0.1", b->getRpcServerPort(), 1000, fd).ok());
+    const size_t entry = tcp_wire::rangeEntrySize(type);
+    std::string frame(wire::kHeaderSize + tcp_wire::kRangesHeadSize + ranges.size() * entry, '\0');
+    auto* p = reinterpret_cast<uint8_t*>(frame.data());
+    tcp_wire::encodeRangesHead(static_cast<uint32_t>(ranges.size()), p + wire::kHeaderSize);
+    std::string payload;
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      uint8_t* at = p + wire::kHeaderSize + tcp_wire::kRangesHeadSize + i * entry;
+      if (type == tcp_wire::kWriteSumV) {
+        tcp_wire::encodeSumRange(ranges[i][0], ranges[i][1], ranges[i][2], at);
+        payload.append(ranges[i][1], 'S');
+      } else {
+        tcp_wire::encodeRange(ranges[i][0], ranges[i][1], at);
+      }
+    }
+    frame += payload;
+    wire::encodeHeader({type, static_cast<uint32_t>(frame.size() - wire::kHeaderSize), 0, 1},
+                       reinterpret_cast<uint8_t*>(frame.data()));
+    EXPECT_TRUE(net::writeAll(fd, frame.data(), frame.size()).ok());
+    uint8_t hb[wire::kHeaderSize];
+    wire::FrameHeader got;
+    EXPECT_TRUE(net::readAll(fd, hb, sizeof hb).ok());
+    EXPECT_TRUE(wire::decodeHeader(hb, sizeof hb, tcp_wire::messages(), got).ok());
+    out->resize(got.body_len);
+    EXPECT_TRUE(net::readAll(fd, out->data(), out->size()).ok());
+    ::close(fd);
+    return got;
+  };
+  const std::string ss(32, 'S');
+  const uint64_t s32 = checksum::xxh3(ss.data(), ss.size());
+  h = vector(tcp_wire::kWriteSumV, {{addr(rw, 1024), 32, s32}, {addr(rw, 2048), 32, s32 + 1}}, &body);
+  EXPECT_EQ(h.type, tcp_wire::kSumVerdicts);
+  ASSERT_EQ(h.status, 0u) << body;
+  EXPECT_EQ(body, std::string("\x00\x01", 2));  // the second range's claim was wrong
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(rw.data()) + 2048, 32), ss);  // it landed all the same
+  h = vector(tcp_wire::kWriteSumV, {{addr(rw, 1024), 32, s32}, {addr(ro), 32, s32}}, &body);
+  EXPECT_EQ(h.type, tcp_wire::kSumVerdicts);
+  EXPECT_EQ(h.status, static_cast<uint32_t>(Status::Code::kPermissionDenied)) << body;
+  EXPECT_EQ(ro, ro_before);
+  h = vector(tcp_wire::kReadSumV, {{addr(rw, 2048), 32, 0}, {addr(rw, 64), 64, 0}}, &body);
+  ASSERT_EQ(h.status, 0u) << body;
+  ASSERT_EQ(body.size(), 2 * tcp_wire::kSumSize + 96);
+  EXPECT_EQ(getU64(reinterpret_cast<const uint8_t*>(body.data())), s32);
+  EXPECT_EQ(getU64(reinterpret_cast<const uint8_t*>(body.data()) + 8), right);
+  EXPECT_EQ(body.substr(16), ss + zs);
 }
 
 // Vectored frames (WriteV/ReadV): every range is checked before any byte lands (one bad

@@ -149,12 +149,14 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   // vectored ones (WriteV/ReadV: a run of small slices of host memory, one header and one
   // answer for up to kMaxRanges of them).
   constexpr size_t kMaxVectorFramesPerWrite = 4;
-  iovec iov[4 * kMaxSlicesPerWrite + kMaxVectorFramesPerWrite * (kMaxRanges + 1)];
+  // Per slice at most 3 iovecs for its payload (a flipped byte splits it) and one header.
+  iovec iov[4 * kMaxSlicesPerWrite + kMaxVectorFramesPerWrite * (3 * kMaxRanges + 1)];
   // Headers live here, not in the slice: once its bytes are on the wire a slice may
   // complete and its batch be freed before sendmsg has returned.
   uint8_t heads[kMaxSlicesPerWrite][kFrameHead];
   uint8_t flipped[kMaxSlicesPerWrite];  // fault injection: a plain frame's changed byte
-  uint8_t vector_heads[kMaxVectorFramesPerWrite][wire::kHeaderSize + kRangesHeadSize + kMaxRanges * kRangeSize];
+  uint8_t vector_heads[kMaxVectorFramesPerWrite][wire::kHeaderSize + kRangesHeadSize + kMaxRanges * kSumRangeSize];
+  uint8_t vector_flipped[kMaxVectorFramesPerWrite][kMaxRanges];
   VectorFrame vecs[kMaxVectorFramesPerWrite];
   while (anyQueuedLocked() && !dead()) {
     int n = 0;
@@ -181,25 +183,34 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       if (taken == 0 && cost > budget) return;  // too big to send inline: hand off
       VectorFrame* last = nvec ? &vecs[nvec - 1] : nullptr;
       if (vectorizable(*s)) {
-        const bool joins = last && last->open && last->op == s->op && last->count < kMaxRanges &&
-                           last->bytes + s->length <= kMaxVectorFrameBytes;
+        const bool summed = s->task->checksum;
+        const bool joins = last && last->open && last->op == s->op && last->summed == summed &&
+                           last->count < kMaxRanges && last->bytes + s->length <= kMaxVectorFrameBytes;
         // Opened only for a run: a lone small slice goes as a plain frame.
-        const bool run = queue.size() > 1 && vectorizable(*queue[1]) && queue[1]->op == s->op;
+        const bool run = queue.size() > 1 && vectorizable(*queue[1]) && queue[1]->op == s->op &&
+                         queue[1]->task->checksum == summed;
         if (!joins && run && nvec == kMaxVectorFramesPerWrite) break;  // the next write takes it
         if (joins || run) {
           queue.pop_front();
           if (!joins) {
             if (last) last->open = false;
-            vecs[nvec] = VectorFrame{true, s->op, static_cast<size_t>(n), 0, 0, next_id_++};
+            vecs[nvec] = VectorFrame{true, s->op, summed, static_cast<size_t>(n), 0, 0, next_id_++};
             last = &vecs[nvec++];
             iov[n++] = {nullptr, 0};  // its header, made when the write is
           }
           s->request_id = last->request_id;
-          encodeRange(s->remote, s->length,
-                      vector_heads[nvec - 1] + wire::kHeaderSize + kRangesHeadSize + last->count * kRangeSize);
+          uint8_t* entry = vector_heads[nvec - 1] + wire::kHeaderSize + kRangesHeadSize;
+          if (summed && s->op == Request::WRITE) {
+            lock.unlock();  // as for staging: sending_ keeps other drainers away
+            const uint64_t sum = checksum::xxh3(s->local, s->length);
+            lock.lock();
+            encodeSumRange(s->remote, s->length, sum, entry + last->count * kSumRangeSize);
+          } else {
+            encodeRange(s->remote, s->length, entry + last->count * kRangeSize);
+          }
+          if (s->op == Request::WRITE) n += payloadIov(&iov[n], *s, s->local, &vector_flipped[nvec - 1][last->count]);
           ++last->count;
           last->bytes += s->length;
-          if (s->op == Request::WRITE) iov[n++] = {s->local, s->length};
           inflight_.push_back(s);
           if (s->task->priority > 0) lower_inflight_ += s->length;
           bytes += cost;
@@ -255,9 +266,9 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
     for (size_t v = 0; v < nvec; ++v) {
       const VectorFrame& vec = vecs[v];
       const bool write = vec.op == Request::WRITE;
-      const size_t head_len = kRangesHeadSize + vec.count * kRangeSize;
-      FrameHeader h{write ? kWriteV : kReadV, static_cast<uint32_t>(head_len + (write ? vec.bytes : 0)), 0,
-                    vec.request_id};
+      const MsgType type = write ? (vec.summed ? kWriteSumV : kWriteV) : (vec.summed ? kReadSumV : kReadV);
+      const size_t head_len = kRangesHeadSize + vec.count * rangeEntrySize(type);
+      FrameHeader h{type, static_cast<uint32_t>(head_len + (write ? vec.bytes : 0)), 0, vec.request_id};
       wire::encodeHeader(h, vector_heads[v]);
       encodeRangesHead(static_cast<uint32_t>(vec.count), vector_heads[v] + wire::kHeaderSize);
       iov[vec.head_iov] = {vector_heads[v], wire::kHeaderSize + head_len};
@@ -279,7 +290,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
 }
 
 bool TcpConnection::vectorizable(const Slice& s) {
-  return s.file_id == 0 && !s.task->checksum && !s.flip_byte && s.local_kind == kHostMemory && s.remote_kind == kHostMemory &&
+  return s.file_id == 0 && s.local_kind == kHostMemory && s.remote_kind == kHostMemory &&
          s.length <= kMaxVectorSliceBytes;
 }
 
@@ -331,8 +342,13 @@ void TcpConnection::receiverLoop() {
       }
     }
     Slice* s = count ? group[0] : nullptr;
-    MsgType expect = (s && s->op == Request::READ) ? kReadData : kWriteAck;
-    if (!s || h.request_id != s->request_id || h.type != expect) {
+    // A group's slices are all checked or all not (they share a frame); a checked write is
+    // answered by WriteAck (WriteSum) or SumVerdicts (WriteSumV).
+    const bool summed = s && s->task->checksum;
+    const bool expected = s && h.request_id == s->request_id &&
+                          (s->op == Request::READ ? h.type == kReadData
+                                                  : h.type == kWriteAck || (summed && h.type == kSumVerdicts));
+    if (!expected) {
       cause = Status::Corrupted(std::string("unexpected ") + messages().name(h.type) + " #" +
                                 std::to_string(h.request_id));
       break;
@@ -355,10 +371,12 @@ void TcpConnection::receiverLoop() {
           group[i]->checksum_mismatch = true;
       }
     } else if (s->op == Request::READ) {
-      if (h.body_len != group_bytes + (s->task->checksum ? kSumSize : 0)) {
+      if (h.body_len != group_bytes + (summed ? count * kSumSize : 0)) {
         cause = Status::Corrupted("read response length disagrees with request");
         break;
       }
+      uint8_t sums[kMaxRanges * kSumSize];  // the target's, in front of the data
+      if (summed && !(cause = reader.readExact(sums, count * kSumSize)).ok()) break;
       bool any_canceled = false;
       for (size_t i = 0; i < count; ++i) any_canceled |= group[i]->task->canceled.load(std::memory_order_acquire);
       if (count > 1 && !any_canceled) {  // a vectored frame's ranges: host memory, one scatter receive
@@ -369,6 +387,24 @@ void TcpConnection::receiverLoop() {
         for (size_t i = 0; i < count && cause.ok(); ++i) cause = receiveRead(reader, *group[i], results[i]);
       }
       if (!cause.ok()) break;
+      for (size_t i = 0; i < count; ++i) {
+        Slice& r = *group[i];
+        if (!results[i].ok() || r.local_kind != kHostMemory) continue;  // dropped, or staged to a GPU
+        flipIfAsked(r, r.local, r.length);
+        if (summed) {
+          const uint64_t sent = getU64(sums + i * kSumSize), got = checksum::xxh3(r.local, r.length);
+          if (got != sent) results[i] = checksumMismatch(r, "initiator", sent, got);
+        }
+      }
+    } else if (h.type == kSumVerdicts) {
+      uint8_t verdicts[kMaxRanges];
+      if (h.body_len != count) {
+        cause = Status::Corrupted("checksum verdicts disagree with the frame's ranges");
+        break;
+      }
+      if (!(cause = reader.readExact(verdicts, count)).ok()) break;
+      for (size_t i = 0; i < count; ++i)
+        if (verdicts[i]) results[i] = checksumMismatch(*group[i], "target");
     }
     {
       std::unique_lock lock(mu_);
@@ -398,7 +434,7 @@ Status TcpConnection::receiveRead(net::SocketReader& reader, Slice& s, Status& r
     // Canceled while its answer was on the way: the bytes are dropped, never landed (a
     // cancel waits for this slice, so once it returns nothing more is written here).
     result = Status::Canceled("task canceled: its read data was dropped on arrival");
-    return reader.skip(s.length + (s.task->checksum ? kSumSize : 0));
+    return reader.skip(s.length);
   }
   if (s.local_kind == kCudaMemory) {  // through host memory, then the driver's copy
     uint8_t* staged = recv_staging_.reserve(s.length);
@@ -407,15 +443,7 @@ Status TcpConnection::receiveRead(net::SocketReader& reader, Slice& s, Status& r
                           : Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
     return Status::OK();
   }
-  uint8_t sum[kSumSize];
-  if (s.task->checksum) FERRY_RETURN_IF_ERROR(reader.readExact(sum, sizeof sum));
-  FERRY_RETURN_IF_ERROR(reader.readExact(s.local, s.length));  // straight into registered memory
-  flipIfAsked(s, s.local, s.length);
-  if (s.task->checksum) {
-    const uint64_t sent = getU64(sum), got = checksum::xxh3(s.local, s.length);
-    if (got != sent) result = checksumMismatch(s, "initiator", sent, got);
-  }
-  return Status::OK();
+  return reader.readExact(s.local, s.length);  // straight into registered memory
 }
 
 void TcpConnection::failAll(const Status& cause) {

@@ -93,6 +93,7 @@ class TcpConnection {
   struct VectorFrame {
     bool open = false;  // slices may still join it
     Request::OpCode op = Request::WRITE;
+    bool summed = false;  // its slices' bytes are checked (WriteSumV/ReadSumV)
     size_t head_iov = 0;  // its header's place in the write's iovecs
     size_t count = 0;
     uint64_t bytes = 0;

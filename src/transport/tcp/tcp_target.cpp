@@ -113,7 +113,9 @@ Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t r
   for (MsgType t : {kWriteAck, kReadData}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), nullptr));
   for (MsgType t : {kWrite, kFileWrite}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), write));
   for (MsgType t : {kRead, kFileRead}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), read));
-  for (MsgType t : {kWriteV, kReadV}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), vector));
+  FERRY_RETURN_IF_ERROR(ctx.defineMessage(kSumVerdicts, *tcp.find(kSumVerdicts), nullptr));
+  for (MsgType t : {kWriteV, kReadV, kWriteSumV, kReadSumV})
+    FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), vector));
   FERRY_RETURN_IF_ERROR(ctx.defineMessage(kWriteSum, *tcp.find(kWriteSum), [this](const FrameHeader& h, ServerConnection& s) {
     return handleWriteSum(h, s);
   }));
@@ -144,7 +146,7 @@ Status TcpTarget::refuse(const FrameHeader& h, ServerConnection& conn, const Sta
   FERRY_LOG_LIMITED(WARN, refusals_) << "refused " << conn.messages().name(h.type) << " from " << conn.peer()
                                      << ": " << why.ToString();
   FERRY_RETURN_IF_ERROR(conn.reader().skip(payload));  // keeps the stream in sync
-  conn.respond(isWrite(h.type) || h.type == kWriteV ? kWriteAck : kReadData, h.request_id, why);
+  conn.respond(conn.messages().find(h.type)->response, h.request_id, why);
   return Status::OK();
 }
 
@@ -255,13 +257,14 @@ Status TcpTarget::handleReadSum(const FrameHeader& h, ServerConnection& conn) {
 }
 
 Status TcpTarget::handleVector(const FrameHeader& h, ServerConnection& conn) {
-  const bool write = h.type == kWriteV;
+  const bool write = h.type == kWriteV || h.type == kWriteSumV;
+  const bool summed = h.type == kWriteSumV || h.type == kReadSumV;
   uint8_t head[kRangesHeadSize];
   size_t count = 0;
   FERRY_RETURN_IF_ERROR(conn.reader().readExact(head, sizeof head));
   FERRY_RETURN_IF_ERROR(decodeRangesHead(h, head, count));
-  uint8_t encoded[kMaxRanges * kRangeSize];
-  FERRY_RETURN_IF_ERROR(conn.reader().readExact(encoded, count * kRangeSize));
+  uint8_t encoded[kMaxRanges * kSumRangeSize];
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(encoded, count * rangeEntrySize(h.type)));
   Range ranges[kMaxRanges];
   uint64_t total = 0;
   FERRY_RETURN_IF_ERROR(decodeRanges(h, encoded, count, ranges, total));
@@ -275,13 +278,34 @@ Status TcpTarget::handleVector(const FrameHeader& h, ServerConnection& conn) {
       st = Status::NotSupported("range " + std::to_string(i) + " is not host memory: not in a vectored frame");
   }
   if (!st.ok()) return refuse(h, conn, st, write ? total : 0);
-  iovec pieces[kMaxRanges];
-  for (size_t i = 0; i < count; ++i) pieces[i] = {reinterpret_cast<void*>(ranges[i].addr), ranges[i].length};
-  if (!write) return conn.respondWithPayload(kReadData, h.request_id, pieces, count);
+  // Reads with checksums: the table of the ranges' checksums goes first (pieces[0]).
+  iovec pieces[kMaxRanges + 1];
+  uint8_t sums[kMaxRanges * kSumSize];
+  iovec* ranges_out = pieces + (summed && !write ? 1 : 0);
+  for (size_t i = 0; i < count; ++i) ranges_out[i] = {reinterpret_cast<void*>(ranges[i].addr), ranges[i].length};
+  if (!write) {
+    if (!summed) return conn.respondWithPayload(kReadData, h.request_id, pieces, count);
+    for (size_t i = 0; i < count; ++i) putU64(sums + i * kSumSize, checksum::xxh3(ranges_out[i].iov_base, ranges[i].length));
+    pieces[0] = {sums, count * kSumSize};
+    return conn.respondWithPayload(kReadData, h.request_id, pieces, count + 1);
+  }
   conn.reader().setLowWaterCap(rcvlowat_bytes_);
   FERRY_RETURN_IF_ERROR(conn.reader().readExactV(pieces, count));
-  conn.respond(kWriteAck, h.request_id, Status::OK());
-  return Status::OK();
+  if (!summed) {
+    conn.respond(kWriteAck, h.request_id, Status::OK());
+    return Status::OK();
+  }
+  // What is in our memory now vouched for range by range.
+  uint8_t verdicts[kMaxRanges];
+  for (size_t i = 0; i < count; ++i) {
+    const uint64_t got = checksum::xxh3(pieces[i].iov_base, ranges[i].length);
+    verdicts[i] = got != ranges[i].sum;
+    if (verdicts[i])
+      FERRY_LOG_LIMITED(WARN, refusals_) << "write from " << conn.peer() << " at "
+                                         << rangeText(ranges[i].addr, ranges[i].length) << ": "
+                                         << checksum::mismatchText("target", ranges[i].sum, got, ranges[i].length);
+  }
+  return conn.respondWithPayload(kSumVerdicts, h.request_id, verdicts, count);
 }
 
 }  // namespace ferry

@@ -80,7 +80,8 @@ class TcpTarget {
   };
   Status handleWrite(const wire::FrameHeader& h, ServerConnection& conn);
   Status handleRead(const wire::FrameHeader& h, ServerConnection& conn);
-  // WriteV / ReadV: many small ranges of host memory, all admitted before any is touched.
+  // WriteV / ReadV (and their checked forms): many small ranges of host memory, all admitted
+  // before any is touched.
   Status handleVector(const wire::FrameHeader& h, ServerConnection& conn);
   // WriteSum / ReadSum: host memory only, its checksum checked here (write) or sent along (read).
   Status handleWriteSum(const wire::FrameHeader& h, ServerConnection& conn);

@@ -30,9 +30,18 @@ constexpr size_t kMaxRanges = 64;
 constexpr MsgType kWriteSum{27};
 constexpr MsgType kReadSum{28};
 constexpr size_t kSumSize = 8;
+// Checked runs of small slices: WriteSumV is WriteV with each range followed by its
+// checksum (u64 addr, u64 length, u64 checksum) -> kSumVerdicts, one byte per range: 0 where
+// what landed hashes to the range's checksum, 1 where it does not (a refused frame is
+// answered with the status and its text, and nothing landed). ReadSumV is ReadV -> kReadData
+// carrying the ranges' checksums (u64 each, in order), then their bytes.
+constexpr MsgType kWriteSumV{29};
+constexpr MsgType kReadSumV{30};
+constexpr MsgType kSumVerdicts{31};
 constexpr size_t kRangesHeadSize = 8;
 
 constexpr size_t kRangeSize = 16;      // u64 address + u64 length
+constexpr size_t kSumRangeSize = kRangeSize + kSumSize;  // a WriteSumV range: and its checksum
 constexpr size_t kFileRangeSize = 24;  // u64 file id, then a range (the address is a file offset)
 constexpr uint32_t kMaxDataBytes = 64u << 20;  // one WRITE/READ payload
 
@@ -56,13 +65,20 @@ Status decodeRange(const wire::FrameHeader& h, const uint8_t* data, size_t len, 
                    uint64_t& length, uint64_t* file_id = nullptr, uint64_t* sum = nullptr);
 struct Range {
   uint64_t addr = 0, length = 0;
+  uint64_t sum = 0;  // WriteSumV only
 };
+/// WriteV/ReadV/WriteSumV/ReadSumV.
+bool isVector(MsgType t);
+/// Bytes per encoded range of a vectored frame: kSumRangeSize for WriteSumV, else kRangeSize.
+size_t rangeEntrySize(MsgType t);
+void encodeSumRange(uint64_t addr, uint64_t length, uint64_t sum, uint8_t out[kSumRangeSize]);
 void encodeRangesHead(uint32_t count, uint8_t out[kRangesHeadSize]);
-/// The count of a WriteV/ReadV head: Corrupted unless 1..kMaxRanges
+/// The count of a vectored frame's head: Corrupted unless 1..kMaxRanges
 /// and the frame has room for that many ranges.
 Status decodeRangesHead(const wire::FrameHeader& h, const uint8_t head[kRangesHeadSize], size_t& count);
-/// Decodes `count` ranges at `data` (after the head), each as a Write/Read range, their sum
-/// at most kMaxDataBytes and (WriteV) equal to the payload the frame carries; `total` = sum.
+/// Decodes `count` ranges at `data` (after the head, rangeEntrySize each), each as a
+/// Write/Read range, their lengths' sum at most kMaxDataBytes and (writes) equal to the
+/// payload the frame carries; `total` = that sum.
 Status decodeRanges(const wire::FrameHeader& h, const uint8_t* data, size_t count, Range* out, uint64_t& total);
 
 /// A wire::BodyChecker for these messages (ranges) and the control ones.
