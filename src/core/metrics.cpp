@@ -1,5 +1,7 @@
 #include "core/metrics.h"
 
+#include <string>
+
 #include "common/log.h"
 
 namespace ferry {
@@ -24,8 +26,10 @@ void Metrics::loop(std::string name, std::chrono::seconds interval) {
   while (!cv_.wait_for(lock, interval, [&] { return stopping_; })) {
     uint64_t now = bytes_moved_.load(std::memory_order_relaxed);
     double mbps = static_cast<double>(now - last) / 1e6 / static_cast<double>(interval.count());
+    const uint64_t mismatches = checksumMismatchCount();
     FERRY_LOG(INFO) << "metrics '" << name << "': " << mbps << " MB/s over the last " << interval.count()
-                    << " s, " << now << " bytes in total";
+                    << " s, " << now << " bytes in total"
+                    << (mismatches ? ", " + std::to_string(mismatches) + " checksum mismatches" : std::string());
     last = now;
   }
 }
