@@ -260,8 +260,8 @@ void ShmTransport::cancelQueued(const ShmEndpoint* peer) {
   {
     std::lock_guard lock(mu_);
     for (auto it = queue_.begin(); it != queue_.end();) {
-      // A submit's slices all go to one peer; those taken already were moved out, the last
-      // one never is while the submit is queued.
+      // A submit's slices all go to one peer, the one its holds keep; those taken already
+      // are being copied and complete on their own.
       if (it->holds->peer.get() != peer) {
         ++it;
         continue;
