@@ -169,7 +169,7 @@ void TransportSelector::noteChecksumDetour(const SelectionCase& c, const Rule* r
 }
 
 bool TransportSelector::fits(size_t i, const SelectionCase& c) const {
-  return fitsKinds(i, c.local_kind, c.remote_kind) && 
+  return fitsKinds(i, c.local_kind, c.remote_kind) &&
          (!c.checksum || ((caps_[i].checksum_kinds & c.local_kind) && (caps_[i].checksum_kinds & c.remote_kind)));
 }
 

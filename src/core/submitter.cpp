@@ -63,7 +63,7 @@ Status Submitter::routeFor(SegmentEntry& seg, const Request& req, const Sides& s
   c.local_location = sides.local_location;
   c.remote_location = sides.remote_location;
   c.segment_type = seg.is_file ? "file" : "memory";
-  c.checksum = req.checksum || checksum_all_;
+  c.checksum = checked(req);
   std::string_view hint = req.transport_hint ? req.transport_hint : "";
   TransportSelector::Order order;
   bool pinned = false;
@@ -195,7 +195,7 @@ Status Submitter::submit(BatchID id, const std::vector<Request>& requests, const
     t.group = group;
     t.route = routes[i];  // also keeps its endpoints alive while the slices are out
     makeSlices(t, requests[i], routes[i]->slice_size, deadline, kinds[i].first, kinds[i].second);
-    t.checksum |= checksum_all_;
+    t.checksum = checked(requests[i]);
   }
 
   // Hand each run of requests with the same route over in one call.
@@ -284,7 +284,7 @@ Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   t.route = prepared.routes[0];
   makeSlices(t, runs.data(), runs.size(), prepared.routes[0]->slice_size, nowNs() + transfer_timeout_ns_,
              prepared.kinds[0].first, prepared.kinds[0].second);
-  t.checksum |= checksum_all_;
+  t.checksum = checked(runs[0]);
   std::vector<Slice*> run(t.num_slices);
   for (uint32_t n = 0; n < t.num_slices; ++n) run[n] = &t.slices[n];
   return dispatch(*prepared.segs[0], *prepared.routes[0], runs.data(), runs.size(), 0, &t, 1, run);

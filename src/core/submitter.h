@@ -89,6 +89,7 @@ class Submitter {
   const std::string machine_id_;
   const int64_t transfer_timeout_ns_;
   const bool checksum_all_;  // config `checksum`: every request is checked as if it asked
+  bool checked(const Request& r) const { return r.checksum || checksum_all_; }
 };
 
 }  // namespace ferry

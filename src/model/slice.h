@@ -131,10 +131,10 @@ Status admitSlice(const Slice& slice);
 /// connection cut with them in flight): a cancel of its batch cannot be fenced.
 void markUnfenced(const Slice& slice);
 
-/// A checksummed slice's bytes arrived different from what was sent (`where`: who saw it):
-/// marks the slice (not failed over, counted when it completes) and returns the status to
-/// complete it with.
-Status checksumMismatch(Slice& slice, const char* where, uint64_t expected, uint64_t got);
+/// A checksummed slice's sent and landed checksums compared where `where` saw them: OK when
+/// equal; else the slice is marked (not failed over, counted when it completes) and the
+/// status to complete it with is returned.
+Status compareChecksums(Slice& slice, const char* where, uint64_t sent, uint64_t got);
 /// The same when only the verdict came back (the target checked a range of a frame).
 Status checksumMismatch(Slice& slice, const char* where);
 /// Fault injection: the byte a flip changes, and how.

@@ -38,8 +38,7 @@ Status checkedCopy(Slice& s, uint8_t* dst, const uint8_t* src, Copy&& copy) {
     if (flip_at - off < n) dst[flip_at] ^= kFlipMask;
     got.update(dst + off, n);
   }
-  if (got.digest() == sent.digest()) return Status::OK();
-  return checksumMismatch(s, s.op == Request::WRITE ? "target" : "initiator", sent.digest(), got.digest());
+  return compareChecksums(s, s.op == Request::WRITE ? "target" : "initiator", sent.digest(), got.digest());
 }
 
 }  // namespace ferry

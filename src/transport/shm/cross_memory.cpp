@@ -65,14 +65,14 @@ Status checkedCopy(Slice& s, pid_t pid, bool* denied) {
     }
     if (!s.task->checksum) return Status::OK();
     FERRY_RETURN_IF_ERROR(hashRemote(pid, s.remote, s.length, denied, got));
-    return got == sent ? Status::OK() : checksumMismatch(s, "target", sent, got);
+    return compareChecksums(s, "target", sent, got);
   }
   if (s.task->checksum) FERRY_RETURN_IF_ERROR(hashRemote(pid, s.remote, s.length, denied, sent));
   FERRY_RETURN_IF_ERROR(copy(pid, false, s.local, s.remote, s.length, denied));
   flipIfAsked(s, s.local, s.length);
   if (!s.task->checksum) return Status::OK();
   got = checksum::xxh3(s.local, s.length);
-  return got == sent ? Status::OK() : checksumMismatch(s, "initiator", sent, got);
+  return compareChecksums(s, "initiator", sent, got);
 }
 
 }  // namespace ferry::cross_memory

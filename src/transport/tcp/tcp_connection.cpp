@@ -391,10 +391,7 @@ void TcpConnection::receiverLoop() {
         Slice& r = *group[i];
         if (!results[i].ok() || r.local_kind != kHostMemory) continue;  // dropped, or staged to a GPU
         flipIfAsked(r, r.local, r.length);
-        if (summed) {
-          const uint64_t sent = getU64(sums + i * kSumSize), got = checksum::xxh3(r.local, r.length);
-          if (got != sent) results[i] = checksumMismatch(r, "initiator", sent, got);
-        }
+        if (summed) results[i] = compareChecksums(r, "initiator", getU64(sums + i * kSumSize), checksum::xxh3(r.local, r.length));
       }
     } else if (h.type == kSumVerdicts) {
       uint8_t verdicts[kMaxRanges];

@@ -231,18 +231,19 @@ Status TcpTarget::handleWriteSum(const FrameHeader& h, ServerConnection& conn) {
   FERRY_RETURN_IF_ERROR(admitChecked(h, conn, a, refused));
   if (refused) return Status::OK();
   conn.reader().setLowWaterCap(rcvlowat_bytes_);
-  auto* landed = reinterpret_cast<uint8_t*>(a.addr);
-  FERRY_RETURN_IF_ERROR(conn.reader().readExact(landed, a.len));
-  // What is in our memory now, not what came off the socket: the ack vouches for the former.
-  const uint64_t got = checksum::xxh3(landed, a.len);
-  Status st;
-  if (got != a.sum) {
-    st = Status::Corrupted(checksum::mismatchText("target", a.sum, got, a.len));
-    FERRY_LOG_LIMITED(WARN, refusals_) << "write from " << conn.peer() << " at " << rangeText(a.addr, a.len) << ": "
-                                       << st.message();
-  }
-  conn.respond(kWriteAck, h.request_id, st);
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(reinterpret_cast<void*>(a.addr), a.len));
+  conn.respond(kWriteAck, h.request_id, checkLanded(conn, a.addr, a.len, a.sum));
   return Status::OK();
+}
+
+Status TcpTarget::checkLanded(const ServerConnection& conn, uint64_t addr, uint64_t len, uint64_t sent) {
+  // What is in our memory now, not what came off the socket: the ack vouches for the former.
+  const uint64_t got = checksum::xxh3(reinterpret_cast<const void*>(addr), len);
+  if (got == sent) return Status::OK();
+  Status st = Status::Corrupted(checksum::mismatchText("target", sent, got, len));
+  FERRY_LOG_LIMITED(WARN, refusals_) << "write from " << conn.peer() << " at " << rangeText(addr, len) << ": "
+                                     << st.message();
+  return st;
 }
 
 Status TcpTarget::handleReadSum(const FrameHeader& h, ServerConnection& conn) {
@@ -295,16 +296,9 @@ Status TcpTarget::handleVector(const FrameHeader& h, ServerConnection& conn) {
     conn.respond(kWriteAck, h.request_id, Status::OK());
     return Status::OK();
   }
-  // What is in our memory now vouched for range by range.
   uint8_t verdicts[kMaxRanges];
-  for (size_t i = 0; i < count; ++i) {
-    const uint64_t got = checksum::xxh3(pieces[i].iov_base, ranges[i].length);
-    verdicts[i] = got != ranges[i].sum;
-    if (verdicts[i])
-      FERRY_LOG_LIMITED(WARN, refusals_) << "write from " << conn.peer() << " at "
-                                         << rangeText(ranges[i].addr, ranges[i].length) << ": "
-                                         << checksum::mismatchText("target", ranges[i].sum, got, ranges[i].length);
-  }
+  for (size_t i = 0; i < count; ++i)
+    verdicts[i] = !checkLanded(conn, ranges[i].addr, ranges[i].length, ranges[i].sum).ok();
   return conn.respondWithPayload(kSumVerdicts, h.request_id, verdicts, count);
 }
 

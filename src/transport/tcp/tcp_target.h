@@ -86,6 +86,9 @@ class TcpTarget {
   // WriteSum / ReadSum: host memory only, its checksum checked here (write) or sent along (read).
   Status handleWriteSum(const wire::FrameHeader& h, ServerConnection& conn);
   Status handleReadSum(const wire::FrameHeader& h, ServerConnection& conn);
+  // Hashes what landed at [addr, +len) against the sender's checksum: Corrupted (and a log
+  // line) when they differ.
+  Status checkLanded(const ServerConnection& conn, uint64_t addr, uint64_t len, uint64_t sent);
   // Admits a WriteSum/ReadSum range: also refuses one that is not host memory.
   Status admitChecked(const wire::FrameHeader& h, ServerConnection& conn, RemoteAccess& a, bool& refused);
   Status admit(const wire::FrameHeader& h, ServerConnection& conn, RemoteAccess& a, bool& refused);
