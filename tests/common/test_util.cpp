@@ -66,6 +66,22 @@ Status runBatch(TransferEngine& e, const std::vector<Request>& reqs,
   return st;
 }
 
+Status submitThenCancel(TransferEngine& e, const std::vector<Request>& reqs, size_t& untouched) {
+  untouched = 0;
+  BatchID batch = e.allocateBatch(reqs.size());
+  if (batch == 0) return Status::InternalError("allocateBatch failed");
+  FERRY_RETURN_IF_ERROR(e.submitTransfer(batch, reqs));
+  FERRY_RETURN_IF_ERROR(e.cancelTransfer(batch));
+  std::vector<TransferStatus> tasks;
+  FERRY_RETURN_IF_ERROR(e.getTransferStatus(batch, tasks));
+  for (const TransferStatus& t : tasks) {
+    if (t.s != COMPLETED && t.s != CANCELED)
+      return Status::InternalError(std::string("a task ended ") + ToString(t.s) + " after the cancel");
+    untouched += t.s == CANCELED && t.transferred_bytes == 0;
+  }
+  return e.freeBatch(batch);
+}
+
 std::vector<Notification> awaitNotifications(TransferEngine& e, size_t want,
                                              std::chrono::milliseconds timeout) {
   std::vector<Notification> got;

@@ -38,6 +38,11 @@ Status runBatch(TransferEngine& e, const std::vector<Request>& reqs,
                 std::chrono::milliseconds timeout = std::chrono::seconds(30),
                 TransferStatus* out = nullptr);
 
+/// Submits `reqs` in a fresh batch, cancels it at once and frees it. Not OK when a step
+/// fails or a task ended other than COMPLETED or CANCELED; `untouched`: the tasks that ended
+/// CANCELED before a byte of them moved.
+Status submitThenCancel(TransferEngine& e, const std::vector<Request>& reqs, size_t& untouched);
+
 /// Receives notifications until `want` arrived or the timeout passed.
 std::vector<Notification> awaitNotifications(TransferEngine& e, size_t want,
                                              std::chrono::milliseconds timeout = std::chrono::seconds(2));

@@ -109,18 +109,11 @@ class PagedTransfer : public ::testing::TestWithParam<const char*> {
   }
 
   PagedRequest request(Request::OpCode op, const std::vector<int64_t>& lp, const std::vector<int64_t>& rp) {
-    PagedRequest p;
+    PagedRequest p = paged(lp, rp, kPage, kLayers, kLayerBytes, kLayerBytes);
     p.opcode = op;
     p.local_base = local.data();
     p.target_id = seg;
     p.remote_base = reinterpret_cast<uint64_t>(remote.data());
-    p.page_size = kPage;
-    p.local_pages = lp.data();
-    p.remote_pages = rp.data();
-    p.num_pages = lp.size();
-    p.num_layers = kLayers;
-    p.local_layer_stride = kLayerBytes;
-    p.remote_layer_stride = kLayerBytes;
     p.transport_hint = GetParam();
     return p;
   }

@@ -49,19 +49,10 @@ class PeerControl : public ::testing::TestWithParam<const char*> {
     std::vector<Request> reqs;
     for (int round = 0; round < 4; ++round)
       for (const Request& r : blocks(op, 64, PRIO_LOW)) reqs.push_back(r);
-    BatchID batch = engine->allocateBatch(reqs.size());
-    ASSERT_TRUE(engine->submitTransfer(batch, reqs).ok());
-    Status st = engine->cancelTransfer(batch);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-    std::vector<TransferStatus> tasks;
-    ASSERT_TRUE(engine->getTransferStatus(batch, tasks).ok());
     size_t untouched = 0;
-    for (const TransferStatus& t : tasks) {
-      ASSERT_TRUE(t.s == COMPLETED || t.s == CANCELED) << ToString(t.s);
-      untouched += t.s == CANCELED && t.transferred_bytes == 0;
-    }
+    Status st = submitThenCancel(*engine, reqs, untouched);
+    ASSERT_TRUE(st.ok()) << st.ToString();
     EXPECT_GT(untouched, 0u) << "256 MiB finished before a cancel issued right after the submit";
-    ASSERT_TRUE(engine->freeBatch(batch).ok());
   }
 
   PeerProcess peer;

@@ -516,19 +516,10 @@ TEST_F(RdmaEngines, CancelDropsUnpostedWorkAndWaitsForPostedWork) {
   fastFill(local.data(), kSize, 9);
   std::vector<Request> reqs;
   for (size_t i = 0; i < 48; ++i) reqs.push_back(req(Request::WRITE, i << 20, i << 20, 1 << 20));
-  BatchID batch = a->allocateBatch(reqs.size());
-  ASSERT_TRUE(a->submitTransfer(batch, reqs).ok());
-  Status st = a->cancelTransfer(batch);
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  std::vector<TransferStatus> tasks;
-  ASSERT_TRUE(a->getTransferStatus(batch, tasks).ok());
   size_t untouched = 0;
-  for (const TransferStatus& t : tasks) {
-    ASSERT_TRUE(t.s == COMPLETED || t.s == CANCELED) << ToString(t.s);
-    untouched += t.s == CANCELED && t.transferred_bytes == 0;
-  }
+  Status st = test::submitThenCancel(*a, reqs, untouched);
+  ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_GT(untouched, 0u) << "192 slices were all posted before the cancel";
-  ASSERT_TRUE(a->freeBatch(batch).ok());
   fabric.setCompletionDelay(std::chrono::microseconds(0));
   std::memset(remote.data(), 0xee, kSize);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
