@@ -55,11 +55,7 @@ Status PeerDirectory::refresh(SegmentEntry& seg) {
   auto peer = std::make_shared<PeerEndpoint>(*old);
   std::unique_lock lock(seg.mu);
   const PeerEndpoint& cur = *seg.peer;
-  // Two refreshes may overlap (threads submitting to one peer under churn): the one that read
-  // an older descriptor of the same instance must not replace the newer one installed
-  // meanwhile, or a resubmit would route on a version the peer already left behind.
-  if (cur.desc && cur.desc->instance_id == fresh->instance_id && fresh->version < cur.desc->version)
-    return Status::OK();
+  if (SegmentTable::olderThanHeldLocked(seg, *fresh)) return Status::OK();
   // Where the store says it lives now (a restart may have moved its port).
   if (seg.source->followsMoves() && (fresh->rpc_host != cur.host || fresh->rpc_port != cur.port)) {
     FERRY_LOG(INFO) << "segment '" << seg.name << "' moved to "

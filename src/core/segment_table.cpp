@@ -23,9 +23,9 @@ Status SegmentTable::open(const std::string& name, PeerEndpoint peer, const std:
   if (auto it = ids_.find(name); it != ids_.end()) {
     auto& seg = segments_[it->second];
     ++seg->refs;
-    if (snapshot->desc) {  // a fresher view of the peer than the cached one
+    if (snapshot->desc) {  // a fresher view of the peer than the cached one, unless it is not
       std::lock_guard slock(seg->mu);
-      retired = replacePeerLocked(*seg, std::move(snapshot));
+      if (!olderThanHeldLocked(*seg, *snapshot->desc)) retired = replacePeerLocked(*seg, std::move(snapshot));
     }
     handle = seg->id;
     lock.unlock();
@@ -105,6 +105,11 @@ std::vector<std::shared_ptr<Endpoint>> SegmentTable::replacePeerLocked(SegmentEn
     seg.endpoints.assign(seg.endpoints.size(), nullptr);
   }
   return retired;
+}
+
+bool SegmentTable::olderThanHeldLocked(const SegmentEntry& seg, const SegmentDescriptor& fresh) {
+  const SegmentDescriptor* held = seg.peer ? seg.peer->desc.get() : nullptr;
+  return held && held->instance_id == fresh.instance_id && fresh.version < held->version;
 }
 
 void SegmentTable::cancel(std::vector<std::shared_ptr<Endpoint>> retired) {

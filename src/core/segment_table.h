@@ -79,6 +79,11 @@ class SegmentTable {
   /// Caller holds seg.mu.
   [[nodiscard]] std::vector<std::shared_ptr<Endpoint>> replacePeerLocked(SegmentEntry& seg,
                                                                           std::shared_ptr<const PeerEndpoint> peer);
+  /// Whether `fresh` is an older view of the instance `seg` holds: two reads of one peer
+  /// (a reopen, refreshes under churn) may finish out of order, and the older must not
+  /// replace the newer, or a submit routes on a version the peer already left behind.
+  /// Caller holds seg.mu.
+  static bool olderThanHeldLocked(const SegmentEntry& seg, const SegmentDescriptor& fresh);
   /// Cancels endpoints that replacePeerLocked retired (no lock held).
   static void cancel(std::vector<std::shared_ptr<Endpoint>> retired);
   /// The route for `order` toward the entry's peer, made (with its endpoints) on first use.

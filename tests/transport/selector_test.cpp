@@ -1,6 +1,7 @@
 // The transport selector: default order, policy rules, hints, and failover proven with the
 // fault-injecting transport wrapper.
 #include "core/selector.h"
+#include "core/segment_table.h"
 
 #include <gtest/gtest.h>
 
@@ -246,6 +247,37 @@ TEST_F(Failover, PolicyChoosesBySize) {
   std::string table;
   ASSERT_TRUE(ext::describeSelection(*a, seg, table).ok());
   EXPECT_NE(table.find("\"max_size\": 65536"), std::string::npos) << table;
+}
+
+}  // namespace ferry::test
+
+namespace ferry::test {
+
+// Reads of one peer may finish out of order (a reopen racing a refresh under registration
+// churn): the older view of the same instance must not replace the newer one.
+TEST_F(Selector, ReopeningWithAnOlderDescriptorKeepsTheNewer) {
+  ASSERT_TRUE(configure("[]").ok());
+  SegmentTable table(sel, 2);
+  auto view = [&](const char* instance, uint64_t version) {
+    PeerEndpoint p = far;
+    auto desc = std::make_shared<SegmentDescriptor>();
+    desc->name = "peer";
+    desc->instance_id = instance;
+    desc->version = version;
+    p.desc = std::move(desc);
+    return p;
+  };
+  SegmentID first = 0, again = 0;
+  ASSERT_TRUE(table.open("peer", view("one", 5), "", nullptr, first).ok());
+  ASSERT_TRUE(table.open("peer", view("one", 3), "", nullptr, again).ok());
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(table.find(first)->snapshot()->desc->version, 5u);
+  ASSERT_TRUE(table.open("peer", view("one", 7), "", nullptr, again).ok());
+  EXPECT_EQ(table.find(first)->snapshot()->desc->version, 7u);
+  // A restart starts versions over: the new instance's lower version wins.
+  ASSERT_TRUE(table.open("peer", view("two", 1), "", nullptr, again).ok());
+  EXPECT_EQ(table.find(first)->snapshot()->desc->instance_id, "two");
+  EXPECT_EQ(table.find(first)->snapshot()->desc->version, 1u);
 }
 
 }  // namespace ferry::test
