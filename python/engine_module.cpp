@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "common/environment.h"
+#include "py_log.h"
 #include "py_transfer_engine.h"
 
 namespace py = pybind11;
@@ -28,6 +30,27 @@ PYBIND11_MODULE(engine, m) {
 
   // A GPU and its driver are here (no CUDA call at import: a process that forks later keeps
   // CUDA usable in its children). The GPU paths themselves say why when they cannot run.
+  // Ferry's own log lines: stderr by default; these send them to Python's logging.
+  m.def(
+      "log_to_python", [](const std::string& name) { PythonLogForwarder::instance().start(name); },
+      py::arg("logger_name") = "ferry",
+      "Sends Ferry's log lines to logging.getLogger(logger_name) (levels DEBUG..ERROR) instead of stderr.");
+  m.def(
+      "log_to_stderr", [] { PythonLogForwarder::instance().stop(); }, "Sends Ferry's log lines to stderr again.");
+  m.def(
+      "set_log_level",
+      [](const std::string& level) {
+        static const char* names[] = {"debug", "info", "warn", "error", "off"};
+        for (int i = 0; i < 5; ++i)
+          if (level == names[i] || (i == 2 && level == "warning")) return ferry::setLogLevel(static_cast<ferry::LogLevel>(i));
+        throw py::value_error("log level must be debug, info, warn, error or off, not '" + level + "'");
+      },
+      py::arg("level"), "The level below which Ferry drops its log lines, process-wide.");
+  // Before the interpreter goes: the forwarding thread must not wait for a GIL that will not come.
+  py::module_::import("atexit").attr("register")(py::cpp_function([] { PythonLogForwarder::instance().stop(); }));
+  if (ferry::env::value("FERRY_LOG_TO_PYTHON") && ferry::env::truthy(ferry::env::value("FERRY_LOG_TO_PYTHON")))
+    PythonLogForwarder::instance().start("ferry");
+
   m.attr("SUPPORT_CUDA") = ferry::ext::cudaDriverPresent();
   m.attr("SUPPORT_EFA") = false;
   m.attr("SUPPORT_HIP") = false;

@@ -41,6 +41,8 @@ const std::vector<Variable>& variables() {
       {"FERRY_SHM_DIR", Mapping::kString, "same_machine/dir", ""},
       {"FERRY_LOG_LEVEL", Mapping::kReadDirectly, "the logger (wins over log_level)",
        "debug, info, warn, error, off"},
+      {"FERRY_LOG_TO_PYTHON", Mapping::kReadDirectly, "the Python module, at import",
+       "1: log lines go to Python's logging (logger `ferry`) instead of stderr"},
       {"MC_CUSTOM_TOPO_JSON", Mapping::kReadDirectly, "get_local_topology / getLocalTopology",
        "a JSON file returned as the topology"},
       {"MC_LEGACY_RPC_PORT_BINDING", Mapping::kReadDirectly, "initialize / init",

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <memory>
+#include <mutex>
 
 #include "common/environment.h"
 
@@ -40,23 +42,54 @@ Level parseLevel(const char* v, Level def) {
 Level currentLevel() { return static_cast<Level>(levelRef().load(std::memory_order_relaxed)); }
 void setLevel(Level level) { levelRef().store(level); }
 
-Line::Line(Level level, const char* file, int line) {
+namespace {
+
+// The installed sink, swapped whole: a line being written keeps the one it took.
+std::mutex sink_mu;  // a leaf
+std::shared_ptr<const LogSink>& sinkRef() {
+  static std::shared_ptr<const LogSink> sink;
+  return sink;
+}
+
+std::shared_ptr<const LogSink> currentSink() {
+  std::lock_guard lock(sink_mu);
+  return sinkRef();
+}
+
+}  // namespace
+
+Line::Line(Level level, const char* file, int line) : level_(level), line_(line) {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
-            1000000;
+  unix_time_us_ = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
   std::tm tm{};
   localtime_r(&t, &tm);
   char ts[32];
   std::strftime(ts, sizeof ts, "%H:%M:%S", &tm);
   const char* base = std::strrchr(file, '/');
+  file_ = base ? base + 1 : file;
   char us_buf[8];
-  std::snprintf(us_buf, sizeof us_buf, "%06lld", static_cast<long long>(us));
-  os_ << "[ferry " << kNames[level] << " " << ts << "." << us_buf << " " << ::getpid() << " "
-      << (base ? base + 1 : file) << ":" << line << "] ";
+  std::snprintf(us_buf, sizeof us_buf, "%06lld", static_cast<long long>(unix_time_us_ % 1000000));
+  os_ << "[ferry " << kNames[level] << " " << ts << "." << us_buf << " " << ::getpid() << " " << file_ << ":"
+      << line << "] ";
+  prefix_ = static_cast<size_t>(os_.tellp());
 }
 
 Line::~Line() {
+  if (auto sink = currentSink()) {
+    const std::string s = os_.str();
+    LogRecord r;
+    r.level = static_cast<LogLevel>(level_);
+    r.file = file_;
+    r.line = line_;
+    r.unix_time_us = unix_time_us_;
+    r.message = std::string_view(s).substr(prefix_);
+    try {
+      (*sink)(r);
+    } catch (...) {  // a host's sink must not take down the thread that logged
+    }
+    return;
+  }
   os_ << '\n';
   std::string s = os_.str();
   ssize_t r = ::write(STDERR_FILENO, s.data(), s.size());
@@ -93,3 +126,16 @@ std::string RateLimit::suppressedNote() {
 }
 
 }  // namespace ferry::log
+
+namespace ferry {
+
+void setLogSink(LogSink sink) {
+  auto next = sink ? std::make_shared<const LogSink>(std::move(sink)) : nullptr;
+  std::lock_guard lock(log::sink_mu);
+  log::sinkRef().swap(next);  // the old one is released here, or by a line still using it
+}
+
+void setLogLevel(LogLevel level) { log::setLevel(static_cast<log::Level>(level)); }
+LogLevel logLevel() { return static_cast<LogLevel>(log::currentLevel()); }
+
+}  // namespace ferry

@@ -1,6 +1,7 @@
 // Minimal leveled logger: FERRY_LOG(WARN) << "x=" << x; one line per statement, written
-// with a single write(2) so lines from several threads do not interleave.
-// Level from FERRY_LOG_LEVEL (debug|info|warn|error|off), default info.
+// with a single write(2) so lines from several threads do not interleave, or handed to the
+// host's sink (ferry/log.h). Level from FERRY_LOG_LEVEL (debug|info|warn|error|off),
+// default info.
 #pragma once
 
 #include <chrono>
@@ -8,6 +9,8 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+
+#include "ferry/log.h"
 
 namespace ferry::log {
 
@@ -31,6 +34,11 @@ class Line {
 
  private:
   std::ostringstream os_;
+  Level level_;
+  const char* file_;  // base name
+  int line_;
+  int64_t unix_time_us_;
+  size_t prefix_ = 0;  // bytes of os_ before the message
 };
 
 /// Keeps what misbehaving peers can make us log bounded: a burst of `burst` lines, then one
