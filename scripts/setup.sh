@@ -14,6 +14,7 @@ packages=(
   libibverbs-dev                        # RDMA: verbs headers (the library is loaded at run time)
   libssl-dev                            # HMAC-SHA256 (libcrypto) for the cluster token
   libxxhash-dev                         # XXH3 digests of registered ranges
+  prometheus-cpp-dev prometheus         # /metrics text format; tests check it with promtool
   util-linux                            # tests: prlimit, unshare (pid namespaces)
 )
 

@@ -73,5 +73,8 @@ size_t peerStateCount(TransferEngine& engine);
 /// Slices that failed their end-to-end checksum (Request::checksum) since the engine started:
 /// found at the target of our writes or here after our reads.
 uint64_t checksumMismatches(TransferEngine& engine);
+/// The port this engine's Prometheus `/metrics` is served on (metrics/port; shared by the
+/// process's engines that asked for the same one), 0 when off.
+uint16_t metricsPort(TransferEngine& engine);
 
 }  // namespace ferry::ext

@@ -34,6 +34,7 @@ const std::vector<Variable>& variables() {
       {"MC_FORCE_TCP", Mapping::kPatchIfTrue,
        R"({"transports": {"local": {"enable": false}, "shm": {"enable": false}, "rdma": {"enable": false}}})",
        "memory moves over TCP only, even to our own segment"},
+      {"FERRY_METRICS_PORT", Mapping::kInteger, "metrics/port", "Prometheus /metrics on this port (0: ephemeral)"},
       {"FERRY_POLLING", Mapping::kBool, "polling", ""},
       {"FERRY_CHECKSUM", Mapping::kBool, "checksum", ""},
       {"FERRY_AUTH_TOKEN", Mapping::kReadDirectly, "the engine and ferry-metadata",

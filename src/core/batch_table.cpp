@@ -26,7 +26,7 @@ BatchID BatchTable::allocate(size_t batch_size) {
     id = next_id_++;
   }
   auto batch = std::make_shared<Batch>(id, batch_size);  // its tasks are allocated unlocked
-  batch->bytes_moved = bytes_moved_;
+  batch->counters = counters_;
   batch->checksum_mismatches = checksum_mismatches_;
   std::lock_guard lock(mu_);
   batches_[id] = std::move(batch);

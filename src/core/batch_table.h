@@ -21,13 +21,13 @@ namespace ferry {
 class BatchTable {
  public:
   BatchTable(size_t max_batch_size, int wait_spin_us, int64_t transfer_timeout_ms,
-             std::vector<Transport*> transports, std::atomic<uint64_t>* bytes_moved,
+             std::vector<Transport*> transports, TransferCounters* counters,
              std::atomic<uint64_t>* checksum_mismatches)
       : max_batch_size_(max_batch_size),
         wait_spin_us_(wait_spin_us),
         transfer_timeout_(transfer_timeout_ms),
         transports_(std::move(transports)),
-        bytes_moved_(bytes_moved),
+        counters_(counters),
         checksum_mismatches_(checksum_mismatches) {}
 
   /// 0 on failure (size 0 or over batch/max_size), with a log line.
@@ -36,6 +36,8 @@ class BatchTable {
   Status free(BatchID id);
   /// The batch, or InvalidArgument naming the id.
   Status find(BatchID id, std::shared_ptr<Batch>& out);
+  /// The engine's transfer counters, or null while metrics are off.
+  TransferCounters* counters() const { return counters_; }
 
   Status status(BatchID id, size_t task_id, TransferStatus& out);
   Status status(BatchID id, std::vector<TransferStatus>& out);
@@ -55,7 +57,7 @@ class BatchTable {
   const std::chrono::milliseconds transfer_timeout_;
   static constexpr uint64_t kSpinMaxBytes = 256 * 1024;  // batches this small spin before sleeping
   const std::vector<Transport*> transports_;
-  std::atomic<uint64_t>* const bytes_moved_;  // the metrics counter, or null when off
+  TransferCounters* const counters_;  // the engine's, or null while metrics are off
   std::atomic<uint64_t>* const checksum_mismatches_;  // the engine's counter
   // Lends the calling thread to the transports (their queued work of this thread), then
   // spins when `small`, for waiters.

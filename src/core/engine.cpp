@@ -81,10 +81,10 @@ Status EngineImpl::init() {
   memory_ = std::make_unique<LocalMemory>(registry_, *gpu_, transport_list_, [this] { localChanged(); });
   notifications_ = std::make_unique<Notifications>(
       *rpc_client_, Notifications::Limits{options_.notify_inbox_bytes, options_.notify_queued_bytes_per_peer});
-  if (options_.metrics_enable) metrics_.enable();
+  if (options_.metrics_enable || options_.metrics_port >= 0) metrics_.enable();
   batches_ = std::make_unique<BatchTable>(options_.max_batch_size, options_.wait_spin_us,
                                           options_.transfer_timeout_ms, transport_list_,
-                                          metrics_.bytesMoved(), metrics_.checksumMismatches());
+                                          metrics_.counters(), metrics_.checksumMismatches());
   submitter_ = std::make_unique<Submitter>(
       Submitter::Parts{registry_, *segments_, *directory_, *files_, selector_, *batches_, *notifications_},
       machine_id_, options_.transfer_timeout_ms, options_.checksum);
@@ -144,6 +144,11 @@ Status EngineImpl::init() {
     FERRY_RETURN_IF_ERROR(publisher_->start());
   }
   if (options_.metrics_enable) metrics_.start(name_, std::chrono::seconds(options_.metrics_interval_s));
+  if (options_.metrics_port >= 0)
+    FERRY_RETURN_IF_ERROR(MetricsEndpoint::join(
+        options_.metrics_bind_address, static_cast<uint16_t>(options_.metrics_port),
+        [this](std::vector<prometheus::MetricFamily>& out) { metrics_.collect(name_, gauges(), out); },
+        metrics_endpoint_));
   started_ = true;
   FERRY_LOG(INFO) << "engine '" << name_ << "' up: rpc " << net::joinHostPort(rpc_host_, rpcPort())
                   << ", transports " << [&] {
@@ -172,7 +177,28 @@ void EngineImpl::openLocalDir() {
   if (!st.ok()) return fail(st);
 }
 
+EngineGauges EngineImpl::gauges() const {
+  EngineGauges g;
+  for (const Transport* t : selector_.transports()) {
+    g.transports.emplace_back(t->name());
+    g.peer_states.push_back(t->peerStateCount());
+  }
+  g.open_segments = segments_->size();
+  g.rpc_connections = rpc_server_.connectionCount();
+  g.notification_pending_bytes = notifications_->pendingBytes();
+  const Notifications::Counts& n = notifications_->counts();
+  g.notifications_received = n.received.load(std::memory_order_relaxed);
+  g.notifications_refused = n.refused.load(std::memory_order_relaxed);
+  g.notifications_sent = n.sent.load(std::memory_order_relaxed);
+  g.notifications_failed = n.failed.load(std::memory_order_relaxed);
+  g.descriptor_refreshes = directory_->refreshes();
+  return g;
+}
+
+uint16_t EngineImpl::metricsPort() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
+
 EngineImpl::~EngineImpl() {
+  metrics_endpoint_.reset();  // first: a scrape running our collect finishes before anything goes
   started_ = false;
   stream_ordered_.reset();  // first: streams waiting on a transfer get it, with every transport up
   if (publisher_) publisher_->stop();  // a clean exit leaves no entry in the store

@@ -26,6 +26,7 @@
 #include "core/file_segments.h"
 #include "core/local_memory.h"
 #include "core/metrics.h"
+#include "core/metrics_endpoint.h"
 #include "core/notifications.h"
 #include "core/peer_directory.h"
 #include "core/publisher.h"
@@ -97,6 +98,8 @@ class EngineImpl : public TransportContext {
   /// Per-peer states the transports hold now (endpoints), summed.
   size_t peerStateCount() const;
   uint64_t checksumMismatches() const { return metrics_.checksumMismatchCount(); }
+  /// The port /metrics is served on (0: off).
+  uint16_t metricsPort() const;
   /// {"<transport>": its inspect() JSON, ...} for those that say something.
   std::string inspectTransports() const;
 
@@ -111,6 +114,8 @@ class EngineImpl : public TransportContext {
   void openLocalDir();
   // Our registrations or exposed files changed: transports and the store learn the version.
   void localChanged();
+  // What /metrics reports besides the transfer counters, read now.
+  EngineGauges gauges() const;
   // Finds segment `name` (ours, in the store, or by host:port): fills `peer` (with its
   // descriptor, null for our own) and the source to refresh it from (null for our own).
   Status locate(const std::string& name, PeerEndpoint& peer, DescriptorSource*& source);
@@ -136,6 +141,7 @@ class EngineImpl : public TransportContext {
   std::vector<Transport*> transport_list_;
   TransportSelector selector_;
   Metrics metrics_;
+  std::unique_ptr<MetricsEndpoint::Member> metrics_endpoint_;  // /metrics (metrics/port)
   std::unique_ptr<FileSegments> files_;
   std::unique_ptr<SegmentTable> segments_;
   std::unique_ptr<PeerDirectory> directory_;

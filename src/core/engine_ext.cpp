@@ -96,6 +96,11 @@ size_t peerStateCount(TransferEngine& engine) {
   return e ? e->peerStateCount() : 0;
 }
 
+uint16_t metricsPort(TransferEngine& engine) {
+  EngineImpl* e = EngineAccess::impl(engine);
+  return e ? e->metricsPort() : 0;
+}
+
 uint64_t checksumMismatches(TransferEngine& engine) {
   EngineImpl* e = EngineAccess::impl(engine);
   return e ? e->checksumMismatches() : 0;

@@ -35,8 +35,12 @@ void declareEngineOptions(OptionTable& t) {
   t.integer("polling_spin_us", 200, 0, 1000000, "how long they spin in polling mode");
   t.integer("wait_spin_us", 50, 0, 1000000, "`waitTransfer` on a batch of up to 256 KiB spins this long before sleeping (0 in polling mode)");
   t.text("log_level", "info", "debug, info, warn, error, off; `FERRY_LOG_LEVEL` wins");
-  t.flag("metrics/enable", false, "a periodic throughput log line");
+  t.flag("metrics/enable", false, "count transfers, with a periodic throughput log line");
   t.integer("metrics/interval_s", 5, 1, 86400, "its period");
+  t.integer("metrics/port", -1, -1, 65535,
+            "serve Prometheus `/metrics` on this port (0: an ephemeral one; -1: off); engines of one process "
+            "asking for the same port share it");
+  t.text("metrics/bind_address", "127.0.0.1", "where `/metrics` listens (it needs no token: keep it private)");
   t.integer("batch/max_size", 1 << 20, 1, 1ll << 32, "largest `allocateBatch`");
   t.text("metadata/embedded_server", "", "`host:port`: host the HTTP metadata service in this engine");
   t.text("cuda/enable", "auto",
@@ -74,6 +78,8 @@ Status EngineOptions::read(const Config& c, EngineOptions& o) {
   if (c.has("log_level")) o.log_level = c.get<std::string>("log_level");
   o.metrics_enable = c.get<bool>("metrics/enable");
   o.metrics_interval_s = c.get<int64_t>("metrics/interval_s");
+  o.metrics_port = static_cast<int>(c.get<int64_t>("metrics/port"));
+  o.metrics_bind_address = c.get<std::string>("metrics/bind_address");
   o.max_batch_size = c.get<uint64_t>("batch/max_size");
   o.embedded_metadata_server = c.get<std::string>("metadata/embedded_server");
   const std::string cuda_enable = c.get<std::string>("cuda/enable");

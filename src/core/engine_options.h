@@ -34,6 +34,8 @@ struct EngineOptions {
   std::string log_level;      // "" when not configured
   bool metrics_enable = false;
   int64_t metrics_interval_s = 0;
+  int metrics_port = -1;  // -1: no /metrics
+  std::string metrics_bind_address;
   size_t max_batch_size = 0;
   std::string embedded_metadata_server;  // "host:port" or ""
   cuda::Gpu::Options gpu;

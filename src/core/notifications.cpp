@@ -24,6 +24,7 @@ Status Notifications::install(RpcServer& server) {
 Status Notifications::deliver(Notification n) {
   std::lock_guard lock(inbox_mu_);
   if (inbox_.size() >= kMaxInbox || inbox_bytes_ + bytesOf(n) > limits_.inbox_bytes) {
+    counts_.refused.fetch_add(1, std::memory_order_relaxed);
     FERRY_LOG_LIMITED(WARN, dropped_) << "refusing notification from '" << n.name << "': " << inbox_.size()
                                       << " unread (" << inbox_bytes_ << " bytes)";
     return Status::Busy("notification inbox full: " + std::to_string(inbox_.size()) + " unread, " +
@@ -31,6 +32,7 @@ Status Notifications::deliver(Notification n) {
   }
   inbox_bytes_ += bytesOf(n);
   inbox_.push_back(std::move(n));
+  counts_.received.fetch_add(1, std::memory_order_relaxed);
   return Status::OK();
 }
 
@@ -45,7 +47,20 @@ void Notifications::receive(std::vector<Notification>& out) {
 }
 
 Status Notifications::send(const std::string& host, uint16_t port, const Notification& n) {
-  return rpc_.call(host, port, MsgType::kNotify, wire::encodeNotify(n));
+  Status st = rpc_.call(host, port, MsgType::kNotify, wire::encodeNotify(n));
+  (st.ok() ? counts_.sent : counts_.failed).fetch_add(1, std::memory_order_relaxed);
+  return st;
+}
+
+size_t Notifications::pendingBytes() {
+  size_t bytes = 0;
+  {
+    std::lock_guard lock(inbox_mu_);
+    bytes += inbox_bytes_;
+  }
+  std::lock_guard lock(out_mu_);
+  for (const auto& [key, box] : outboxes_) bytes += box.bytes;
+  return bytes;
 }
 
 void Notifications::post(const std::string& host, uint16_t port, Notification n) {
@@ -57,6 +72,7 @@ void Notifications::post(const std::string& host, uint16_t port, Notification n)
   }
   Outbox& box = outboxes_[key];
   if (box.queue.size() >= kMaxQueuedPerPeer || box.bytes + bytesOf(n) > limits_.queued_bytes_per_peer) {
+    counts_.failed.fetch_add(1, std::memory_order_relaxed);
     FERRY_LOG_LIMITED(WARN, dropped_) << "notification '" << n.name << "' to " << key << " dropped: "
                                       << box.queue.size() << " (" << box.bytes << " bytes) queued for that peer";
     return;

@@ -8,6 +8,7 @@
 // Lock order: inbox_mu_ and out_mu_ are leaves; no lock is held across a send.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -49,6 +50,15 @@ class Notifications {
   /// joins the senders.
   void stop();
 
+  /// What happened to notifications since the engine started (for /metrics).
+  struct Counts {
+    std::atomic<uint64_t> received{0}, refused{0};  // delivered to our inbox / refused (full)
+    std::atomic<uint64_t> sent{0}, failed{0};       // acknowledged by the peer / not sent
+  };
+  const Counts& counts() const { return counts_; }
+  /// Bytes of names and messages unread here plus queued to go out.
+  size_t pendingBytes();
+
   static constexpr size_t kMaxInbox = 1 << 20;
   static constexpr size_t kMaxQueuedPerPeer = 1 << 16;
 
@@ -67,6 +77,7 @@ class Notifications {
   RpcClient& rpc_;
   const Limits limits_;
   log::RateLimit dropped_;  // lines about refused and dropped notifications
+  Counts counts_;
   std::mutex inbox_mu_;  // a leaf
   std::deque<Notification> inbox_;
   size_t inbox_bytes_ = 0;

@@ -52,6 +52,7 @@ Status PeerDirectory::refresh(SegmentEntry& seg) {
   auto old = seg.snapshot();
   auto fresh = std::make_shared<SegmentDescriptor>();
   FERRY_RETURN_IF_ERROR(seg.source->read(seg.base_name, *old, *fresh));  // no lock held
+  refreshes_.fetch_add(1, std::memory_order_relaxed);
   auto peer = std::make_shared<PeerEndpoint>(*old);
   std::unique_lock lock(seg.mu);
   const PeerEndpoint& cur = *seg.peer;

@@ -5,6 +5,7 @@
 // refreshes them first.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -63,6 +64,8 @@ class PeerDirectory {
 
   /// Re-reads an entry's descriptor and swaps it in (its address too, if it moved).
   Status refresh(SegmentEntry& seg);
+  /// Descriptors re-read so far (a peer's registrations changed, or it moved or restarted).
+  uint64_t refreshes() const { return refreshes_.load(std::memory_order_relaxed); }
   /// Marks stale every entry at host:port whose descriptor is not at `epoch`.
   void onPeerEpoch(const std::string& host, uint16_t port, uint64_t epoch);
   /// Probes a segment's RPC server: a registered name first (with a store), else host:port.
@@ -73,6 +76,7 @@ class PeerDirectory {
   PeerRpcSource p2p_;
   std::unique_ptr<StoreSource> store_;
   SegmentTable& table_;
+  std::atomic<uint64_t> refreshes_{0};
 };
 
 }  // namespace ferry

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/log.h"
 #include "model/slice.h"
 #include "transport/transport.h"
 
@@ -21,7 +22,11 @@ struct Route : SliceRoute {
   std::shared_ptr<const PeerEndpoint> peer;
   std::vector<Candidate> candidates;
   bool pinned = false;
+  bool strict = false;  // selector/strict: a failure never moves to a slower candidate
   size_t max_failover = 0;
+  // Downgrades toward this segment are said at most once per 10 s (shared by its routes):
+  // a broken fast path fails every slice.
+  std::shared_ptr<log::RateLimit> downgrade_log;
   uint64_t slice_size = 0;  // the smallest of the candidates': any of them can carry a slice
 
   /// Errors another transport might not have. A refusal by the target (permission, range)
@@ -34,6 +39,14 @@ struct Route : SliceRoute {
   /// Hands a run of slices to the candidates in order (submit-time failover). Stops early
   /// when `stale` gets set (the caller refreshes and retries instead).
   Status submitRun(std::vector<Slice*>& run, const std::atomic<bool>& stale);
+
+ private:
+  /// `count` slices moved from candidate `from` to `to`: counted, and said (rate-limited)
+  /// with the pair, both transports and why.
+  void noteDowngrade(const Slice& slice, size_t count, TransferCounters::Downgrade kind, size_t from, size_t to,
+                     const Status& why);
+  /// Under selector/strict: the fallback from candidate `from` that was not taken, said.
+  void noteRefusedFallback(size_t from, const Status& why);
 };
 
 }  // namespace ferry

@@ -68,6 +68,11 @@ Status SegmentTable::close(SegmentID handle, std::shared_ptr<SegmentEntry>* clos
   return Status::OK();
 }
 
+size_t SegmentTable::size() {
+  std::lock_guard lock(mu_);
+  return segments_.size();
+}
+
 std::shared_ptr<SegmentEntry> SegmentTable::find(SegmentID id) {
   std::lock_guard lock(mu_);
   auto it = segments_.find(id);
@@ -94,6 +99,7 @@ std::vector<std::shared_ptr<Endpoint>> SegmentTable::replacePeerLocked(SegmentEn
                          seg.peer->desc->instance_id != peer->desc->instance_id;
   seg.peer = std::move(peer);
   seg.reachable = selector_.reachable(*seg.peer);
+  seg.unusable = selector_.unusable(*seg.peer, seg.unusable_why);
   seg.routes.clear();  // routes carry the old snapshot
   std::vector<std::shared_ptr<Endpoint>> retired;
   if (restarted) {
@@ -131,12 +137,15 @@ Status SegmentTable::routeLocked(SegmentEntry& seg, const TransportSelector::Ord
   auto route = std::make_shared<Route>();
   route->peer = seg.peer;
   route->pinned = pinned;
+  route->strict = selector_.strict();
+  route->downgrade_log = seg.downgrade_log;
   for (uint8_t i : order) {
     Transport* t = selector_.transports()[i];
     if (!seg.endpoints[i]) FERRY_RETURN_IF_ERROR(t->connect(*seg.peer, seg.endpoints[i]));
     route->candidates.push_back({t, seg.endpoints[i]});
+    route->transport_index.push_back(i);
   }
-  route->finish(max_failover_);
+  route->finish(route->strict ? 0 : max_failover_);
   if (seg.routes.size() < kMaxCachedRoutes) seg.routes.push_back(route);
   out = std::move(route);
   return Status::OK();

@@ -43,8 +43,12 @@ struct SegmentEntry {
   std::mutex mu;  // guards the fields below
   std::shared_ptr<const PeerEndpoint> peer;
   uint32_t reachable = 0;  // TransportSelector::reachable(*peer)
+  uint32_t unusable = 0;   // TransportSelector::unusable(*peer, unusable_why)
+  std::vector<std::string> unusable_why;
   std::vector<std::shared_ptr<Endpoint>> endpoints;  // by transport index; null until used
   std::vector<std::shared_ptr<Route>> routes;        // built so far, by candidate order
+  // Downgrades toward this segment, said at most once per 10 s (its routes share it).
+  const std::shared_ptr<log::RateLimit> downgrade_log = std::make_shared<log::RateLimit>(1, std::chrono::seconds(10));
 
   /// The cached descriptor (peer->desc); null for our own segment. Caller holds mu.
   const SegmentDescriptor* desc() const { return peer->desc.get(); }
@@ -68,6 +72,8 @@ class SegmentTable {
   /// that went, if it did.
   Status close(SegmentID handle, std::shared_ptr<SegmentEntry>* closed = nullptr);
   std::shared_ptr<SegmentEntry> find(SegmentID id);
+  /// Entries open now.
+  size_t size();
   /// Runs `fn` on every entry, under the table's lock (fn may take an entry's lock).
   void forEach(const std::function<void(SegmentEntry&)>& fn);
   /// Drops every entry (engine shutdown: before the transports go).

@@ -11,6 +11,9 @@ using json = nlohmann::json;
 
 void TransportSelector::declareOptions(OptionTable& t) {
   t.integer("selector/max_failover_attempts", 2, 0, 16, "further transports a failed slice may try");
+  t.flag("selector/strict", false,
+         "fail transfers instead of moving them to a slower transport (failover, a refused attach, a transport the "
+         "peer offers but this engine cannot use)");
   t.json("selector/policies", "[]", "rules that reorder transports per request (Transports and the selector)");
 }
 
@@ -44,6 +47,7 @@ Status TransportSelector::configure(const Config& config, std::vector<Transport*
       size_matters_[local * 16 + remote] = tie;
     }
   max_failover_ = static_cast<int>(config.get<int64_t>("selector/max_failover_attempts"));
+  strict_ = config.get<bool>("selector/strict");
   rules_.clear();
   json list = json::parse(config.get<std::string>("selector/policies"), nullptr, false);
   if (list.is_discarded() || !list.is_array())
@@ -85,6 +89,24 @@ uint32_t TransportSelector::reachable(const PeerEndpoint& peer) const {
   for (size_t i = 0; i < transports_.size(); ++i)
     if (transports_[i]->canReach(peer)) mask |= 1u << i;
   return mask;
+}
+
+uint32_t TransportSelector::unusable(const PeerEndpoint& peer, std::vector<std::string>& why) const {
+  uint32_t mask = 0;
+  why.assign(transports_.size(), std::string());
+  for (size_t i = 0; i < transports_.size(); ++i) {
+    why[i] = transports_[i]->unusableFor(peer);
+    if (!why[i].empty()) mask |= 1u << i;
+  }
+  return mask;
+}
+
+std::optional<uint8_t> TransportSelector::missedBest(const SelectionCase& c, uint32_t reachable, uint32_t unusable,
+                                                     const Order& chosen) const {
+  if (!unusable || hasPolicies()) return std::nullopt;  // a rule's order is what its author wants
+  const Order best = defaultOrder(c, reachable | unusable);
+  if (best.empty() || !(unusable & (1u << best[0])) || (!chosen.empty() && chosen[0] == best[0])) return std::nullopt;
+  return best[0];
 }
 
 bool TransportSelector::fitsKinds(size_t i, MemoryKind local, MemoryKind remote) const {

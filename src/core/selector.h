@@ -59,6 +59,14 @@ class TransportSelector {
 
   /// Bit i set when transports()[i] can reach `peer` (kinds not considered).
   uint32_t reachable(const PeerEndpoint& peer) const;
+  /// Bit i set when transports()[i] cannot reach `peer` although the pair should be able
+  /// to (Transport::unusableFor); `why` gets each one's reason, by index.
+  uint32_t unusable(const PeerEndpoint& peer, std::vector<std::string>& why) const;
+  /// The transport that would have come first for this case had the `unusable` ones been
+  /// usable, when it is one of them and not what `chosen` starts with: a downgrade. None
+  /// under policy rules (their order is the operator's).
+  std::optional<uint8_t> missedBest(const SelectionCase& c, uint32_t reachable, uint32_t unusable,
+                                    const Order& chosen) const;
   /// The candidates for one request: the hinted transport (`pinned` set), else the first
   /// matching rule's, else the default order; only transports in `reachable` that may touch
   /// both memory kinds. An error says why there is none.
@@ -79,6 +87,8 @@ class TransportSelector {
 
   bool hasPolicies() const { return !rules_.empty(); }
   int maxFailoverAttempts() const { return max_failover_; }
+  /// selector/strict: no failover, and a request a missing transport would have carried fails.
+  bool strict() const { return strict_; }
   const std::vector<Rule>& rules() const { return rules_; }
   const std::vector<Transport*>& transports() const { return transports_; }
 
@@ -91,6 +101,7 @@ class TransportSelector {
   std::array<bool, 16 * 16> size_matters_{};
   std::vector<Rule> rules_;
   int max_failover_ = 2;
+  bool strict_ = false;
   // A checksummed request sent past the transport it would otherwise take (which cannot
   // check it): said, at most once per 10 s.
   mutable log::RateLimit checksum_detour_log_{1, std::chrono::seconds(10)};

@@ -70,7 +70,25 @@ Status Submitter::routeFor(SegmentEntry& seg, const Request& req, const Sides& s
   std::lock_guard lock(seg.mu);
   c.same_machine = seg.peer->machine_id == machine_id_;
   FERRY_RETURN_IF_ERROR(p_.selector.choose(c, seg.reachable, hint, seg.name, order, pinned));
+  if (seg.unusable && !pinned)
+    if (auto best = p_.selector.missedBest(c, seg.reachable, seg.unusable, order))
+      FERRY_RETURN_IF_ERROR(noteUnusableLocked(seg, *best, order.empty() ? -1 : order[0]));
   return p_.segments.routeLocked(seg, order, pinned, out);
+}
+
+Status Submitter::noteUnusableLocked(SegmentEntry& seg, uint8_t best, int chosen) {
+  const auto& transports = p_.selector.transports();
+  const std::string what = std::string(transports[best]->name()) + " would carry it but cannot here (" +
+                           seg.unusable_why[best] + ")";
+  if (p_.selector.strict())
+    return Status::NotSupported("transfer to segment '" + seg.name + "' refused (selector/strict): " + what);
+  if (chosen < 0) return Status::OK();  // nothing carries it: choose() said why
+  if (TransferCounters* c = p_.batches.counters())
+    c->countDowngrade(TransferCounters::kUnusableHere, best, static_cast<size_t>(chosen));
+  FERRY_LOG_LIMITED(WARN, *seg.downgrade_log)
+      << "downgrade toward segment '" << seg.name << "': " << what << "; going over "
+      << transports[static_cast<size_t>(chosen)]->name() << " (selector/strict=true fails such transfers)";
+  return Status::OK();
 }
 
 std::function<void(bool)> Submitter::notifyWhenDone(BatchID id, const std::vector<std::shared_ptr<SegmentEntry>>& segs,

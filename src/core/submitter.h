@@ -68,6 +68,10 @@ class Submitter {
   // Checks a request's target (refreshing once on a miss) and tells its memory kind.
   Status validateTarget(SegmentEntry& seg, const Request& req, Sides& sides, bool refresh_on_miss = true);
   // The candidates for one request: hint, policy rule, or the default order.
+  /// A request `best` would have carried goes over `chosen` (-1: none) because `best` is
+  /// unusable toward this peer: refused under selector/strict, else counted and said.
+  /// Caller holds seg.mu.
+  Status noteUnusableLocked(SegmentEntry& seg, uint8_t best, int chosen);
   Status routeFor(SegmentEntry& seg, const Request& req, const Sides& sides, std::shared_ptr<Route>& out);
   // After a run's submit failed because the peer changed or moved: re-reads its descriptor,
   // re-checks requests [reqs, reqs+count) and submits the run once more; `failed` is kept

@@ -48,6 +48,9 @@ void makeSlices(Task& task, const Request* ranges, size_t count, uint64_t slice_
   task.priority = static_cast<uint8_t>(std::clamp(ranges[0].priority, 0, kPriorityClasses - 1));
   task.start_by_ns = static_cast<int64_t>(std::min<uint64_t>(ranges[0].deadline_ns, INT64_MAX));
   task.checksum = ranges[0].checksum;
+  task.length = 0;
+  for (size_t r = 0; r < count; ++r) task.length += ranges[r].length;
+  task.submitted_ns = task.batch && task.batch->counters ? nowNs() : 0;
 }
 
 Status admitSlice(const Slice& slice) {
@@ -55,6 +58,7 @@ Status admitSlice(const Slice& slice) {
   if (t.canceled.load(std::memory_order_acquire)) return Status::Canceled("task canceled before this slice started");
   if (t.start_by_ns && nowNs() > t.start_by_ns)
     return Status::Timeout("the request's deadline passed before this slice started");
+  if (t.submitted_ns) slice.admitted_ns = nowNs();
   return Status::OK();
 }
 
@@ -80,6 +84,36 @@ void markUnfenced(const Slice& slice) {
 
 namespace {
 
+size_t carrierOf(const Slice& s) {
+  const SliceRoute* r = s.task->route.get();
+  return r && s.attempt < r->transport_index.size() ? r->transport_index[s.attempt] : TransferCounters::kMaxTransports;
+}
+
+void countMoved(TransferCounters& c, const Slice& s, int64_t now) {
+  const size_t t = carrierOf(s), op = TransferCounters::opIndex(s.op);
+  if (t < TransferCounters::kMaxTransports) {
+    c.bytes[t][op].fetch_add(s.length, std::memory_order_relaxed);
+    c.slices[t][op].fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!s.admitted_ns) return;
+  c.stages[TransferCounters::kQueued].observe(s.admitted_ns - s.task->submitted_ns);
+  const int64_t left = s.sent_ns ? s.sent_ns : now;
+  c.stages[TransferCounters::kOnTheWire].observe(left - s.admitted_ns);
+  if (s.sent_ns) c.stages[TransferCounters::kAwaitingAck].observe(now - s.sent_ns);
+}
+
+void countFailure(const Batch& b, const Status& status) {
+  if (b.counters)
+    b.counters->failed_slices[static_cast<size_t>(status.code())].fetch_add(1, std::memory_order_relaxed);
+}
+
+void countTask(TransferCounters& c, const Task& task, uint8_t state) {
+  const size_t op = task.num_slices ? TransferCounters::opIndex(task.slices[0].op) : 0;
+  c.tasks[op][state < TransferCounters::kStates ? state : static_cast<uint8_t>(FAILED)].fetch_add(1, std::memory_order_relaxed);
+  if (task.submitted_ns && state == COMPLETED)
+    c.task_latency[op][TransferCounters::sizeClass(task.length)].observe(nowNs() - task.submitted_ns);
+}
+
 void settleTask(Task& task) {
   uint8_t failure = task.failure.load(std::memory_order_acquire);
   // A canceled task that did not complete whole is CANCELED whatever stopped its slices;
@@ -88,8 +122,9 @@ void settleTask(Task& task) {
     failure = CANCELED;
   else if (failure == COMPLETED && task.start_by_ns && nowNs() > task.start_by_ns)
     failure = TIMEOUT;
-  task.state.store(failure, std::memory_order_release);
   Batch* b = task.batch;
+  if (b->counters) countTask(*b->counters, task, failure);
+  task.state.store(failure, std::memory_order_release);
   if (auto g = task.group) {
     if (failure != COMPLETED) g->any_failed.store(true, std::memory_order_relaxed);
     if (g->tasks_left.fetch_sub(1, std::memory_order_acq_rel) == 1 && g->on_done)
@@ -123,6 +158,7 @@ void completeSlice(Slice* slice, const Status& status) {
   if (!slice->checksum_mismatch && task.route && task.route->failover(slice, status)) return;
   if (slice->checksum_mismatch)
     if (auto* n = task.batch->checksum_mismatches) n->fetch_add(1, std::memory_order_relaxed);
+  countFailure(*task.batch, status);
   recordFailure(task, status);
   if (task.slices_left.fetch_sub(1, std::memory_order_acq_rel) == 1) settleTask(task);
 }
@@ -132,12 +168,16 @@ void completeSlicesOk(Slice* const* slices, size_t count) {
   uint64_t bytes = 0;
   for (size_t i = 0; i < count; ++i) bytes += slices[i]->length;
   task.transferred.fetch_add(bytes, std::memory_order_relaxed);
-  if (auto* moved = task.batch->bytes_moved) moved->fetch_add(bytes, std::memory_order_relaxed);
+  if (TransferCounters* c = task.batch->counters) {
+    const int64_t now = nowNs();
+    for (size_t i = 0; i < count; ++i) countMoved(*c, *slices[i], now);
+  }
   const auto n = static_cast<uint32_t>(count);
   if (task.slices_left.fetch_sub(n, std::memory_order_acq_rel) == n) settleTask(task);
 }
 
 void failTask(Task& task, const Status& status) {
+  countFailure(*task.batch, status);
   recordFailure(task, status);
   task.slices_left.store(0, std::memory_order_relaxed);
   settleTask(task);

@@ -17,6 +17,7 @@
 #include "ferry/status.h"
 #include "ferry/types.h"
 #include "model/buffer.h"
+#include "model/transfer_counters.h"
 
 namespace ferry {
 
@@ -49,12 +50,20 @@ struct Slice {
   // memory copies a cuda end through the driver, never with the CPU.
   MemoryKind local_kind = kHostMemory;
   MemoryKind remote_kind = kHostMemory;
+  // Stage times (steady ns) while metrics are on: admitSlice stamps when its bytes start
+  // moving (mutable: transports hold slices const there); a transport that knows when the
+  // bytes left (markSent) stamps that, so the wait for the peer's ack is told apart.
+  mutable int64_t admitted_ns = 0;
+  int64_t sent_ns = 0;
 };
 
 /// Where a task's failed slices may go next (the selector's other candidates). The engine
 /// implements it; a slice it takes back completes later through completeSlice() again.
 struct SliceRoute {
   virtual ~SliceRoute() = default;
+  /// The selector's index of the transport of each candidate (Slice::attempt indexes it):
+  /// what completions count bytes under.
+  std::vector<uint8_t> transport_index;
   /// True when the failed slice was resubmitted on another transport.
   virtual bool failover(Slice* slice, const Status& why) = 0;
 };
@@ -77,6 +86,8 @@ struct Task {
   uint8_t priority = 0;     // the request's class (0..kPriorityClasses-1)
   int64_t start_by_ns = 0;  // the request's deadline (steady clock); 0: none
   bool checksum = false;    // its bytes are checked end to end (Request::checksum or config)
+  int64_t submitted_ns = 0;  // steady clock, set only while metrics are on
+  uint64_t length = 0;       // bytes of all its slices
   std::atomic<uint8_t> failure{COMPLETED};  // first failure kind seen among slices
   std::atomic<uint64_t> transferred{0};
   std::atomic<uint32_t> slices_left{0};
@@ -108,7 +119,7 @@ struct Batch {
   // WRITE slices given up while their bytes were in flight on a cut connection: they may
   // still land at the target, so a cancel cannot promise they will not (markUnfenced).
   std::atomic<uint32_t> unfenced{0};
-  std::atomic<uint64_t>* bytes_moved = nullptr;  // the engine's metrics counter, if any
+  TransferCounters* counters = nullptr;  // the engine's, while metrics are on
   std::atomic<uint64_t>* checksum_mismatches = nullptr;  // the engine's counter (always kept)
 };
 
@@ -127,6 +138,9 @@ void makeSlices(Task& task, const Request* ranges, size_t count, uint64_t slice_
 /// Timeout once its request's deadline passed. A transport asks right before the slice's
 /// bytes start moving (sent, posted, copied) and completes it with the error instead.
 Status admitSlice(const Slice& slice);
+/// A transport saw the slice's bytes (or its read request) leave: what follows is the wait
+/// for the peer's answer (a metrics stage). Cheap when metrics are off.
+inline void markSent(Slice& slice);
 /// A transport gave up on a WRITE slice whose bytes may still land at the target later (a
 /// connection cut with them in flight): a cancel of its batch cannot be fenced.
 void markUnfenced(const Slice& slice);
@@ -158,6 +172,10 @@ inline int64_t nowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+inline void markSent(Slice& slice) {
+  if (slice.admitted_ns) slice.sent_ns = nowNs();
 }
 
 }  // namespace ferry

@@ -119,6 +119,10 @@ class Transport {
 
   /// Whether it can reach `peer` at all (kinds are checked by the selector from caps()).
   virtual bool canReach(const PeerEndpoint& peer) const = 0;
+  /// Why it cannot reach `peer` although the pair should be able to (the peer offers it and
+  /// a device is missing here, say): a slower transport carries the requests instead, and
+  /// the engine says so. Empty when it can reach the peer, or the pair cannot use it anyway.
+  virtual std::string unusableFor(const PeerEndpoint& /*peer*/) const { return ""; }
   /// Largest slice this transport wants; the engine cuts requests to it.
   virtual uint64_t sliceSize() const = 0;
   /// The per-peer object slices to `peer` go through. May return a shared one (e.g. one per

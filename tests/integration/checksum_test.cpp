@@ -104,7 +104,9 @@ class ChecksumTest : public ::testing::TestWithParam<ChecksumCase> {
     ASSERT_EQ(states.size(), kPieces);
     for (size_t i = 0; i < kPieces; ++i) {
       EXPECT_EQ(states[i], flipped(i) ? FAILED : COMPLETED) << "task " << i;
-      if (!flipped(i)) EXPECT_TRUE(pieceIntact(i)) << "task " << i;
+      if (!flipped(i)) {
+        EXPECT_TRUE(pieceIntact(i)) << "task " << i;
+      }
     }
     EXPECT_EQ(ext::checksumMismatches(*a) - before, kFlipped);
   }

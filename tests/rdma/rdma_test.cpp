@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "common/base64.h"
 #include "fake_verbs.h"
 #include "ferry/engine_ext.h"
+#include "ferry/log.h"
 #include "ferry/transfer_engine.h"
 #include "model/slice.h"
 #include "test_util.h"
@@ -659,6 +661,43 @@ TEST_F(RdmaEngines, SelectorPutsRdmaBeforeTcp) {
   const size_t r = table.find("\"rdma\""), t = table.find("\"tcp\"", table.find("\"default\""));
   ASSERT_NE(r, std::string::npos) << table;
   EXPECT_LT(table.find("\"rdma\"", table.find("\"default\"")), t) << table;
+}
+
+// The peer has NICs and we have none: tcp carries the transfer, and the engine says that
+// rdma would have (a WARN with the reason); under selector/strict the transfer is refused.
+TEST_F(RdmaEngines, APeerWithNicsReachedWithoutOursIsALoudDowngrade) {
+  std::vector<std::string> warnings;
+  std::mutex mu;
+  setLogSink([&](const LogRecord& r) {
+    std::lock_guard lock(mu);
+    if (r.level >= LogLevel::kWarn) warnings.emplace_back(r.message);
+  });
+  auto inert = test::loopbackConfig();  // provider "system": no device on this machine
+  inert->set<bool>("transports/shm/enable", false);
+  start(inert);
+  Status st = test::runBatch(*a, {req(Request::WRITE, 0, 0, 4096, nullptr)});
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("rdma would carry it but cannot here (the peer has RDMA NICs, this engine none"),
+              std::string::npos)
+        << warnings[0];
+    EXPECT_NE(warnings[0].find("going over tcp"), std::string::npos) << warnings[0];
+  }
+  setLogSink(nullptr);
+  a.reset();
+  auto strict = test::loopbackConfig();
+  strict->set<bool>("transports/shm/enable", false);
+  strict->set<bool>("selector/strict", true);
+  a = std::make_unique<TransferEngine>(strict);
+  ASSERT_TRUE(a->registerLocalMemory(local.data(), local.size()).ok());
+  ASSERT_TRUE(a->openSegment(seg, b->getSegmentName()).ok());
+  BatchID id = a->allocateBatch(1);
+  st = a->submitTransfer(id, {req(Request::WRITE, 0, 0, 4096, nullptr)});
+  EXPECT_EQ(st.code(), Status::Code::kNotSupported) << st.ToString();
+  EXPECT_NE(st.message().find("selector/strict"), std::string::npos) << st.ToString();
+  EXPECT_TRUE(a->freeBatch(id).ok());
 }
 
 // ---- without the emulation: the machine's own libibverbs, or none ----

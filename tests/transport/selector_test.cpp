@@ -2,10 +2,14 @@
 // fault-injecting transport wrapper.
 #include "core/selector.h"
 #include "core/segment_table.h"
+#include "common/http.h"
+#include "ferry/engine_ext.h"
+#include "ferry/log.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <mutex>
 
 #include "test_util.h"
 
@@ -235,6 +239,102 @@ TEST_F(Failover, NoAttemptsLeftMeansFailed) {
   EXPECT_FALSE(runBatch(*a, {Request{Request::WRITE, src.data(), seg, reinterpret_cast<uint64_t>(dst), 4096}},
                         std::chrono::seconds(10), &ts).ok());
   EXPECT_EQ(ts.s, FAILED);
+}
+
+// A downgrade is said (a WARN naming the pair, both transports and why, at most once per 10 s
+// per segment) and counted in /metrics; selector/strict fails the transfer instead.
+class Downgrades : public Failover {
+ protected:
+  void TearDown() override { setLogSink(nullptr); }
+  void captureWarnings() {
+    setLogSink([this](const LogRecord& r) {
+      if (r.level < LogLevel::kWarn) return;
+      std::lock_guard lock(mu);
+      warnings.emplace_back(r.message);
+    });
+  }
+  std::vector<std::string> said(const std::string& needle) {
+    std::lock_guard lock(mu);
+    std::vector<std::string> out;
+    for (const auto& w : warnings)
+      if (w.find(needle) != std::string::npos) out.push_back(w);
+    return out;
+  }
+  double scraped(const std::string& series) {
+    http::Response resp;
+    EXPECT_TRUE(http::call("127.0.0.1", ext::metricsPort(*a), "GET", "/metrics", "", 5000, resp).ok());
+    const size_t at = resp.body.find("\n" + series + " ");
+    return at == std::string::npos ? -1 : std::stod(resp.body.substr(at + series.size() + 2));
+  }
+  std::string series(const char* reason) {
+    return "ferry_downgrades_total{engine=\"" + a->getSegmentName() + "\",from=\"shm\",to=\"tcp\",reason=\"" +
+           reason + "\"}";
+  }
+  std::mutex mu;
+  std::vector<std::string> warnings;
+};
+
+TEST_F(Downgrades, FailedSlicesAreSaidOnceAndCounted) {
+  start(R"({"metrics": {"port": 0}, "transports": {"shm": {"fault": {"fail_slice_every": 2}}}})");
+  captureWarnings();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(write(8 << 20).ok());  // 8 slices each, half fail on shm
+  auto lines = said("downgrade toward segment '" + b->getSegmentName() + "'");
+  ASSERT_EQ(lines.size(), 1u);  // rate-limited
+  EXPECT_NE(lines[0].find("shm failed a slice"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("going over tcp"), std::string::npos) << lines[0];
+  EXPECT_EQ(scraped(series("failed_over")), 12);
+}
+
+TEST_F(Downgrades, RefusedSubmitsAreCounted) {
+  start(R"({"metrics": {"port": 0}, "transports": {"shm": {"fault": {"fail_submit_every": 1}}}})");
+  captureWarnings();
+  ASSERT_TRUE(write(8 << 20).ok());
+  ASSERT_EQ(said("shm refused the transfer").size(), 1u);
+  EXPECT_EQ(scraped(series("refused_at_submit")), 8);
+}
+
+TEST_F(Downgrades, StrictFailsInsteadOfFallingBack) {
+  start(R"({"selector": {"strict": true}, "transports": {"shm": {"fault": {"fail_slice_every": 1}}}})");
+  captureWarnings();
+  TransferStatus ts;
+  EXPECT_FALSE(runBatch(*a, {Request{Request::WRITE, src.data(), seg, reinterpret_cast<uint64_t>(dst), 4096}},
+                        std::chrono::seconds(10), &ts)
+                   .ok());
+  EXPECT_EQ(ts.s, FAILED);
+  EXPECT_EQ(said("not falling back to tcp (selector/strict)").size(), 1u);
+  EXPECT_TRUE(write(4096, "tcp").ok());  // tcp itself still works
+}
+
+TEST_F(Downgrades, StrictRefusesWhatTheFirstTransportRefuses) {
+  start(R"({"selector": {"strict": true}, "transports": {"shm": {"fault": {"fail_submit_every": 1}}}})");
+  BatchID bid = a->allocateBatch(1);
+  Status st = a->submitTransfer(bid, {Request{Request::WRITE, src.data(), seg, reinterpret_cast<uint64_t>(dst), 4096}});
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(a->freeBatch(bid).ok());
+}
+
+// A transport the peer offers but this engine cannot use (a missing device): the selector
+// names what would have come first.
+TEST_F(Selector, MissingTransportIsTheBestThePairSupports) {
+  struct Unusable : FakeTransport {
+    using FakeTransport::FakeTransport;
+    bool canReach(const PeerEndpoint&) const override { return false; }
+    std::string unusableFor(const PeerEndpoint&) const override { return "no device here"; }
+  } rdma{"rdma", false};
+  ASSERT_TRUE(configure("[]", {&rdma, &tcp}).ok());
+  std::vector<std::string> why;
+  const uint32_t unusable = sel.unusable(far, why);
+  EXPECT_EQ(unusable, 1u);
+  EXPECT_EQ(why[0], "no device here");
+  TransportSelector::Order order;
+  bool pinned = false;
+  ASSERT_TRUE(sel.choose({}, sel.reachable(far), "", "peer", order, pinned).ok());
+  auto best = sel.missedBest({}, sel.reachable(far), unusable, order);
+  ASSERT_TRUE(best.has_value());
+  EXPECT_EQ(sel.transports()[*best]->name(), std::string("rdma"));
+  // Under a policy rule the operator's order stands: no downgrade is claimed.
+  ASSERT_TRUE(configure(R"([{"match": {}, "transports": ["tcp"]}])", {&rdma, &tcp}).ok());
+  EXPECT_FALSE(sel.missedBest({}, sel.reachable(far), unusable, {1}).has_value());
 }
 
 // A policy sends small requests over tcp; shm (failing every slice, no failover) gets the rest.

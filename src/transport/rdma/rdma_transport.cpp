@@ -224,6 +224,13 @@ bool RdmaTransport::canReach(const PeerEndpoint& peer) const {
   return peerHasRdmaNics(*peer.desc);
 }
 
+std::string RdmaTransport::unusableFor(const PeerEndpoint& peer) const {
+  if (!devices_.empty() || peer.is_self || peer.file || !peer.desc || !peer.desc->speaks("rdma") ||
+      !peerHasRdmaNics(*peer.desc))
+    return "";
+  return "the peer has RDMA NICs, this engine none: " + inert_reason_;
+}
+
 Status RdmaTransport::connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) {
   if (devices_.empty()) return Status::NotSupported("rdma: " + inert_reason_);
   if (stopping_.load(std::memory_order_acquire)) return Status::Unavailable("rdma: stopped");

@@ -59,6 +59,7 @@ class RdmaTransport : public Transport {
   Status start(TransportContext& ctx) override;
   void stop() override;
   bool canReach(const PeerEndpoint& peer) const override;
+  std::string unusableFor(const PeerEndpoint& peer) const override;
   uint64_t sliceSize() const override { return slice_size_; }
   Status connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) override;
   Status registerMemory(const BufferDesc& buffer, const MemoryOptions& options, std::string& attrs) override;

@@ -277,6 +277,11 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
     lock.unlock();
     Status st = net::writeAllV(fd_, iov, n);
     lock.lock();
+    // This write's slices are the newest in flight, none answered yet (the receiver waits
+    // for written_): what follows for them is the wait for the peer (metrics).
+    if (st.ok())
+      for (size_t k = inflight_.size() - std::min(taken, inflight_.size()); k < inflight_.size(); ++k)
+        markSent(*inflight_[k]);
     written_ = next_id_ - 1;  // one drainer at a time (sending_): every id so far went out
     if (receiver_waits_) cv_.notify_all();
     if (!st.ok()) {
