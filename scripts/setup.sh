@@ -15,6 +15,7 @@ packages=(
   libssl-dev                            # HMAC-SHA256 (libcrypto) for the cluster token
   libxxhash-dev                         # XXH3 digests of registered ranges
   prometheus-cpp-dev prometheus         # /metrics text format; tests check it with promtool
+  python3-matplotlib                    # ferry-bench --plot (ferry-plot)
   util-linux                            # tests: prlimit, unshare (pid namespaces)
 )
 

@@ -32,6 +32,7 @@
 #include "bench_common.h"
 #include "bench_engine.h"
 #include "bench_load.h"
+#include "bench_sweep.h"
 #include "flags.h"
 #include "tcp_reference.h"
 
@@ -78,7 +79,9 @@ double percentile(std::vector<double>& v, double p) {
   return v[std::min(k, v.size() - 1)];
 }
 
-int runInitiator(const tools::Flags& f) {
+// One measurement against --segment_id. `result`: filled with the JSON line instead of
+// printing (a sweep prints its own table).
+int runInitiator(const tools::Flags& f, nlohmann::json* result) {
   std::string op = f.str("operation");
   if (op != "read" && op != "write") {
     std::cerr << "--operation must be read or write\n";
@@ -405,17 +408,22 @@ int runInitiator(const tools::Flags& f) {
   double p50 = percentile(total.latencies_us, 50), p90 = percentile(total.latencies_us, 90),
          p99 = percentile(total.latencies_us, 99), p999 = percentile(total.latencies_us, 99.9),
          max_us = total.latencies_us.empty() ? 0 : *std::max_element(total.latencies_us.begin(), total.latencies_us.end());
-  if (kv)
+  double mean_us = 0;
+  for (double l : total.latencies_us) mean_us += l;
+  if (!total.latencies_us.empty()) mean_us /= static_cast<double>(total.latencies_us.size());
+  const bool text = result == nullptr;
+  if (text && kv)
     std::printf("operation=%s protocol=%s workload=kv layers=%zu pages=%zu page_size=%zu threads=%d\n", op.c_str(),
                 used_protocol.c_str(), layers, pages, block, threads);
-  else
+  else if (text)
     std::printf("operation=%s protocol=%s block_size=%zu batch_size=%zu threads=%d\n", op.c_str(),
                 used_protocol.c_str(), block, batch, threads);
-  std::printf("moved %.3f GB in %.2f s: %.3f GB/s; batch latency p50 %.1f us, p99 %.1f us%s\n",
-              total.bytes / 1e9, elapsed, gbps, p50, p99,
-              verify ? (total.verified ? "; verified" : "; VERIFY FAILED") : "");
+  if (text)
+    std::printf("moved %.3f GB in %.2f s: %.3f GB/s; batch latency p50 %.1f us, p99 %.1f us%s\n",
+                total.bytes / 1e9, elapsed, gbps, p50, p99,
+                verify ? (total.verified ? "; verified" : "; VERIFY FAILED") : "");
   const double background_gbps = background.seconds() > 0 ? background.bytes() / background.seconds() / 1e9 : 0;
-  if (background_bytes)
+  if (text && background_bytes)
     std::printf("background: %s-priority bulk writes of %zu bytes per batch, %.3f GB/s alongside\n",
                 f.str("background_priority").c_str(), background_bytes, background_gbps);
   // The ratio is to the best reference (for tcp: the best connection count).
@@ -425,13 +433,14 @@ int runInitiator(const tools::Flags& f) {
     if (ref.name.find(" batched") == std::string::npos)  // reported only (--reference_batched)
       reference_gbps = std::max(reference_gbps, ref.moved.gbps());
     reference_json[ref.name] = ref.moved.gbps();
-    std::printf("%s reference in alternating %lld ms windows: %.3f GB/s; ratio %.3f\n", ref.name.c_str(),
+    if (text)
+      std::printf("%s reference in alternating %lld ms windows: %.3f GB/s; ratio %.3f\n", ref.name.c_str(),
                 static_cast<long long>(f.i64("window_ms")), ref.moved.gbps(),
                 ref.moved.gbps() > 0 ? gbps / ref.moved.gbps() : 0.0);
   }
   const bool with_reference = !references.empty();
-  if (!total.error.empty()) std::printf("error: %s\n", total.error.c_str());
-  if (f.boolean("json")) {
+  if (text && !total.error.empty()) std::printf("error: %s\n", total.error.c_str());
+  {
     nlohmann::json j = {{"operation", op},
                         {"workload", f.str("workload")},
                         {"protocol", used_protocol},
@@ -446,6 +455,9 @@ int runInitiator(const tools::Flags& f) {
                         {"batch_latency_us_p99", p99},
                         {"batch_latency_us_p999", p999},
                         {"batch_latency_us_max", max_us},
+                        {"batch_latency_us_mean", mean_us},
+                        // nixlbench's "Avg Lat.": time per transfer (request) of a batch
+                        {"avg_latency_us", mean_us / static_cast<double>(batch)},
                         {"batches", total.latencies_us.size()},
                         {"priority", f.str("priority")},
                         {"checksum", checksum},
@@ -458,7 +470,10 @@ int runInitiator(const tools::Flags& f) {
                         {"ratio", with_reference && reference_gbps > 0 ? nlohmann::json(gbps / reference_gbps)
                                                                     : nlohmann::json(nullptr)},
                         {"error", total.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(total.error)}};
-    std::printf("%s\n", j.dump().c_str());
+    if (result)
+      *result = std::move(j);
+    else if (f.boolean("json"))
+      std::printf("%s\n", j.dump().c_str());
   }
   std::fflush(stdout);
   engine.closeSegment(seg).IgnoreError();
@@ -518,6 +533,16 @@ int main(int argc, char** argv) {
            "measuring (0: none)");
   f.define("background_priority", "low", "the background batches' class: high | medium | low");
   f.define("exit_on_stdin_close", "false", "target: exit when stdin closes (loopback)", true);
+  f.define("sweep", "false",
+           "measure every protocol x block size x batch size x threads of the --sweep_* lists (page sizes with "
+           "--workload=kv): one table (nixlbench's column names), JSON lines with --json",
+           true);
+  f.define("sweep_block_sizes", "4K,16K,64K,256K,1M,4M", "--sweep: block sizes (page sizes with --workload=kv)");
+  f.define("sweep_batch_sizes", "1,32", "--sweep: batch sizes");
+  f.define("sweep_threads", "1", "--sweep: initiator thread counts");
+  f.define("sweep_protocols", "", "--sweep: protocols (empty: --protocol)");
+  f.define("plot", "", "--sweep: draw throughput and p99 batch latency against block size into this PNG "
+                       "(ferry-plot, python3-matplotlib), the reference series in the same picture");
   std::string err;
   if (!f.parse(argc, argv, err)) {
     std::cerr << "ferry-bench: " << err << "\n" << f.usage("ferry-bench");
@@ -531,15 +556,23 @@ int main(int argc, char** argv) {
     std::cerr << "--reference must be none, memcpy or tcp\n";
     return 2;
   }
+  if (f.boolean("sweep") || !f.str("plot").empty()) {
+    if (!f.boolean("sweep") || (mode != "loopback" && mode != "initiator") ||
+        (mode == "initiator" && f.str("segment_id").empty())) {
+      std::cerr << "--plot needs --sweep, and --sweep runs in loopback or initiator mode (with --segment_id)\n";
+      return 2;
+    }
+    return tools::runSweep(f, argv[0], runInitiator);
+  }
   if (mode == "target") return tools::runTarget(f);
   if (mode == "initiator") {
     if (f.str("segment_id").empty()) {
       std::cerr << "initiator mode needs --segment_id\n";
       return 2;
     }
-    return runInitiator(f);
+    return runInitiator(f, nullptr);
   }
-  if (mode == "loopback") return tools::runLoopback(f, argv[0], runInitiator);
+  if (mode == "loopback") return tools::runLoopback(f, argv[0], [](tools::Flags& g) { return runInitiator(g, nullptr); });
   if (mode == "memcpy") return tools::runMemcpy(f);
   if (mode == "fileio") return tools::runFileIo(f);
   std::cerr << "unknown --mode=" << mode << "\n" << f.usage("ferry-bench");

@@ -17,6 +17,11 @@ class Flags {
   /// Parses argv; on error fills `error` and returns false.
   bool parse(int argc, char** argv, std::string& error);
 
+  /// Overrides a declared flag's value (a sweep's point), as if given on the command line.
+  void set(const std::string& name, const std::string& value) {
+    flags_.at(name).value = value;
+    set_[name] = true;
+  }
   std::string str(const std::string& name) const;
   int64_t i64(const std::string& name) const;
   double f64(const std::string& name) const;
