@@ -13,6 +13,7 @@ packages=(
   liburing-dev                          # io_uring file segments
   libibverbs-dev                        # RDMA: verbs headers (the library is loaded at run time)
   libssl-dev                            # HMAC-SHA256 (libcrypto) for the cluster token
+  libcurl4-openssl-dev                  # HTTP client of the metadata stores (kept-alive connections)
   libxxhash-dev                         # XXH3 digests of registered ranges
   prometheus-cpp-dev prometheus         # /metrics text format; tests check it with promtool
   python3-matplotlib                    # ferry-bench --plot (ferry-plot)

@@ -50,10 +50,10 @@ std::string trim(std::string_view v) {
   return std::string(v.substr(b, e - b + 1));
 }
 
-// Reads until the blank line ending the head; whatever body bytes came with it stay in
-// `rest`. InvalidArgument on an oversized head.
-Status readHead(int fd, std::string& head, std::string& rest, net::Clock::time_point deadline) {
-  std::string buf;
+// Reads until the blank line ending the head (starting with the bytes already received,
+// `buf`); whatever body bytes came with it stay in `rest`. InvalidArgument on an oversized
+// head.
+Status readHead(int fd, std::string buf, std::string& head, std::string& rest, net::Clock::time_point deadline) {
   char tmp[4096];
   while (true) {
     auto end = buf.find("\r\n\r\n");
@@ -92,8 +92,12 @@ std::map<std::string, std::string> parseHeaders(std::string_view lines, std::str
   return h;
 }
 
+// The body's first bytes come out of `rest`; what follows them there (a pipelined next
+// request) stays.
 Status readBody(int fd, std::string& rest, size_t len, std::string& body, net::Clock::time_point deadline) {
-  body = rest.substr(0, std::min(rest.size(), len));
+  const size_t taken = std::min(rest.size(), len);
+  body = rest.substr(0, taken);
+  rest.erase(0, taken);
   size_t have = body.size();
   body.resize(len);
   while (have < len) {
@@ -112,31 +116,6 @@ bool parseLength(const std::string& v, size_t& out) {
     if (c < '0' || c > '9') return false;
   out = std::stoull(v);
   return true;
-}
-
-// Joins the chunks of a chunked body ("<hex size>\r\n<data>\r\n" ... "0\r\n\r\n"); a stream
-// cut short keeps the complete chunks (a streaming reply ends when we close).
-Status decodeChunked(const std::string& raw, std::string& out) {
-  out.clear();
-  size_t pos = 0;
-  while (pos < raw.size()) {
-    size_t eol = raw.find("\r\n", pos);
-    if (eol == std::string::npos) break;
-    char* end = nullptr;
-    unsigned long long size = std::strtoull(raw.c_str() + pos, &end, 16);
-    if (end == raw.c_str() + pos) return Status::Corrupted("bad chunk size in HTTP response");
-    if (size == 0) break;
-    if (size > raw.size() || eol + 2 + size > raw.size()) break;
-    out.append(raw, eol + 2, size);
-    pos = eol + 2 + size + 2;
-  }
-  return Status::OK();
-}
-
-void setTimeouts(int fd, int ms) {
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 constexpr const char* kScheme = "Ferry-HMAC-SHA256";
@@ -190,59 +169,6 @@ Status parseUrl(const std::string& url, std::string& host, uint16_t& port, std::
   path = slash == std::string::npos ? "/" : rest.substr(slash);
   if (hostport.find(':') == std::string::npos) hostport += ":80";
   return net::parseHostPort(hostport, host, port);
-}
-
-Status call(const std::string& host, uint16_t port, const std::string& method,
-            const std::string& target, const std::string& body, int timeout_ms, Response& out,
-            size_t max_body, const std::string& token) {
-  int fd = -1;
-  FERRY_RETURN_IF_ERROR(net::connectTcp(host, port, timeout_ms, fd));
-  setTimeouts(fd, timeout_ms);
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + net::joinHostPort(host, port) +
-                    "\r\nConnection: close\r\nContent-Type: application/octet-stream\r\n"
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n" +
-                    (token.empty() ? "" : "Authorization: " + signature(token, method, target, body, std::time(nullptr)) + "\r\n") +
-                    "\r\n";
-  iovec iov[2] = {{req.data(), req.size()}, {const_cast<char*>(body.data()), body.size()}};
-  Status st = net::writeAllV(fd, iov, body.empty() ? 1 : 2);
-  std::string head, rest;
-  if (st.ok()) st = readHead(fd, head, rest, net::kNoDeadline);
-  if (st.ok()) {
-    size_t eol = head.find('\n');
-    std::string status_line = head.substr(0, eol);
-    int code = 0;
-    if (std::sscanf(status_line.c_str(), "HTTP/%*d.%*d %d", &code) != 1) {
-      st = Status::Corrupted("bad HTTP status line from " + net::joinHostPort(host, port));
-    } else {
-      auto headers = parseHeaders(eol == std::string::npos ? std::string_view{} : std::string_view(head).substr(eol + 1));
-      out.status = code;
-      auto cl = headers.find("content-length");
-      size_t len = 0;
-      if (cl != headers.end() && !parseLength(cl->second, len)) {
-        st = Status::Corrupted("bad Content-Length in HTTP response");
-      } else if (cl != headers.end()) {
-        if (len > max_body) st = Status::Corrupted("HTTP response body too large");
-        else st = readBody(fd, rest, len, out.body, net::kNoDeadline);
-      } else {  // read to EOF (Connection: close)
-        std::string raw = rest;
-        char tmp[4096];
-        ssize_t n;
-        while (((n = ::recv(fd, tmp, sizeof tmp, 0)) > 0 || (n < 0 && errno == EINTR)) &&
-               raw.size() <= max_body)
-          if (n > 0) raw.append(tmp, static_cast<size_t>(n));
-        auto te = headers.find("transfer-encoding");
-        if (te != headers.end() && lower(te->second).find("chunked") != std::string::npos)
-          st = decodeChunked(raw, out.body);  // e.g. etcd's streaming gateway replies
-        else
-          out.body = std::move(raw);
-      }
-    }
-  }
-  ::close(fd);
-  if (!st.ok())
-    return Status(st.code(), method + " http://" + net::joinHostPort(host, port) + target + ": " +
-                                 st.message());
-  return Status::OK();
 }
 
 std::string signature(const std::string& token, const std::string& method, const std::string& target,
@@ -320,6 +246,7 @@ bool parseRequestHead(std::string_view head, Request& req, size_t& content_lengt
   std::string_view version = line.substr(sp2 + 1);
   if (req.method.empty() || req.target.empty() || req.target[0] != '/' || version.rfind("HTTP/1.", 0) != 0)
     return bad(400, "malformed request line");
+  req.version = std::string(version);
   std::string duplicate;
   req.headers = parseHeaders(eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 1), &duplicate);
   if (duplicate == "content-length") return bad(400, "two different Content-Length headers");
@@ -358,18 +285,43 @@ Status Server::start(const Options& options, Handler handler) {
   return server_.start(so, [this](int fd, const net::PeerInfo&) { serve(fd); });
 }
 
+bool Request::keepAlive() const {
+  auto c = headers.find("connection");
+  const std::string connection = c == headers.end() ? "" : lower(c->second);
+  if (version == "HTTP/1.0") return connection == "keep-alive";
+  return connection.find("close") == std::string::npos;
+}
+
 void Server::serve(int fd) {
+  std::string pending;  // bytes of the next request that came with the last one
+  for (size_t served = 0;; ++served) {
+    if (served > 0 && pending.empty()) {
+      // Kept alive: the next request's first bytes by the idle timeout, or the connection
+      // (and its thread) goes.
+      char first[4096];
+      size_t n = 0;
+      const auto idle = net::Clock::now() + std::chrono::milliseconds(options_.idle_timeout_ms);
+      if (!net::receiveSome(fd, first, sizeof first, idle, n).ok() || n == 0) return;
+      pending.assign(first, n);
+    }
+    if (!serveOne(fd, pending, served + 1 < options_.max_requests_per_connection)) return;
+  }
+}
+
+bool Server::serveOne(int fd, std::string& pending, bool may_keep) {
   // The whole request (head and body) by this time, and our answer taken by the next.
   const auto budget = std::chrono::milliseconds(options_.request_timeout_ms);
   const auto deadline = net::Clock::now() + budget;
   Response resp;
   std::string head, rest;
-  Status st = readHead(fd, head, rest, deadline);
-  if (st.IsUnavailable()) return;
+  Status st = readHead(fd, std::move(pending), head, rest, deadline);
+  pending.clear();
+  if (st.IsUnavailable()) return false;
   Request req;
   size_t len = 0;
   int status = 0;
   std::string why;
+  bool keep = false;  // only a request that was read whole and answered keeps the connection
   if (st.IsTimeout()) {
     resp = {408, "request head not complete in time"};
   } else if (!st.ok()) {
@@ -380,16 +332,22 @@ void Server::serve(int fd) {
     resp = {413, "body larger than " + std::to_string(options_.max_body) + " bytes"};
   } else {
     st = readBody(fd, rest, len, req.body, deadline);
-    if (st.IsTimeout()) resp = {408, "request body not complete in time"};
-    else if (!st.ok()) return;  // the client went away mid-body
-    else resp = handler_(req);
+    if (st.IsTimeout()) {
+      resp = {408, "request body not complete in time"};
+    } else if (!st.ok()) {
+      return false;  // the client went away mid-body
+    } else {
+      resp = handler_(req);
+      keep = may_keep && options_.idle_timeout_ms > 0 && req.keepAlive();
+      pending = std::move(rest);
+    }
   }
   std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + reason(resp.status) +
                     "\r\nContent-Type: " + resp.content_type +
                     "\r\nContent-Length: " + std::to_string(resp.body.size()) + "\r\n" + resp.extra_headers +
-                    "Connection: close\r\n\r\n";
+                    (keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
   iovec iov[2] = {{out.data(), out.size()}, {resp.body.data(), resp.body.size()}};
-  net::writeAllV(fd, iov, 2, net::Clock::now() + budget).IgnoreError();
+  return net::writeAllV(fd, iov, 2, net::Clock::now() + budget).ok() && keep;
 }
 
 }  // namespace ferry::http

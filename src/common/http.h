@@ -1,7 +1,8 @@
 // Minimal HTTP/1.1 over our sockets: enough for metadata stores (Mooncake's HTTP metadata
-// protocol, etcd's v3 JSON gateway). One request per connection, Content-Length bodies only,
-// every size capped and every wait bounded: a request must arrive whole (head and body)
-// within the server's request timeout, however slowly a client drips it.
+// protocol, etcd's v3 JSON gateway). Content-Length bodies only, every size capped and
+// every wait bounded: a request must arrive whole (head and body) within the server's
+// request timeout, however slowly a client drips it; a kept-alive connection waits a short
+// idle timeout for the next one.
 //
 // Requests may be signed with the cluster token (Ferry-HMAC-SHA256: a MAC over the method,
 // target, a timestamp, a nonce and the body's hash), so a server can refuse clients without
@@ -22,10 +23,13 @@ namespace ferry::http {
 struct Request {
   std::string method;  // "GET", "PUT", ...
   std::string target;  // as sent: path and query
+  std::string version;  // "HTTP/1.1", "HTTP/1.0"
   std::string path;    // without the query
   std::map<std::string, std::string> query;    // decoded
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
+  /// Whether the client asked to keep the connection (HTTP/1.1 unless "Connection: close").
+  bool keepAlive() const;
 };
 
 struct Response {
@@ -74,6 +78,11 @@ class Server {
     size_t max_connections = 256;
     size_t max_connections_per_address = 32;
     int request_timeout_ms = 10000;  // the whole request, head and body
+    // A kept-alive connection (HTTP/1.1) waits this long for its next request, holding its
+    // thread (0: one request per connection). Short: a client pool reuses connections within
+    // a burst of lookups, and idle ones never crowd out new clients for long.
+    int idle_timeout_ms = 2000;
+    size_t max_requests_per_connection = 10000;
   };
   Status start(const Options& options, Handler handler);
   void stop() { server_.stop(); }
@@ -81,6 +90,9 @@ class Server {
 
  private:
   void serve(int fd);
+  // Reads, answers and returns whether to keep the connection for another request;
+  // `pending` holds bytes of the request already received, and gets those of the next.
+  bool serveOne(int fd, std::string& pending, bool may_keep);
 
   Options options_;
   Handler handler_;
