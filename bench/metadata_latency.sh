@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # openSegment and descriptor-refresh latency per metadata backend (p2p, HTTP, etcd, Redis),
 # each against a real server on 127.0.0.1 and a ferry-bench target publishing to it.
-#   bench/metadata_latency.sh [iterations]      (needs build/, etcd-server, redis-server)
+#   bench/metadata_latency.sh [iterations] [other bin dir]   (needs build/, etcd-server, redis-server)
+# With another build's bin directory (e.g. an older commit built elsewhere), both builds are
+# measured against the same servers, backend by backend, and labelled by directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000}
-bin=build/bin
+bins=(build/bin)
+[ -n "${2:-}" ] && bins+=("$2")
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
@@ -31,16 +34,19 @@ start_backend() {  # $1 kind -> sets $uri; runs in this shell so $pids is kept f
 }
 
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores; $n samples each; microseconds"
-printf "%-8s %12s %12s %14s %14s\n" backend "open p50" "open p99" "refresh p50" "refresh p99"
+printf "%-8s %-24s %12s %12s %14s %14s\n" backend build "open p50" "open p99" "refresh p50" "refresh p99"
 for kind in p2p http etcd redis; do
   start_backend $kind
-  name=(); [ $kind = p2p ] || name=(--segment_name=latency-target)  # p2p: the name is the address
-  exec 4< <($bin/ferry-bench --mode=target --local_server_name=127.0.0.1:0 --buffer_size=1M \
-              --metadata_server="$uri" "${name[@]}" 2>/dev/null)
-  read -r -u 4 word segment
-  [ "$word" = SEGMENT ] || { echo "target did not start for $kind" >&2; exit 1; }
-  line=$($bin/ferry-info --latency="$segment" --metadata_server="$uri" --iterations=$n --json 2>/dev/null | tail -1)
-  python3 -c "import json,sys; j=json.loads(sys.argv[1]); print('%-8s %12.1f %12.1f %14.1f %14.1f' % ('$kind', j['open_us_p50'], j['open_us_p99'], j['refresh_us_p50'], j['refresh_us_p99']))" "$line"
-  pkill -f "ferry-bench --mode=target --local_server_name=127.0.0.1:0 --buffer_size=1M" 2>/dev/null || true
-  exec 4<&-
+  for b in "${!bins[@]}"; do
+    bin=${bins[$b]}
+    name=(); [ $kind = p2p ] || name=(--segment_name=latency-target-$b)  # p2p: the name is the address
+    exec 4< <($bin/ferry-bench --mode=target --local_server_name=127.0.0.1:0 --buffer_size=1M \
+                --metadata_server="$uri" "${name[@]}" 2>/dev/null)
+    read -r -u 4 word segment
+    [ "$word" = SEGMENT ] || { echo "target did not start for $kind" >&2; exit 1; }
+    line=$($bin/ferry-info --latency="$segment" --metadata_server="$uri" --iterations=$n --json 2>/dev/null | tail -1)
+    python3 -c "import json,sys; j=json.loads(sys.argv[1]); print('%-8s %-24s %12.1f %12.1f %14.1f %14.1f' % ('$kind', '$bin'[-24:], j['open_us_p50'], j['open_us_p99'], j['refresh_us_p50'], j['refresh_us_p99']))" "$line"
+    pkill -f "ferry-bench --mode=target --local_server_name=127.0.0.1:0 --buffer_size=1M" 2>/dev/null || true
+    exec 4<&-
+  done
 done

@@ -59,6 +59,10 @@ PYBIND11_MODULE(engine, m) {
 
   using E = PyTransferEngine;
   const auto hint = py::arg("transport_hint") = "";
+  // Request's priority, deadline and checksum (Ferry extensions, keyword arguments after the hint).
+  const auto priority = py::arg("priority") = 0;
+  const auto deadline = py::arg("deadline_ns") = 0;
+  const auto checksum = py::arg("checksum") = false;
   py::class_<E>(m, "TransferEngine")
       .def(py::init<>())
       .def("initialize", &E::initialize, py::arg("local_hostname"), py::arg("metadata_server"),
@@ -74,28 +78,28 @@ PYBIND11_MODULE(engine, m) {
       .def("free_managed_buffer", &E::free_managed_buffer, py::arg("buffer_addr"), py::arg("length"))
       .def("get_first_buffer_address", &E::get_first_buffer_address, py::arg("segment_name"))
       .def("transfer_sync_write", &E::transfer_sync_write, py::arg("target_hostname"), py::arg("buffer"),
-           py::arg("peer_buffer_address"), py::arg("length"), hint)
+           py::arg("peer_buffer_address"), py::arg("length"), hint, priority, deadline, checksum)
       .def("transfer_sync_read", &E::transfer_sync_read, py::arg("target_hostname"), py::arg("buffer"),
-           py::arg("peer_buffer_address"), py::arg("length"), hint)
+           py::arg("peer_buffer_address"), py::arg("length"), hint, priority, deadline, checksum)
       .def("transfer_sync", &E::transfer_sync, py::arg("target_hostname"), py::arg("buffer"),
            py::arg("peer_buffer_address"), py::arg("length"), py::arg("opcode"),
-           py::arg("notify") = py::none(), hint)
+           py::arg("notify") = py::none(), hint, priority, deadline, checksum)
       .def("transfer_submit_write", &E::transfer_submit_write, py::arg("target_hostname"), py::arg("buffer"),
-           py::arg("peer_buffer_address"), py::arg("length"), hint)
+           py::arg("peer_buffer_address"), py::arg("length"), hint, priority, deadline, checksum)
       .def("transfer_check_status", &E::transfer_check_status, py::arg("batch_id"))
       .def("batch_transfer_sync_write", &E::batch_transfer_sync_write, py::arg("target_hostname"),
-           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint)
+           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint, priority, deadline, checksum)
       .def("batch_transfer_sync_read", &E::batch_transfer_sync_read, py::arg("target_hostname"),
-           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint)
+           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint, priority, deadline, checksum)
       .def("batch_transfer_sync", &E::batch_transfer_sync, py::arg("target_hostname"), py::arg("buffers"),
            py::arg("peer_buffer_addresses"), py::arg("lengths"), py::arg("opcode"),
-           py::arg("notify") = py::none(), hint)
+           py::arg("notify") = py::none(), hint, priority, deadline, checksum)
       .def("batch_transfer_async_write", &E::batch_transfer_async_write, py::arg("target_hostname"),
-           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint)
+           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint, priority, deadline, checksum)
       .def("batch_transfer_async_read", &E::batch_transfer_async_read, py::arg("target_hostname"),
-           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint)
+           py::arg("buffers"), py::arg("peer_buffer_addresses"), py::arg("lengths"), hint, priority, deadline, checksum)
       .def("batch_transfer_async", &E::batch_transfer_async, py::arg("target_hostname"), py::arg("buffers"),
-           py::arg("peer_buffer_addresses"), py::arg("lengths"), py::arg("opcode"), hint)
+           py::arg("peer_buffer_addresses"), py::arg("lengths"), py::arg("opcode"), hint, priority, deadline, checksum)
       .def("get_batch_transfer_status", &E::get_batch_transfer_status, py::arg("batch_ids"))
       .def("cancel_transfer", &E::cancel_transfer, py::arg("batch_id"))
       .def("digest", &E::digest, py::arg("target_hostname"), py::arg("peer_buffer_address"), py::arg("length"))
@@ -103,11 +107,11 @@ PYBIND11_MODULE(engine, m) {
       .def("paged_transfer_sync", &E::paged_transfer_sync, py::arg("target_hostname"), py::arg("buffer"),
            py::arg("peer_buffer_address"), py::arg("page_size"), py::arg("local_pages"), py::arg("remote_pages"),
            py::arg("opcode"), py::arg("num_layers") = 1, py::arg("local_layer_stride") = 0,
-           py::arg("remote_layer_stride") = 0, hint)
+           py::arg("remote_layer_stride") = 0, hint, priority, deadline, checksum)
       .def("paged_transfer_async", &E::paged_transfer_async, py::arg("target_hostname"), py::arg("buffer"),
            py::arg("peer_buffer_address"), py::arg("page_size"), py::arg("local_pages"), py::arg("remote_pages"),
            py::arg("opcode"), py::arg("num_layers") = 1, py::arg("local_layer_stride") = 0,
-           py::arg("remote_layer_stride") = 0, hint)
+           py::arg("remote_layer_stride") = 0, hint, priority, deadline, checksum)
       .def("write_bytes_to_buffer", &E::write_bytes_to_buffer, py::arg("dest_address"), py::arg("src_ptr"),
            py::arg("length"))
       .def("read_bytes_from_buffer", &E::read_bytes_from_buffer, py::arg("source_address"), py::arg("length"))

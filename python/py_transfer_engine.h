@@ -33,6 +33,22 @@ using ferry::Status;
 
 enum class Opcode { READ = 0, WRITE = 1 };
 
+// What a transfer call may ask besides its ranges (keyword arguments of the Python calls):
+// the transport to pin, and Request's priority, deadline_ns (time.monotonic_ns() based: the
+// steady clock) and checksum.
+struct CallOptions {
+  std::string hint;
+  int priority = ferry::PRIO_HIGH;
+  uint64_t deadline_ns = 0;
+  bool checksum = false;
+  Status check() const {
+    if (priority < ferry::PRIO_HIGH || priority > ferry::PRIO_LOW)
+      return Status::InvalidArgument("priority must be 0 (high), 1 (medium) or 2 (low), not " +
+                                     std::to_string(priority));
+    return Status::OK();
+  }
+};
+
 struct Notify {
   std::string name, msg;
 };
@@ -190,39 +206,39 @@ class PyTransferEngine {
   // ---------------- synchronous transfers ----------------
 
   int transfer_sync_write(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t length,
-                          const std::string& hint) {
-    return transfer_sync(target, buffer, peer, length, Opcode::WRITE, std::nullopt, hint);
+                          const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
+    return transfer_sync(target, buffer, peer, length, Opcode::WRITE, std::nullopt, hint, priority, deadline_ns, checksum);
   }
   int transfer_sync_read(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t length,
-                         const std::string& hint) {
-    return transfer_sync(target, buffer, peer, length, Opcode::READ, std::nullopt, hint);
+                         const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
+    return transfer_sync(target, buffer, peer, length, Opcode::READ, std::nullopt, hint, priority, deadline_ns, checksum);
   }
   int transfer_sync(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t length,
-                    Opcode op, std::optional<Notify> notify, const std::string& hint) {
-    return batch_transfer_sync(target, {buffer}, {peer}, {length}, op, std::move(notify), hint);
+                    Opcode op, std::optional<Notify> notify, const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
+    return batch_transfer_sync(target, {buffer}, {peer}, {length}, op, std::move(notify), hint, priority, deadline_ns, checksum);
   }
 
   int batch_transfer_sync_write(const std::string& target, const std::vector<uintptr_t>& buffers,
                                 const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
-                                const std::string& hint) {
-    return batch_transfer_sync(target, buffers, peers, lengths, Opcode::WRITE, std::nullopt, hint);
+                                const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
+    return batch_transfer_sync(target, buffers, peers, lengths, Opcode::WRITE, std::nullopt, hint, priority, deadline_ns, checksum);
   }
   int batch_transfer_sync_read(const std::string& target, const std::vector<uintptr_t>& buffers,
                                const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
-                               const std::string& hint) {
-    return batch_transfer_sync(target, buffers, peers, lengths, Opcode::READ, std::nullopt, hint);
+                               const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
+    return batch_transfer_sync(target, buffers, peers, lengths, Opcode::READ, std::nullopt, hint, priority, deadline_ns, checksum);
   }
 
   int batch_transfer_sync(const std::string& target, const std::vector<uintptr_t>& buffers,
                           const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
-                          Opcode op, std::optional<Notify> notify, const std::string& hint) {
+                          Opcode op, std::optional<Notify> notify, const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
     if (!ready("transfer_sync")) return -1;
     // Nothing to move is done at once (Mooncake's vLLM connector sends an empty batch when
     // the decode side already holds the whole prompt).
     if (buffers.empty() && peers.empty() && lengths.empty()) return 0;
     py::gil_scoped_release nogil;
     ferry::BatchID b = 0;
-    Status st = submit(target, buffers, peers, lengths, op, notify ? &*notify : nullptr, hint, b);
+    Status st = submit(target, buffers, peers, lengths, op, notify ? &*notify : nullptr, CallOptions{hint, priority, deadline_ns, checksum}, b);
     if (!st.ok()) return fail(st, "transfer_sync");
     return waitAndRelease(b, "transfer_sync");
   }
@@ -251,7 +267,7 @@ class PyTransferEngine {
     {
       py::gil_scoped_release nogil;
       std::vector<ferry::Request> reqs;
-      st = requests(target, buffers, peers, lengths, op, hint, reqs);
+      st = requests(target, buffers, peers, lengths, op, CallOptions{hint}, reqs);
       if (st.ok()) st = ferry::ext::submitOnStream(*engine_, reqs, reinterpret_cast<void*>(stream));
     }
     if (!st.ok()) throw std::runtime_error(std::string(call) + ": " + st.ToString());
@@ -260,11 +276,11 @@ class PyTransferEngine {
   // ---------------- asynchronous transfers ----------------
 
   int64_t transfer_submit_write(const std::string& target, uintptr_t buffer, uintptr_t peer,
-                                size_t length, const std::string& hint) {
+                                size_t length, const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
     if (!ready("transfer_submit_write")) return -1;
     py::gil_scoped_release nogil;
     ferry::BatchID b = 0;
-    Status st = submit(target, {buffer}, {peer}, {length}, Opcode::WRITE, nullptr, hint, b);
+    Status st = submit(target, {buffer}, {peer}, {length}, Opcode::WRITE, nullptr, CallOptions{hint, priority, deadline_ns, checksum}, b);
     if (!st.ok()) return fail(st, "transfer_submit_write");
     return static_cast<int64_t>(b);
   }
@@ -286,22 +302,22 @@ class PyTransferEngine {
 
   uint64_t batch_transfer_async_write(const std::string& target, const std::vector<uintptr_t>& buffers,
                                       const std::vector<uintptr_t>& peers,
-                                      const std::vector<size_t>& lengths, const std::string& hint) {
-    return batch_transfer_async(target, buffers, peers, lengths, Opcode::WRITE, hint);
+                                      const std::vector<size_t>& lengths, const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
+    return batch_transfer_async(target, buffers, peers, lengths, Opcode::WRITE, hint, priority, deadline_ns, checksum);
   }
   uint64_t batch_transfer_async_read(const std::string& target, const std::vector<uintptr_t>& buffers,
                                      const std::vector<uintptr_t>& peers,
-                                     const std::vector<size_t>& lengths, const std::string& hint) {
-    return batch_transfer_async(target, buffers, peers, lengths, Opcode::READ, hint);
+                                     const std::vector<size_t>& lengths, const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
+    return batch_transfer_async(target, buffers, peers, lengths, Opcode::READ, hint, priority, deadline_ns, checksum);
   }
   uint64_t batch_transfer_async(const std::string& target, const std::vector<uintptr_t>& buffers,
                                 const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths,
-                                Opcode op, const std::string& hint) {
+                                Opcode op, const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
     if (!ready("batch_transfer_async")) return 0;
     if (buffers.empty() && peers.empty() && lengths.empty()) return emptyBatch();
     py::gil_scoped_release nogil;
     ferry::BatchID b = 0;
-    Status st = submit(target, buffers, peers, lengths, op, nullptr, hint, b);
+    Status st = submit(target, buffers, peers, lengths, op, nullptr, CallOptions{hint, priority, deadline_ns, checksum}, b);
     if (!st.ok()) {
       fail(st, "batch_transfer_async");
       return 0;
@@ -336,7 +352,7 @@ class PyTransferEngine {
   // int32/int64 index arrays are read in place, other sequences converted to int64.
   Status paged(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t page_size,
                const py::object& local_list, const py::object& remote_list, Opcode op, size_t layers,
-               uint64_t local_stride, uint64_t remote_stride, const std::string& hint, ferry::BatchID& out) {
+               uint64_t local_stride, uint64_t remote_stride, const CallOptions& o, ferry::BatchID& out) {
     auto indices = [](const py::array& a, ferry::PagedRequest::IndexType& type) -> Status {
       if (a.ndim() != 1 || !(a.flags() & py::array::c_style))
         return Status::InvalidArgument("page indices must be a one-dimensional contiguous array");
@@ -367,7 +383,11 @@ class PyTransferEngine {
     p.num_layers = layers;
     p.local_layer_stride = local_stride;
     p.remote_layer_stride = remote_stride;
-    p.transport_hint = hint.empty() ? nullptr : hint.c_str();
+    FERRY_RETURN_IF_ERROR(o.check());
+    p.transport_hint = o.hint.empty() ? nullptr : o.hint.c_str();
+    p.priority = o.priority;
+    p.deadline_ns = o.deadline_ns;
+    p.checksum = o.checksum;
     py::gil_scoped_release nogil;  // the arrays stay referenced until we return
     FERRY_RETURN_IF_ERROR(segment(target, p.target_id));
     ferry::BatchID b = engine_->allocateBatch(1);
@@ -383,11 +403,11 @@ class PyTransferEngine {
 
   int paged_transfer_sync(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t page_size,
                           const py::object& local_pages, const py::object& remote_pages, Opcode op, size_t layers,
-                          uint64_t local_stride, uint64_t remote_stride, const std::string& hint) {
+                          uint64_t local_stride, uint64_t remote_stride, const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
     if (!ready("paged_transfer_sync")) return -1;
     ferry::BatchID b = 0;
     Status st = paged(target, buffer, peer, page_size, local_pages, remote_pages, op, layers, local_stride,
-                      remote_stride, hint, b);
+                      remote_stride, CallOptions{hint, priority, deadline_ns, checksum}, b);
     if (!st.ok()) return fail(st, "paged_transfer_sync");
     py::gil_scoped_release nogil;
     return waitAndRelease(b, "paged_transfer_sync");
@@ -395,11 +415,11 @@ class PyTransferEngine {
 
   uint64_t paged_transfer_async(const std::string& target, uintptr_t buffer, uintptr_t peer, size_t page_size,
                                 const py::object& local_pages, const py::object& remote_pages, Opcode op,
-                                size_t layers, uint64_t local_stride, uint64_t remote_stride, const std::string& hint) {
+                                size_t layers, uint64_t local_stride, uint64_t remote_stride, const std::string& hint, int priority, uint64_t deadline_ns, bool checksum) {
     if (!ready("paged_transfer_async")) return 0;
     ferry::BatchID b = 0;
     Status st = paged(target, buffer, peer, page_size, local_pages, remote_pages, op, layers, local_stride,
-                      remote_stride, hint, b);
+                      remote_stride, CallOptions{hint, priority, deadline_ns, checksum}, b);
     if (!st.ok()) {
       fail(st, "paged_transfer_async");
       return 0;
@@ -499,28 +519,33 @@ class PyTransferEngine {
     return st;
   }
 
-  // The requests of one call, to `target` (opened on first use); `hint` must outlive them.
+  // The requests of one call, to `target` (opened on first use); `o` must outlive them.
   Status requests(const std::string& target, const std::vector<uintptr_t>& buffers,
                   const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths, Opcode op,
-                  const std::string& hint, std::vector<ferry::Request>& reqs) {
+                  const CallOptions& o, std::vector<ferry::Request>& reqs) {
     if (buffers.size() != peers.size() || buffers.size() != lengths.size())
       return Status::InvalidArgument("buffers, peer_buffer_addresses and lengths differ in length");
     if (buffers.empty()) return Status::InvalidArgument("no transfer given");
     ferry::SegmentID seg;
     FERRY_RETURN_IF_ERROR(segment(target, seg));
     reqs.reserve(buffers.size());
-    for (size_t i = 0; i < buffers.size(); ++i)
+    FERRY_RETURN_IF_ERROR(o.check());
+    for (size_t i = 0; i < buffers.size(); ++i) {
       reqs.push_back({op == Opcode::READ ? ferry::Request::READ : ferry::Request::WRITE,
                       reinterpret_cast<void*>(buffers[i]), seg, peers[i], lengths[i],
-                      hint.empty() ? nullptr : hint.c_str()});  // pins the transport
+                      o.hint.empty() ? nullptr : o.hint.c_str()});  // pins the transport
+      reqs.back().priority = o.priority;
+      reqs.back().deadline_ns = o.deadline_ns;
+      reqs.back().checksum = o.checksum;
+    }
     return Status::OK();
   }
 
   Status submit(const std::string& target, const std::vector<uintptr_t>& buffers,
                 const std::vector<uintptr_t>& peers, const std::vector<size_t>& lengths, Opcode op,
-                const Notify* notify, const std::string& hint, ferry::BatchID& out) {
+                const Notify* notify, const CallOptions& o, ferry::BatchID& out) {
     std::vector<ferry::Request> reqs;
-    FERRY_RETURN_IF_ERROR(requests(target, buffers, peers, lengths, op, hint, reqs));
+    FERRY_RETURN_IF_ERROR(requests(target, buffers, peers, lengths, op, o, reqs));
     ferry::BatchID b = engine_->allocateBatch(reqs.size());
     if (b == 0) return Status::InvalidArgument("cannot allocate a batch of " + std::to_string(reqs.size()));
     Status st = notify ? engine_->submitTransfer(b, reqs, ferry::Notification{notify->name, notify->msg})

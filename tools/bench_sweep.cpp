@@ -104,6 +104,9 @@ int runSweep(Flags& f, const char* self, const Measure& measure) {
   for (const std::string& protocol : protocols) {
     Flags with_protocol = f;
     with_protocol.set("protocol", protocol);
+    // --reference=auto: each protocol against its own ceiling (a raw TCP stream for tcp,
+    // memcpy for the memory transports).
+    if (f.str("reference") == "auto") with_protocol.set("reference", protocol == "tcp" ? "tcp" : "memcpy");
     auto points = [&](Flags& g) {
       for (const auto& block : blocks)
         for (const auto& batch : batches)

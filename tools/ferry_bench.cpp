@@ -511,7 +511,8 @@ int main(int argc, char** argv) {
   f.define("slice_size", "1M", "TCP slice size");
   f.define("reference", "none",
            "none | memcpy | tcp: also time memcpy of the same blocks, or a plain TCP stream between the "
-           "same processes over the same memory, in windows alternating with the transfer's");
+           "same processes over the same memory, in windows alternating with the transfer's; with --sweep also "
+           "auto (tcp for tcp, memcpy for the others)");
   f.define("reference_server", "", "--reference=tcp in initiator mode: the address the target printed");
   f.define("reference_connections", "2", "--reference=tcp: also time this many streams at once (1: only one)");
   f.define("reference_io", "1M", "--reference=tcp: bytes per send/recv call");
@@ -552,8 +553,9 @@ int main(int argc, char** argv) {
   ::signal(SIGTERM, onSignal);
   ::signal(SIGPIPE, SIG_IGN);
   std::string mode = f.str("mode");
-  if (f.str("reference") != "none" && f.str("reference") != "memcpy" && f.str("reference") != "tcp") {
-    std::cerr << "--reference must be none, memcpy or tcp\n";
+  if (f.str("reference") != "none" && f.str("reference") != "memcpy" && f.str("reference") != "tcp" &&
+      !(f.str("reference") == "auto" && f.boolean("sweep"))) {
+    std::cerr << "--reference must be none, memcpy or tcp (or auto with --sweep)\n";
     return 2;
   }
   if (f.boolean("sweep") || !f.str("plot").empty()) {

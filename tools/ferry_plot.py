@@ -55,6 +55,7 @@ def main(rows_path, png_path):
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(what + " (bytes)")
         ax.grid(True, which="both", alpha=0.3)
+    bw.set_yscale("log")
     bw.set_ylabel("throughput (GB/s)")
     bw.set_title("throughput, reference dashed")
     lat.set_yscale("log")
