@@ -20,7 +20,7 @@ start_backend() {  # $1 kind -> sets $uri; runs in this shell so $pids is kept f
   local port; port=$(free_port)
   case $1 in
     p2p) uri="P2PHANDSHAKE"; return ;;
-    http) $bin/ferry-metadata --host=127.0.0.1 --port=$port >/dev/null 2>&1 & pids+=($!)
+    http) ${bins[0]}/ferry-metadata --host=127.0.0.1 --port=$port >/dev/null 2>&1 & pids+=($!)
           wait_port $port; uri="http://127.0.0.1:$port/metadata" ;;
     etcd) local peer; peer=$(free_port)
           etcd --name=b --data-dir=$tmp/etcd --listen-client-urls=http://127.0.0.1:$port \
