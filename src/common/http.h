@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -56,6 +57,23 @@ bool parseRequestHead(std::string_view head, Request& out, size_t& content_lengt
 Status call(const std::string& host, uint16_t port, const std::string& method,
             const std::string& target, const std::string& body, int timeout_ms, Response& out,
             size_t max_body = 64u << 20, const std::string& token = "");
+
+/// One streaming request (etcd's watch): the reply's body goes to `on_data` as it arrives,
+/// until the server ends it or on_data returns false; cancel() (from any thread) ends it at
+/// once and every later run(). Its connection is its own, not the pool's.
+class StreamCall {
+ public:
+  ~StreamCall();
+  /// OK when the server ended a 200 reply or on_data stopped it; Canceled after cancel().
+  Status run(const std::string& host, uint16_t port, const std::string& method, const std::string& target,
+             const std::string& body, int connect_timeout_ms, const std::function<bool(std::string_view)>& on_data);
+  void cancel();
+
+ private:
+  std::mutex mu_;  // a leaf: guards multi_ and canceled_
+  void* multi_ = nullptr;  // the running transfer's CURLM, woken by cancel()
+  bool canceled_ = false;
+};
 
 /// The Authorization header value signing a request with `token`, at unix time `now`.
 std::string signature(const std::string& token, const std::string& method, const std::string& target,

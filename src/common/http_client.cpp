@@ -1,7 +1,8 @@
-// http::call over libcurl: connections to a server are kept alive and reused across calls
-// (a process-wide pool of easy handles, each with its own connection cache), chunked
-// replies decoded, a reused connection the server closed meanwhile retried on a fresh one.
-// Only plain http://, no proxy from the environment, no redirects, bodies capped.
+// http::call and http::StreamCall over libcurl: connections to a server are kept alive and
+// reused across calls (a process-wide pool of easy handles, each with its own connection
+// cache), chunked replies decoded, a reused connection the server closed meanwhile retried on
+// a fresh one. Only plain http://, no proxy from the environment, no redirects, bodies capped.
+// A stream (etcd's watch) runs on a handle of its own in a multi handle that cancel() wakes.
 #include <curl/curl.h>
 
 #include <ctime>
@@ -84,6 +85,26 @@ Status statusOf(CURLcode rc, const BodySink& sink, const char* detail) {
   }
 }
 
+// What every request of ours sets: plain http only, never a proxy from the environment, no
+// signals, errors into `detail`, a method with its body (none for a plain GET).
+void setCommon(CURL* h, const std::string& url, const std::string& method, const std::string& body,
+               int connect_timeout_ms, curl_slist* headers, char* detail) {
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt(h, CURLOPT_PROXY, "");
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout_ms));
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  if (method == "GET" && body.empty()) {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  }
+}
+
 }  // namespace
 
 Status call(const std::string& host, uint16_t port, const std::string& method, const std::string& target,
@@ -101,25 +122,12 @@ Status call(const std::string& host, uint16_t port, const std::string& method, c
   out.body.clear();
   BodySink sink{&out.body, max_body};
   char detail[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-  curl_easy_setopt(h, CURLOPT_PROXY, "");  // never an http_proxy from the environment
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  setCommon(h, url, method, body, timeout_ms, headers, detail);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout_ms));
   curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_body));
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, onBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  if (method == "GET" && body.empty()) {
-    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-  } else {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  }
   const CURLcode rc = curl_easy_perform(h);
   long code = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -133,6 +141,84 @@ Status call(const std::string& host, uint16_t port, const std::string& method, c
     return Status(st.code(), method + " " + url + ": " + st.message());
   }
   out.status = static_cast<int>(code);
+  return Status::OK();
+}
+
+StreamCall::~StreamCall() = default;
+
+void StreamCall::cancel() {
+  std::lock_guard lock(mu_);
+  canceled_ = true;
+  if (multi_) curl_multi_wakeup(static_cast<CURLM*>(multi_));
+}
+
+Status StreamCall::run(const std::string& host, uint16_t port, const std::string& method, const std::string& target,
+                       const std::string& body, int connect_timeout_ms,
+                       const std::function<bool(std::string_view)>& on_data) {
+  const std::string url = "http://" + net::joinHostPort(host, port) + target;
+  EasyPool::instance();  // curl_global_init, once
+  CURL* h = curl_easy_init();
+  CURLM* m = curl_multi_init();
+  if (!h || !m) {
+    if (h) curl_easy_cleanup(h);
+    if (m) curl_multi_cleanup(m);
+    return Status::InternalError(method + " " + url + ": curl init failed");
+  }
+  struct Sink {
+    const std::function<bool(std::string_view)>* on_data;
+    bool stopped = false;
+  } sink{&on_data};
+  auto write = +[](char* data, size_t size, size_t count, void* user) -> size_t {
+    auto* s = static_cast<Sink*>(user);
+    if ((*s->on_data)(std::string_view(data, size * count))) return size * count;
+    s->stopped = true;
+    return 0;
+  };
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, "Expect:");
+  char detail[CURL_ERROR_SIZE] = "";
+  setCommon(h, url, method, body, connect_timeout_ms, headers, detail);
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);  // a peer that vanished is noticed
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  curl_multi_add_handle(m, h);
+  {
+    std::lock_guard lock(mu_);
+    multi_ = m;
+  }
+  int running = 1;
+  bool canceled = false;
+  while (running) {
+    {
+      std::lock_guard lock(mu_);
+      canceled = canceled_;
+    }
+    if (canceled) break;
+    if (curl_multi_perform(m, &running) != CURLM_OK) break;
+    if (running) curl_multi_poll(m, nullptr, 0, 1000, nullptr);  // cancel() wakes it
+  }
+  CURLcode rc = CURLE_OK;
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(m, &left))
+    if (msg->msg == CURLMSG_DONE) rc = msg->data.result;
+  long code = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+  {
+    std::lock_guard lock(mu_);
+    multi_ = nullptr;
+  }
+  curl_multi_remove_handle(m, h);
+  curl_multi_cleanup(m);
+  curl_easy_cleanup(h);
+  curl_slist_free_all(headers);
+  if (canceled) return Status::Canceled(method + " " + url + ": stream canceled");
+  if (sink.stopped) return Status::OK();
+  if (running || rc != CURLE_OK) {
+    BodySink none{nullptr, 0};
+    Status st = statusOf(rc == CURLE_OK ? CURLE_RECV_ERROR : rc, none, detail);
+    return Status(st.code(), method + " " + url + ": " + st.message());
+  }
+  if (code != 200) return Status::Unavailable(method + " " + url + " answered " + std::to_string(code));
   return Status::OK();
 }
 

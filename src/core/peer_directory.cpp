@@ -22,8 +22,13 @@ Status PeerRpcSource::locate(const std::string& name, PeerEndpoint& peer, Segmen
 }
 
 Status StoreSource::read(const std::string& name, const PeerEndpoint&, SegmentDescriptor& desc) {
+  return fetch(name, false, desc);
+}
+
+Status StoreSource::fetch(const std::string& name, bool for_lookup, SegmentDescriptor& desc) {
   std::string text;
-  Status st = store_.get(segmentKey(cluster_, name), text);
+  const std::string key = segmentKey(cluster_, name);
+  Status st = for_lookup ? store_.lookup(key, text) : store_.get(key, text);
   if (st.IsNotFound())
     return Status::NotFound("segment '" + name + "' is not registered in " + store_.describe());
   if (!st.ok()) return st;
@@ -35,7 +40,7 @@ Status StoreSource::read(const std::string& name, const PeerEndpoint&, SegmentDe
 }
 
 Status StoreSource::locate(const std::string& name, PeerEndpoint& peer, SegmentDescriptor& desc) {
-  FERRY_RETURN_IF_ERROR(read(name, peer, desc));
+  FERRY_RETURN_IF_ERROR(fetch(name, true, desc));
   peer.host = desc.rpc_host;
   peer.port = desc.rpc_port;
   return Status::OK();

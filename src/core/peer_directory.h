@@ -48,6 +48,9 @@ class StoreSource : public DescriptorSource {
   bool followsMoves() const override { return true; }
 
  private:
+  // The descriptor stored under `name`: through the store's lookup (a watched local copy,
+  // when it keeps one) to find a segment, straight from the store to refresh one.
+  Status fetch(const std::string& name, bool for_lookup, SegmentDescriptor& desc);
   MetadataStore& store_;
   const std::string cluster_;
 };

@@ -12,9 +12,10 @@ namespace ferry {
 
 using json = nlohmann::json;
 
-Status EtcdStore::create(const std::string& endpoints, int timeout_ms, int lease_ttl_s,
+Status EtcdStore::create(const std::string& endpoints, int timeout_ms, int lease_ttl_s, bool mirror,
                          std::unique_ptr<MetadataStore>& out) {
   auto s = std::make_unique<EtcdStore>();
+  s->mirror_enabled_ = mirror;
   std::string list = endpoints.rfind("etcd://", 0) == 0 ? endpoints.substr(7) : endpoints;
   std::stringstream ss(list);
   std::string item;
@@ -98,6 +99,28 @@ Status EtcdStore::get(const std::string& key, std::string& value) {
   if (!base64Decode(encoded, value)) return Status::Corrupted("etcd kv/range: value is not base64");
   return Status::OK();
 }
+
+EtcdStore::~EtcdStore() { mirror_.reset(); }  // its thread calls post() on us
+
+Status EtcdStore::lookup(const std::string& key, std::string& value) {
+  if (!mirror_enabled_) return get(key, value);
+  std::call_once(mirror_once_, [&] {
+    mirror_ = std::make_unique<EtcdMirror>(
+        key.substr(0, key.rfind('/') + 1),
+        [this](const std::string& path, const std::string& body, std::string& reply) { return post(path, body, reply); },
+        [this](http::StreamCall& call, const std::string& body, const std::function<bool(std::string_view)>& on_data) {
+          const auto& [host, port] = endpoints_[preferred_.load(std::memory_order_relaxed) % endpoints_.size()];
+          return call.run(host, port, "POST", "/v3/watch", body, timeout_ms_, on_data);
+        });
+  });
+  if (key.compare(0, mirror_->prefix().size(), mirror_->prefix()) == 0 && mirror_->find(key, value)) {
+    mirror_hits_.fetch_add(1, std::memory_order_relaxed);
+    return Status::OK();
+  }
+  return get(key, value);
+}
+
+bool EtcdStore::mirrorCurrent() { return mirror_ && mirror_->current(); }
 
 Status EtcdStore::putOnLease(const std::string& key, const std::string& value, std::string& reply) {
   int64_t lease = lease_.load();

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "metadata/etcd_mirror.h"
 #include "metadata/metadata_store.h"
 
 namespace ferry {
@@ -17,9 +19,17 @@ namespace ferry {
 class EtcdStore : public MetadataStore {
  public:
   /// endpoints: "host:port[,host:port...]" (tried in turn).
-  static Status create(const std::string& endpoints, int timeout_ms, int lease_ttl_s,
+  /// `mirror`: lookups answered from a watched local copy of the looked-up key's prefix.
+  static Status create(const std::string& endpoints, int timeout_ms, int lease_ttl_s, bool mirror,
                        std::unique_ptr<MetadataStore>& out);
+  ~EtcdStore() override;
   Status get(const std::string& key, std::string& value) override;
+  /// From the mirror of the first looked-up key's prefix (started then) when it holds the
+  /// key and is current; else get().
+  Status lookup(const std::string& key, std::string& value) override;
+  /// Whether the mirror is current, and how many lookups it answered (tests, introspection).
+  bool mirrorCurrent();
+  uint64_t mirrorHits() const { return mirror_hits_.load(std::memory_order_relaxed); }
   Status put(const std::string& key, const std::string& value) override;
   Status remove(const std::string& key) override;
   std::string describe() const override { return "etcd://" + endpoints_text_; }
@@ -42,6 +52,10 @@ class EtcdStore : public MetadataStore {
   // Serializes lease grants only (one writer: the engine's publisher), so two puts do not
   // each grant one. Held across the grant request; lookups never take it.
   std::mutex grant_mu_;
+  bool mirror_enabled_ = true;
+  std::once_flag mirror_once_;
+  std::unique_ptr<EtcdMirror> mirror_;  // last: its thread uses the members above
+  std::atomic<uint64_t> mirror_hits_{0};
 };
 
 }  // namespace ferry

@@ -28,6 +28,9 @@ void declareMetadataOptions(OptionTable& t) {
   t.text("metadata/type", "p2p", "`p2p` (alias `P2PHANDSHAKE`), `http`, `etcd`, `redis` (see Metadata services)");
   t.text("metadata/servers", "", "the store's URL or endpoints");
   t.text("metadata/cluster_id", "default", "key prefix, so clusters share a store");
+  t.flag("metadata/etcd_mirror", true,
+         "etcd: find segments in a local copy of the cluster's entries kept current by a watch (a miss, and every "
+         "refresh, reads etcd)");
   t.integer("metadata/lease_ttl_s", 10, 2, 86400, "etcd lease / Redis TTL of our entry, kept alive every third of it");
   t.text("metadata/redis/username", "", "Redis user when the URI has none");
   t.secret("metadata/redis/password", "Redis password when the URI has none");
@@ -48,7 +51,8 @@ Status createMetadataStore(const Config& config, std::unique_ptr<MetadataStore>&
     return HttpStore::create(servers, timeout_ms, token, out);
   }
   int ttl_s = config.get<int>("metadata/lease_ttl_s");
-  if (type == "etcd") return EtcdStore::create(servers, timeout_ms, ttl_s, out);
+  if (type == "etcd")
+    return EtcdStore::create(servers, timeout_ms, ttl_s, config.get<bool>("metadata/etcd_mirror"), out);
   if (type == "redis") {
     RedisStore::Credentials fallback{config.get<std::string>("metadata/redis/username"),
                                      config.get<std::string>("metadata/redis/password"),

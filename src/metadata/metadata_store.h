@@ -16,6 +16,10 @@ class MetadataStore {
   virtual ~MetadataStore() = default;
   /// NotFound when the key is absent; Unavailable when the store cannot be reached.
   virtual Status get(const std::string& key, std::string& value) = 0;
+  /// get() for finding a segment: a store may answer from a local copy it keeps current by
+  /// watching (milliseconds behind; the engine checks what it finds against the peer, and
+  /// refreshes with get()). What the copy lacks is read from the store.
+  virtual Status lookup(const std::string& key, std::string& value) { return get(key, value); }
   virtual Status put(const std::string& key, const std::string& value) = 0;
   /// OK also when the key was already absent.
   virtual Status remove(const std::string& key) = 0;
