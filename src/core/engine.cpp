@@ -182,6 +182,7 @@ EngineGauges EngineImpl::gauges() const {
   for (const Transport* t : selector_.transports()) {
     g.transports.emplace_back(t->name());
     g.peer_states.push_back(t->peerStateCount());
+    g.connections.push_back(t->connectionCount());
   }
   g.open_segments = segments_->size();
   g.rpc_connections = rpc_server_.connectionCount();

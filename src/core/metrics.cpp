@@ -183,6 +183,10 @@ void Metrics::collect(const std::string& engine, const EngineGauges& g, std::vec
                        MetricType::Gauge);
   for (size_t t = 0; t < g.transports.size() && t < g.peer_states.size(); ++t)
     states.value({{"transport", g.transports[t]}}, static_cast<double>(g.peer_states[t]));
+  FamilyBuilder conns(out, engine, "ferry_connections", "Connections each transport holds open to peers",
+                      MetricType::Gauge);
+  for (size_t t = 0; t < g.transports.size() && t < g.connections.size(); ++t)
+    conns.value({{"transport", g.transports[t]}}, static_cast<double>(g.connections[t]));
   FamilyBuilder rpc(out, engine, "ferry_rpc_connections", "Inbound connections to this engine's RPC server",
                     MetricType::Gauge);
   rpc.value({}, static_cast<double>(g.rpc_connections));

@@ -27,6 +27,7 @@ namespace ferry {
 struct EngineGauges {
   std::vector<std::string> transports;         // the selector's, by index
   std::vector<uint64_t> peer_states;           // per transport: endpoints, connections, mappings
+  std::vector<uint64_t> connections;           // per transport: connections it holds open
   uint64_t open_segments = 0;
   uint64_t rpc_connections = 0;                // inbound, to our RPC server
   uint64_t notification_pending_bytes = 0;     // unread here plus queued to go out

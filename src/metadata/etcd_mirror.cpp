@@ -101,26 +101,31 @@ Status EtcdMirror::snapshot(int64_t& revision) {
   return Status::OK();
 }
 
-bool EtcdMirror::applyLine(std::string_view line) {
+bool applyWatchLine(std::string_view line, const std::string& prefix,
+                    std::unordered_map<std::string, std::string>& entries, bool& created) {
   const json j = json::parse(line, nullptr, false);
   if (!j.is_object() || !j.contains("result") || !j["result"].is_object()) return false;
   const json& r = j["result"];
   if (r.value("canceled", false)) return false;  // compacted past us, or etcd ended it
-  std::lock_guard lock(mu_);
-  if (r.value("created", false)) current_ = true;
+  if (r.value("created", false)) created = true;
   if (!r.contains("events")) return true;
   if (!r["events"].is_array()) return false;
   for (const json& e : r["events"]) {
     if (!e.is_object() || !e.contains("kv") || !e["kv"].is_object()) return false;
     std::string key, value;
     if (!decodedField(e["kv"], "key", key) || !decodedField(e["kv"], "value", value)) return false;
-    if (key.compare(0, prefix_.size(), prefix_) != 0) continue;
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
     if (e.value("type", std::string()) == "DELETE")
-      entries_.erase(key);
+      entries.erase(key);
     else
-      entries_[std::move(key)] = std::move(value);
+      entries[std::move(key)] = std::move(value);
   }
   return true;
+}
+
+bool EtcdMirror::applyLine(std::string_view line) {
+  std::lock_guard lock(mu_);
+  return applyWatchLine(line, prefix_, entries_, current_);
 }
 
 bool EtcdMirror::onData(std::string_view data) {

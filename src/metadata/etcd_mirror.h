@@ -22,6 +22,12 @@
 
 namespace ferry {
 
+/// One line of an etcd watch stream applied to `entries` (keys under `prefix` only); sets
+/// `created` when it says the watch is established. False when the watch ended (canceled by
+/// etcd, e.g. compacted) or the line is not what etcd sends: read everything again.
+bool applyWatchLine(std::string_view line, const std::string& prefix,
+                    std::unordered_map<std::string, std::string>& entries, bool& created);
+
 class EtcdMirror {
  public:
   /// POSTs a JSON body to /v3/<path> (the store's, with its endpoint failover).
@@ -41,11 +47,8 @@ class EtcdMirror {
   /// Whether the watch is established on a fresh copy (tests, introspection).
   bool current();
 
-  /// Parses one line of the watch stream into the map; false when the watch ended (canceled
-  /// by etcd, e.g. compacted) or the line is not what etcd sends: read everything again.
-  bool applyLine(std::string_view line);
-
  private:
+  bool applyLine(std::string_view line);  // applyWatchLine on our map, under mu_
   void run();
   Status snapshot(int64_t& revision);  // reads the prefix into entries_
   bool onData(std::string_view data);

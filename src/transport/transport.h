@@ -157,6 +157,8 @@ class Transport {
   /// Optional: how many per-peer states (endpoints, mappings, connections) it holds now,
   /// for introspection and the tests that prove they do not grow.
   virtual size_t peerStateCount() const { return 0; }
+  /// Connections it holds open now (0 for those that have none).
+  virtual size_t connectionCount() const { return 0; }
 };
 
 }  // namespace ferry

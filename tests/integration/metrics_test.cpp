@@ -81,6 +81,9 @@ TEST_F(MetricsEndpointTest, CountersMoveWithTransfers) {
   EXPECT_EQ(seriesValue(text, tasks), 2);
   EXPECT_EQ(seriesValue(text, "ferry_open_segments{" + label(*a) + "}"), 1);
   EXPECT_GE(seriesValue(text, "ferry_peer_states{" + label(*a) + ",transport=\"tcp\"}"), 1);
+  EXPECT_GE(seriesValue(text, "ferry_connections{" + label(*a) + ",transport=\"tcp\"}"), 1);
+  EXPECT_EQ(seriesValue(text, "ferry_connections{" + label(*b) + ",transport=\"tcp\"}"), 0);  // b only serves
+  EXPECT_GE(seriesValue(text, "ferry_rpc_connections{" + label(*b) + "}"), 1);
   // Latency by size class, and the slices' stages: each completed slice observed once.
   EXPECT_EQ(seriesValue(text, "ferry_task_latency_seconds_count{" + label(*a) + ",op=\"write\",size=\"1MiB\"}"), 1);
   EXPECT_EQ(seriesValue(text, "ferry_task_latency_seconds_count{" + label(*a) + ",op=\"write\",size=\"4KiB\"}"), 1);

@@ -76,28 +76,26 @@ TEST_F(EtcdMirrorTest, AnEtcdRestartIsFollowedByAFreshCopy) {
   EXPECT_TRUE(eventually([&] { return mirrored().mirrorCurrent() && lookup(a) == "after"; })) << lookup(a);
 }
 
-// The stream parser alone: a mirror whose reads of etcd fail never becomes current by itself.
+// The stream parser alone.
 TEST(EtcdMirrorStream, LinesAreAppliedAndOddOnesForceAResync) {
-  EtcdMirror m(
-      "p/", [](const std::string&, const std::string&, std::string&) { return Status::Unavailable("no etcd"); },
-      [](http::StreamCall&, const std::string&, const std::function<bool(std::string_view)>&) { return Status::OK(); });
+  std::unordered_map<std::string, std::string> entries;
+  bool created = false;
+  auto apply = [&](const std::string& line) { return applyWatchLine(line, "p/", entries, created); };
   auto event = [](const char* type, const std::string& key, const std::string& value) {
     std::string e = std::string("{\"kv\":{\"key\":\"") + base64Encode(key) + "\",\"value\":\"" + base64Encode(value) + "\"}";
     if (*type) e = std::string("{\"type\":\"") + type + "\"," + e.substr(1);
     return e + "}";
   };
-  std::string v;
-  EXPECT_TRUE(m.applyLine(R"({"result":{"header":{"revision":"5"},"created":true}})"));
-  EXPECT_TRUE(m.current());
-  EXPECT_TRUE(m.applyLine("{\"result\":{\"events\":[" + event("", "p/x", "1") + "," + event("", "q/y", "2") + "]}}"));
-  EXPECT_TRUE(m.find("p/x", v));
-  EXPECT_EQ(v, "1");
-  EXPECT_FALSE(m.find("q/y", v)) << "outside the prefix";
-  EXPECT_TRUE(m.applyLine("{\"result\":{\"events\":[" + event("DELETE", "p/x", "") + "]}}"));
-  EXPECT_FALSE(m.find("p/x", v));
+  EXPECT_TRUE(apply(R"({"result":{"header":{"revision":"5"},"created":true}})"));
+  EXPECT_TRUE(created);
+  EXPECT_TRUE(apply("{\"result\":{\"events\":[" + event("", "p/x", "1") + "," + event("", "q/y", "2") + "]}}"));
+  EXPECT_EQ(entries.count("p/x") ? entries["p/x"] : "<none>", "1");
+  EXPECT_EQ(entries.count("q/y"), 0u) << "outside the prefix";
+  EXPECT_TRUE(apply("{\"result\":{\"events\":[" + event("DELETE", "p/x", "") + "]}}"));
+  EXPECT_EQ(entries.count("p/x"), 0u);
   for (const char* bad : {"not json", "[]", R"({"result":1})", R"({"result":{"events":{}}})",
                           R"({"result":{"events":[{"kv":{"key":"%%%"}}]}})", R"({"result":{"canceled":true}})"})
-    EXPECT_FALSE(m.applyLine(bad)) << bad;
+    EXPECT_FALSE(apply(bad)) << bad;
 }
 
 }  // namespace ferry::mirror_tests

@@ -58,12 +58,15 @@ Status TcpConnection::verifyPeer(int fd, const std::string& where, int timeout_m
 }
 
 TcpConnection::TcpConnection(int fd, std::string where, const Options& options)
-    : fd_(fd), where_(std::move(where)), options_(options) {}
+    : fd_(fd), where_(std::move(where)), options_(options) {
+  if (options_.live) options_.live->fetch_add(1, std::memory_order_relaxed);
+}
 
 TcpConnection::~TcpConnection() {
   abort(Status::Canceled("connection closed"));
   join();
   ::close(fd_);
+  if (options_.live) options_.live->fetch_sub(1, std::memory_order_relaxed);
 }
 
 void TcpConnection::join() {

@@ -43,6 +43,8 @@ class TcpConnection {
     std::string expect_name, expect_instance;
     // Slices with a GPU end are staged through host memory by this driver's copies.
     cuda::Gpu* gpu = nullptr;
+    // Counts this connection while it exists (the transport's, for /metrics); may be null.
+    std::atomic<size_t>* live = nullptr;
   };
 
   /// Connects (and with a token, authenticates both ways and checks the server is the

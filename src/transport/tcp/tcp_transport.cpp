@@ -107,6 +107,7 @@ TcpConnection::Options TcpEndpoint::connectionOptions(const PeerEndpoint& peer, 
   };
   copts.token = transport_.ctx_->authToken();
   copts.gpu = &transport_.ctx_->gpu();
+  copts.live = &transport_.live_connections_;
   if (peer.desc) {
     copts.expect_name = peer.desc->name;
     copts.expect_instance = peer.desc->instance_id;

@@ -49,6 +49,7 @@ class TcpTransport : public Transport {
   /// {"rails": [...]} when rails are configured: peers connect to each.
   std::string describeLocal() const override;
   size_t peerStateCount() const override { return endpoints_.liveCount(); }
+  size_t connectionCount() const override { return live_connections_.load(std::memory_order_relaxed); }
 
   struct Options {
     size_t connections_per_peer = 2;
@@ -74,6 +75,7 @@ class TcpTransport : public Transport {
   TcpTarget target_;
   EndpointCache<TcpEndpoint> endpoints_;
   std::atomic<bool> stopping_{false};
+  std::atomic<size_t> live_connections_{0};  // TcpConnection objects alive (ours, outgoing)
   std::mutex graveyard_mu_;  // a leaf
   std::vector<std::shared_ptr<TcpConnection>> graveyard_;  // dead, to be joined
   std::mutex timer_mu_;  // a leaf: released while the timer checks endpoints
