@@ -89,17 +89,32 @@ size_t carrierOf(const Slice& s) {
   return r && s.attempt < r->transport_index.size() ? r->transport_index[s.attempt] : TransferCounters::kMaxTransports;
 }
 
-void countMoved(TransferCounters& c, const Slice& s, int64_t now) {
-  const size_t t = carrierOf(s), op = TransferCounters::opIndex(s.op);
-  if (t < TransferCounters::kMaxTransports) {
-    c.bytes[t][op].fetch_add(s.length, std::memory_order_relaxed);
-    c.slices[t][op].fetch_add(1, std::memory_order_relaxed);
-  }
+void observeStages(TransferCounters& c, const Slice& s, int64_t now) {
   if (!s.admitted_ns) return;
   c.stages[TransferCounters::kQueued].observe(s.admitted_ns - s.task->submitted_ns);
   const int64_t left = s.sent_ns ? s.sent_ns : now;
   c.stages[TransferCounters::kOnTheWire].observe(left - s.admitted_ns);
   if (s.sent_ns) c.stages[TransferCounters::kAwaitingAck].observe(now - s.sent_ns);
+}
+
+// The `count` completed slices of one task (one op): bytes and slices are added once per run
+// of slices with one carrier — mostly the whole call — not per slice, as the counters are
+// shared by every completing thread; stages are per slice.
+void countMoved(TransferCounters& c, Slice* const* slices, size_t count) {
+  const int64_t now = nowNs();
+  const size_t op = TransferCounters::opIndex(slices[0]->op);
+  for (size_t i = 0; i < count;) {
+    const size_t carrier = carrierOf(*slices[i]);
+    uint64_t bytes = 0, n = 0;
+    for (; i < count && carrierOf(*slices[i]) == carrier; ++i, ++n) {
+      bytes += slices[i]->length;
+      observeStages(c, *slices[i], now);
+    }
+    if (carrier < TransferCounters::kMaxTransports) {
+      c.bytes[carrier][op].fetch_add(bytes, std::memory_order_relaxed);
+      c.slices[carrier][op].fetch_add(n, std::memory_order_relaxed);
+    }
+  }
 }
 
 void countFailure(const Batch& b, const Status& status) {
@@ -168,10 +183,7 @@ void completeSlicesOk(Slice* const* slices, size_t count) {
   uint64_t bytes = 0;
   for (size_t i = 0; i < count; ++i) bytes += slices[i]->length;
   task.transferred.fetch_add(bytes, std::memory_order_relaxed);
-  if (TransferCounters* c = task.batch->counters) {
-    const int64_t now = nowNs();
-    for (size_t i = 0; i < count; ++i) countMoved(*c, *slices[i], now);
-  }
+  if (TransferCounters* c = task.batch->counters) countMoved(*c, slices, count);
   const auto n = static_cast<uint32_t>(count);
   if (task.slices_left.fetch_sub(n, std::memory_order_acq_rel) == n) settleTask(task);
 }

@@ -281,8 +281,9 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
     Status st = net::writeAllV(fd_, iov, n);
     lock.lock();
     // This write's slices are the newest in flight, none answered yet (the receiver waits
-    // for written_): what follows for them is the wait for the peer (metrics).
-    if (st.ok())
+    // for written_): what follows for them is the wait for the peer. Only while the engine
+    // times stages (its slices carry admission times), so no walk otherwise.
+    if (st.ok() && !inflight_.empty() && inflight_.back()->admitted_ns)
       for (size_t k = inflight_.size() - std::min(taken, inflight_.size()); k < inflight_.size(); ++k)
         markSent(*inflight_[k]);
     written_ = next_id_ - 1;  // one drainer at a time (sending_): every id so far went out
