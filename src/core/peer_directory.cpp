@@ -61,7 +61,6 @@ Status PeerDirectory::refresh(SegmentEntry& seg) {
   auto peer = std::make_shared<PeerEndpoint>(*old);
   std::unique_lock lock(seg.mu);
   const PeerEndpoint& cur = *seg.peer;
-  if (SegmentTable::olderThanHeldLocked(seg, *fresh)) return Status::OK();
   // Where the store says it lives now (a restart may have moved its port).
   if (seg.source->followsMoves() && (fresh->rpc_host != cur.host || fresh->rpc_port != cur.port)) {
     FERRY_LOG(INFO) << "segment '" << seg.name << "' moved to "

@@ -23,9 +23,9 @@ Status SegmentTable::open(const std::string& name, PeerEndpoint peer, const std:
   if (auto it = ids_.find(name); it != ids_.end()) {
     auto& seg = segments_[it->second];
     ++seg->refs;
-    if (snapshot->desc) {  // a fresher view of the peer than the cached one, unless it is not
+    if (snapshot->desc) {  // a fresher view of the peer than the cached one
       std::lock_guard slock(seg->mu);
-      if (!olderThanHeldLocked(*seg, *snapshot->desc)) retired = replacePeerLocked(*seg, std::move(snapshot));
+      retired = replacePeerLocked(*seg, std::move(snapshot));
     }
     handle = seg->id;
     lock.unlock();
@@ -95,6 +95,12 @@ void SegmentTable::clear() {
 
 std::vector<std::shared_ptr<Endpoint>> SegmentTable::replacePeerLocked(SegmentEntry& seg,
                                                                        std::shared_ptr<const PeerEndpoint> peer) {
+  // Reads of one peer may finish out of order (a reopen, refreshes under churn): an older
+  // view of the instance held must not replace the newer, or a submit routes on a version
+  // the peer already left behind.
+  const SegmentDescriptor* held = seg.peer ? seg.peer->desc.get() : nullptr;
+  if (held && peer->desc && held->instance_id == peer->desc->instance_id && peer->desc->version < held->version)
+    return {};
   const bool restarted = seg.peer && seg.peer->desc && peer->desc &&
                          seg.peer->desc->instance_id != peer->desc->instance_id;
   seg.peer = std::move(peer);
@@ -111,11 +117,6 @@ std::vector<std::shared_ptr<Endpoint>> SegmentTable::replacePeerLocked(SegmentEn
     seg.endpoints.assign(seg.endpoints.size(), nullptr);
   }
   return retired;
-}
-
-bool SegmentTable::olderThanHeldLocked(const SegmentEntry& seg, const SegmentDescriptor& fresh) {
-  const SegmentDescriptor* held = seg.peer ? seg.peer->desc.get() : nullptr;
-  return held && held->instance_id == fresh.instance_id && fresh.version < held->version;
 }
 
 void SegmentTable::cancel(std::vector<std::shared_ptr<Endpoint>> retired) {

@@ -79,17 +79,13 @@ class SegmentTable {
   /// Drops every entry (engine shutdown: before the transports go).
   void clear();
 
-  /// Swaps in a new peer snapshot: reachability and routes are rebuilt; a new instance
+  /// Swaps in a new peer snapshot (not an older view of the instance held: reads of a peer
+  /// may finish out of order): reachability and routes are rebuilt; a new instance
   /// (restart) drops the old one's endpoints, returned for the caller to cancel once it has
   /// released seg.mu (canceling completes slices: callbacks run under no segment lock).
   /// Caller holds seg.mu.
   [[nodiscard]] std::vector<std::shared_ptr<Endpoint>> replacePeerLocked(SegmentEntry& seg,
                                                                           std::shared_ptr<const PeerEndpoint> peer);
-  /// Whether `fresh` is an older view of the instance `seg` holds: two reads of one peer
-  /// (a reopen, refreshes under churn) may finish out of order, and the older must not
-  /// replace the newer, or a submit routes on a version the peer already left behind.
-  /// Caller holds seg.mu.
-  static bool olderThanHeldLocked(const SegmentEntry& seg, const SegmentDescriptor& fresh);
   /// Cancels endpoints that replacePeerLocked retired (no lock held).
   static void cancel(std::vector<std::shared_ptr<Endpoint>> retired);
   /// The route for `order` toward the entry's peer, made (with its endpoints) on first use.
