@@ -40,10 +40,9 @@ PYBIND11_MODULE(engine, m) {
   m.def(
       "set_log_level",
       [](const std::string& level) {
-        static const char* names[] = {"debug", "info", "warn", "error", "off"};
-        for (int i = 0; i < 5; ++i)
-          if (level == names[i] || (i == 2 && level == "warning")) return ferry::setLogLevel(static_cast<ferry::LogLevel>(i));
-        throw py::value_error("log level must be debug, info, warn, error or off, not '" + level + "'");
+        const auto named = ferry::log::levelNamed(level.c_str());
+        if (!named) throw py::value_error("log level must be debug, info, warn, error or off, not '" + level + "'");
+        ferry::log::setLevel(*named);
       },
       py::arg("level"), "The level below which Ferry drops its log lines, process-wide.");
   // Before the interpreter goes: the forwarding thread must not wait for a GIL that will not come.

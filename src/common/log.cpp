@@ -30,14 +30,16 @@ const char* kNames[] = {"D", "I", "W", "E", "?"};
 
 }  // namespace
 
-Level parseLevel(const char* v, Level def) {
+std::optional<Level> levelNamed(const char* v) {
   if (!strcasecmp(v, "debug")) return DEBUG;
   if (!strcasecmp(v, "info")) return INFO;
   if (!strcasecmp(v, "warn") || !strcasecmp(v, "warning")) return WARN;
   if (!strcasecmp(v, "error")) return ERROR;
   if (!strcasecmp(v, "off") || !strcasecmp(v, "none")) return OFF;
-  return def;
+  return std::nullopt;
 }
+
+Level parseLevel(const char* v, Level def) { return levelNamed(v).value_or(def); }
 
 Level currentLevel() { return static_cast<Level>(levelRef().load(std::memory_order_relaxed)); }
 void setLevel(Level level) { levelRef().store(level); }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -20,6 +21,8 @@ Level currentLevel();
 void setLevel(Level level);
 /// "debug", "info", "warn"/"warning", "error", "off"/"none" (any case); `def` otherwise.
 Level parseLevel(const char* name, Level def);
+/// The same, without a default: nothing for a name that is none of those.
+std::optional<Level> levelNamed(const char* name);
 
 class Line {
  public:
