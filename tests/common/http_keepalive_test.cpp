@@ -12,6 +12,7 @@
 
 #include "common/http.h"
 #include "common/net.h"
+#include "test_util.h"
 
 namespace ferry::http_tests {
 
@@ -49,11 +50,6 @@ std::string readResponses(int fd, int responses, bool& closed) {
   return got;
 }
 
-bool closedByPeer(int fd) {
-  char b;
-  return ::recv(fd, &b, 1, 0) == 0;
-}
-
 class HttpServerKeepAlive : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -62,10 +58,8 @@ class HttpServerKeepAlive : public ::testing::Test {
     ASSERT_TRUE(server.start(o, [](const Request& r) { return Response{200, r.path.substr(1)}; }).ok());
   }
   int connect() {
-    int fd = -1;
-    EXPECT_TRUE(net::connectTcp("127.0.0.1", server.port(), 2000, fd).ok());
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const int fd = test::connectLoopback(server.port());
+    EXPECT_GE(fd, 0);
     return fd;
   }
   void send(int fd, const std::string& s) { ASSERT_TRUE(net::writeAll(fd, s.data(), s.size()).ok()); }
@@ -83,7 +77,7 @@ TEST_F(HttpServerKeepAlive, SeveralRequestsOnOneConnectionPipelinedToo) {
   send(fd, "GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   got = readResponses(fd, 1, closed);
   EXPECT_NE(got.find("Connection: close\r\n\r\nc"), std::string::npos) << got;
-  EXPECT_TRUE(closedByPeer(fd));
+  EXPECT_TRUE(test::closedByPeer(fd));
   ::close(fd);
 }
 
@@ -93,20 +87,20 @@ TEST_F(HttpServerKeepAlive, IdleHttp10AndBadRequestsAreClosed) {
   bool closed = false;
   readResponses(idle, 1, closed);
   const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_TRUE(closedByPeer(idle));  // after the 300 ms idle timeout
+  EXPECT_TRUE(test::closedByPeer(idle));  // after the 300 ms idle timeout
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
   ::close(idle);
   int old = connect();
   send(old, "GET /a HTTP/1.0\r\n\r\n");
   std::string got = readResponses(old, 1, closed);
   EXPECT_NE(got.find("Connection: close"), std::string::npos) << got;
-  EXPECT_TRUE(closedByPeer(old));
+  EXPECT_TRUE(test::closedByPeer(old));
   ::close(old);
   int bad = connect();
   send(bad, "NONSENSE\r\n\r\nGET /a HTTP/1.1\r\n\r\n");
   got = readResponses(bad, 1, closed);
   EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << got;
-  EXPECT_TRUE(closedByPeer(bad));  // what followed the bad request is not served
+  EXPECT_TRUE(test::closedByPeer(bad));  // what followed the bad request is not served
   ::close(bad);
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "common/net.h"
 
 namespace ferry::test {
 
@@ -91,6 +94,28 @@ std::vector<Notification> awaitNotifications(TransferEngine& e, size_t want,
     if (got.size() < want) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return got;
+}
+
+double metricValue(const std::string& text, const std::string& series) {
+  size_t at = 0;
+  while ((at = text.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
+    at += series.size();
+  }
+  return -1;
+}
+
+int connectLoopback(uint16_t port, int recv_timeout_s) {
+  int fd = -1;
+  if (!net::connectTcp("127.0.0.1", port, 2000, fd).ok()) return -1;
+  timeval tv{recv_timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+bool closedByPeer(int fd) {
+  char b;
+  return ::recv(fd, &b, 1, 0) == 0;
 }
 
 std::string binPath(const std::string& name) { return std::string(FERRY_BIN_DIR) + "/" + name; }

@@ -47,6 +47,15 @@ Status submitThenCancel(TransferEngine& e, const std::vector<Request>& reqs, siz
 std::vector<Notification> awaitNotifications(TransferEngine& e, size_t want,
                                              std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
+/// The value of one series ("name{labels}") in Prometheus text, -1 when absent.
+double metricValue(const std::string& text, const std::string& series);
+
+/// A TCP connection to 127.0.0.1:port with a receive timeout (a test's raw client); -1 when
+/// it cannot connect.
+int connectLoopback(uint16_t port, int recv_timeout_s = 5);
+/// Whether the other end closed `fd` (EOF) rather than sending something.
+bool closedByPeer(int fd);
+
 /// Path of a binary built next to the tests.
 std::string binPath(const std::string& name);
 

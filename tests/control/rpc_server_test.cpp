@@ -11,6 +11,7 @@
 #include "common/net.h"
 #include "control/handshake.h"
 #include "control/rpc_client.h"
+#include "test_util.h"
 
 namespace ferry {
 
@@ -36,16 +37,9 @@ class RpcServerTest : public ::testing::Test {
     ASSERT_TRUE(server_.start(o).ok());
   }
   int rawConnect() {
-    int fd = -1;
-    EXPECT_TRUE(net::connectTcp("127.0.0.1", server_.port(), 1000, fd).ok());
-    timeval tv{2, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const int fd = test::connectLoopback(server_.port(), 2);
+    EXPECT_GE(fd, 0);
     return fd;
-  }
-  // True when the server closed the connection (EOF) rather than answering.
-  static bool closedByServer(int fd) {
-    char b;
-    return ::recv(fd, &b, 1, 0) == 0;
   }
   RpcServer server_;
 };
@@ -71,7 +65,7 @@ TEST_F(RpcServerTest, MalformedFramesCloseOnlyThatConnection) {
   for (auto& g : garbage) {
     int fd = rawConnect();
     ASSERT_TRUE(net::writeAll(fd, g.data(), g.size()).ok());
-    EXPECT_TRUE(closedByServer(fd));
+    EXPECT_TRUE(test::closedByPeer(fd));
     ::close(fd);
   }
   RpcClient client(1000);  // the server is unharmed
@@ -83,7 +77,7 @@ TEST_F(RpcServerTest, PeerStalledMidFrameIsDropped) {
   uint8_t half[10] = {'F', 'R', 'R', 'Y', 1, 0, 5, 0, 0, 0};
   ASSERT_TRUE(net::writeAll(fd, half, sizeof half).ok());
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_TRUE(closedByServer(fd));  // after stall_timeout_ms, not never
+  EXPECT_TRUE(test::closedByPeer(fd));  // after stall_timeout_ms, not never
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
   ::close(fd);
 }

@@ -27,16 +27,6 @@ std::string scrape(uint16_t port, const std::string& path = "/metrics", const st
   return resp.body;
 }
 
-// The value of one series ("name{labels}"), -1 when absent.
-double seriesValue(const std::string& text, const std::string& series) {
-  size_t at = 0;
-  while ((at = text.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
-    at += series.size();
-  }
-  return -1;
-}
-
 std::shared_ptr<Config> withMetrics(int port) {
   auto c = loopbackConfig();
   c->set("metrics/port", static_cast<int64_t>(port));
@@ -73,27 +63,27 @@ class MetricsEndpointTest : public ::testing::Test {
 TEST_F(MetricsEndpointTest, CountersMoveWithTransfers) {
   const std::string bytes = "ferry_transferred_bytes_total{" + label(*a) + ",transport=\"tcp\",op=\"write\"}";
   const std::string tasks = "ferry_tasks_total{" + label(*a) + ",op=\"write\",state=\"completed\"}";
-  EXPECT_EQ(seriesValue(scrape(port), bytes), 0);
+  EXPECT_EQ(metricValue(scrape(port), bytes), 0);
   ASSERT_TRUE(write(1 << 20).ok());
   ASSERT_TRUE(write(4096).ok());
   const std::string text = scrape(port);
-  EXPECT_EQ(seriesValue(text, bytes), (1 << 20) + 4096) << text;
-  EXPECT_EQ(seriesValue(text, tasks), 2);
-  EXPECT_EQ(seriesValue(text, "ferry_open_segments{" + label(*a) + "}"), 1);
-  EXPECT_GE(seriesValue(text, "ferry_peer_states{" + label(*a) + ",transport=\"tcp\"}"), 1);
-  EXPECT_GE(seriesValue(text, "ferry_connections{" + label(*a) + ",transport=\"tcp\"}"), 1);
-  EXPECT_EQ(seriesValue(text, "ferry_connections{" + label(*b) + ",transport=\"tcp\"}"), 0);  // b only serves
-  EXPECT_GE(seriesValue(text, "ferry_rpc_connections{" + label(*b) + "}"), 1);
+  EXPECT_EQ(metricValue(text, bytes), (1 << 20) + 4096) << text;
+  EXPECT_EQ(metricValue(text, tasks), 2);
+  EXPECT_EQ(metricValue(text, "ferry_open_segments{" + label(*a) + "}"), 1);
+  EXPECT_GE(metricValue(text, "ferry_peer_states{" + label(*a) + ",transport=\"tcp\"}"), 1);
+  EXPECT_GE(metricValue(text, "ferry_connections{" + label(*a) + ",transport=\"tcp\"}"), 1);
+  EXPECT_EQ(metricValue(text, "ferry_connections{" + label(*b) + ",transport=\"tcp\"}"), 0);  // b only serves
+  EXPECT_GE(metricValue(text, "ferry_rpc_connections{" + label(*b) + "}"), 1);
   // Latency by size class, and the slices' stages: each completed slice observed once.
-  EXPECT_EQ(seriesValue(text, "ferry_task_latency_seconds_count{" + label(*a) + ",op=\"write\",size=\"1MiB\"}"), 1);
-  EXPECT_EQ(seriesValue(text, "ferry_task_latency_seconds_count{" + label(*a) + ",op=\"write\",size=\"4KiB\"}"), 1);
-  const double slices = seriesValue(text, "ferry_slices_total{" + label(*a) + ",transport=\"tcp\",op=\"write\"}");
+  EXPECT_EQ(metricValue(text, "ferry_task_latency_seconds_count{" + label(*a) + ",op=\"write\",size=\"1MiB\"}"), 1);
+  EXPECT_EQ(metricValue(text, "ferry_task_latency_seconds_count{" + label(*a) + ",op=\"write\",size=\"4KiB\"}"), 1);
+  const double slices = metricValue(text, "ferry_slices_total{" + label(*a) + ",transport=\"tcp\",op=\"write\"}");
   EXPECT_GE(slices, 2);
   for (const char* stage : {"queued", "on_the_wire", "awaiting_ack"})  // tcp says when bytes left
-    EXPECT_EQ(seriesValue(text, "ferry_slice_stage_seconds_count{" + label(*a) + ",stage=\"" + stage + "\"}"), slices)
+    EXPECT_EQ(metricValue(text, "ferry_slice_stage_seconds_count{" + label(*a) + ",stage=\"" + stage + "\"}"), slices)
         << stage;
   // b (same endpoint) is there too, in the same families.
-  EXPECT_EQ(seriesValue(text, "ferry_open_segments{" + label(*b) + "}"), 0);
+  EXPECT_EQ(metricValue(text, "ferry_open_segments{" + label(*b) + "}"), 0);
   const std::string type = "# TYPE ferry_open_segments gauge";
   EXPECT_EQ(text.find(type), text.rfind(type));  // one block per family
 }
@@ -108,10 +98,10 @@ TEST_F(MetricsEndpointTest, NotificationsAndFailuresAreCounted) {
       runBatch(*a, {Request{Request::WRITE, src.data(), seg, reinterpret_cast<uint64_t>(dst.data()) + 16, 1 << 20, "tcp"}})
           .ok());
   const std::string text = scrape(port);
-  EXPECT_EQ(seriesValue(text, "ferry_notifications_total{" + label(*a) + ",direction=\"sent\",outcome=\"delivered\"}"), 1);
+  EXPECT_EQ(metricValue(text, "ferry_notifications_total{" + label(*a) + ",direction=\"sent\",outcome=\"delivered\"}"), 1);
   EXPECT_EQ(
-      seriesValue(text, "ferry_notifications_total{" + label(*b) + ",direction=\"received\",outcome=\"delivered\"}"), 1);
-  EXPECT_EQ(seriesValue(text, "ferry_notification_pending_bytes{" + label(*b) + "}"), 0);
+      metricValue(text, "ferry_notifications_total{" + label(*b) + ",direction=\"received\",outcome=\"delivered\"}"), 1);
+  EXPECT_EQ(metricValue(text, "ferry_notification_pending_bytes{" + label(*b) + "}"), 0);
 }
 
 TEST_F(MetricsEndpointTest, PromtoolAcceptsTheText) {

@@ -263,8 +263,7 @@ class Downgrades : public Failover {
   double scraped(const std::string& series) {
     http::Response resp;
     EXPECT_TRUE(http::call("127.0.0.1", ext::metricsPort(*a), "GET", "/metrics", "", 5000, resp).ok());
-    const size_t at = resp.body.find("\n" + series + " ");
-    return at == std::string::npos ? -1 : std::stod(resp.body.substr(at + series.size() + 2));
+    return metricValue(resp.body, series);
   }
   std::string series(const char* reason) {
     return "ferry_downgrades_total{engine=\"" + a->getSegmentName() + "\",from=\"shm\",to=\"tcp\",reason=\"" +
