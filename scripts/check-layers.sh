@@ -11,6 +11,7 @@
 #   src/core       anything above, but of transport/ only transport.h and registry.h
 #   src/compat, python, tools   ferry/ common/ compat/ metadata/ (the public API and
 #                  ferry/engine_ext.h, never core/)
+#   src/capi       ferry/ common/ capi/        (the C API wraps the public C++ API only)
 # Core never names a transport (no transport's name as a string, no transport class), and
 # nothing but src/common/environment.cpp reads the environment.
 set -uo pipefail
@@ -41,6 +42,7 @@ check src/control '^(common|control|ferry)/'
 check src/metadata '^(common|metadata|ferry)/'
 check src/core '^(common|control|metadata|model|core|ferry)/|^transport/(transport|registry)\.h$'
 check src/compat '^(common|compat|metadata|ferry)/'
+check src/capi '^(common|capi|ferry)/'
 check python '^(common|compat|ferry)/'
 check tools '^(common|metadata|ferry)/'
 for t in src/transport/*/; do
