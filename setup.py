@@ -1,6 +1,7 @@
 """pip install of Ferry's Python API from this source tree, offline:
 
     /usr/bin/python3 -m pip install --no-build-isolation .
+    /usr/bin/python3 -m pip wheel --no-build-isolation --no-deps -w dist .   # a wheel file
 
 (--no-build-isolation: use Debian's setuptools instead of fetching one.) The extension is
 built by the project's CMake; FERRY_BUILD_DIR reuses an existing build directory, and
@@ -8,6 +9,7 @@ FERRY_PYTHON_MOONCAKE_ALIAS=0 leaves out the mooncake.engine alias package.
 """
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +18,9 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+# One version for the library and the wheel: the project() line of CMakeLists.txt.
+with open(os.path.join(ROOT, "CMakeLists.txt")) as cmake_lists:
+    VERSION = re.search(r"project\(ferry VERSION ([0-9.]+)", cmake_lists.read()).group(1)
 ALIAS = os.environ.get("FERRY_PYTHON_MOONCAKE_ALIAS", "1") != "0"
 
 
@@ -37,7 +42,7 @@ class CMakeBuild(build_ext):
 
 setup(
     name="ferry-transfer-engine",
-    version="0.1.0",
+    version=VERSION,
     description="Ferry transfer engine: the Mooncake Transfer Engine Python API",
     package_dir={"": "python"},
     packages=["ferry"] + (["mooncake"] if ALIAS else []),

@@ -6,11 +6,15 @@
 #   bin/ferry-*                               the tools (linked statically against Ferry)
 include(CMakePackageConfigHelpers)
 
-# pkg-config modules behind the library's private dependencies (Requires.private of ferry.pc,
-# and what the static library needs at a consumer).
+# What the static library needs at a consumer: the pkg-config modules Ferry::ferry_static
+# resolves (named in FerryConfig's messages) and the libraries `pkg-config --static` adds.
+# They are not Requires.private of ferry.pc: pkg-config would then insist on their -dev
+# packages even to link the shared library.
 set(FERRY_PC_REQUIRES "hiredis libxxhash prometheus-cpp-core libcurl libcrypto")
+set(FERRY_PC_LIBS_PRIVATE "-lhiredis -lxxhash -lprometheus-cpp-core -lcurl -lcrypto -lpthread -ldl")
 if(FERRY_LIBURING_FOUND)
   string(APPEND FERRY_PC_REQUIRES " liburing")
+  string(APPEND FERRY_PC_LIBS_PRIVATE " -luring")
 endif()
 
 install(TARGETS ferry EXPORT FerryTargets LIBRARY DESTINATION lib)
@@ -46,10 +50,12 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Ferry transfer engine: KV-cache and weigh
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS
     "libhiredis-dev, libxxhash-dev, prometheus-cpp-dev, libcurl4-openssl-dev, libssl-dev, liburing-dev, pkg-config")
-# rdma-core and the CUDA driver are opened at run time where present; never required.
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libibverbs1")
+# rdma-core and the CUDA driver are opened at run time where present, never required;
+# ferry-plot (ferry-bench --plot) draws with matplotlib.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libibverbs1, python3-matplotlib")
 include(CPack)

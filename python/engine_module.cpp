@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "common/environment.h"
+#include "ferry/version.h"
 #include "py_log.h"
 #include "py_transfer_engine.h"
 
@@ -50,6 +51,7 @@ PYBIND11_MODULE(engine, m) {
   if (ferry::env::value("FERRY_LOG_TO_PYTHON") && ferry::env::truthy(ferry::env::value("FERRY_LOG_TO_PYTHON")))
     PythonLogForwarder::instance().start("ferry");
 
+  m.attr("__version__") = ferry::version();
   m.attr("SUPPORT_CUDA") = ferry::ext::cudaDriverPresent();
   m.attr("SUPPORT_EFA") = false;
   m.attr("SUPPORT_HIP") = false;

@@ -17,6 +17,8 @@ packages=(
   libxxhash-dev                         # XXH3 digests of registered ranges
   prometheus-cpp-dev prometheus         # /metrics text format; tests check it with promtool
   python3-matplotlib                    # ferry-bench --plot (ferry-plot)
+  python3-pip python3-venv python3-wheel  # the wheel, installed into a venv by the Python tests
+  dpkg-dev                              # CPack's .deb: dpkg-shlibdeps finds its dependencies
   util-linux                            # tests: prlimit, unshare (pid namespaces)
 )
 

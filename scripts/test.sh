@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine and runs every test: the layer rules, the release build's suite,
-# the rdma transport's line coverage, the same suite under AddressSanitizer +
-# UndefinedBehaviorSanitizer and under ThreadSanitizer, and bounded libFuzzer runs of the wire decoder, the token handshake and
-# the HTTP request head. Exit status is non-zero
+# Sets up a fresh machine and runs every test: the layer rules, the release build's suite
+# (with the Python suite from an installed wheel and the consumers of the installed C/C++
+# package), the .deb installed and removed, the rdma transport's line coverage, the same
+# suite under AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, and
+# bounded libFuzzer runs of the wire decoder, the token handshake and the HTTP request head.
+# Exit status is non-zero
 # if anything fails. To fit CI's time the three builds are unity builds
 # (CMAKE_UNITY_BUILD; scripts/build.sh alone builds file by file, so a missing include still
 # shows there), with line-table debug info, and the sanitizer builds use clang (a third
@@ -24,6 +26,9 @@ bash scripts/build.sh build "${unity[@]}" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 
 # The Python API must have been built: a missing dependency is a failure, not a skip.
 ls build/python/ferry/engine.*.so >/dev/null || { echo "the Python module was not built" >&2; exit 1; }
 (cd build && ctest -j2 --output-on-failure --timeout 300)
+
+echo "== Debian package: build, install with apt-get, run ferry-bench from /usr/bin, remove"
+bash scripts/package.sh --check build
 
 echo "== rdma transport: line coverage over the verbs emulation (bar 85 %)"
 bash scripts/coverage.sh src/transport/rdma ferry_rdma_tests 85
