@@ -13,6 +13,7 @@
 
 #include "ferry/status.h"
 
+#pragma GCC visibility push(default)  // libferry.so exports the public API only
 namespace ferry {
 
 class Config {
@@ -61,3 +62,4 @@ class Config {
 };
 
 }  // namespace ferry
+#pragma GCC visibility pop

@@ -14,6 +14,7 @@
 #include "ferry/transfer_engine.h"
 #include "ferry/types.h"
 
+#pragma GCC visibility push(default)  // libferry.so exports the public API only
 namespace ferry::ext {
 
 /// OK when [addr, addr+length) lies inside one buffer registered with `engine`.
@@ -78,3 +79,4 @@ uint64_t checksumMismatches(TransferEngine& engine);
 uint16_t metricsPort(TransferEngine& engine);
 
 }  // namespace ferry::ext
+#pragma GCC visibility pop

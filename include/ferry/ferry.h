@@ -27,6 +27,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* libferry.so exports the public API only */
 
 /* ---- status codes (the negated ferry::Status::Code) ---- */
 enum {
@@ -326,6 +327,8 @@ int ferry_peer_state_count(ferry_engine* engine, size_t* out);
 int ferry_checksum_mismatches(ferry_engine* engine, uint64_t* out);
 /** The port of this engine's Prometheus /metrics, 0 when off. */
 int ferry_metrics_port(ferry_engine* engine, uint16_t* out);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string_view>
 
+#pragma GCC visibility push(default)  // libferry.so exports the public API only
 namespace ferry {
 
 enum class LogLevel : uint8_t { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 };
@@ -32,3 +33,4 @@ void setLogLevel(LogLevel level);
 LogLevel logLevel();
 
 }  // namespace ferry
+#pragma GCC visibility pop

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#pragma GCC visibility push(default)  // libferry.so exports the public API only
 namespace ferry {
 
 class [[nodiscard]] Status {
@@ -73,6 +74,7 @@ class [[nodiscard]] Status {
 };
 
 }  // namespace ferry
+#pragma GCC visibility pop
 
 /// Return early from the enclosing function when `expr` is not OK.
 #define FERRY_RETURN_IF_ERROR(expr)            \

@@ -14,6 +14,7 @@
 #include "ferry/status.h"
 #include "ferry/types.h"
 
+#pragma GCC visibility push(default)  // libferry.so exports the public API only
 namespace ferry {
 class TransferEngine;
 }
@@ -139,3 +140,4 @@ class TransferEngine {
 };
 
 }  // namespace mooncake
+#pragma GCC visibility pop

@@ -13,8 +13,13 @@
 #include "ferry/types.h"
 
 namespace ferry {
-
+// The engine's insides, declared before the exported region so they stay hidden.
 class EngineImpl;
+struct EngineAccess;
+}  // namespace ferry
+
+#pragma GCC visibility push(default)  // libferry.so exports the public API only
+namespace ferry {
 
 class TransferEngine {
  public:
@@ -149,3 +154,4 @@ class TransferEngine {
 };
 
 }  // namespace ferry
+#pragma GCC visibility pop

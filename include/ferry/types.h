@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default)  // libferry.so exports the public API only
 namespace ferry {
 
 /// Handle of an opened segment (openSegment / importRemoteSegment).
@@ -142,3 +143,4 @@ struct TransferStatus {
 const char* ToString(TransferStatusEnum s);
 
 }  // namespace ferry
+#pragma GCC visibility pop
