@@ -1,6 +1,6 @@
 # What `cmake --install` lays out, and the .deb CPack makes of it:
 #   lib/libferry.so*, lib/libferry.a          the library, shared and static
-#   include/ferry/*.h                         the public C++ headers, ferry.h (C), version.h
+#   include/ferry/*.h, include/tent/*.h       the public C++ headers, ferry.h (C), version.h
 #   lib/cmake/Ferry/                          find_package(Ferry CONFIG): Ferry::ferry, Ferry::ferry_static
 #   lib/pkgconfig/ferry.pc                    pkg-config --cflags --libs ferry
 #   bin/ferry-*                               the tools (linked statically against Ferry)
@@ -19,7 +19,7 @@ endif()
 
 install(TARGETS ferry EXPORT FerryTargets LIBRARY DESTINATION lib)
 install(TARGETS ferry_static EXPORT FerryStaticTargets ARCHIVE DESTINATION lib)
-install(DIRECTORY include/ferry DESTINATION include)
+install(DIRECTORY include/ferry include/tent DESTINATION include)
 install(FILES ${CMAKE_BINARY_DIR}/include/ferry/version.h DESTINATION include/ferry)
 install(EXPORT FerryTargets NAMESPACE Ferry:: DESTINATION lib/cmake/Ferry)
 install(EXPORT FerryStaticTargets NAMESPACE Ferry:: DESTINATION lib/cmake/Ferry)

@@ -15,10 +15,11 @@ trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
 
-for h in "$prefix"/include/ferry/*.h; do
-  echo "#include <ferry/$(basename "$h")>" > "$work/alone.cpp"
+for h in "$prefix"/include/ferry/*.h "$prefix"/include/tent/*.h; do
+  name=${h#"$prefix/include/"}
+  echo "#include <$name>" > "$work/alone.cpp"
   c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -I"$prefix/include" "$work/alone.cpp" ||
-    { echo "installed header $(basename "$h") does not compile on its own" >&2; exit 1; }
+    { echo "installed header $name does not compile on its own" >&2; exit 1; }
 done
 echo '#include <ferry/ferry.h>' > "$work/alone.c"
 cc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -I"$prefix/include" "$work/alone.c"
