@@ -207,6 +207,8 @@ int ferry_config_get_double(const ferry_config* config, const char* key, double*
 int ferry_config_validate(const ferry_config* config);
 /** The whole tree as JSON, secrets redacted. */
 int ferry_config_dump(const ferry_config* config, char** out);
+/** Ferry's default settings as JSON (what `ferry-info --config` prints). */
+int ferry_config_defaults_json(char** out);
 
 /* ---- engine ---- */
 /** Starts an engine. `config` NULL: from the environment (FERRY_CONF / MC_*); else a copy of

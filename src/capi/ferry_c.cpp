@@ -184,6 +184,13 @@ int ferry_config_dump(const ferry_config* config, char** out) {
   });
 }
 
+int ferry_config_defaults_json(char** out) {
+  return textOut("ferry_config_defaults_json", out, [](std::string& text) {
+    text = ferry::Config::defaultsJson();
+    return Status::OK();
+  });
+}
+
 // ---- engine ----
 int ferry_engine_new(const ferry_config* config, ferry_engine** out) {
   return startEngine("ferry_engine_new", out, [&] {

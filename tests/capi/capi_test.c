@@ -147,6 +147,22 @@ static void test_config(void) {
   ferry_config_free(c);
   ferry_config_free(NULL);
 
+  char* defaults = NULL;
+  CHECK_OK(ferry_config_defaults_json(&defaults));
+  CHECK(defaults && strstr(defaults, "\"transfer_timeout_ms\": 30000") != NULL);
+  ferry_free(defaults);
+
+  /* No config: from the environment, as the C++ default constructor. */
+  setenv("FERRY_CONF", "{\"rpc\": {\"bind_address\": \"127.0.0.1\"}, \"transfer_timeout_ms\": 4321}", 1);
+  CHECK_OK(ferry_engine_new(NULL, &e));
+  CHECK_OK(ferry_engine_config_dump(e, &dump));
+  CHECK(dump && strstr(dump, "4321") != NULL);
+  ferry_free(dump);
+  ferry_engine_free(e);
+  setenv("FERRY_CONF", "{\"transfer_timeout_ms\": \"soon\"}", 1);
+  CHECK(ferry_engine_new(NULL, &e) == FERRY_E_INVALID_ARGUMENT && e == NULL);
+  unsetenv("FERRY_CONF");
+
   CHECK(ferry_engine_new_from_json(NULL, &e) == FERRY_E_INVALID_ARGUMENT);
   CHECK_OK(ferry_engine_new_from_json("{\"rpc\": {\"bind_address\": \"127.0.0.1\"}}", &e));
   CHECK(e != NULL);
