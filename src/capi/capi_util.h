@@ -136,6 +136,15 @@ inline Status toOpcode(int c_opcode, ferry::Request::OpCode& out) {
   return Status::OK();
 }
 
+// The per-call fields ferry_request and ferry_paged_request share with their C++ forms.
+template <typename CRequest, typename NativeRequest>
+void copyCallFields(const CRequest& c, NativeRequest& r) {
+  r.transport_hint = c.transport_hint;
+  r.priority = c.priority;
+  r.deadline_ns = c.deadline_ns;
+  r.checksum = c.checksum != 0;
+}
+
 inline Status toRequests(const ferry_request* requests, size_t count, std::vector<ferry::Request>& out) {
   if (count > 0) FERRY_RETURN_IF_ERROR(need(requests, "requests"));
   out.resize(count);
@@ -147,10 +156,7 @@ inline Status toRequests(const ferry_request* requests, size_t count, std::vecto
     r.target_id = c.target_id;
     r.target_offset = c.target_offset;
     r.length = c.length;
-    r.transport_hint = c.transport_hint;
-    r.priority = c.priority;
-    r.deadline_ns = c.deadline_ns;
-    r.checksum = c.checksum != 0;
+    copyCallFields(c, r);
   }
   return Status::OK();
 }

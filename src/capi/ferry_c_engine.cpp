@@ -293,10 +293,7 @@ int ferry_submit_paged_transfer(ferry_engine* engine, uint64_t batch_id, const f
     r.num_layers = c.num_layers == 0 ? 1 : c.num_layers;
     r.local_layer_stride = c.local_layer_stride;
     r.remote_layer_stride = c.remote_layer_stride;
-    r.transport_hint = c.transport_hint;
-    r.priority = c.priority;
-    r.deadline_ns = c.deadline_ns;
-    r.checksum = c.checksum != 0;
+    copyCallFields(c, r);
     return e.submitPagedTransfer(batch_id, r);
   });
 }
