@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -455,17 +456,7 @@ Status Gpu::free(int ordinal, uint64_t address) {
   return inContext(ordinal, [&] { return fromResult(*api_, api_->mem_free(address), "cuMemFree"); });
 }
 
-Status Gpu::copy(void* dst, const void* src, size_t n) {
-  const auto d = reinterpret_cast<uint64_t>(dst), s = reinterpret_cast<uint64_t>(src);
-  if (n == 0) return Status::OK();
-  // The device whose context runs the copy: the destination's, else the source's.
-  PointerInfo info = pointerInfo(d);
-  if (!info.device) info = pointerInfo(s);
-  if (!info.device) {
-    std::memcpy(dst, src, n);
-    return Status::OK();
-  }
-  const int ordinal = info.ordinal;
+Status Gpu::onCopyStream(int ordinal, const std::function<int(Stream)>& fn, const char* what) {
   return inContext(ordinal, [&] {
     Stream stream = nullptr;
     {
@@ -477,13 +468,130 @@ Status Gpu::copy(void* dst, const void* src, size_t n) {
       }
     }
     if (!stream) FERRY_RETURN_IF_ERROR(fromResult(*api_, api_->stream_create(&stream), "cuStreamCreate"));
-    int r = api_->copy_async(d, s, n, stream);
-    const int synced = api_->stream_synchronize(stream);  // also after a refused copy: the stream is idle again
+    int r = fn(stream);
+    const int synced = api_->stream_synchronize(stream);  // also after a failure: the stream is idle again
     if (r == 0) r = synced;
     std::lock_guard lock(mu_);
     idle_streams_[static_cast<size_t>(ordinal)].push_back(stream);
-    return fromResult(*api_, r, "cuMemcpyAsync");
+    return fromResult(*api_, r, what);
   });
+}
+
+Status Gpu::copy(void* dst, const void* src, size_t n) {
+  const auto d = reinterpret_cast<uint64_t>(dst), s = reinterpret_cast<uint64_t>(src);
+  if (n == 0) return Status::OK();
+  // The device whose context runs the copy: the destination's, else the source's.
+  PointerInfo info = pointerInfo(d);
+  if (!info.device) info = pointerInfo(s);
+  if (!info.device) {
+    std::memcpy(dst, src, n);
+    return Status::OK();
+  }
+  return onCopyStream(info.ordinal, [&](Stream stream) { return api_->copy_async(d, s, n, stream); }, "cuMemcpyAsync");
+}
+
+namespace {
+// How a staging buffer is cut into pieces: up to kMaxPieceSlots slots of at most
+// kPieceBytes, so one piece's copy overlaps the stream I/O of another.
+struct PieceLayout {
+  PieceLayout(size_t n, size_t staging_len)
+      : slots(std::clamp<size_t>(staging_len / kPieceBytes, 1, kMaxPieceSlots)),
+        piece(std::min(kPieceBytes, staging_len / slots)),
+        count(piece ? (n + piece - 1) / piece : 0) {}
+  size_t lengthOf(size_t k, size_t n) const { return std::min(piece, n - k * piece); }
+  size_t slots, piece, count;
+};
+
+// Events of one pieces call (one per slot), destroyed with it once the stream is idle (no
+// record of them is still queued).
+struct SlotEvents {
+  SlotEvents(const DriverApi& api, Stream stream, size_t n) : api(api), stream(stream), events(n, nullptr) {}
+  ~SlotEvents() {
+    api.stream_synchronize(stream);
+    for (Event e : events)
+      if (e) api.event_destroy(e);
+  }
+  int create() {
+    for (Event& e : events)
+      if (int r = api.event_create(&e)) return r;
+    return 0;
+  }
+  const DriverApi& api;
+  Stream stream;
+  std::vector<Event> events;
+};
+}  // namespace
+
+Status Gpu::copyOutPieces(const void* src, size_t n, uint8_t* staging, size_t staging_len,
+                          const std::function<Status(const uint8_t*, size_t)>& emit, bool* emitted) {
+  *emitted = false;
+  const PieceLayout layout(n, staging_len);
+  if (n == 0 || layout.piece == 0) return n == 0 ? Status::OK() : Status::InvalidArgument("no staging memory");
+  const auto base = reinterpret_cast<uint64_t>(src);
+  const PointerInfo info = pointerInfo(base);
+  if (!info.device) return Status::InvalidArgument("copyOutPieces: the source is not device memory");
+  Status emit_status;
+  Status copied = onCopyStream(info.ordinal, [&](Stream stream) -> int {
+    SlotEvents slot(*api_, stream, layout.slots);
+    if (int r = slot.create()) return r;
+    auto enqueue = [&](size_t k) {
+      uint8_t* at = staging + (k % layout.slots) * layout.piece;
+      if (int r = api_->copy_async(reinterpret_cast<uint64_t>(at), base + k * layout.piece, layout.lengthOf(k, n), stream))
+        return r;
+      return api_->event_record(slot.events[k % layout.slots], stream);
+    };
+    for (size_t k = 0; k < std::min(layout.slots, layout.count); ++k)
+      if (int r = enqueue(k)) return r;
+    for (size_t k = 0; k < layout.count; ++k) {
+      if (int r = api_->event_synchronize(slot.events[k % layout.slots])) return r;
+      emit_status = emit(staging + (k % layout.slots) * layout.piece, layout.lengthOf(k, n));
+      *emitted = true;
+      if (!emit_status.ok()) return 0;
+      // The slot is free again: the piece `slots` ahead goes into it while this one travels.
+      if (k + layout.slots < layout.count)
+        if (int r = enqueue(k + layout.slots)) return r;
+    }
+    return 0;
+  }, "copying GPU memory out");
+  return copied.ok() ? emit_status : copied;
+}
+
+Status Gpu::copyInPieces(void* dst, size_t n, uint8_t* staging, size_t staging_len,
+                         const std::function<Status(uint8_t*, size_t)>& fill) {
+  const PieceLayout layout(n, staging_len);
+  if (n == 0) return Status::OK();
+  if (layout.piece == 0) return Status::InvalidArgument("copyInPieces: no staging memory");
+  const auto base = reinterpret_cast<uint64_t>(dst);
+  const PointerInfo info = pointerInfo(base);
+  Status fill_status;
+  size_t filled = 0;  // bytes taken off the stream
+  Status copied = Status::InvalidArgument("copyInPieces: the destination is not device memory");
+  if (info.device) {
+    copied = onCopyStream(info.ordinal, [&](Stream stream) -> int {
+      SlotEvents slot(*api_, stream, layout.slots);
+      int failed = slot.create();
+      for (size_t k = 0; k < layout.count; ++k) {
+        uint8_t* at = staging + (k % layout.slots) * layout.piece;
+        // The slot's previous piece must be in device memory before the stream refills it.
+        if (k >= layout.slots && !failed) failed = api_->event_synchronize(slot.events[k % layout.slots]);
+        fill_status = fill(at, layout.lengthOf(k, n));
+        if (!fill_status.ok()) return 0;
+        filled += layout.lengthOf(k, n);
+        // After a failed copy nothing more is copied; the stream is still read to the end below.
+        if (!failed) failed = api_->copy_async(base + k * layout.piece, reinterpret_cast<uint64_t>(at), layout.lengthOf(k, n), stream);
+        if (!failed) failed = api_->event_record(slot.events[k % layout.slots], stream);
+      }
+      return failed;
+    }, "copying into GPU memory");
+  }
+  // Whatever stopped the copies (or kept them from starting), the payload is read to its end:
+  // the stream stays framed. No copy is running into the staging memory any more.
+  while (fill_status.ok() && filled < n) {
+    const size_t len = std::min(layout.piece, n - filled);
+    fill_status = fill(staging, len);
+    filled += len;
+  }
+  return fill_status.ok() ? copied : fill_status;
 }
 
 Status Gpu::pin(void* host, size_t n) {

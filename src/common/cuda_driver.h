@@ -160,6 +160,20 @@ class Gpu {
   /// on a non-blocking stream of ours: never on the legacy default stream, which would wait
   /// for (and hold up) the application's own GPU work.
   Status copy(void* dst, const void* src, size_t n);
+  /// Device memory -> a byte stream, in pieces through `staging` (host memory, pinned for
+  /// DMA speed; kMaxPieceSlots pieces of up to kPieceBytes): `emit` gets each piece in order
+  /// while the driver copies the following ones out. `emit` is first called once the first
+  /// piece is in host memory, so `emitted` false means nothing reached the stream. Returns
+  /// the first failure (a copy's, or emit's, which stops it); staging is idle on return.
+  Status copyOutPieces(const void* src, size_t n, uint8_t* staging, size_t staging_len,
+                       const std::function<Status(const uint8_t*, size_t)>& emit, bool* emitted);
+  /// A byte stream -> device memory, the same way: `fill` fills each piece in order while
+  /// the driver copies earlier ones in; returns once every byte is in device memory. When a
+  /// copy fails or cannot start (not device memory, no context), `fill` is still called until
+  /// all `n` bytes were read (the stream stays framed) and the copy's error returned; an
+  /// error of `fill` stops at once and is returned.
+  Status copyInPieces(void* dst, size_t n, uint8_t* staging, size_t staging_len,
+                      const std::function<Status(uint8_t*, size_t)>& fill);
   /// Page-locks [host, +n) so that copies to and from it run at DMA speed (staging buffers),
   /// in a context already in use (never making one: host-only use must not create a context
   /// on GPU 0); NotSupported where CUDA is not usable or no device is in use yet. unpin()
@@ -169,6 +183,9 @@ class Gpu {
 
  private:
   Status contextOf(int ordinal, Context& out);
+  // Runs `fn` on one of our non-blocking copy streams of `ordinal` (in its context), then
+  // waits for the stream: `fn`'s driver result (or the wait's) becomes the Status.
+  Status onCopyStream(int ordinal, const std::function<int(Stream)>& fn, const char* what);
 
   const Options options_;
   std::mutex mu_;  // guards everything below; a leaf (no driver call that may call back)
@@ -180,6 +197,12 @@ class Gpu {
   std::vector<Context> contexts_;  // retained primary contexts, by ordinal (null: not yet)
   std::vector<std::vector<Stream>> idle_streams_;  // copy()'s, by ordinal: one per concurrent copier
 };
+
+/// Pieces of copyOutPieces / copyInPieces: a staging buffer of kPieceBytes * kMaxPieceSlots
+/// (1 MiB) lets four pieces be in flight between the stream and the GPU.
+inline constexpr size_t kPieceBytes = 256 << 10;
+inline constexpr size_t kMaxPieceSlots = 4;
+inline constexpr size_t kPieceStagingBytes = kPieceBytes * kMaxPieceSlots;
 
 /// Whether an NVIDIA GPU is listed (/proc/driver/nvidia/gpus) and libcuda.so.1 loads, without
 /// initialising CUDA (cheap enough for an import-time flag; a forked child can still use CUDA).

@@ -34,10 +34,15 @@ Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, c
 }
 
 Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, const iovec* pieces, size_t count) {
-  constexpr size_t kMaxPieces = 65;  // 64 ranges and a table of their checksums
-  if (count > kMaxPieces) return Status::InternalError("respondWithPayload: more than 65 pieces");
   size_t len = 0;
   for (size_t i = 0; i < count; ++i) len += pieces[i].iov_len;
+  return respondWithPayload(type, request_id, pieces, count, len);
+}
+
+Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, const iovec* pieces, size_t count,
+                                            size_t len) {
+  constexpr size_t kMaxPieces = 65;  // 64 ranges and a table of their checksums
+  if (count > kMaxPieces) return Status::InternalError("respondWithPayload: more than 65 pieces");
   FrameHeader h{type, static_cast<uint32_t>(len), 0, request_id, epoch()};
   uint8_t hb[wire::kHeaderSize];
   wire::encodeHeader(h, hb);
@@ -49,6 +54,15 @@ Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, c
   Status st = net::writeAllV(fd_, iov, n, sendDeadline());
   out_.clear();
   return st;
+}
+
+Status ServerConnection::beginPayload(MsgType type, uint64_t request_id, size_t len) {
+  return respondWithPayload(type, request_id, nullptr, 0, len);
+}
+
+Status ServerConnection::sendPayloadPiece(const void* data, size_t len) {
+  iovec piece{const_cast<void*>(data), len};
+  return net::writeAllV(fd_, &piece, 1, sendDeadline());
 }
 
 Status ServerConnection::respondWithFds(MsgType type, uint64_t request_id, std::string_view body,

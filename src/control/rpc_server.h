@@ -55,6 +55,11 @@ class ServerConnection {
                             size_t len);
   /// The same with the payload gathered from `count` (<= 65) pieces, in order.
   Status respondWithPayload(wire::MsgType type, uint64_t request_id, const iovec* pieces, size_t count);
+  /// A payload made piece by piece (the GPU's, copied out while it is sent): sends queued
+  /// responses and a header announcing `len` bytes; exactly `len` bytes of
+  /// sendPayloadPiece must follow, else the connection must be closed (the handler fails).
+  Status beginPayload(wire::MsgType type, uint64_t request_id, size_t len);
+  Status sendPayloadPiece(const void* data, size_t len);
   /// Sends queued responses, then a response carrying open descriptors (SCM_RIGHTS; local
   /// connections only). The descriptors stay ours; the peer gets its own copies.
   Status respondWithFds(wire::MsgType type, uint64_t request_id, std::string_view body,
@@ -64,6 +69,8 @@ class ServerConnection {
   size_t backlog() const { return out_.size(); }
 
  private:
+  // The header announces `len` bytes: the pieces, or (beginPayload) what follows them.
+  Status respondWithPayload(wire::MsgType type, uint64_t request_id, const iovec* pieces, size_t count, size_t len);
   uint64_t epoch() const { return epoch_ ? epoch_->load(std::memory_order_acquire) : 0; }
   void appendHeader(wire::MsgType type, uint64_t request_id, uint32_t status, size_t body_len);
   net::Clock::time_point sendDeadline() const { return net::Clock::now() + send_budget_; }

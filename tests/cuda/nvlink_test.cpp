@@ -173,6 +173,9 @@ TEST_F(Nvlink, TcpStagesGpuMemoryAtBothEnds) {
   std::mt19937_64 rng(3);
   const auto g = reinterpret_cast<uint64_t>(gpu);
   for (int round = 0; round < 12; ++round) {
+    // Pieces' copies lagging behind the socket: ours (rounds 1, 3, ...) and the peer's target (2, 6, ...).
+    test::setFakeCudaCopyDelay(round % 2 ? 300 : 0);
+    if (round % 4 == 2 || round % 4 == 3) peer.command(round % 4 == 2 ? "copy_delay 300" : "copy_delay 0");
     const size_t len = 1 + rng() % (3 << 20);
     const uint64_t off = rng() % (kPeerBytes - len), target = peer.rw + rng() % (kPeerBytes - len);
     std::vector<uint8_t> pattern(len), seen(len);
@@ -185,6 +188,7 @@ TEST_F(Nvlink, TcpStagesGpuMemoryAtBothEnds) {
     test::fakeCudaRead(g + off, seen.data(), len);
     EXPECT_EQ(seen, pattern) << round;
   }
+  test::setFakeCudaCopyDelay(0);
   // The peer's read-only GPU buffer: readable through its target's staging, never writable.
   std::vector<uint8_t> ro_bytes(4096);
   ASSERT_TRUE(test::runBatch(*engine, {{Request::READ, host.data(), seg, peer.ro, 4096}}).ok());

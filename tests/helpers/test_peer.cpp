@@ -10,6 +10,7 @@
 //   notifs  -> {"notifs":[{"name":..,"msg":..,"check":"ok"|"bad"|""}...]}
 //   hash ADDR LEN -> {"hash":"<fnv1a64 hex>"}
 //   unregister ADDR -> {"status":"OK"|"<error>","ms":<how long it took>}
+//   copy_delay US -> {"status":"OK"}: (--gpu) the fake driver's copies start up to US late
 //   quit
 // A notification whose msg is "verify ADDR LEN HASH" is checked against our memory at the
 // moment it is received, which is how the tests prove a notification follows its data.
@@ -181,6 +182,11 @@ int main(int argc, char** argv) {
       Status st = engine.unregisterLocalMemory(reinterpret_cast<void*>(addr));
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
       std::printf("%s\n", nlohmann::json({{"status", st.ToString()}, {"ms", ms}}).dump().c_str());
+    } else if (cmd == "copy_delay" && gpu) {
+      int us = 0;
+      is >> us;
+      test::setFakeCudaCopyDelay(us);
+      std::printf("{\"status\":\"OK\"}\n");
     } else {
       std::printf("{\"error\":\"unknown command\"}\n");
     }

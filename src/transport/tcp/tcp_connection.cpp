@@ -164,6 +164,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   while (anyQueuedLocked() && !dead()) {
     int n = 0;
     size_t taken = 0, plain = 0, nvec = 0;
+    bool sent_alone = false;  // a GPU slice went out on its own (sendFromGpu)
     uint64_t bytes = 0;
     uint64_t limit = budget;
     while (anyQueuedLocked()) {
@@ -179,11 +180,18 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       }
       if (lowerClassHeldLocked()) break;  // until answers make room (the receiver wakes the sender)
       uint64_t cost = s->op == Request::WRITE ? s->length : 0;
-      // GPU bytes go through the one staging buffer: such a slice leads its own write.
+      // GPU bytes go through the one staging buffer: such a slice is a write of its own.
       const bool staged = s->op == Request::WRITE && s->local_kind == kCudaMemory;
       if (s->task->priority > 0) limit = std::min(limit, kMaxLowerClassBytesPerWrite);
       if (taken > 0 && (bytes + cost > limit || staged)) break;
       if (taken == 0 && cost > budget) return;  // too big to send inline: hand off
+      if (staged) {
+        queue.pop_front();
+        budget -= std::min(budget, cost);
+        sendFromGpu(lock, s);
+        sent_alone = true;
+        break;
+      }
       VectorFrame* last = nvec ? &vecs[nvec - 1] : nullptr;
       if (vectorizable(*s)) {
         const bool summed = s->task->checksum;
@@ -225,18 +233,6 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       if (last) last->open = false;  // a plain frame follows it: the vectored frame is complete
       queue.pop_front();
       const uint8_t* payload = s->local;
-      if (staged) {
-        lock.unlock();  // sending_ keeps other drainers away from the staging buffer
-        Status st = stageOut(s, payload);
-        lock.lock();
-        if (!st.ok()) {
-          outstanding_.fetch_sub(s->length, std::memory_order_relaxed);
-          lock.unlock();
-          completeSlice(s, st);
-          lock.lock();
-          continue;
-        }
-      }
       bool write = s->op == Request::WRITE;
       const bool summed = s->task->checksum && !s->file_id;  // host memory (the selector's checksum_kinds)
       if (summed && write) {
@@ -265,6 +261,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       bytes += cost;
       ++taken;
     }
+    if (sent_alone) continue;
     if (n == 0) return;  // held (lowerClassHeldLocked) or nothing admissible was left
     for (size_t v = 0; v < nvec; ++v) {
       const VectorFrame& vec = vecs[v];
@@ -303,11 +300,50 @@ bool TcpConnection::vectorizable(const Slice& s) {
          s.length <= kMaxVectorSliceBytes;
 }
 
-Status TcpConnection::stageOut(const Slice* s, const uint8_t*& staged) {
-  if (!options_.gpu) return Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
-  uint8_t* buf = send_staging_.reserve(s->length);
-  staged = buf;
-  return options_.gpu->copy(buf, s->local, s->length);
+void TcpConnection::sendFromGpu(std::unique_lock<std::mutex>& lock, Slice* s) {
+  s->request_id = next_id_++;
+  inflight_.push_back(s);  // before the write: the response may beat us back
+  if (s->task->priority > 0) lower_inflight_ += s->length;
+  uint8_t head[wire::kHeaderSize + kRangeSize];
+  wire::encodeHeader(FrameHeader{kWrite, static_cast<uint32_t>(kRangeSize + s->length), 0, s->request_id}, head);
+  encodeRange(s->remote, s->length, head + wire::kHeaderSize);
+  lock.unlock();  // sending_ keeps other drainers away from the staging buffer
+  bool emitted = false;
+  Status sent;  // the socket's verdict
+  Status st = Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
+  if (options_.gpu) {
+    st = options_.gpu->copyOutPieces(
+        s->local, s->length, send_staging_.reserve(cuda::kPieceStagingBytes), cuda::kPieceStagingBytes,
+        [&](const uint8_t* piece, size_t len) {
+          iovec iov[2];
+          int n = 0;
+          if (!emitted) iov[n++] = {head, sizeof head};  // the header goes with the first piece
+          iov[n++] = {const_cast<uint8_t*>(piece), len};
+          return sent = net::writeAllV(fd_, iov, n);
+        },
+        &emitted);
+  }
+  lock.lock();
+  written_ = s->request_id;  // one drainer at a time (sending_): its write call has returned
+  if (receiver_waits_) cv_.notify_all();
+  if (st.ok()) {
+    if (s->admitted_ns) markSent(*s);
+    return;
+  }
+  if (!emitted) {  // nothing reached the peer: only this slice fails, the connection carries on
+    inflight_.pop_back();  // still the newest, and unanswered: nothing of it was sent
+    if (s->task->priority > 0) lower_inflight_ -= s->length;
+    outstanding_.fetch_sub(s->length, std::memory_order_relaxed);
+    lock.unlock();
+    completeSlice(s, st);
+    lock.lock();
+    return;
+  }
+  // Part of the frame is out and the rest cannot follow: the connection ends here.
+  if (kill_reason_.ok())
+    kill_reason_ = sent.ok() ? st : Status::Unavailable("send to " + where_ + " failed: " + sent.message());
+  dead_.store(true, std::memory_order_release);
+  ::shutdown(fd_, SHUT_RDWR);  // the receiver sees it and fails everything
 }
 
 void TcpConnection::senderLoop() {
@@ -442,12 +478,16 @@ Status TcpConnection::receiveRead(net::SocketReader& reader, Slice& s, Status& r
     result = Status::Canceled("task canceled: its read data was dropped on arrival");
     return reader.skip(s.length);
   }
-  if (s.local_kind == kCudaMemory) {  // through host memory, then the driver's copy
-    uint8_t* staged = recv_staging_.reserve(s.length);
-    FERRY_RETURN_IF_ERROR(reader.readExact(staged, s.length));
-    result = options_.gpu ? options_.gpu->copy(s.local, staged, s.length)
-                          : Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
-    return Status::OK();
+  if (s.local_kind == kCudaMemory) {  // in pieces through host memory, each copied in while the next arrives
+    if (!options_.gpu) {
+      result = Status::InternalError("tcp: a GPU slice on a connection without the CUDA driver");
+      return reader.skip(s.length);
+    }
+    Status received;  // the socket's verdict: its failure ends the connection
+    result = options_.gpu->copyInPieces(s.local, s.length, recv_staging_.reserve(cuda::kPieceStagingBytes),
+                                        cuda::kPieceStagingBytes,
+                                        [&](uint8_t* piece, size_t len) { return received = reader.readExact(piece, len); });
+    return received;
   }
   return reader.readExact(s.local, s.length);  // straight into registered memory
 }

@@ -107,9 +107,10 @@ class TcpConnection {
   // The next queued slice is of a lower class and enough of that class is in flight: it
   // waits (an answer makes room), so a higher-class slice queued later waits for little.
   bool lowerClassHeldLocked();
-  // A WRITE slice's GPU bytes into send_staging_ (the drainer's; no lock held); `staged`
-  // is where they are.
-  Status stageOut(const Slice* s, const uint8_t*& staged);
+  // A WRITE slice of GPU memory, as a write of its own (the drainer's; `lock` held on entry
+  // and exit): its header, then its bytes in pieces staged through send_staging_, each
+  // piece's copy out of the GPU overlapping the send of the one before.
+  void sendFromGpu(std::unique_lock<std::mutex>& lock, Slice* s);
 
   const int fd_;
   const std::string where_;
@@ -137,7 +138,8 @@ class TcpConnection {
   std::atomic<bool> dead_{false};
   std::atomic<uint64_t> outstanding_{0};
   std::thread sender_, receiver_;
-  // Host copies of GPU slices (pinned): one slice at a time each, made on the first such slice.
+  // Host pieces of GPU slices (pinned, cuda::kPieceStagingBytes): one slice at a time each,
+  // made on the first such slice.
   cuda::StagingBuffer send_staging_{options_.gpu};  // the drainer's (one at a time: sending_)
   cuda::StagingBuffer recv_staging_{options_.gpu};  // the receiver thread's
 };

@@ -165,10 +165,8 @@ Status TcpTarget::fileOp(const RemoteAccess& a, bool write, uint8_t* buf) {
   return op.result;
 }
 
-Status TcpTarget::gpuCopy(uint8_t* dst, const uint8_t* src, uint64_t len) {
-  Status st = ctx_->gpu().copy(dst, src, len);
+void TcpTarget::logGpuRefusal(const Status& st) {
   if (!st.ok()) FERRY_LOG_LIMITED(WARN, refusals_) << "serving a peer's access to GPU memory: " << st.ToString();
-  return st;
 }
 
 Status TcpTarget::handleWrite(const FrameHeader& h, ServerConnection& conn) {
@@ -183,15 +181,23 @@ Status TcpTarget::handleWrite(const FrameHeader& h, ServerConnection& conn) {
     conn.respond(kWriteAck, h.request_id, Status::OK());
     return Status::OK();
   }
-  // Files and GPU memory: through a bounce buffer. The ack goes after the file write or the
-  // copy into GPU memory has finished: completion means the bytes are there.
+  // Files and GPU memory: through a bounce buffer (GPU memory: pieces of it, each copied in
+  // while the next arrives). The ack goes after the file write or the copy into GPU memory
+  // has finished: completion means the bytes are there.
   BouncePool::Lease buf;
-  Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
+  const uint64_t staging = gpu ? std::min<uint64_t>(a.len, cuda::kPieceStagingBytes) : a.len;
+  Status st = bounce_.take(staging, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
   if (!st.ok()) {
     FERRY_RETURN_IF_ERROR(conn.reader().skip(a.len));
+  } else if (gpu) {
+    Status received;  // the socket's verdict: its failure ends the connection
+    st = ctx_->gpu().copyInPieces(reinterpret_cast<void*>(a.addr), a.len, buf.data(), staging,
+                                  [&](uint8_t* piece, size_t len) { return received = conn.reader().readExact(piece, len); });
+    FERRY_RETURN_IF_ERROR(received);
+    logGpuRefusal(st);
   } else {
     FERRY_RETURN_IF_ERROR(conn.reader().readExact(buf.data(), a.len));
-    st = gpu ? gpuCopy(reinterpret_cast<uint8_t*>(a.addr), buf.data(), a.len) : fileOp(a, true, buf.data());
+    st = fileOp(a, true, buf.data());
   }
   conn.respond(kWriteAck, h.request_id, st);
   return Status::OK();
@@ -206,9 +212,27 @@ Status TcpTarget::handleRead(const FrameHeader& h, ServerConnection& conn) {
   if (!a.file && !gpu)
     return conn.respondWithPayload(kReadData, h.request_id, reinterpret_cast<const void*>(a.addr), a.len);
   BouncePool::Lease buf;
-  Status st = bounce_.take(a.len, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
-  if (st.ok())
-    st = gpu ? gpuCopy(buf.data(), reinterpret_cast<const uint8_t*>(a.addr), a.len) : fileOp(a, false, buf.data());
+  const uint64_t staging = gpu ? std::min<uint64_t>(a.len, cuda::kPieceStagingBytes) : a.len;
+  Status st = bounce_.take(staging, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
+  if (st.ok() && gpu) {  // in pieces, each copied out of the GPU while the one before is sent
+    bool emitted = false;
+    Status sent;  // the socket's verdict
+    st = ctx_->gpu().copyOutPieces(reinterpret_cast<const void*>(a.addr), a.len, buf.data(), staging,
+                                   [&](const uint8_t* piece, size_t len) {
+                                     if (!emitted && !(sent = conn.beginPayload(kReadData, h.request_id, a.len)).ok())
+                                       return sent;
+                                     return sent = conn.sendPayloadPiece(piece, len);
+                                   },
+                                   &emitted);
+    if (st.ok() || !emitted) {
+      logGpuRefusal(st);
+      if (!st.ok()) conn.respond(kReadData, h.request_id, st);
+      return Status::OK();
+    }
+    // Part of the payload is out and the rest cannot follow: the connection must close.
+    return sent.ok() ? Status::Unavailable("a GPU read failed mid-payload: " + st.message()) : sent;
+  }
+  if (st.ok()) st = fileOp(a, false, buf.data());
   if (!st.ok()) {
     conn.respond(kReadData, h.request_id, st);
     return Status::OK();

@@ -97,8 +97,8 @@ class TcpTarget {
   Status refuse(const wire::FrameHeader& h, ServerConnection& conn, const Status& why, uint64_t payload);
   // The I/O of an admitted file access between `buf` and the file.
   Status fileOp(const RemoteAccess& a, bool write, uint8_t* buf);
-  // A copy to or from registered GPU memory (through the driver), logged when it fails.
-  Status gpuCopy(uint8_t* dst, const uint8_t* src, uint64_t len);
+  // A failed copy to or from registered GPU memory is logged (rate-limited) before the peer hears it.
+  void logGpuRefusal(const Status& st);
 
   TransportContext* ctx_ = nullptr;
   uint32_t file_align_ = 4096;  // files/direct_alignment, for the bounce buffers
