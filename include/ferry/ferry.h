@@ -216,7 +216,8 @@ int ferry_config_defaults_json(char** out);
 int ferry_engine_new(const ferry_config* config, ferry_engine** out);
 /** As above, from a JSON file or inline JSON text. */
 int ferry_engine_new_from_json(const char* path_or_json, ferry_engine** out);
-/** Stops the engine (its batches, connections and registrations go with it). NULL is fine. */
+/** Stops the engine (its batches, connections and registrations go with it). NULL is fine.
+ *  No other call on this engine may be running or made afterwards. */
 void ferry_engine_free(ferry_engine* engine);
 /** This engine's segment name (default "ip:port" of its RPC server). */
 int ferry_engine_segment_name(ferry_engine* engine, char** out);
