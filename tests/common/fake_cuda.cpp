@@ -71,6 +71,7 @@ struct State {
   std::map<uint64_t, Allocation> device;  // by base address: own and imported
   std::atomic<int> devices{2};
   std::atomic<int> delay_us{0};
+  std::atomic<int64_t> refuse_copy_in{-1};  // copy_async calls until one is refused (-1: none)
   uint64_t next_buffer_id = 1;
   int next_name = 0;
   // Part of every backing file's name: a process that dies without freeing (a death test's
@@ -325,6 +326,10 @@ StreamState* streamOf(cuda::Stream s);
 
 int fCopyAsync(uint64_t dst, uint64_t src, size_t n, cuda::Stream s) {
   if (currentOrdinal() < 0) return kInvalidContext;
+  int64_t left = S().refuse_copy_in.load();
+  while (left >= 0 && !S().refuse_copy_in.compare_exchange_weak(left, left - 1)) {
+  }
+  if (left == 0) return kInvalidValue;  // the injected refusal (setFakeCudaRefuseCopy)
   uint8_t* probe = nullptr;  // like the driver: ranges it can check are refused at once
   if (int r = translate(dst, n, &probe)) return r;
   if (int r = translate(src, n, &probe)) return r;
@@ -602,6 +607,7 @@ FakeCudaStats fakeCudaStats() {
 }
 
 void setFakeCudaCopyDelay(int max_us) { S().delay_us = max_us; }
+void setFakeCudaRefuseCopy(int64_t after) { S().refuse_copy_in = after; }
 void setFakeCudaCapturing(bool capturing) { S().capturing = capturing; }
 
 uint64_t fakeCudaAlloc(int ordinal, size_t size) {

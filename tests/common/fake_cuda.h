@@ -36,6 +36,9 @@ void installFakeCuda(int devices = 2);
 FakeCudaStats fakeCudaStats();
 /// Delays every asynchronous copy by up to `max_us` (random), to shake out ordering bugs.
 void setFakeCudaCopyDelay(int max_us);
+/// The copy_async call `after` calls from now (0: the next) is refused with
+/// CUDA_ERROR_INVALID_VALUE, once, as a driver refuses a copy it cannot queue; -1: none.
+void setFakeCudaRefuseCopy(int64_t after);
 /// Streams report that they are being captured into a CUDA graph (or not).
 void setFakeCudaCapturing(bool capturing);
 /// Device memory made outside any engine (as a framework would), and its release.

@@ -22,6 +22,8 @@ namespace {
 std::shared_ptr<Config> nvlinkConfig() {
   auto c = test::loopbackConfig(10000);
   c->set("cuda/provider", "fake");
+  // tcp slices of 2 MiB: eight GPU pieces each (cuda::kPieceBytes), more than the ring holds.
+  c->set<int64_t>("transports/tcp/slice_size", 2 << 20);
   return c;
 }
 
@@ -201,6 +203,64 @@ TEST_F(Nvlink, TcpStagesGpuMemoryAtBothEnds) {
   EXPECT_GT(test::fakeCudaStats().live_pinned_bytes, 0u);
   engine.reset();
   EXPECT_EQ(test::fakeCudaStats().live_pinned_bytes, 0u);
+}
+
+TEST_F(Nvlink, ARefusedGpuCopyFailsItsSliceOrMovesItAndTheConnectionCarriesOn) {
+  // tcp moves GPU bytes in pieces: a 2 MiB slice is eight, four copied out ahead (the ring),
+  // so the fifth copy call and later come after the frame has begun.
+  const auto g = reinterpret_cast<uint64_t>(gpu);
+  const size_t len = 2 << 20;
+  std::vector<uint8_t> pattern(len), seen(len);
+  auto write = [&](int seed) {
+    test::fillPattern(pattern.data(), len, seed);
+    test::fakeCudaWrite(g, pattern.data(), len);
+    TransferStatus ts;
+    Status st = test::runBatch(*engine, {{Request::WRITE, static_cast<uint8_t*>(gpu), seg, peer.rw, len, "tcp"}},
+                               std::chrono::seconds(10), &ts);
+    return st.ok() ? Status::OK() : Status(st.code(), st.message() + " / " + ToString(ts.s));
+  };
+  ASSERT_TRUE(write(1).ok());
+  // The first piece cannot be copied out: nothing was sent, that slice alone fails (pinned to
+  // tcp: no other transport), and the connection serves the next one.
+  test::setFakeCudaRefuseCopy(0);
+  EXPECT_FALSE(write(2).ok());
+  ASSERT_TRUE(write(3).ok());
+  EXPECT_EQ(peer.hash(peer.rw, len), test::hashHex(pattern.data(), len));
+  // A later piece cannot: the frame was begun and cannot be finished, so the connection
+  // ends and its slice is re-posted on another one: the write still lands whole.
+  test::setFakeCudaRefuseCopy(5);
+  ASSERT_TRUE(write(4).ok());
+  EXPECT_EQ(peer.hash(peer.rw, len), test::hashHex(pattern.data(), len));
+  // Reading into our GPU memory: a refused copy in fails the read; the stream was still read
+  // to its end, so the connection carries the next read.
+  test::setFakeCudaRefuseCopy(1);
+  TransferStatus ts;
+  EXPECT_FALSE(test::runBatch(*engine, {{Request::READ, static_cast<uint8_t*>(gpu), seg, peer.rw, len, "tcp"}},
+                              std::chrono::seconds(10), &ts).ok());
+  EXPECT_EQ(ts.s, FAILED);
+  test::fakeCudaWrite(g, std::vector<uint8_t>(len).data(), len);
+  ASSERT_TRUE(test::runBatch(*engine, {{Request::READ, static_cast<uint8_t*>(gpu), seg, peer.rw, len, "tcp"}}).ok());
+  test::fakeCudaRead(g, seen.data(), len);
+  EXPECT_EQ(seen, pattern);
+  // The target's copy into its GPU memory refused: the write is answered with the error (not
+  // acknowledged), and the target serves the next one.
+  peer.command("refuse_copy 1");
+  EXPECT_FALSE(write(5).ok());
+  ASSERT_TRUE(write(6).ok());
+  EXPECT_EQ(peer.hash(peer.rw, len), test::hashHex(pattern.data(), len));
+  // The target's copy out of its GPU memory refused at the first piece: the read is refused.
+  peer.command("refuse_copy 0");
+  EXPECT_FALSE(test::runBatch(*engine, {{Request::READ, static_cast<uint8_t*>(gpu), seg, peer.rw, len, "tcp"}},
+                              std::chrono::seconds(10), &ts).ok());
+  ASSERT_TRUE(test::runBatch(*engine, {{Request::READ, static_cast<uint8_t*>(gpu), seg, peer.rw, len, "tcp"}}).ok());
+  test::fakeCudaRead(g, seen.data(), len);
+  EXPECT_EQ(seen, pattern);
+  // ... and mid-payload: the target closes the connection; the read is re-posted and lands whole.
+  peer.command("refuse_copy 5");
+  test::fakeCudaWrite(g, std::vector<uint8_t>(len).data(), len);
+  ASSERT_TRUE(test::runBatch(*engine, {{Request::READ, static_cast<uint8_t*>(gpu), seg, peer.rw, len, "tcp"}}).ok());
+  test::fakeCudaRead(g, seen.data(), len);
+  EXPECT_EQ(seen, pattern);
 }
 
 TEST_F(Nvlink, StoppingWithCopiesInFlightCompletesThemAll) {

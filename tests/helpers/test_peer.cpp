@@ -11,6 +11,7 @@
 //   hash ADDR LEN -> {"hash":"<fnv1a64 hex>"}
 //   unregister ADDR -> {"status":"OK"|"<error>","ms":<how long it took>}
 //   copy_delay US -> {"status":"OK"}: (--gpu) the fake driver's copies start up to US late
+//   refuse_copy N -> {"status":"OK"}: (--gpu) the fake driver refuses its N-th next copy
 //   quit
 // A notification whose msg is "verify ADDR LEN HASH" is checked against our memory at the
 // moment it is received, which is how the tests prove a notification follows its data.
@@ -186,6 +187,11 @@ int main(int argc, char** argv) {
       int us = 0;
       is >> us;
       test::setFakeCudaCopyDelay(us);
+      std::printf("{\"status\":\"OK\"}\n");
+    } else if (cmd == "refuse_copy" && gpu) {
+      int64_t after = -1;
+      is >> after;
+      test::setFakeCudaRefuseCopy(after);
       std::printf("{\"status\":\"OK\"}\n");
     } else {
       std::printf("{\"error\":\"unknown command\"}\n");
