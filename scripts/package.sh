@@ -23,7 +23,7 @@ dpkg-deb -f "$deb" Package Version Depends
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-if dpkg-query -W -f='${Status}' ferry 2>/dev/null | grep -q "install ok installed"; then
+if grep -q "install ok installed" <<<"$(dpkg-query -W -f='${Status}' ferry 2>/dev/null)"; then
   echo "package: a ferry package is already installed here; not touching it" >&2
   exit 1
 fi
@@ -33,11 +33,12 @@ trap remove EXIT
 
 version=$(dpkg-deb -f "$deb" Version)
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$deb" >/dev/null
-dpkg-query -W -f='${Status}\n' ferry | grep -q "install ok installed"
+# (Here-strings, not pipes into grep -q, which under pipefail can fail the writer with SIGPIPE.)
+grep -q "install ok installed" <<<"$(dpkg-query -W -f='${Status}\n' ferry)"
 out=$(/usr/bin/ferry-bench --mode=loopback --duration=1 --buffer_size=64M --verify --json 2>/dev/null)
-echo "$out" | grep -q '"verified":true' || { echo "package: ferry-bench from /usr/bin did not verify: $out" >&2; exit 1; }
+grep -q '"verified":true' <<<"$out" || { echo "package: ferry-bench from /usr/bin did not verify: $out" >&2; exit 1; }
 [ "$(pkg-config --modversion ferry)" = "$version" ] || { echo "package: pkg-config does not see ferry $version" >&2; exit 1; }
-ldconfig -p | grep -q "libferry.so.${version%.*} " || { echo "package: the loader does not list libferry.so" >&2; exit 1; }
+grep -q "libferry.so.${version%.*} " <<<"$(ldconfig -p)" || { echo "package: the loader does not list libferry.so" >&2; exit 1; }
 echo "package: installed $version, ferry-bench --mode=loopback verified, pkg-config and ldconfig see it"
 
 remove
