@@ -570,16 +570,27 @@ Status Gpu::copyInPieces(void* dst, size_t n, uint8_t* staging, size_t staging_l
     copied = onCopyStream(info.ordinal, [&](Stream stream) -> int {
       SlotEvents slot(*api_, stream, layout.slots);
       int failed = slot.create();
+      // Once something failed nothing more is copied, but copies queued before may still be
+      // reading their slots: wait for them all before a slot is refilled.
+      bool quiet = false;
+      auto settle = [&] {
+        if (failed && !quiet) {
+          api_->stream_synchronize(stream);
+          quiet = true;
+        }
+      };
+      settle();
       for (size_t k = 0; k < layout.count; ++k) {
         uint8_t* at = staging + (k % layout.slots) * layout.piece;
         // The slot's previous piece must be in device memory before the stream refills it.
         if (k >= layout.slots && !failed) failed = api_->event_synchronize(slot.events[k % layout.slots]);
+        settle();
         fill_status = fill(at, layout.lengthOf(k, n));
         if (!fill_status.ok()) return 0;
         filled += layout.lengthOf(k, n);
-        // After a failed copy nothing more is copied; the stream is still read to the end below.
         if (!failed) failed = api_->copy_async(base + k * layout.piece, reinterpret_cast<uint64_t>(at), layout.lengthOf(k, n), stream);
         if (!failed) failed = api_->event_record(slot.events[k % layout.slots], stream);
+        settle();
       }
       return failed;
     }, "copying into GPU memory");
