@@ -5,7 +5,6 @@
 
 #include <dlfcn.h>
 
-#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -490,121 +489,6 @@ Status Gpu::copy(void* dst, const void* src, size_t n) {
   return onCopyStream(info.ordinal, [&](Stream stream) { return api_->copy_async(d, s, n, stream); }, "cuMemcpyAsync");
 }
 
-namespace {
-// How a staging buffer is cut into pieces: up to kMaxPieceSlots slots of at most
-// kPieceBytes, so one piece's copy overlaps the stream I/O of another.
-struct PieceLayout {
-  PieceLayout(size_t n, size_t staging_len)
-      : slots(std::clamp<size_t>(staging_len / kPieceBytes, 1, kMaxPieceSlots)),
-        piece(std::min(kPieceBytes, staging_len / slots)),
-        count(piece ? (n + piece - 1) / piece : 0) {}
-  size_t lengthOf(size_t k, size_t n) const { return std::min(piece, n - k * piece); }
-  size_t slots, piece, count;
-};
-
-// Events of one pieces call (one per slot), destroyed with it once the stream is idle (no
-// record of them is still queued).
-struct SlotEvents {
-  SlotEvents(const DriverApi& api, Stream stream, size_t n) : api(api), stream(stream), events(n, nullptr) {}
-  ~SlotEvents() {
-    api.stream_synchronize(stream);
-    for (Event e : events)
-      if (e) api.event_destroy(e);
-  }
-  int create() {
-    for (Event& e : events)
-      if (int r = api.event_create(&e)) return r;
-    return 0;
-  }
-  const DriverApi& api;
-  Stream stream;
-  std::vector<Event> events;
-};
-}  // namespace
-
-Status Gpu::copyOutPieces(const void* src, size_t n, uint8_t* staging, size_t staging_len,
-                          const std::function<Status(const uint8_t*, size_t)>& emit, bool* emitted) {
-  *emitted = false;
-  const PieceLayout layout(n, staging_len);
-  if (n == 0 || layout.piece == 0) return n == 0 ? Status::OK() : Status::InvalidArgument("no staging memory");
-  const auto base = reinterpret_cast<uint64_t>(src);
-  const PointerInfo info = pointerInfo(base);
-  if (!info.device) return Status::InvalidArgument("copyOutPieces: the source is not device memory");
-  Status emit_status;
-  Status copied = onCopyStream(info.ordinal, [&](Stream stream) -> int {
-    SlotEvents slot(*api_, stream, layout.slots);
-    if (int r = slot.create()) return r;
-    auto enqueue = [&](size_t k) {
-      uint8_t* at = staging + (k % layout.slots) * layout.piece;
-      if (int r = api_->copy_async(reinterpret_cast<uint64_t>(at), base + k * layout.piece, layout.lengthOf(k, n), stream))
-        return r;
-      return api_->event_record(slot.events[k % layout.slots], stream);
-    };
-    for (size_t k = 0; k < std::min(layout.slots, layout.count); ++k)
-      if (int r = enqueue(k)) return r;
-    for (size_t k = 0; k < layout.count; ++k) {
-      if (int r = api_->event_synchronize(slot.events[k % layout.slots])) return r;
-      emit_status = emit(staging + (k % layout.slots) * layout.piece, layout.lengthOf(k, n));
-      *emitted = true;
-      if (!emit_status.ok()) return 0;
-      // The slot is free again: the piece `slots` ahead goes into it while this one travels.
-      if (k + layout.slots < layout.count)
-        if (int r = enqueue(k + layout.slots)) return r;
-    }
-    return 0;
-  }, "copying GPU memory out");
-  return copied.ok() ? emit_status : copied;
-}
-
-Status Gpu::copyInPieces(void* dst, size_t n, uint8_t* staging, size_t staging_len,
-                         const std::function<Status(uint8_t*, size_t)>& fill) {
-  const PieceLayout layout(n, staging_len);
-  if (n == 0) return Status::OK();
-  if (layout.piece == 0) return Status::InvalidArgument("copyInPieces: no staging memory");
-  const auto base = reinterpret_cast<uint64_t>(dst);
-  const PointerInfo info = pointerInfo(base);
-  Status fill_status;
-  size_t filled = 0;  // bytes taken off the stream
-  Status copied = Status::InvalidArgument("copyInPieces: the destination is not device memory");
-  if (info.device) {
-    copied = onCopyStream(info.ordinal, [&](Stream stream) -> int {
-      SlotEvents slot(*api_, stream, layout.slots);
-      int failed = slot.create();
-      // Once something failed nothing more is copied, but copies queued before may still be
-      // reading their slots: wait for them all before a slot is refilled.
-      bool quiet = false;
-      auto settle = [&] {
-        if (failed && !quiet) {
-          api_->stream_synchronize(stream);
-          quiet = true;
-        }
-      };
-      settle();
-      for (size_t k = 0; k < layout.count; ++k) {
-        uint8_t* at = staging + (k % layout.slots) * layout.piece;
-        // The slot's previous piece must be in device memory before the stream refills it.
-        if (k >= layout.slots && !failed) failed = api_->event_synchronize(slot.events[k % layout.slots]);
-        settle();
-        fill_status = fill(at, layout.lengthOf(k, n));
-        if (!fill_status.ok()) return 0;
-        filled += layout.lengthOf(k, n);
-        if (!failed) failed = api_->copy_async(base + k * layout.piece, reinterpret_cast<uint64_t>(at), layout.lengthOf(k, n), stream);
-        if (!failed) failed = api_->event_record(slot.events[k % layout.slots], stream);
-        settle();
-      }
-      return failed;
-    }, "copying into GPU memory");
-  }
-  // Whatever stopped the copies (or kept them from starting), the payload is read to its end:
-  // the stream stays framed. No copy is running into the staging memory any more.
-  while (fill_status.ok() && filled < n) {
-    const size_t len = std::min(layout.piece, n - filled);
-    fill_status = fill(staging, len);
-    filled += len;
-  }
-  return fill_status.ok() ? copied : fill_status;
-}
-
 Status Gpu::pin(void* host, size_t n) {
   FERRY_RETURN_IF_ERROR(available());
   int ordinal = -1;
@@ -620,20 +504,6 @@ Status Gpu::pin(void* host, size_t n) {
 void Gpu::unpin(void* host) {
   if (!available().ok()) return;
   inContext(0, [&] { return fromResult(*api_, api_->host_unregister(host), "cuMemHostUnregister"); }).IgnoreError();
-}
-
-uint8_t* StagingBuffer::reserve(size_t n) {
-  if (n > bytes_.size()) {
-    release();
-    bytes_.resize(n);
-  }
-  if (!pinned_ && gpu_) pinned_ = gpu_->pin(bytes_.data(), bytes_.size()).ok();
-  return bytes_.data();
-}
-
-void StagingBuffer::release() {
-  if (pinned_) gpu_->unpin(bytes_.data());
-  pinned_ = false;
 }
 
 bool driverPresent() {
