@@ -283,13 +283,9 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
     if (st.ok() && !inflight_.empty() && inflight_.back()->admitted_ns)
       for (size_t k = inflight_.size() - std::min(taken, inflight_.size()); k < inflight_.size(); ++k)
         markSent(*inflight_[k]);
-    written_ = next_id_ - 1;  // one drainer at a time (sending_): every id so far went out
-    if (receiver_waits_) cv_.notify_all();
+    wroteLocked(next_id_ - 1);  // one drainer at a time (sending_): every id so far went out
     if (!st.ok()) {
-      if (kill_reason_.ok())
-        kill_reason_ = Status::Unavailable("send to " + where_ + " failed: " + st.message());
-      dead_.store(true, std::memory_order_release);
-      ::shutdown(fd_, SHUT_RDWR);  // the receiver sees it and fails everything
+      shutLocked(Status::Unavailable("send to " + where_ + " failed: " + st.message()), false);
       return;
     }
   }
@@ -324,8 +320,7 @@ void TcpConnection::sendFromGpu(std::unique_lock<std::mutex>& lock, Slice* s) {
         &emitted);
   }
   lock.lock();
-  written_ = s->request_id;  // one drainer at a time (sending_): its write call has returned
-  if (receiver_waits_) cv_.notify_all();
+  wroteLocked(s->request_id);
   if (st.ok()) {
     if (s->admitted_ns) markSent(*s);
     return;
@@ -340,10 +335,22 @@ void TcpConnection::sendFromGpu(std::unique_lock<std::mutex>& lock, Slice* s) {
     return;
   }
   // Part of the frame is out and the rest cannot follow: the connection ends here.
-  if (kill_reason_.ok())
-    kill_reason_ = sent.ok() ? st : Status::Unavailable("send to " + where_ + " failed: " + sent.message());
+  shutLocked(sent.ok() ? st : Status::Unavailable("send to " + where_ + " failed: " + sent.message()), false);
+}
+
+void TcpConnection::wroteLocked(uint64_t request_id) {
+  written_ = request_id;
+  if (receiver_waits_) cv_.notify_all();
+}
+
+void TcpConnection::shutLocked(const Status& reason, bool by_us) {
+  if (kill_reason_.ok()) {
+    kill_reason_ = reason;
+    closed_by_us_ = by_us;
+  }
   dead_.store(true, std::memory_order_release);
   ::shutdown(fd_, SHUT_RDWR);  // the receiver sees it and fails everything
+  cv_.notify_all();
 }
 
 void TcpConnection::senderLoop() {
@@ -536,25 +543,15 @@ void TcpConnection::checkDeadline(int64_t now_ns) {
   for (const auto& q : sendq_)
     if (!q.empty() && (!oldest || q.front()->deadline_ns < oldest->deadline_ns)) oldest = q.front();
   if (!oldest || oldest->deadline_ns > now_ns) return;
-  kill_reason_ = Status::Timeout("no completion from " + where_ + " within " +
-                                 std::to_string(options_.transfer_timeout_ms) +
-                                 " ms (transfer_timeout)");
-  closed_by_us_ = true;
+  shutLocked(Status::Timeout("no completion from " + where_ + " within " +
+                             std::to_string(options_.transfer_timeout_ms) + " ms (transfer_timeout)"),
+             true);
   FERRY_LOG(WARN) << kill_reason_.message() << "; closing the connection";
-  dead_.store(true, std::memory_order_release);
-  ::shutdown(fd_, SHUT_RDWR);
-  cv_.notify_all();
 }
 
 void TcpConnection::abort(const Status& reason) {
   std::lock_guard lock(mu_);
-  if (kill_reason_.ok()) {
-    kill_reason_ = reason;
-    closed_by_us_ = true;
-  }
-  dead_.store(true, std::memory_order_release);
-  ::shutdown(fd_, SHUT_RDWR);
-  cv_.notify_all();
+  shutLocked(reason, true);
 }
 
 }  // namespace ferry

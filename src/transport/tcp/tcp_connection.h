@@ -87,6 +87,12 @@ class TcpConnection {
   // empty or the next slice would exceed `budget` bytes.
   void drain(std::unique_lock<std::mutex>& lock, uint64_t budget);
   void failAll(const Status& cause);
+  // The drainer's write call for everything up to `request_id` has returned (the receiver
+  // may complete those slices now).
+  void wroteLocked(uint64_t request_id);
+  // Ends the connection: the first reason stays (`by_us`: our decision, a timeout or cancel,
+  // so its slices are not re-posted elsewhere); the receiver then fails what is left.
+  void shutLocked(const Status& reason, bool by_us);
   // Slices this small, of host memory at both ends, travel several to a frame (WriteV/ReadV),
   // up to kMaxVectorFrameBytes: per-frame costs (header, answer, wake-ups) dominate below.
   static constexpr uint32_t kMaxVectorSliceBytes = 128 << 10;
