@@ -380,7 +380,11 @@ Gpu::~Gpu() {
   for (size_t i = 0; i < contexts_.size(); ++i) {
     if (!contexts_[i]) continue;
     if (!idle_streams_[i].empty() && api_->ctx_push(contexts_[i]) == 0) {
-      for (Stream s : idle_streams_[i]) api_->stream_destroy(s);
+      for (const CopyStream& cs : idle_streams_[i]) {
+        for (Event e : cs.events)
+          if (e) api_->event_destroy(e);
+        api_->stream_destroy(cs.stream);
+      }
       api_->ctx_pop();
     }
     api_->primary_ctx_release(static_cast<int>(i));
@@ -455,25 +459,32 @@ Status Gpu::free(int ordinal, uint64_t address) {
   return inContext(ordinal, [&] { return fromResult(*api_, api_->mem_free(address), "cuMemFree"); });
 }
 
-Status Gpu::onCopyStream(int ordinal, const std::function<int(Stream)>& fn, const char* what) {
+Status Gpu::onCopyStream(int ordinal, const std::function<int(CopyStream&)>& fn, const char* what) {
   return inContext(ordinal, [&] {
-    Stream stream = nullptr;
+    CopyStream cs;
     {
       std::lock_guard lock(mu_);
       auto& idle = idle_streams_[static_cast<size_t>(ordinal)];
       if (!idle.empty()) {
-        stream = idle.back();
+        cs = idle.back();
         idle.pop_back();
       }
     }
-    if (!stream) FERRY_RETURN_IF_ERROR(fromResult(*api_, api_->stream_create(&stream), "cuStreamCreate"));
-    int r = fn(stream);
-    const int synced = api_->stream_synchronize(stream);  // also after a failure: the stream is idle again
+    if (!cs.stream) FERRY_RETURN_IF_ERROR(fromResult(*api_, api_->stream_create(&cs.stream), "cuStreamCreate"));
+    int r = fn(cs);
+    const int synced = api_->stream_synchronize(cs.stream);  // also after a failure: the stream is idle again
     if (r == 0) r = synced;
     std::lock_guard lock(mu_);
-    idle_streams_[static_cast<size_t>(ordinal)].push_back(stream);
+    idle_streams_[static_cast<size_t>(ordinal)].push_back(cs);
     return fromResult(*api_, r, what);
   });
+}
+
+int Gpu::slotEvents(CopyStream& cs, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!cs.events[i])
+      if (int r = api_->event_create(&cs.events[i])) return r;
+  return 0;
 }
 
 Status Gpu::copy(void* dst, const void* src, size_t n) {
@@ -486,7 +497,7 @@ Status Gpu::copy(void* dst, const void* src, size_t n) {
     std::memcpy(dst, src, n);
     return Status::OK();
   }
-  return onCopyStream(info.ordinal, [&](Stream stream) { return api_->copy_async(d, s, n, stream); }, "cuMemcpyAsync");
+  return onCopyStream(info.ordinal, [&](CopyStream& cs) { return api_->copy_async(d, s, n, cs.stream); }, "cuMemcpyAsync");
 }
 
 Status Gpu::pin(void* host, size_t n) {

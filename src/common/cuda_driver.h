@@ -10,6 +10,7 @@
 // which answer for host pointers without one.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -124,6 +125,12 @@ std::string deviceUuid(const DriverApi& api, int ordinal);
 /// "<what>: CUDA_ERROR_NAME (code)" as an Unavailable status; OK for 0.
 Status fromResult(const DriverApi& api, int result, const std::string& what);
 
+/// Pieces of copyOutPieces / copyInPieces: a staging buffer of kPieceBytes * kMaxPieceSlots
+/// (1 MiB) lets four pieces be in flight between the stream and the GPU.
+inline constexpr size_t kPieceBytes = 256 << 10;
+inline constexpr size_t kMaxPieceSlots = 4;
+inline constexpr size_t kPieceStagingBytes = kPieceBytes * kMaxPieceSlots;
+
 /// The driver as an engine uses it. Nothing is loaded or initialised before the first call
 /// that needs CUDA, and the answer is kept: a host-only program never pays cuInit, and with
 /// the system driver a machine without an NVIDIA GPU (/proc/driver/nvidia/gpus) never even
@@ -183,9 +190,17 @@ class Gpu {
 
  private:
   Status contextOf(int ordinal, Context& out);
-  // Runs `fn` on one of our non-blocking copy streams of `ordinal` (in its context), then
-  // waits for the stream: `fn`'s driver result (or the wait's) becomes the Status.
-  Status onCopyStream(int ordinal, const std::function<int(Stream)>& fn, const char* what);
+  // One of our non-blocking copy streams, with the events the pieces calls record on it
+  // (made on first need and kept with the stream: no call creates or destroys any).
+  struct CopyStream {
+    Stream stream = nullptr;
+    std::array<Event, kMaxPieceSlots> events{};
+  };
+  // Runs `fn` on an idle copy stream of `ordinal` (in its context), then waits for the
+  // stream: `fn`'s driver result (or the wait's) becomes the Status.
+  Status onCopyStream(int ordinal, const std::function<int(CopyStream&)>& fn, const char* what);
+  // Makes the first `n` events of `cs` where missing; the driver's result.
+  int slotEvents(CopyStream& cs, size_t n);
 
   const Options options_;
   std::mutex mu_;  // guards everything below; a leaf (no driver call that may call back)
@@ -195,14 +210,8 @@ class Gpu {
   std::shared_ptr<const DriverApi> api_;
   int devices_ = 0;
   std::vector<Context> contexts_;  // retained primary contexts, by ordinal (null: not yet)
-  std::vector<std::vector<Stream>> idle_streams_;  // copy()'s, by ordinal: one per concurrent copier
+  std::vector<std::vector<CopyStream>> idle_streams_;  // by ordinal: one per concurrent copier
 };
-
-/// Pieces of copyOutPieces / copyInPieces: a staging buffer of kPieceBytes * kMaxPieceSlots
-/// (1 MiB) lets four pieces be in flight between the stream and the GPU.
-inline constexpr size_t kPieceBytes = 256 << 10;
-inline constexpr size_t kMaxPieceSlots = 4;
-inline constexpr size_t kPieceStagingBytes = kPieceBytes * kMaxPieceSlots;
 
 /// Whether an NVIDIA GPU is listed (/proc/driver/nvidia/gpus) and libcuda.so.1 loads, without
 /// initialising CUDA (cheap enough for an import-time flag; a forked child can still use CUDA).

@@ -3,7 +3,6 @@
 // Split from cuda_driver.cpp, which keeps loading the driver and the Gpu's contexts and
 // streams; nothing here includes cuda.h (the driver is reached through its table).
 #include <algorithm>
-#include <vector>
 
 #include "common/cuda_driver.h"
 
@@ -21,24 +20,6 @@ struct PieceLayout {
   size_t slots, piece, count;
 };
 
-// Events of one pieces call (one per slot), destroyed with it once the stream is idle (no
-// record of them is still queued).
-struct SlotEvents {
-  SlotEvents(const DriverApi& api, Stream stream, size_t n) : api(api), stream(stream), events(n, nullptr) {}
-  ~SlotEvents() {
-    api.stream_synchronize(stream);
-    for (Event e : events)
-      if (e) api.event_destroy(e);
-  }
-  int create() {
-    for (Event& e : events)
-      if (int r = api.event_create(&e)) return r;
-    return 0;
-  }
-  const DriverApi& api;
-  Stream stream;
-  std::vector<Event> events;
-};
 }  // namespace
 
 Status Gpu::copyOutPieces(const void* src, size_t n, uint8_t* staging, size_t staging_len,
@@ -50,19 +31,19 @@ Status Gpu::copyOutPieces(const void* src, size_t n, uint8_t* staging, size_t st
   const PointerInfo info = pointerInfo(base);
   if (!info.device) return Status::InvalidArgument("copyOutPieces: the source is not device memory");
   Status emit_status;
-  Status copied = onCopyStream(info.ordinal, [&](Stream stream) -> int {
-    SlotEvents slot(*api_, stream, layout.slots);
-    if (int r = slot.create()) return r;
+  Status copied = onCopyStream(info.ordinal, [&](CopyStream& cs) -> int {
+    const Stream stream = cs.stream;
+    if (int r = slotEvents(cs, layout.slots)) return r;
     auto enqueue = [&](size_t k) {
       uint8_t* at = staging + (k % layout.slots) * layout.piece;
       if (int r = api_->copy_async(reinterpret_cast<uint64_t>(at), base + k * layout.piece, layout.lengthOf(k, n), stream))
         return r;
-      return api_->event_record(slot.events[k % layout.slots], stream);
+      return api_->event_record(cs.events[k % layout.slots], stream);
     };
     for (size_t k = 0; k < std::min(layout.slots, layout.count); ++k)
       if (int r = enqueue(k)) return r;
     for (size_t k = 0; k < layout.count; ++k) {
-      if (int r = api_->event_synchronize(slot.events[k % layout.slots])) return r;
+      if (int r = api_->event_synchronize(cs.events[k % layout.slots])) return r;
       emit_status = emit(staging + (k % layout.slots) * layout.piece, layout.lengthOf(k, n));
       *emitted = true;
       if (!emit_status.ok()) return 0;
@@ -86,9 +67,9 @@ Status Gpu::copyInPieces(void* dst, size_t n, uint8_t* staging, size_t staging_l
   size_t filled = 0;  // bytes taken off the stream
   Status copied = Status::InvalidArgument("copyInPieces: the destination is not device memory");
   if (info.device) {
-    copied = onCopyStream(info.ordinal, [&](Stream stream) -> int {
-      SlotEvents slot(*api_, stream, layout.slots);
-      int failed = slot.create();
+    copied = onCopyStream(info.ordinal, [&](CopyStream& cs) -> int {
+      const Stream stream = cs.stream;
+      int failed = slotEvents(cs, layout.slots);
       // Once something failed nothing more is copied, but copies queued before may still be
       // reading their slots: wait for them all before a slot is refilled.
       bool quiet = false;
@@ -102,13 +83,13 @@ Status Gpu::copyInPieces(void* dst, size_t n, uint8_t* staging, size_t staging_l
       for (size_t k = 0; k < layout.count; ++k) {
         uint8_t* at = staging + (k % layout.slots) * layout.piece;
         // The slot's previous piece must be in device memory before the stream refills it.
-        if (k >= layout.slots && !failed) failed = api_->event_synchronize(slot.events[k % layout.slots]);
+        if (k >= layout.slots && !failed) failed = api_->event_synchronize(cs.events[k % layout.slots]);
         settle();
         fill_status = fill(at, layout.lengthOf(k, n));
         if (!fill_status.ok()) return 0;
         filled += layout.lengthOf(k, n);
         if (!failed) failed = api_->copy_async(base + k * layout.piece, reinterpret_cast<uint64_t>(at), layout.lengthOf(k, n), stream);
-        if (!failed) failed = api_->event_record(slot.events[k % layout.slots], stream);
+        if (!failed) failed = api_->event_record(cs.events[k % layout.slots], stream);
         settle();
       }
       return failed;
