@@ -190,4 +190,23 @@ int onEngine(const char* call, ferry_engine* engine, Body&& body) noexcept {
   });
 }
 
+// A string an engine call produces, handed back through `out`.
+template <typename Get>
+int engineTextOut(const char* call, ferry_engine* engine, char** out, Get&& get) noexcept {
+  return textOut(call, out, [&](std::string& text) -> Status {
+    FERRY_RETURN_IF_ERROR(need(engine, "engine"));
+    return get(engine->engine, text);
+  });
+}
+
+// A value an engine answers, handed back through `out`.
+template <typename T, typename Get>
+int engineValueOut(const char* call, ferry_engine* engine, T* out, Get&& get) noexcept {
+  return onEngine(call, engine, [&](ferry::TransferEngine& e) -> Status {
+    FERRY_RETURN_IF_ERROR(need(out, "out"));
+    *out = static_cast<T>(get(e));
+    return Status::OK();
+  });
+}
+
 }  // namespace ferry::capi

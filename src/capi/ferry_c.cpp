@@ -20,6 +20,7 @@ thread_local std::string t_last_error;
 }  // namespace ferry::capi
 
 using ferry::Status;
+using ferry::TransferEngine;
 using namespace ferry::capi;
 
 namespace {
@@ -83,7 +84,7 @@ const char* ferry_transfer_state_name(int state) {
 void ferry_free(void* block) { std::free(block); }
 
 int ferry_set_log_level(int level) {
-  return guarded("ferry_set_log_level", [&]() -> Status {
+  return guarded(__func__, [&]() -> Status {
     if (level < FERRY_LOG_DEBUG || level > FERRY_LOG_OFF) {
       return Status::InvalidArgument("log level " + std::to_string(level) + " is not a FERRY_LOG_*");
     }
@@ -106,7 +107,7 @@ void ferry_set_log_sink(ferry_log_sink sink, void* user_data) {
 }
 
 int ferry_options_table(char** out) {
-  return textOut("ferry_options_table", out, [](std::string& text) {
+  return textOut(__func__, out, [](std::string& text) {
     text = ferry::ext::optionsTable();
     return Status::OK();
   });
@@ -119,7 +120,7 @@ ferry_config* ferry_config_new(void) { return new (std::nothrow) ferry_config();
 void ferry_config_free(ferry_config* config) { delete config; }
 
 int ferry_config_load(ferry_config* config, const char* path_or_json) {
-  return guarded("ferry_config_load", [&]() -> Status {
+  return guarded(__func__, [&]() -> Status {
     FERRY_RETURN_IF_ERROR(need(config, "config"));
     FERRY_RETURN_IF_ERROR(need(path_or_json, "path_or_json"));
     return config->config.load(path_or_json);
@@ -127,28 +128,28 @@ int ferry_config_load(ferry_config* config, const char* path_or_json) {
 }
 
 int ferry_config_load_env(ferry_config* config) {
-  return guarded("ferry_config_load_env", [&]() -> Status {
+  return guarded(__func__, [&]() -> Status {
     FERRY_RETURN_IF_ERROR(need(config, "config"));
     return config->config.loadFromEnv();
   });
 }
 
 int ferry_config_set_string(ferry_config* config, const char* key, const char* value) {
-  if (!value) return fail(Status::InvalidArgument("value is NULL"), "ferry_config_set_string");
-  return configSet("ferry_config_set_string", config, key, std::string(value));
+  if (!value) return fail(Status::InvalidArgument("value is NULL"), __func__);
+  return configSet(__func__, config, key, std::string(value));
 }
 int ferry_config_set_int(ferry_config* config, const char* key, int64_t value) {
-  return configSet("ferry_config_set_int", config, key, value);
+  return configSet(__func__, config, key, value);
 }
 int ferry_config_set_bool(ferry_config* config, const char* key, int value) {
-  return configSet("ferry_config_set_bool", config, key, value != 0);
+  return configSet(__func__, config, key, value != 0);
 }
 int ferry_config_set_double(ferry_config* config, const char* key, double value) {
-  return configSet("ferry_config_set_double", config, key, value);
+  return configSet(__func__, config, key, value);
 }
 
 int ferry_config_get_string(const ferry_config* config, const char* key, char** out) {
-  return textOut("ferry_config_get_string", out, [&](std::string& text) -> Status {
+  return textOut(__func__, out, [&](std::string& text) -> Status {
     FERRY_RETURN_IF_ERROR(need(config, "config"));
     FERRY_RETURN_IF_ERROR(need(key, "key"));
     if (!config->config.has(key)) return Status::NotFound(std::string("config key '") + key + "' is not set");
@@ -157,27 +158,27 @@ int ferry_config_get_string(const ferry_config* config, const char* key, char** 
   });
 }
 int ferry_config_get_int(const ferry_config* config, const char* key, int64_t* out) {
-  return configGet("ferry_config_get_int", config, key, out);
+  return configGet(__func__, config, key, out);
 }
 int ferry_config_get_bool(const ferry_config* config, const char* key, int* out) {
   bool value = false;
-  int rc = configGet("ferry_config_get_bool", config, key, out ? &value : nullptr);
+  int rc = configGet(__func__, config, key, out ? &value : nullptr);
   if (rc == FERRY_OK) *out = value ? 1 : 0;
   return rc;
 }
 int ferry_config_get_double(const ferry_config* config, const char* key, double* out) {
-  return configGet("ferry_config_get_double", config, key, out);
+  return configGet(__func__, config, key, out);
 }
 
 int ferry_config_validate(const ferry_config* config) {
-  return guarded("ferry_config_validate", [&]() -> Status {
+  return guarded(__func__, [&]() -> Status {
     FERRY_RETURN_IF_ERROR(need(config, "config"));
     return config->config.validate();
   });
 }
 
 int ferry_config_dump(const ferry_config* config, char** out) {
-  return textOut("ferry_config_dump", out, [&](std::string& text) -> Status {
+  return textOut(__func__, out, [&](std::string& text) -> Status {
     FERRY_RETURN_IF_ERROR(need(config, "config"));
     text = config->config.dump();
     return Status::OK();
@@ -185,7 +186,7 @@ int ferry_config_dump(const ferry_config* config, char** out) {
 }
 
 int ferry_config_defaults_json(char** out) {
-  return textOut("ferry_config_defaults_json", out, [](std::string& text) {
+  return textOut(__func__, out, [](std::string& text) {
     text = ferry::Config::defaultsJson();
     return Status::OK();
   });
@@ -193,7 +194,7 @@ int ferry_config_defaults_json(char** out) {
 
 // ---- engine ----
 int ferry_engine_new(const ferry_config* config, ferry_engine** out) {
-  return startEngine("ferry_engine_new", out, [&] {
+  return startEngine(__func__, out, [&] {
     auto copy = std::make_shared<ferry::Config>();
     if (config) {
       *copy = config->config;
@@ -205,8 +206,8 @@ int ferry_engine_new(const ferry_config* config, ferry_engine** out) {
 }
 
 int ferry_engine_new_from_json(const char* path_or_json, ferry_engine** out) {
-  if (!path_or_json) return fail(Status::InvalidArgument("path_or_json is NULL"), "ferry_engine_new_from_json");
-  return startEngine("ferry_engine_new_from_json", out,
+  if (!path_or_json) return fail(Status::InvalidArgument("path_or_json is NULL"), __func__);
+  return startEngine(__func__, out,
                      [&] { return std::make_unique<ferry_engine>(std::string(path_or_json)); });
 }
 
@@ -219,33 +220,26 @@ void ferry_engine_free(ferry_engine* engine) {
 }
 
 int ferry_engine_segment_name(ferry_engine* engine, char** out) {
-  return textOut("ferry_engine_segment_name", out, [&](std::string& text) -> Status {
-    FERRY_RETURN_IF_ERROR(need(engine, "engine"));
-    text = engine->engine.getSegmentName();
+  return engineTextOut(__func__, engine, out, [&](TransferEngine& e, std::string& text) -> Status {
+    text = e.getSegmentName();
     return Status::OK();
   });
 }
 
 int ferry_engine_rpc_address(ferry_engine* engine, char** out) {
-  return textOut("ferry_engine_rpc_address", out, [&](std::string& text) -> Status {
-    FERRY_RETURN_IF_ERROR(need(engine, "engine"));
-    text = engine->engine.getRpcServerAddress();
+  return engineTextOut(__func__, engine, out, [&](TransferEngine& e, std::string& text) -> Status {
+    text = e.getRpcServerAddress();
     return Status::OK();
   });
 }
 
 int ferry_engine_rpc_port(ferry_engine* engine, uint16_t* out) {
-  return onEngine("ferry_engine_rpc_port", engine, [&](ferry::TransferEngine& e) -> Status {
-    FERRY_RETURN_IF_ERROR(need(out, "out"));
-    *out = e.getRpcServerPort();
-    return Status::OK();
-  });
+  return engineValueOut(__func__, engine, out, [](TransferEngine& e) { return e.getRpcServerPort(); });
 }
 
 int ferry_engine_config_dump(ferry_engine* engine, char** out) {
-  return textOut("ferry_engine_config_dump", out, [&](std::string& text) -> Status {
-    FERRY_RETURN_IF_ERROR(need(engine, "engine"));
-    text = ferry::ext::engineConfig(engine->engine).dump();
+  return engineTextOut(__func__, engine, out, [&](TransferEngine& e, std::string& text) -> Status {
+    text = ferry::ext::engineConfig(e).dump();
     return Status::OK();
   });
 }

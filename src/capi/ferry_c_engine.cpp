@@ -16,7 +16,7 @@ extern "C" {
 
 // ---- memory ----
 int ferry_allocate_local_memory(ferry_engine* engine, void** addr, size_t size, const char* location) {
-  return onEngine("ferry_allocate_local_memory", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(addr, "addr"));
     return e.allocateLocalMemory(addr, size, location ? location : ferry::kWildcardLocation);
   });
@@ -24,7 +24,7 @@ int ferry_allocate_local_memory(ferry_engine* engine, void** addr, size_t size, 
 
 int ferry_allocate_local_memory_opts(ferry_engine* engine, void** addr, size_t size,
                                      const ferry_memory_options* options) {
-  return onEngine("ferry_allocate_local_memory_opts", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(addr, "addr"));
     ferry::MemoryOptions native;
     FERRY_RETURN_IF_ERROR(toMemoryOptions(options, native));
@@ -33,12 +33,12 @@ int ferry_allocate_local_memory_opts(ferry_engine* engine, void** addr, size_t s
 }
 
 int ferry_free_local_memory(ferry_engine* engine, void* addr) {
-  return onEngine("ferry_free_local_memory", engine,
+  return onEngine(__func__, engine,
                   [&](TransferEngine& e) { return e.freeLocalMemory(addr); });
 }
 
 int ferry_register_local_memory(ferry_engine* engine, void* addr, size_t size, int permission) {
-  return onEngine("ferry_register_local_memory", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     ferry::Permission native;
     FERRY_RETURN_IF_ERROR(toPermission(permission, native));
     return e.registerLocalMemory(addr, size, native);
@@ -47,7 +47,7 @@ int ferry_register_local_memory(ferry_engine* engine, void* addr, size_t size, i
 
 int ferry_register_local_memory_opts(ferry_engine* engine, void* addr, size_t size,
                                      const ferry_memory_options* options) {
-  return onEngine("ferry_register_local_memory_opts", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     ferry::MemoryOptions native;
     FERRY_RETURN_IF_ERROR(toMemoryOptions(options, native));
     return e.registerLocalMemory(addr, size, native);
@@ -56,7 +56,7 @@ int ferry_register_local_memory_opts(ferry_engine* engine, void* addr, size_t si
 
 int ferry_register_local_memory_batch(ferry_engine* engine, void* const* addrs, const size_t* sizes,
                                       size_t count, int permission) {
-  return onEngine("ferry_register_local_memory_batch", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     if (count > 0) {
       FERRY_RETURN_IF_ERROR(need(addrs, "addrs"));
       FERRY_RETURN_IF_ERROR(need(sizes, "sizes"));
@@ -69,13 +69,13 @@ int ferry_register_local_memory_batch(ferry_engine* engine, void* const* addrs, 
 }
 
 int ferry_unregister_local_memory(ferry_engine* engine, void* addr, size_t size) {
-  return onEngine("ferry_unregister_local_memory", engine,
+  return onEngine(__func__, engine,
                   [&](TransferEngine& e) { return e.unregisterLocalMemory(addr, size); });
 }
 
 int ferry_unregister_local_memory_batch(ferry_engine* engine, void* const* addrs, const size_t* sizes,
                                         size_t count) {
-  return onEngine("ferry_unregister_local_memory_batch", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     if (count > 0) FERRY_RETURN_IF_ERROR(need(addrs, "addrs"));
     std::vector<size_t> size_list;
     if (sizes) size_list.assign(sizes, sizes + count);
@@ -84,13 +84,13 @@ int ferry_unregister_local_memory_batch(ferry_engine* engine, void* const* addrs
 }
 
 int ferry_check_registered(ferry_engine* engine, const void* addr, size_t length) {
-  return onEngine("ferry_check_registered", engine,
+  return onEngine(__func__, engine,
                   [&](TransferEngine& e) { return ferry::ext::checkRegistered(e, addr, length); });
 }
 
 int ferry_overlaps_registered(ferry_engine* engine, const void* addr, size_t length) {
   bool overlaps = false;
-  int rc = onEngine("ferry_overlaps_registered", engine, [&](TransferEngine& e) {
+  int rc = onEngine(__func__, engine, [&](TransferEngine& e) {
     overlaps = ferry::ext::overlapsRegistered(e, addr, length);
     return Status::OK();
   });
@@ -98,7 +98,7 @@ int ferry_overlaps_registered(ferry_engine* engine, const void* addr, size_t len
 }
 
 int ferry_copy_local(ferry_engine* engine, void* dst, const void* src, size_t length) {
-  return onEngine("ferry_copy_local", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     if (length > 0) {
       FERRY_RETURN_IF_ERROR(need(dst, "dst"));
       FERRY_RETURN_IF_ERROR(need(src, "src"));
@@ -108,12 +108,12 @@ int ferry_copy_local(ferry_engine* engine, void* dst, const void* src, size_t le
 }
 
 int ferry_cuda_status(ferry_engine* engine) {
-  return onEngine("ferry_cuda_status", engine, [&](TransferEngine& e) { return ferry::ext::cudaStatus(e); });
+  return onEngine(__func__, engine, [&](TransferEngine& e) { return ferry::ext::cudaStatus(e); });
 }
 
 // ---- files ----
 int ferry_expose_file(ferry_engine* engine, const char* name, const char* path, int permission, uint64_t size) {
-  return onEngine("ferry_expose_file", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(name, "name"));
     FERRY_RETURN_IF_ERROR(need(path, "path"));
     ferry::Permission native;
@@ -123,7 +123,7 @@ int ferry_expose_file(ferry_engine* engine, const char* name, const char* path, 
 }
 
 int ferry_unexpose_file(ferry_engine* engine, const char* name) {
-  return onEngine("ferry_unexpose_file", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(name, "name"));
     return e.unexposeFile(name);
   });
@@ -131,7 +131,7 @@ int ferry_unexpose_file(ferry_engine* engine, const char* name) {
 
 // ---- segments ----
 int ferry_open_segment(ferry_engine* engine, const char* segment_name, uint64_t* segment_id) {
-  return onEngine("ferry_open_segment", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(segment_name, "segment_name"));
     FERRY_RETURN_IF_ERROR(need(segment_id, "segment_id"));
     return e.openSegment(*segment_id, segment_name);
@@ -139,11 +139,11 @@ int ferry_open_segment(ferry_engine* engine, const char* segment_name, uint64_t*
 }
 
 int ferry_close_segment(ferry_engine* engine, uint64_t segment_id) {
-  return onEngine("ferry_close_segment", engine, [&](TransferEngine& e) { return e.closeSegment(segment_id); });
+  return onEngine(__func__, engine, [&](TransferEngine& e) { return e.closeSegment(segment_id); });
 }
 
 int ferry_get_segment_info(ferry_engine* engine, uint64_t segment_id, ferry_segment_info** out) {
-  return onEngine("ferry_get_segment_info", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(out, "out"));
     *out = nullptr;
     ferry::SegmentInfo info;
@@ -165,14 +165,13 @@ int ferry_get_segment_info(ferry_engine* engine, uint64_t segment_id, ferry_segm
 }
 
 int ferry_export_local_segment(ferry_engine* engine, char** out) {
-  return textOut("ferry_export_local_segment", out, [&](std::string& text) -> Status {
-    FERRY_RETURN_IF_ERROR(need(engine, "engine"));
-    return engine->engine.exportLocalSegment(text);
+  return engineTextOut(__func__, engine, out, [&](TransferEngine& e, std::string& text) -> Status {
+    return e.exportLocalSegment(text);
   });
 }
 
 int ferry_import_remote_segment(ferry_engine* engine, const char* shared_handle, uint64_t* segment_id) {
-  return onEngine("ferry_import_remote_segment", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(shared_handle, "shared_handle"));
     FERRY_RETURN_IF_ERROR(need(segment_id, "segment_id"));
     return e.importRemoteSegment(*segment_id, shared_handle);
@@ -180,29 +179,27 @@ int ferry_import_remote_segment(ferry_engine* engine, const char* shared_handle,
 }
 
 int ferry_probe(ferry_engine* engine, const char* segment_name) {
-  return onEngine("ferry_probe", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(segment_name, "segment_name"));
     return ferry::ext::probe(e, segment_name);
   });
 }
 
 int ferry_transport_name(ferry_engine* engine, uint64_t segment_id, char** out) {
-  return textOut("ferry_transport_name", out, [&](std::string& text) -> Status {
-    FERRY_RETURN_IF_ERROR(need(engine, "engine"));
-    text = ferry::ext::transportName(engine->engine, segment_id);
+  return engineTextOut(__func__, engine, out, [&](TransferEngine& e, std::string& text) -> Status {
+    text = ferry::ext::transportName(e, segment_id);
     return Status::OK();
   });
 }
 
 int ferry_describe_selection(ferry_engine* engine, uint64_t segment_id, char** out) {
-  return textOut("ferry_describe_selection", out, [&](std::string& text) -> Status {
-    FERRY_RETURN_IF_ERROR(need(engine, "engine"));
-    return ferry::ext::describeSelection(engine->engine, segment_id, text);
+  return engineTextOut(__func__, engine, out, [&](TransferEngine& e, std::string& text) -> Status {
+    return ferry::ext::describeSelection(e, segment_id, text);
   });
 }
 
 int ferry_exposed_files(ferry_engine* engine, uint64_t segment_id, ferry_exposed_file** out, size_t* count) {
-  return onEngine("ferry_exposed_files", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(out, "out"));
     FERRY_RETURN_IF_ERROR(need(count, "count"));
     *out = nullptr;
@@ -224,24 +221,22 @@ int ferry_exposed_files(ferry_engine* engine, uint64_t segment_id, ferry_exposed
 }
 
 int ferry_local_descriptor_json(ferry_engine* engine, char** out) {
-  return textOut("ferry_local_descriptor_json", out, [&](std::string& text) -> Status {
-    FERRY_RETURN_IF_ERROR(need(engine, "engine"));
-    text = ferry::ext::localDescriptorJson(engine->engine);
+  return engineTextOut(__func__, engine, out, [&](TransferEngine& e, std::string& text) -> Status {
+    text = ferry::ext::localDescriptorJson(e);
     return Status::OK();
   });
 }
 
 int ferry_inspect_transports(ferry_engine* engine, char** out) {
-  return textOut("ferry_inspect_transports", out, [&](std::string& text) -> Status {
-    FERRY_RETURN_IF_ERROR(need(engine, "engine"));
-    text = ferry::ext::inspectTransports(engine->engine);
+  return engineTextOut(__func__, engine, out, [&](TransferEngine& e, std::string& text) -> Status {
+    text = ferry::ext::inspectTransports(e);
     return Status::OK();
   });
 }
 
 // ---- batches and transfers ----
 int ferry_allocate_batch(ferry_engine* engine, size_t batch_size, uint64_t* batch_id) {
-  return onEngine("ferry_allocate_batch", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(batch_id, "batch_id"));
     *batch_id = e.allocateBatch(batch_size);
     if (*batch_id == 0) return Status::InvalidArgument("no batch of " + std::to_string(batch_size) + " requests");
@@ -250,11 +245,11 @@ int ferry_allocate_batch(ferry_engine* engine, size_t batch_size, uint64_t* batc
 }
 
 int ferry_free_batch(ferry_engine* engine, uint64_t batch_id) {
-  return onEngine("ferry_free_batch", engine, [&](TransferEngine& e) { return e.freeBatch(batch_id); });
+  return onEngine(__func__, engine, [&](TransferEngine& e) { return e.freeBatch(batch_id); });
 }
 
 int ferry_submit_transfer(ferry_engine* engine, uint64_t batch_id, const ferry_request* requests, size_t count) {
-  return onEngine("ferry_submit_transfer", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     std::vector<ferry::Request> native;
     FERRY_RETURN_IF_ERROR(toRequests(requests, count, native));
     return e.submitTransfer(batch_id, native);
@@ -264,7 +259,7 @@ int ferry_submit_transfer(ferry_engine* engine, uint64_t batch_id, const ferry_r
 int ferry_submit_transfer_with_notification(ferry_engine* engine, uint64_t batch_id,
                                             const ferry_request* requests, size_t count,
                                             const char* name, const char* msg) {
-  return onEngine("ferry_submit_transfer_with_notification", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(name, "name"));
     FERRY_RETURN_IF_ERROR(need(msg, "msg"));
     std::vector<ferry::Request> native;
@@ -274,7 +269,7 @@ int ferry_submit_transfer_with_notification(ferry_engine* engine, uint64_t batch
 }
 
 int ferry_submit_paged_transfer(ferry_engine* engine, uint64_t batch_id, const ferry_paged_request* request) {
-  return onEngine("ferry_submit_paged_transfer", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(request, "request"));
     const ferry_paged_request& c = *request;
     if (c.index_type != FERRY_PAGES_INT64 && c.index_type != FERRY_PAGES_INT32) {
@@ -299,7 +294,7 @@ int ferry_submit_paged_transfer(ferry_engine* engine, uint64_t batch_id, const f
 }
 
 int ferry_submit_on_stream(ferry_engine* engine, const ferry_request* requests, size_t count, void* stream) {
-  return onEngine("ferry_submit_on_stream", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     std::vector<ferry::Request> native;
     FERRY_RETURN_IF_ERROR(toRequests(requests, count, native));
     return ferry::ext::submitOnStream(e, native, stream);
@@ -307,12 +302,12 @@ int ferry_submit_on_stream(ferry_engine* engine, const ferry_request* requests, 
 }
 
 int ferry_last_stream_error(ferry_engine* engine) {
-  return onEngine("ferry_last_stream_error", engine,
+  return onEngine(__func__, engine,
                   [&](TransferEngine& e) { return ferry::ext::lastStreamError(e); });
 }
 
 int ferry_get_transfer_status(ferry_engine* engine, uint64_t batch_id, size_t task_id, ferry_transfer_status* out) {
-  return onEngine("ferry_get_transfer_status", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(out, "out"));
     ferry::TransferStatus status;
     FERRY_RETURN_IF_ERROR(e.getTransferStatus(batch_id, task_id, status));
@@ -323,7 +318,7 @@ int ferry_get_transfer_status(ferry_engine* engine, uint64_t batch_id, size_t ta
 
 int ferry_get_transfer_status_list(ferry_engine* engine, uint64_t batch_id, ferry_transfer_status** out,
                                    size_t* count) {
-  return onEngine("ferry_get_transfer_status_list", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(out, "out"));
     FERRY_RETURN_IF_ERROR(need(count, "count"));
     *out = nullptr;
@@ -341,7 +336,7 @@ int ferry_get_transfer_status_list(ferry_engine* engine, uint64_t batch_id, ferr
 }
 
 int ferry_get_overall_status(ferry_engine* engine, uint64_t batch_id, ferry_transfer_status* out) {
-  return onEngine("ferry_get_overall_status", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(out, "out"));
     ferry::TransferStatus status;
     FERRY_RETURN_IF_ERROR(e.getTransferStatus(batch_id, status));
@@ -351,7 +346,7 @@ int ferry_get_overall_status(ferry_engine* engine, uint64_t batch_id, ferry_tran
 }
 
 int ferry_wait_transfer(ferry_engine* engine, uint64_t batch_id, int64_t timeout_ms, ferry_transfer_status* out) {
-  return onEngine("ferry_wait_transfer", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(out, "out"));
     if (timeout_ms < 0) return Status::InvalidArgument("timeout_ms is negative");
     ferry::TransferStatus status;
@@ -362,17 +357,17 @@ int ferry_wait_transfer(ferry_engine* engine, uint64_t batch_id, int64_t timeout
 }
 
 int ferry_cancel_transfer(ferry_engine* engine, uint64_t batch_id) {
-  return onEngine("ferry_cancel_transfer", engine, [&](TransferEngine& e) { return e.cancelTransfer(batch_id); });
+  return onEngine(__func__, engine, [&](TransferEngine& e) { return e.cancelTransfer(batch_id); });
 }
 
 int ferry_cancel_task(ferry_engine* engine, uint64_t batch_id, size_t task_id) {
-  return onEngine("ferry_cancel_task", engine,
+  return onEngine(__func__, engine,
                   [&](TransferEngine& e) { return e.cancelTransfer(batch_id, task_id); });
 }
 
 int ferry_digest(ferry_engine* engine, uint64_t segment_id, uint64_t target_offset, size_t length,
                  uint64_t* checksum) {
-  return onEngine("ferry_digest", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(checksum, "checksum"));
     return e.digest(segment_id, target_offset, length, *checksum);
   });
@@ -381,7 +376,7 @@ int ferry_digest(ferry_engine* engine, uint64_t segment_id, uint64_t target_offs
 // ---- notifications ----
 int ferry_send_notification(ferry_engine* engine, uint64_t segment_id, const char* name, const char* msg,
                             size_t msg_length) {
-  return onEngine("ferry_send_notification", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(name, "name"));
     if (msg_length > 0) FERRY_RETURN_IF_ERROR(need(msg, "msg"));
     return e.sendNotification(segment_id, ferry::Notification{name, std::string(msg ? msg : "", msg_length)});
@@ -389,7 +384,7 @@ int ferry_send_notification(ferry_engine* engine, uint64_t segment_id, const cha
 }
 
 int ferry_receive_notifications(ferry_engine* engine, ferry_notification** out, size_t* count) {
-  return onEngine("ferry_receive_notifications", engine, [&](TransferEngine& e) -> Status {
+  return onEngine(__func__, engine, [&](TransferEngine& e) -> Status {
     FERRY_RETURN_IF_ERROR(need(out, "out"));
     FERRY_RETURN_IF_ERROR(need(count, "count"));
     *out = nullptr;
@@ -412,27 +407,15 @@ int ferry_receive_notifications(ferry_engine* engine, ferry_notification** out, 
 
 // ---- introspection ----
 int ferry_peer_state_count(ferry_engine* engine, size_t* out) {
-  return onEngine("ferry_peer_state_count", engine, [&](TransferEngine& e) -> Status {
-    FERRY_RETURN_IF_ERROR(need(out, "out"));
-    *out = ferry::ext::peerStateCount(e);
-    return Status::OK();
-  });
+  return engineValueOut(__func__, engine, out, [](TransferEngine& e) { return ferry::ext::peerStateCount(e); });
 }
 
 int ferry_checksum_mismatches(ferry_engine* engine, uint64_t* out) {
-  return onEngine("ferry_checksum_mismatches", engine, [&](TransferEngine& e) -> Status {
-    FERRY_RETURN_IF_ERROR(need(out, "out"));
-    *out = ferry::ext::checksumMismatches(e);
-    return Status::OK();
-  });
+  return engineValueOut(__func__, engine, out, [](TransferEngine& e) { return ferry::ext::checksumMismatches(e); });
 }
 
 int ferry_metrics_port(ferry_engine* engine, uint16_t* out) {
-  return onEngine("ferry_metrics_port", engine, [&](TransferEngine& e) -> Status {
-    FERRY_RETURN_IF_ERROR(need(out, "out"));
-    *out = ferry::ext::metricsPort(e);
-    return Status::OK();
-  });
+  return engineValueOut(__func__, engine, out, [](TransferEngine& e) { return ferry::ext::metricsPort(e); });
 }
 
 }  // extern "C"
