@@ -54,5 +54,5 @@ row "tcp 64 B sync write p50, us" batch_latency_us_p50 --protocol=tcp --block_si
 prefix=(taskset -c 0)
 shm=(--protocol=shm --block_size=1048576 --batch_size=64 --threads=1 --copy_threads=1 --buffer_size=65M
      --reference=memcpy)
-row "shm write 1M x64, ratio to memcpy" ratio "${shm[@]}" --operation=write
-row "shm read 1M x64, ratio to memcpy" ratio "${shm[@]}" --operation=read
+row "shm write 1M x64, ratio to best copy" ratio "${shm[@]}" --operation=write
+row "shm read 1M x64, ratio to best copy" ratio "${shm[@]}" --operation=read

@@ -59,6 +59,20 @@ TEST_P(ShmPeer, RoundTripsFromOneByteTo64MiBUnaligned) {
   expectRoundTripsAllSizes(*engine, seg, peer, mem, 1000, "shm");  // pinned: no silent fallback to tcp
 }
 
+// Copies that bypass the cache (every submit, with the threshold at one byte) and plain ones
+// (never) land the same bytes; only mapped buffers are copied by us (attached: the kernel).
+TEST_P(ShmPeer, RoundTripsStreamingPastTheCacheOrNever) {
+  for (int64_t threshold : {1, -1}) {
+    auto c = loopbackConfig();
+    c->set<int64_t>("same_machine/streaming_copy_bytes", threshold);
+    engine = std::make_unique<TransferEngine>(c);
+    ASSERT_TRUE(engine->available());
+    ASSERT_TRUE(engine->registerLocalMemory(mem.data(), mem.size()).ok());
+    ASSERT_TRUE(engine->openSegment(seg, peer.segment).ok());
+    expectRoundTripsAllSizes(*engine, seg, peer, mem, 2000 + threshold, "shm");
+  }
+}
+
 // The local socket is the way in to our memory: other users cannot even connect to it.
 TEST_P(ShmPeer, LocalSocketRefusesOtherUsers) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another user";

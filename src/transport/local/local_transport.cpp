@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "common/streaming_copy.h"
 #include "transport/checked_copy.h"
 
 namespace ferry {
@@ -10,6 +11,9 @@ namespace {
 class LocalEndpoint : public Endpoint {
  public:
   Status submit(const PeerEndpoint&, Slice* const* slices, size_t count) override {
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < count; ++i) bytes += slices[i]->length;
+    const bool large = bytes >= streaming_min_bytes;
     for (size_t i = 0; i < count; ++i) {
       Slice* s = slices[i];
       if (Status admit = admitSlice(*s); !admit.ok()) {
@@ -23,20 +27,29 @@ class LocalEndpoint : public Endpoint {
       if (s->local_kind == kCudaMemory || s->remote_kind == kCudaMemory)
         st = gpu->copy(dst, src, s->length);
       else
-        // Source and target may overlap in one buffer: memmove, and the source hashed first.
-        st = checkedCopy(*s, dst, src, [](uint8_t* d, const uint8_t* from, uint64_t n) { std::memmove(d, from, n); });
+        st = checkedCopy(*s, dst, src, [&](uint8_t* d, const uint8_t* from, uint64_t n) {
+          // Source and target may overlap in one buffer: memmove (and the source is hashed
+          // first). A checked copy reads the destination back: it stays in the cache.
+          if (large && !s->task->checksum && (d + n <= from || from + n <= d))
+            streaming::copy(d, from, n);
+          else
+            std::memmove(d, from, n);
+        });
       completeSlice(s, st);
     }
     return Status::OK();
   }
   cuda::Gpu* gpu = nullptr;  // set by start(), before any submit
+  uint64_t streaming_min_bytes = UINT64_MAX;  // same_machine/streaming_copy_bytes
 };
 }  // namespace
 
 LocalTransport::LocalTransport() : self_(std::make_shared<LocalEndpoint>()) {}
 
 Status LocalTransport::start(TransportContext& ctx) {
-  static_cast<LocalEndpoint&>(*self_).gpu = &ctx.gpu();
+  auto& self = static_cast<LocalEndpoint&>(*self_);
+  self.gpu = &ctx.gpu();
+  self.streaming_min_bytes = streaming::minBytesFromOption(ctx.config().get<int64_t>("same_machine/streaming_copy_bytes"));
   return Status::OK();
 }
 

@@ -85,6 +85,7 @@ class ShmTransport : public Transport {
     Slice* slice = nullptr;
     uint8_t* mapped = nullptr;  // target bytes in a mapping the holds keep, or null: use pid
     int64_t pid = 0;
+    bool streamed = false;  // part of a submit too large for the cache: bypass it (streaming.h)
   };
 
   // One submit's queued slices, taken in order.
@@ -113,6 +114,8 @@ class ShmTransport : public Transport {
   // Moves and completes a take's slices, then empties it (releasing its holds). Slices of
   // one task that succeed complete together.
   void copyRun(Take& run);
+  // Starts loading the pages a streamed slice will touch (the one after the current).
+  static void prefetchPages(const Work& w);
   // A take is this many slices at most, and stops once it holds kTakeBytes: one lock round
   // and one completion per take rather than per slice (16 KiB pages: 16 slices a take), while
   // a higher-class submit queued meanwhile waits for at most ~kTakeBytes of copying.
@@ -132,6 +135,7 @@ class ShmTransport : public Transport {
   uint64_t slice_size_ = 1 << 20;
   uint64_t inline_bytes_ = 64 << 10;
   uint64_t copy_piece_ = 256 << 10;  // largest single memcpy (see copyInPieces)
+  uint64_t streaming_min_bytes_ = UINT64_MAX;  // same_machine/streaming_copy_bytes
   bool cross_memory_attach_ = true;
   size_t copy_threads_ = 1;
 

@@ -1,0 +1,141 @@
+#include "common/streaming_copy.h"
+
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace ferry::streaming {
+
+namespace {
+// Below this a streaming copy is all head and tail: memcpy it.
+constexpr size_t kMinStreamed = 256;
+// The destination is aligned to a cache line first, so that each line is written whole by
+// the streaming stores (a partly written line costs a read of the rest at the memory).
+constexpr uintptr_t kLine = 64;
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void bodyAvx2(uint8_t* d, const uint8_t* s, size_t n) {
+  for (size_t i = 0; i < n; i += 128) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 32));
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 64));
+    const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 96));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i), a);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 32), b);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 64), c);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 96), e);
+  }
+}
+
+void bodySse2(uint8_t* d, const uint8_t* s, size_t n) {  // every x86-64 CPU has SSE2
+  for (size_t i = 0; i < n; i += 64) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 16));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 32));
+    const __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + 48), e);
+  }
+}
+#endif
+
+Isa probe() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") ? Isa::kAvx2 : Isa::kSse2;
+#else
+  return Isa::kNone;
+#endif
+}
+}  // namespace
+
+Isa bestIsa() {
+  static const Isa best = probe();
+  return best;
+}
+
+bool supported(Isa isa) {
+  switch (isa) {
+    case Isa::kNone:
+      return true;
+    case Isa::kSse2:
+      return bestIsa() != Isa::kNone;
+    case Isa::kAvx2:
+      return bestIsa() == Isa::kAvx2;
+  }
+  return false;
+}
+
+const char* isaName(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kSse2:
+      return "sse2";
+    case Isa::kNone:
+      break;
+  }
+  return "none";
+}
+
+void copyWith(Isa isa, void* dst, const void* src, size_t n) {
+  auto* d = static_cast<uint8_t*>(dst);
+  const auto* s = static_cast<const uint8_t*>(src);
+  if (isa == Isa::kNone || n < kMinStreamed) {
+    std::memcpy(d, s, n);
+    return;
+  }
+#if defined(__x86_64__)
+  const size_t head = (kLine - reinterpret_cast<uintptr_t>(d) % kLine) % kLine;
+  std::memcpy(d, s, head);
+  const size_t block = isa == Isa::kAvx2 ? 128 : 64;
+  const size_t body = (n - head) / block * block;
+  if (isa == Isa::kAvx2)
+    bodyAvx2(d + head, s + head, body);
+  else
+    bodySse2(d + head, s + head, body);
+  std::memcpy(d + head + body, s + head + body, n - head - body);
+  // Streaming stores are weakly ordered: without the fence a flag or counter written next
+  // (the slice's completion) could become visible before the data.
+  _mm_sfence();
+#endif
+}
+
+void copy(void* dst, const void* src, size_t n) { copyWith(bestIsa(), dst, src, n); }
+
+uint64_t lastLevelCacheBytes() {
+  uint64_t best_level = 0, bytes = 0;
+  for (int i = 0; i < 8; ++i) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    std::ifstream level_file(dir + "level"), size_file(dir + "size");
+    uint64_t level = 0, size = 0;
+    std::string unit;
+    if (!(level_file >> level) || !(size_file >> size)) continue;
+    size_file >> unit;  // "32768K"
+    if (!unit.empty() && (unit[0] == 'K' || unit[0] == 'k')) size <<= 10;
+    if (!unit.empty() && (unit[0] == 'M' || unit[0] == 'm')) size <<= 20;
+    if (level > best_level || (level == best_level && size > bytes)) {
+      best_level = level;
+      bytes = size;
+    }
+  }
+  return bytes;
+}
+
+uint64_t defaultMinBytes() {
+  static const uint64_t llc = lastLevelCacheBytes();
+  return llc ? llc / 2 : 16 << 20;
+}
+
+uint64_t minBytesFromOption(int64_t option) {
+  if (option < 0) return UINT64_MAX;
+  return option == 0 ? defaultMinBytes() : static_cast<uint64_t>(option);
+}
+
+}  // namespace ferry::streaming

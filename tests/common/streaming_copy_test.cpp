@@ -1,0 +1,75 @@
+// Streaming (non-temporal) copies: every instruction set this CPU has, every alignment of
+// both ends, sizes around each block and head boundary, and nothing written outside.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/streaming_copy.h"
+#include "test_util.h"
+
+namespace ferry::test {
+namespace {
+
+using streaming::Isa;
+
+std::vector<Isa> isasHere() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kAvx2, Isa::kSse2, Isa::kNone})
+    if (streaming::supported(isa)) out.push_back(isa);
+  return out;
+}
+
+// Copies n bytes from src+src_off to dst+dst_off with `isa`, and checks the copy and the
+// guard bytes on both sides of it.
+void expectExactCopy(Isa isa, size_t n, size_t src_off, size_t dst_off) {
+  constexpr size_t kGuard = 192;
+  std::vector<uint8_t> src(n + src_off + 64), dst(n + dst_off + 2 * kGuard);
+  fillPattern(src.data(), src.size(), n * 131 + src_off);
+  std::memset(dst.data(), 0xA5, dst.size());
+  uint8_t* at = dst.data() + kGuard + dst_off;
+  streaming::copyWith(isa, at, src.data() + src_off, n);
+  ASSERT_EQ(std::memcmp(at, src.data() + src_off, n), 0)
+      << streaming::isaName(isa) << " n=" << n << " src+" << src_off << " dst+" << dst_off;
+  for (uint8_t* p = dst.data(); p < at; ++p) ASSERT_EQ(*p, 0xA5) << "written before the destination";
+  for (uint8_t* p = at + n; p < dst.data() + dst.size(); ++p) ASSERT_EQ(*p, 0xA5) << "written past the destination";
+}
+
+TEST(StreamingCopy, TheBestInstructionSetIsSupported) {
+  EXPECT_TRUE(streaming::supported(streaming::bestIsa()));
+  EXPECT_TRUE(streaming::supported(Isa::kNone));
+#if defined(__x86_64__)
+  EXPECT_NE(streaming::bestIsa(), Isa::kNone);  // SSE2 is part of x86-64
+  EXPECT_TRUE(streaming::supported(Isa::kSse2));
+#endif
+}
+
+TEST(StreamingCopy, EverySizeAndAlignmentCopiesExactly) {
+  const size_t sizes[] = {0, 1, 63, 64, 127, 128, 255, 256, 257, 319, 320, 383, 1000, 4095, 4096, 4097, 16384 + 5};
+  for (Isa isa : isasHere())
+    for (size_t n : sizes)
+      for (size_t src_off = 0; src_off < 64; src_off += 7)
+        for (size_t dst_off = 0; dst_off < 64; ++dst_off) expectExactCopy(isa, n, src_off, dst_off);
+}
+
+TEST(StreamingCopy, LargeCopiesAreExact) {
+  for (Isa isa : isasHere()) {
+    expectExactCopy(isa, (4 << 20) + 13, 3, 61);
+    expectExactCopy(isa, 1 << 20, 0, 0);
+  }
+  std::vector<uint8_t> src(9 << 20), dst(9 << 20);
+  fillPattern(src.data(), src.size(), 7);
+  streaming::copy(dst.data() + 1, src.data() + 2, src.size() - 2);
+  EXPECT_EQ(std::memcmp(dst.data() + 1, src.data() + 2, src.size() - 2), 0);
+}
+
+TEST(StreamingCopy, ThresholdFollowsTheOption) {
+  const uint64_t llc = streaming::lastLevelCacheBytes();
+  EXPECT_EQ(streaming::defaultMinBytes(), llc ? llc / 2 : 16u << 20);
+  EXPECT_EQ(streaming::minBytesFromOption(0), streaming::defaultMinBytes());
+  EXPECT_EQ(streaming::minBytesFromOption(-1), UINT64_MAX);
+  EXPECT_EQ(streaming::minBytesFromOption(4096), 4096u);
+}
+
+}  // namespace
+}  // namespace ferry::test
