@@ -4,9 +4,10 @@
 # 64 layers x 512 pages of 16 KiB (and the same 512 MiB as 128 pages of 64 KiB), page
 # local[i] paired with page remote[i] by two independent random permutations (a decode node
 # pulling a prefill node's pages), as writes and reads, over tcp and shm.
-# The memcpy line is the memory system's own price for scattering: the same pairs copied one
-# by one in the engine's order (by local page) vs each layer in one memcpy
-# (ferry-bench --mode=memcpy --workload=kv).
+# The memcpy and stream lines are the memory system's own price for scattering: the same pairs
+# copied one by one in the engine's order (by source page) vs each layer in one copy, with
+# glibc's memcpy and with the streaming copy the engine uses for large submits (ferry-bench
+# --mode=memcpy --workload=kv; one thread).
 #   bench/kv_paged.sh [seconds-per-run] [repeats]   (needs build/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +36,13 @@ for shape in "16384 512" "65536 128"; do
       printf "%-7s %-6s %-6s %11s %15s %7s\n" $proto $op $((page / 1024))K "$(median "${g[@]}")" "$(median "${r[@]}")" "$(median "${q[@]}")"
     done
   done
-  m=()
+  m=(); st=()
   for ((i = 0; i < reps; i++)); do
-    m+=("$($bin/ferry-bench --mode=memcpy --workload=kv --page_size=$page --pages=$pages --layers=64 \
-      --duration="$secs" --window_ms=500 --json | python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['ratio'])")")
+    read -r a b <<<"$($bin/ferry-bench --mode=memcpy --workload=kv --page_size=$page --pages=$pages --layers=64 \
+      --duration="$secs" --window_ms=500 --json |
+      python3 -c "import json,sys; j=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(j['ratio'], j['streaming_ratio'])")"
+    m+=("$a"); st+=("$b")
   done
   printf "%-7s %-6s %-6s %43s\n" memcpy copy $((page / 1024))K "scattered / contiguous $(median "${m[@]}")"
+  printf "%-7s %-6s %-6s %43s\n" stream copy $((page / 1024))K "scattered / contiguous $(median "${st[@]}")"
 done

@@ -31,8 +31,8 @@ PagedRequest paged(const std::vector<int64_t>& local, const std::vector<int64_t>
 }
 
 TEST(PageRuns, AdjacentPagesAtBothEndsMerge) {
-  // Taken in local page order: 0 -> 12 alone; 3,4,5 -> 7,8,9 merge (listed apart); 6 -> 11
-  // breaks the remote run.
+  // A write taken in local (source) page order: 0 -> 12 alone; 3,4,5 -> 7,8,9 merge (listed
+  // apart); 6 -> 11 breaks the remote run.
   std::vector<int64_t> local = {4, 6, 0, 3, 5}, remote = {8, 11, 12, 7, 9};
   std::vector<Request> runs;
   ASSERT_TRUE(pageRuns(paged(local, remote, 4096), runs).ok());
@@ -44,6 +44,20 @@ TEST(PageRuns, AdjacentPagesAtBothEndsMerge) {
   EXPECT_EQ(runs[1].length, 3u * 4096);
   EXPECT_EQ(runs[2].length, 4096u);
   EXPECT_EQ(runs[2].target_offset, 0x900000u + 11 * 4096);
+
+  // A read's source is the remote side: taken in remote page order, 7,8,9 <- 3,4,5 merge,
+  // then 11 <- 6 and 12 <- 0.
+  PagedRequest read = paged(local, remote, 4096);
+  read.opcode = Request::READ;
+  runs.clear();
+  ASSERT_TRUE(pageRuns(read, runs).ok());
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].target_offset, 0x900000u + 7 * 4096);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[0].source), 0x100000u + 3 * 4096);
+  EXPECT_EQ(runs[0].length, 3u * 4096);
+  EXPECT_EQ(runs[1].target_offset, 0x900000u + 11 * 4096);
+  EXPECT_EQ(runs[2].target_offset, 0x900000u + 12 * 4096);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[2].source), 0x100000u);
 
   // Layers: the same pages at each layer's offset; the contiguous whole of a layer is one run,
   // and layers that abut at both ends merge too.

@@ -301,21 +301,6 @@ Status ShmTransport::move(Work& w, ShmEndpoint& peer) {
   return st;
 }
 
-// The next slice's first line of each page (up to 64 KiB), asked for while this one is
-// copied: scattered pages (paged KV transfers) otherwise stall on a page walk and on the
-// hardware prefetcher's ramp-up at the start of every page (reads of 16 KiB pages: +10 %).
-void ShmTransport::prefetchPages(const Work& w) {
-  if (!w.streamed || !w.mapped) return;
-  const Slice& s = *w.slice;
-  const uint8_t* src = s.op == Request::WRITE ? s.local : w.mapped;
-  const uint8_t* dst = s.op == Request::WRITE ? w.mapped : s.local;
-  const uint64_t n = std::min<uint64_t>(s.length, 64 << 10);
-  for (uint64_t off = 0; off < n; off += 4096) {
-    __builtin_prefetch(src + off, 0, 0);
-    __builtin_prefetch(dst + off, 1, 0);
-  }
-}
-
 void ShmTransport::copyRun(Take& run) {
   Slice* done[kMaxTake];  // moved, of one task, not yet completed
   size_t n = 0;
@@ -323,9 +308,7 @@ void ShmTransport::copyRun(Take& run) {
     if (n) completeSlicesOk(done, n);
     n = 0;
   };
-  for (size_t i = 0; i < run.work.size(); ++i) {
-    Work& w = run.work[i];
-    if (i + 1 < run.work.size()) prefetchPages(run.work[i + 1]);
+  for (Work& w : run.work) {
     Status st = move(w, *run.holds->peer);
     if (n && (n == kMaxTake || !st.ok() || done[0]->task != w.slice->task)) flush();
     if (st.ok())

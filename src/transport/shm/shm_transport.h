@@ -114,8 +114,6 @@ class ShmTransport : public Transport {
   // Moves and completes a take's slices, then empties it (releasing its holds). Slices of
   // one task that succeed complete together.
   void copyRun(Take& run);
-  // Starts loading the pages a streamed slice will touch (the one after the current).
-  static void prefetchPages(const Work& w);
   // A take is this many slices at most, and stops once it holds kTakeBytes: one lock round
   // and one completion per take rather than per slice (16 KiB pages: 16 slices a take), while
   // a higher-class submit queued meanwhile waits for at most ~kTakeBytes of copying.
