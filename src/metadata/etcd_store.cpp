@@ -112,6 +112,7 @@ Status EtcdStore::lookup(const std::string& key, std::string& value) {
           const auto& [host, port] = endpoints_[preferred_.load(std::memory_order_relaxed) % endpoints_.size()];
           return call.run(host, port, "POST", "/v3/watch", body, timeout_ms_, on_data);
         });
+    mirror_made_.store(mirror_.get(), std::memory_order_release);
   });
   if (key.compare(0, mirror_->prefix().size(), mirror_->prefix()) == 0 && mirror_->find(key, value)) {
     mirror_hits_.fetch_add(1, std::memory_order_relaxed);
@@ -120,7 +121,10 @@ Status EtcdStore::lookup(const std::string& key, std::string& value) {
   return get(key, value);
 }
 
-bool EtcdStore::mirrorCurrent() { return mirror_ && mirror_->current(); }
+bool EtcdStore::mirrorCurrent() {
+  EtcdMirror* mirror = mirror_made_.load(std::memory_order_acquire);
+  return mirror && mirror->current();
+}
 
 Status EtcdStore::putOnLease(const std::string& key, const std::string& value, std::string& reply) {
   int64_t lease = lease_.load();

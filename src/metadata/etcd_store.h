@@ -55,6 +55,9 @@ class EtcdStore : public MetadataStore {
   bool mirror_enabled_ = true;
   std::once_flag mirror_once_;
   std::unique_ptr<EtcdMirror> mirror_;  // last: its thread uses the members above
+  // mirror_ once made, for readers that must not make it (mirrorCurrent): mirror_ itself is
+  // written inside call_once, which only lookup()'s callers synchronize with.
+  std::atomic<EtcdMirror*> mirror_made_{nullptr};
   std::atomic<uint64_t> mirror_hits_{0};
 };
 
