@@ -1,24 +1,39 @@
 // A slice's bytes copied by the CPU of this process (local, shm), checked end to end when
 // its task asks (Task::checksum): the source is hashed before the copy and the destination
 // after it, so a byte changed on the way, or written into the destination meanwhile by
-// someone else, fails the slice instead of passing as data.
+// someone else, fails the slice instead of passing as data. Slices of submits larger than
+// the cache are copied past it (common/streaming_copy.h) unless they are checked.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
 #include "common/checksum.h"
+#include "common/streaming_copy.h"
+#include "ferry/config.h"
 #include "model/slice.h"
 
 namespace ferry {
 
+/// same_machine/streaming_copy_bytes as a threshold on a submit's bytes.
+inline uint64_t streamingMinBytes(const Config& config) {
+  return streaming::minBytesFromOption(config.get<int64_t>("same_machine/streaming_copy_bytes"));
+}
+
 /// Moves s.length bytes from src to dst with `copy(dst, src, n)` and checks the result when
 /// the slice's task asks; the fault transport's flip lands between copy and check.
+/// `large`: the slice's submit reached streamingMinBytes, so an unchecked copy of ranges
+/// that do not overlap uses streaming::copy instead (a checked one keeps `copy`: its hash
+/// reads the destination straight back, from the cache).
 template <class Copy>
-Status checkedCopy(Slice& s, uint8_t* dst, const uint8_t* src, Copy&& copy) {
+Status checkedCopy(Slice& s, uint8_t* dst, const uint8_t* src, Copy&& copy, bool large = false) {
   const uint64_t len = s.length;
+  const bool overlap = dst < src + len && src < dst + len;  // one buffer (local)
   if (!s.task->checksum) {
-    copy(dst, src, len);
+    if (large && !overlap)
+      streaming::copy(dst, src, len);
+    else
+      copy(dst, src, len);
     flipIfAsked(s, dst, len);
     return Status::OK();
   }
@@ -27,7 +42,6 @@ Status checkedCopy(Slice& s, uint8_t* dst, const uint8_t* src, Copy&& copy) {
   // hashes, at XXH3's ~15 GB/s per core, stay the bulk of the cost). Overlapping ranges (one
   // buffer, local) are done whole: a later source piece may be an earlier destination.
   constexpr uint64_t kPiece = 64 << 10;
-  const bool overlap = dst < src + len && src < dst + len;
   const uint64_t piece = overlap ? len : kPiece;
   const uint64_t flip_at = s.flip_byte ? flipOffset(len) : UINT64_MAX;
   checksum::Stream sent, got;

@@ -2,7 +2,6 @@
 
 #include <cstring>
 
-#include "common/streaming_copy.h"
 #include "transport/checked_copy.h"
 
 namespace ferry {
@@ -27,14 +26,9 @@ class LocalEndpoint : public Endpoint {
       if (s->local_kind == kCudaMemory || s->remote_kind == kCudaMemory)
         st = gpu->copy(dst, src, s->length);
       else
-        st = checkedCopy(*s, dst, src, [&](uint8_t* d, const uint8_t* from, uint64_t n) {
-          // Source and target may overlap in one buffer: memmove (and the source is hashed
-          // first). A checked copy reads the destination back: it stays in the cache.
-          if (large && !s->task->checksum && (d + n <= from || from + n <= d))
-            streaming::copy(d, from, n);
-          else
-            std::memmove(d, from, n);
-        });
+        // Source and target may overlap in one buffer: memmove, and the source hashed first.
+        st = checkedCopy(
+            *s, dst, src, [](uint8_t* d, const uint8_t* from, uint64_t n) { std::memmove(d, from, n); }, large);
       completeSlice(s, st);
     }
     return Status::OK();
@@ -49,7 +43,7 @@ LocalTransport::LocalTransport() : self_(std::make_shared<LocalEndpoint>()) {}
 Status LocalTransport::start(TransportContext& ctx) {
   auto& self = static_cast<LocalEndpoint&>(*self_);
   self.gpu = &ctx.gpu();
-  self.streaming_min_bytes = streaming::minBytesFromOption(ctx.config().get<int64_t>("same_machine/streaming_copy_bytes"));
+  self.streaming_min_bytes = streamingMinBytes(ctx.config());
   return Status::OK();
 }
 

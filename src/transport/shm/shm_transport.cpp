@@ -12,7 +12,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
-#include "common/streaming_copy.h"
 #include "transport/checked_copy.h"
 #include "transport/shm/cross_memory.h"
 #include "transport/shm/shm_endpoint.h"
@@ -70,7 +69,7 @@ Status ShmTransport::start(TransportContext& ctx) {
   slice_size_ = c.get<uint64_t>("transports/shm/slice_size");
   inline_bytes_ = c.get<uint64_t>("transports/shm/inline_bytes");
   copy_piece_ = c.get<uint64_t>("transports/shm/copy_piece_bytes");
-  streaming_min_bytes_ = streaming::minBytesFromOption(c.get<int64_t>("same_machine/streaming_copy_bytes"));
+  streaming_min_bytes_ = streamingMinBytes(c);
   cross_memory_attach_ = c.get<bool>("transports/shm/cross_memory_attach");
   // The CPUs this process may run on (taskset, cgroup cpusets), not the machine's.
   cpu_set_t cpus;
@@ -283,14 +282,9 @@ Status ShmTransport::move(Work& w, ShmEndpoint& peer) {
   if (w.mapped) {
     uint8_t* dst = s->op == Request::WRITE ? w.mapped : s->local;
     const uint8_t* src = s->op == Request::WRITE ? s->local : w.mapped;
-    // A checked copy reads the destination straight back (its hash): keep that in the cache.
-    const bool stream = w.streamed && !s->task->checksum;
-    return checkedCopy(*s, dst, src, [this, stream](uint8_t* d, const uint8_t* from, uint64_t n) {
-      if (stream)
-        streaming::copy(d, from, n);
-      else
-        copyInPieces(d, from, n, copy_piece_);
-    });
+    return checkedCopy(
+        *s, dst, src, [this](uint8_t* d, const uint8_t* from, uint64_t n) { copyInPieces(d, from, n, copy_piece_); },
+        w.streamed);
   }
   // Cross-memory attach: the kernel copies between the address spaces.
   bool denied = false;

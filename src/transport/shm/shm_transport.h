@@ -85,7 +85,7 @@ class ShmTransport : public Transport {
     Slice* slice = nullptr;
     uint8_t* mapped = nullptr;  // target bytes in a mapping the holds keep, or null: use pid
     int64_t pid = 0;
-    bool streamed = false;  // part of a submit too large for the cache: bypass it (streaming.h)
+    bool streamed = false;  // of a submit larger than the cache: copied past it (checkedCopy's `large`)
   };
 
   // One submit's queued slices, taken in order.
