@@ -123,6 +123,10 @@ KvPages kvPages(size_t pages) {
   return out;
 }
 
+const ReferenceCopy kReferenceCopies[2] = {
+    {"memcpy", [](void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }},
+    {"streaming copy", &streaming::copy}};
+
 namespace {
 int runMemcpyKv(const tools::Flags& f) {
   const size_t page = static_cast<size_t>(f.i64("page_size")), pages = static_cast<size_t>(f.i64("pages")),
@@ -139,14 +143,11 @@ int runMemcpyKv(const tools::Flags& f) {
   const KvPages kv = kvPages(pages);
   std::vector<int64_t> to(pages);  // to[source page] = destination page
   for (size_t i = 0; i < pages; ++i) to[kv.local[i]] = kv.remote[i];
-  // Each with glibc's memcpy and with the streaming copy the engine uses for large submits.
-  using Copy = void (*)(void*, const void*, size_t);
-  const Copy copies[2] = {[](void* d, const void* s, size_t n) { std::memcpy(d, s, n); }, &streaming::copy};
-  Moved contiguous[2], scattered[2];
+  Moved contiguous[2], scattered[2];  // by kReferenceCopies
   const auto window = std::chrono::milliseconds(std::max<int64_t>(f.i64("window_ms"), 10));
   for (auto end = after(f.f64("duration")); std::chrono::steady_clock::now() < end;) {
     for (int k = 0; k < 2; ++k) {
-      const Copy copy = copies[k];
+      const auto copy = kReferenceCopies[k].copy;
       Moved c = referenceLoop(1, std::chrono::steady_clock::now() + window, layer * layers, layer, [&](size_t off) {
         copy(dst.data() + off, src.data() + off, layer);
         return true;
@@ -165,7 +166,7 @@ int runMemcpyKv(const tools::Flags& f) {
   for (int k = 0; k < 2; ++k) {
     ratio[k] = contiguous[k].gbps() > 0 ? scattered[k].gbps() / contiguous[k].gbps() : 0;
     std::printf("%s kv pages (%zu layers x %zu pages of %zu bytes): scattered %.3f GB/s, contiguous %.3f GB/s; ratio %.3f\n",
-                k ? "streaming copy" : "memcpy", layers, pages, page, scattered[k].gbps(), contiguous[k].gbps(), ratio[k]);
+                kReferenceCopies[k].name, layers, pages, page, scattered[k].gbps(), contiguous[k].gbps(), ratio[k]);
   }
   if (f.boolean("json"))
     std::printf("%s\n", nlohmann::json({{"mode", "memcpy"}, {"workload", "kv"}, {"throughput_GBps", scattered[0].gbps()},

@@ -48,9 +48,18 @@ struct KvPages {
 };
 KvPages kvPages(size_t pages);
 
+/// The copies the memcpy references time: glibc's memcpy, and the streaming copy the engine
+/// uses for large submits (common/streaming_copy.h).
+struct ReferenceCopy {
+  const char* name;
+  void (*copy)(void* dst, const void* src, size_t n);
+};
+extern const ReferenceCopy kReferenceCopies[2];
+
 /// --mode=memcpy: memcpy of the same blocks between two buffers of this process; with
 /// --workload=kv, the kv workload's pages copied one by one in its scattered order vs each
-/// layer in one memcpy, in alternating windows (what scattering costs the memory system).
+/// layer in one copy, in alternating windows, with each of kReferenceCopies (what scattering
+/// costs the memory system).
 int runMemcpy(const Flags& f);
 /// --mode=fileio: plain pread/pwrite of the same blocks of --file.
 int runFileIo(const Flags& f);

@@ -27,7 +27,6 @@
 #include <thread>
 #include <vector>
 
-#include "common/streaming_copy.h"
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 #include "bench_common.h"
@@ -181,18 +180,13 @@ int runInitiator(const tools::Flags& f, nlohmann::json* result) {
   // The memcpy reference moves the same blocks between the same local buffer and a private
   // one of the same size. Zero-filled on construction: every page is touched before timing.
   std::vector<uint8_t> reference_buf(f.str("reference") == "memcpy" ? working_set : 0);
-  // Both glibc's memcpy and the cache-bypassing copy the engine uses for large transfers
-  // (common/streaming_copy.h): the ratio is to the better, the best a program could do.
+  // Each of kReferenceCopies (glibc's memcpy and the engine's streaming copy): the ratio is
+  // to the better, the best a program could do with the CPU.
   if (f.str("reference") == "memcpy")
-    for (bool streamed : {false, true})
-      references.push_back({streamed ? "streaming copy" : "memcpy", [&, streamed](Clock::time_point until) {
+    for (const tools::ReferenceCopy& rc : tools::kReferenceCopies)
+      references.push_back({rc.name, [&, copy = rc.copy](Clock::time_point until) {
         return referenceLoop(threads, until, per_thread, block, [&](size_t o) {
-          uint8_t* dst = is_write ? &reference_buf[o] : lbuf + o;
-          const uint8_t* src = is_write ? lbuf + o : &reference_buf[o];
-          if (streamed)
-            streaming::copy(dst, src, block);
-          else
-            std::memcpy(dst, src, block);
+          copy(is_write ? &reference_buf[o] : lbuf + o, is_write ? lbuf + o : &reference_buf[o], block);
           return true;
         });
       }, {}});

@@ -165,6 +165,11 @@ Status TcpTarget::fileOp(const RemoteAccess& a, bool write, uint8_t* buf) {
   return op.result;
 }
 
+Status TcpTarget::takeBounce(const RemoteAccess& a, bool gpu, BouncePool::Lease& buf, uint64_t& len) {
+  len = gpu ? std::min<uint64_t>(a.len, cuda::kPieceStagingBytes) : a.len;
+  return bounce_.take(len, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
+}
+
 void TcpTarget::logGpuRefusal(const Status& st) {
   if (!st.ok()) FERRY_LOG_LIMITED(WARN, refusals_) << "serving a peer's access to GPU memory: " << st.ToString();
 }
@@ -185,8 +190,8 @@ Status TcpTarget::handleWrite(const FrameHeader& h, ServerConnection& conn) {
   // while the next arrives). The ack goes after the file write or the copy into GPU memory
   // has finished: completion means the bytes are there.
   BouncePool::Lease buf;
-  const uint64_t staging = gpu ? std::min<uint64_t>(a.len, cuda::kPieceStagingBytes) : a.len;
-  Status st = bounce_.take(staging, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
+  uint64_t staging = 0;
+  Status st = takeBounce(a, gpu, buf, staging);
   if (!st.ok()) {
     FERRY_RETURN_IF_ERROR(conn.reader().skip(a.len));
   } else if (gpu) {
@@ -212,8 +217,8 @@ Status TcpTarget::handleRead(const FrameHeader& h, ServerConnection& conn) {
   if (!a.file && !gpu)
     return conn.respondWithPayload(kReadData, h.request_id, reinterpret_cast<const void*>(a.addr), a.len);
   BouncePool::Lease buf;
-  const uint64_t staging = gpu ? std::min<uint64_t>(a.len, cuda::kPieceStagingBytes) : a.len;
-  Status st = bounce_.take(staging, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
+  uint64_t staging = 0;
+  Status st = takeBounce(a, gpu, buf, staging);
   if (st.ok() && gpu) {  // in pieces, each copied out of the GPU while the one before is sent
     bool emitted = false;
     Status sent;  // the socket's verdict

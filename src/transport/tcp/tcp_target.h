@@ -97,6 +97,9 @@ class TcpTarget {
   Status refuse(const wire::FrameHeader& h, ServerConnection& conn, const Status& why, uint64_t payload);
   // The I/O of an admitted file access between `buf` and the file.
   Status fileOp(const RemoteAccess& a, bool write, uint8_t* buf);
+  // A bounce buffer for a file or GPU access (pinned for the GPU), waiting up to bounce_wait_:
+  // `len` bytes, the whole range for a file, one staging ring of pieces for GPU memory.
+  Status takeBounce(const RemoteAccess& a, bool gpu, BouncePool::Lease& buf, uint64_t& len);
   // A failed copy to or from registered GPU memory is logged (rate-limited) before the peer hears it.
   void logGpuRefusal(const Status& st);
 
