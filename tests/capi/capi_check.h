@@ -27,6 +27,8 @@ enum { kBuffer = 4 << 20, kPage = 4096 };
 ferry_engine* start_engine(void);
 /** A pattern that differs per seed and per page. */
 void fill(uint8_t* p, size_t n, unsigned seed);
+/** A request with every other field at its zero value (the defaults). */
+ferry_request request(int opcode, void* source, uint64_t target, uint64_t offset, uint64_t length);
 /** Allocates a batch, submits, waits for COMPLETED, frees it. */
 void run_batch(ferry_engine* e, const ferry_request* reqs, size_t n);
 /** Four threads moving their own slots of `local` to/from the target at once. */

@@ -133,23 +133,14 @@ static void test_transfers(ferry_engine* e, ferry_engine* peer, uint64_t target,
   for (int h = 0; h < 2; ++h) {
     fill(local, 1 << 20, (unsigned)h + 1);
     memset(back, 0, 1 << 20);
-    ferry_request w[2] = {{0}, {0}};
+    ferry_request w[2];
     for (int i = 0; i < 2; ++i) {
-      w[i].opcode = FERRY_WRITE;
-      w[i].source = local + i * (512 << 10);
-      w[i].target_id = target;
-      w[i].target_offset = remote + i * (512 << 10);
-      w[i].length = 512 << 10;
+      w[i] = request(FERRY_WRITE, local + i * (512 << 10), target, remote + i * (512 << 10), 512 << 10);
       w[i].transport_hint = hints[h];
       w[i].checksum = h;
     }
     run_batch(e, w, 2);
-    ferry_request r = {0};
-    r.opcode = FERRY_READ;
-    r.source = back;
-    r.target_id = target;
-    r.target_offset = remote;
-    r.length = 1 << 20;
+    ferry_request r = request(FERRY_READ, back, target, remote, 1 << 20);
     r.transport_hint = hints[h];
     run_batch(e, &r, 1);
     CHECK(memcmp(local, back, 1 << 20) == 0);
@@ -157,12 +148,7 @@ static void test_transfers(ferry_engine* e, ferry_engine* peer, uint64_t target,
 
   /* Per-task and whole-batch status; a notification after the data. */
   uint64_t batch = 0;
-  ferry_request w = {0};
-  w.opcode = FERRY_WRITE;
-  w.source = local;
-  w.target_id = target;
-  w.target_offset = remote;
-  w.length = 64 << 10;
+  ferry_request w = request(FERRY_WRITE, local, target, remote, 64 << 10);
   CHECK_OK(ferry_allocate_batch(e, 4, &batch));
   CHECK_OK(ferry_submit_transfer_with_notification(e, batch, &w, 1, "layer", "done-0"));
   ferry_transfer_status st;
@@ -237,12 +223,7 @@ static void test_transfers(ferry_engine* e, ferry_engine* peer, uint64_t target,
   pr.index_type = 5;
   CHECK(ferry_submit_paged_transfer(e, batch, &pr) == FERRY_E_INVALID_ARGUMENT);
   CHECK_OK(ferry_free_batch(e, batch));
-  ferry_request r = {0};
-  r.opcode = FERRY_READ;
-  r.source = back;
-  r.target_id = target;
-  r.target_offset = remote + (1 << 20);
-  r.length = 2 * stride;
+  ferry_request r = request(FERRY_READ, back, target, remote + (1 << 20), 2 * stride);
   run_batch(e, &r, 1);
   int paged_ok = 1;
   for (size_t l = 0; l < 2; ++l)
@@ -253,14 +234,8 @@ static void test_transfers(ferry_engine* e, ferry_engine* peer, uint64_t target,
   /* Digest: the same bytes at two places of the target hash alike, other bytes do not. */
   uint64_t d1 = 0, d2 = 0, d3 = 0;
   fill(local, 64 << 10, 3);
-  ferry_request twice[2] = {{0}, {0}};
-  for (int i = 0; i < 2; ++i) {
-    twice[i].opcode = FERRY_WRITE;
-    twice[i].source = local;
-    twice[i].target_id = target;
-    twice[i].target_offset = remote + (2 << 20) + (size_t)i * (64 << 10);
-    twice[i].length = 64 << 10;
-  }
+  ferry_request twice[2];
+  for (int i = 0; i < 2; ++i) twice[i] = request(FERRY_WRITE, local, target, remote + (2 << 20) + (size_t)i * (64 << 10), 64 << 10);
   run_batch(e, twice, 2);
   CHECK_OK(ferry_digest(e, target, remote + (2 << 20), 64 << 10, &d1));
   CHECK_OK(ferry_digest(e, target, remote + (2 << 20) + (64 << 10), 64 << 10, &d2));

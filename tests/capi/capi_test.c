@@ -35,6 +35,16 @@ void fill(uint8_t* p, size_t n, unsigned seed) {
 }
 
 /* One batch: submit, wait, check each task and the whole. */
+ferry_request request(int opcode, void* source, uint64_t target, uint64_t offset, uint64_t length) {
+  ferry_request r = {0};
+  r.opcode = opcode;
+  r.source = source;
+  r.target_id = target;
+  r.target_offset = offset;
+  r.length = length;
+  return r;
+}
+
 void run_batch(ferry_engine* e, const ferry_request* reqs, size_t n) {
   uint64_t batch = 0;
   CHECK_OK(ferry_allocate_batch(e, n, &batch));
@@ -186,12 +196,7 @@ static void* worker(void* p) {
   for (int round = 0; round < 20; ++round) {
     uint8_t* mine = a->local + a->slot * n;
     fill(mine, n, (unsigned)(a->slot * 100 + round));
-    ferry_request w = {0};
-    w.opcode = FERRY_WRITE;
-    w.source = mine;
-    w.target_id = a->target;
-    w.target_offset = a->remote + a->slot * n;
-    w.length = n;
+    ferry_request w = request(FERRY_WRITE, mine, a->target, a->remote + a->slot * n, n);
     ferry_request r = w;
     r.opcode = FERRY_READ;
     r.source = mine + (kBuffer / 2);
