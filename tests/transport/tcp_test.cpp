@@ -14,6 +14,7 @@
 #include "model/slice.h"
 #include "transport/tcp/tcp_connection.h"
 #include "transport/tcp/tcp_rails.h"
+#include "transport/tcp/tcp_wire.h"
 
 namespace ferry {
 namespace {
@@ -162,22 +163,39 @@ TEST_P(TcpRailFailover, LostConnectionsSlicesAreRepostedOnTheOtherRail) {
   EXPECT_EQ(cutConnectionsFrom("127.0.0.2", port), 1);
 }
 
+// A TcpConnection (no token: nothing is sent before the first frame) to a plain socket
+// this test reads the frames from.
+struct RawPeer {
+  int listener = -1, peer = -1;
+  std::shared_ptr<TcpConnection> conn;
+  bool connect() {
+    listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener, 1) != 0 ||
+        ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      return false;
+    if (!TcpConnection::open("127.0.0.1", ntohs(addr.sin_port), 1000, TcpConnection::Options{}, conn).ok()) return false;
+    peer = ::accept(listener, nullptr, nullptr);
+    return peer >= 0;
+  }
+  ~RawPeer() {
+    conn.reset();  // joins its threads: every slice has completed
+    if (peer >= 0) ::close(peer);
+    if (listener >= 0) ::close(listener);
+  }
+};
+
 // A connection cut while write frames were in flight (a peer that takes nothing: the
 // socket buffers fill and the sender blocks): those slices may still land at a target that
 // recovers, so the batch records them and a cancel of it cannot promise a fence.
 TEST(TcpConnection, WritesCutOffInFlightMakeACancelUnfenced) {
-  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
-  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  std::shared_ptr<TcpConnection> conn;
-  ASSERT_TRUE(TcpConnection::open("127.0.0.1", ntohs(addr.sin_port), 1000, TcpConnection::Options{}, conn).ok());
-  int peer = ::accept(listener, nullptr, nullptr);  // and never read from it
-  ASSERT_GE(peer, 0);
+  RawPeer raw;
+  ASSERT_TRUE(raw.connect());
+  std::shared_ptr<TcpConnection>& conn = raw.conn;
+  const int peer = raw.peer;  // never read from
 
   constexpr size_t kBytes = 64 << 20;  // far more than the socket buffers hold
   std::vector<uint8_t> mem(kBytes);
@@ -199,8 +217,63 @@ TEST(TcpConnection, WritesCutOffInFlightMakeACancelUnfenced) {
   EXPECT_EQ(task.state.load(), CANCELED);
   EXPECT_GT(batch.unfenced.load(), 0u);
   EXPECT_LT(batch.unfenced.load(), task.num_slices) << "slices never written counted as in flight";
-  ::close(peer);
-  ::close(listener);
+}
+
+// What a connection puts on the wire for slices queued together: runs of slices of at most
+// 1 MiB share WriteV/ReadV frames of at most 4 MiB (one header and one answer per frame);
+// a bigger slice, and one whose neighbours cannot join it, travels alone.
+TEST(TcpConnection, RunsOfSlicesShareFramesUpTo4MiB) {
+  static_assert(TcpConnection::kMaxVectorSliceBytes == (1u << 20) && TcpConnection::kMaxVectorFrameBytes == (4u << 20));
+  RawPeer raw;
+  ASSERT_TRUE(raw.connect());
+  constexpr uint64_t kMiB = 1 << 20;
+  std::vector<uint8_t> mem(16 * kMiB);
+  Batch batch(4, 4);
+  const int64_t deadline = nowNs() + 60'000'000'000;
+  // Task 0: 6 READ slices of 1 MiB; task 1: one READ slice of 2 MiB; task 2: 5 WRITE slices
+  // of 1 MiB; task 3: one WRITE slice of 2 MiB.
+  makeSlices(batch.tasks[0], Request{Request::READ, mem.data(), 0, 0x100000, 6 * kMiB}, kMiB, deadline);
+  makeSlices(batch.tasks[1], Request{Request::READ, mem.data(), 0, 0x1000000, 2 * kMiB}, 2 * kMiB, deadline);
+  makeSlices(batch.tasks[2], Request{Request::WRITE, mem.data(), 0, 0x2000000, 5 * kMiB}, kMiB, deadline);
+  makeSlices(batch.tasks[3], Request{Request::WRITE, mem.data(), 0, 0x3000000, 2 * kMiB}, 2 * kMiB, deadline);
+  std::vector<Slice*> slices;
+  for (int k = 0; k < 4; ++k) {
+    Task& t = batch.tasks[k];
+    t.batch = &batch;
+    t.state = PENDING;
+    for (uint32_t i = 0; i < t.num_slices; ++i) slices.push_back(&t.slices[i]);
+  }
+  batch.pending = batch.size = 4;
+  ASSERT_EQ(slices.size(), 13u);
+  raw.conn->enqueue(slices.data(), slices.size(), false);  // one queue, drained by the sender thread
+
+  // Each frame as "<type> <range lengths in KiB>".
+  std::vector<std::string> frames;
+  std::vector<uint8_t> body;
+  for (int i = 0; i < 6; ++i) {
+    uint8_t hb[wire::kHeaderSize];
+    ASSERT_TRUE(net::readAll(raw.peer, hb, sizeof hb).ok()) << "frame " << i;
+    wire::FrameHeader h;
+    ASSERT_TRUE(wire::decodeHeader(hb, sizeof hb, tcp_wire::messages(), h).ok());
+    body.resize(h.body_len);
+    ASSERT_TRUE(net::readAll(raw.peer, body.data(), body.size()).ok());
+    std::string f = tcp_wire::messages().name(h.type);
+    size_t count = 1;
+    const uint8_t* ranges = body.data();
+    if (tcp_wire::isVector(h.type)) {
+      ASSERT_TRUE(tcp_wire::decodeRangesHead(h, body.data(), count).ok());
+      ranges += tcp_wire::kRangesHeadSize;
+    }
+    for (size_t r = 0; r < count; ++r) {
+      uint64_t length;
+      std::memcpy(&length, ranges + r * tcp_wire::kRangeSize + 8, 8);  // u64 addr, u64 length (little endian)
+      f += " " + std::to_string(length >> 10);
+    }
+    frames.push_back(f);
+  }
+  EXPECT_EQ(frames, (std::vector<std::string>{"ReadV 1024 1024 1024 1024", "ReadV 1024 1024", "Read 2048",
+                                              "WriteV 1024 1024 1024 1024", "Write 1024", "Write 2048"}));
+  raw.conn->abort(Status::Canceled("test: done"));
 }
 
 // A rail whose connects hang (the peer's side is a listener that never accepts: SYNs to a

@@ -73,6 +73,15 @@ class TcpConnection {
   const std::string& where() const { return where_; }
   const std::string& source() const { return options_.source; }
 
+  /// A run of slices queued together, of host memory at both ends and each at most
+  /// kMaxVectorSliceBytes (the default slice size), travels as one frame (WriteV/ReadV) of
+  /// up to kMaxVectorFrameBytes: one header, one answer, one scatter receive. Small slices
+  /// would pay the per-frame costs every few KiB; 1 MiB slices pay them in wake-ups (a target
+  /// answering two 1 MiB READs as two frames moved 1 MiB x 4 batches at ~0.7x the rate of
+  /// one 2 MiB answer: docs/architecture.md "TCP frames").
+  static constexpr uint32_t kMaxVectorSliceBytes = 1 << 20;
+  static constexpr uint64_t kMaxVectorFrameBytes = 4 << 20;
+
  private:
   TcpConnection(int fd, std::string where, const Options& options);
   // The token handshake, and that the server is the peer instance we expect.
@@ -93,10 +102,6 @@ class TcpConnection {
   // Ends the connection: the first reason stays (`by_us`: our decision, a timeout or cancel,
   // so its slices are not re-posted elsewhere); the receiver then fails what is left.
   void shutLocked(const Status& reason, bool by_us);
-  // Slices this small, of host memory at both ends, travel several to a frame (WriteV/ReadV),
-  // up to kMaxVectorFrameBytes: per-frame costs (header, answer, wake-ups) dominate below.
-  static constexpr uint32_t kMaxVectorSliceBytes = 128 << 10;
-  static constexpr uint64_t kMaxVectorFrameBytes = 1 << 20;
   static bool vectorizable(const Slice& s);
   struct VectorFrame {
     bool open = false;  // slices may still join it
