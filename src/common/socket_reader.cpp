@@ -170,8 +170,8 @@ Status SocketReader::readLowWater(iovec* iov, size_t count, size_t n) {
 }
 
 Status SocketReader::readExactV(const iovec* parts, size_t count) {
-  constexpr size_t kMaxParts = 64;
-  if (count > kMaxParts) return Status::InternalError("readExactV: more than 64 parts");
+  constexpr size_t kMaxParts = 256;  // the most ranges a tcp frame carries (tcp_wire::kMaxRanges)
+  if (count > kMaxParts) return Status::InternalError("readExactV: more than 256 parts");
   iovec rest[kMaxParts];
   size_t n = 0, total = 0;
   for (size_t i = 0; i < count; ++i) {

@@ -403,13 +403,28 @@ TEST_F(RawPeer, VectoredFramesAreAllOrNothingAndMalformedOnesClose) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 0u);
   EXPECT_EQ(body, std::string("VVVVV") + static_cast<char>(ro[0]));
-  // Malformed: no ranges, more than 64, a count the frame has no room for, a zero length.
+  // A full frame: 256 ranges, one byte each.
+  std::vector<std::pair<uint64_t, uint64_t>> full;
+  for (size_t i = 0; i < tcp_wire::kMaxRanges; ++i) full.push_back({addr(rw, 1000 + 2 * i), 1});
+  h = send(tcp_wire::kWriteV, full, static_cast<uint32_t>(full.size()), &body);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 0u) << body;
+  for (size_t i = 0; i < tcp_wire::kMaxRanges; ++i) EXPECT_EQ(rw[1000 + 2 * i], 'V') << i;
+  for (size_t i = 0; i < tcp_wire::kMaxRanges; ++i) EXPECT_EQ(rw[1001 + 2 * i], rw_before[1001 + 2 * i]) << i;
+  h = send(tcp_wire::kReadV, full, static_cast<uint32_t>(full.size()), &body);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 0u);
+  EXPECT_EQ(body, std::string(tcp_wire::kMaxRanges, 'V'));
+  // Malformed: no ranges, more than 256, a count the frame has no room for, a zero length.
   EXPECT_FALSE(send(tcp_wire::kReadV, {{addr(rw), 8}}, 0, &body));
-  EXPECT_FALSE(send(tcp_wire::kWriteV, {{addr(rw), 8}}, 65, &body));
+  full.push_back({addr(rw, 8), 1});
+  EXPECT_FALSE(send(tcp_wire::kWriteV, full, static_cast<uint32_t>(full.size()), &body));
+  EXPECT_FALSE(send(tcp_wire::kWriteV, {{addr(rw), 8}}, tcp_wire::kMaxRanges + 1, &body));
   EXPECT_FALSE(send(tcp_wire::kWriteV, {{addr(rw), 8}}, 3, &body));
   EXPECT_FALSE(send(tcp_wire::kWriteV, {{addr(rw), 8}, {addr(rw, 64), 0}}, 2, &body));
   std::vector<uint8_t> now = rw;
-  for (size_t i : {7, 8, 100, 101, 102}) now[i] = rw_before[i];  // what the good frame wrote
+  for (size_t i : {7, 8, 100, 101, 102}) now[i] = rw_before[i];  // what the good frames wrote
+  for (size_t i = 0; i < tcp_wire::kMaxRanges; ++i) now[1000 + 2 * i] = rw_before[1000 + 2 * i];
   EXPECT_EQ(now, rw_before) << "bytes of a malformed frame landed";
 }
 

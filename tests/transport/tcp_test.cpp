@@ -192,10 +192,9 @@ struct RawPeer {
 // socket buffers fill and the sender blocks): those slices may still land at a target that
 // recovers, so the batch records them and a cancel of it cannot promise a fence.
 TEST(TcpConnection, WritesCutOffInFlightMakeACancelUnfenced) {
-  RawPeer raw;
+  RawPeer raw;  // its socket is never read from
   ASSERT_TRUE(raw.connect());
   std::shared_ptr<TcpConnection>& conn = raw.conn;
-  const int peer = raw.peer;  // never read from
 
   constexpr size_t kBytes = 64 << 20;  // far more than the socket buffers hold
   std::vector<uint8_t> mem(kBytes);
