@@ -149,8 +149,8 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   constexpr uint64_t kMaxLowerClassBytesPerWrite = 2 << 20;
   constexpr size_t kFrameHead = wire::kHeaderSize + kFileRangeSize;  // the longer range
   // A write holds up to kMaxSlicesPerWrite plain frames and kMaxVectorFramesPerWrite
-  // vectored ones (WriteV/ReadV: a run of small slices of host memory, one header and one
-  // answer for up to kMaxRanges of them).
+  // vectored ones (WriteV/ReadV: a run of slices of host memory, one header and one answer
+  // for up to kMaxRanges of them).
   constexpr size_t kMaxVectorFramesPerWrite = 2;  // 8 MiB; the arrays below live on the stack
   // Per slice at most 3 iovecs for its payload (a flipped byte splits it) and one header.
   iovec iov[4 * kMaxSlicesPerWrite + kMaxVectorFramesPerWrite * (3 * kMaxRanges + 1)];

@@ -17,7 +17,8 @@ constexpr MsgType kReadData{10};
 constexpr MsgType kFileWrite{11};  // body: file range, then `length` payload bytes -> kWriteAck
 constexpr MsgType kFileRead{12};   // body: file range -> kReadData
 
-// Many ranges of registered memory in one frame (a run of slices): one header, one answer. Body: u32 count, u32 0, `count` ranges, then (WriteV) their payloads in order.
+// Many ranges of registered memory in one frame (a run of slices): one header, one answer.
+// Body: u32 count, u32 0, `count` ranges, then (WriteV) their payloads in order.
 constexpr MsgType kWriteV{23};  // -> kWriteAck once every payload is in place
 constexpr MsgType kReadV{24};   // -> kReadData: the ranges' bytes in order
 // 256: a frame of 16 KiB pages carries 4 MiB (version 4 allowed 64; 1 MiB frames moved paged
