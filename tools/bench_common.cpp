@@ -123,7 +123,7 @@ KvPages kvPages(size_t pages) {
   return out;
 }
 
-const ReferenceCopy kReferenceCopies[2] = {
+const ReferenceCopy kReferenceCopies[kNumReferenceCopies] = {
     {"memcpy", [](void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }},
     {"streaming copy", &streaming::copy}};
 
@@ -143,10 +143,10 @@ int runMemcpyKv(const tools::Flags& f) {
   const KvPages kv = kvPages(pages);
   std::vector<int64_t> to(pages);  // to[source page] = destination page
   for (size_t i = 0; i < pages; ++i) to[kv.local[i]] = kv.remote[i];
-  Moved contiguous[2], scattered[2];  // by kReferenceCopies
+  Moved contiguous[kNumReferenceCopies], scattered[kNumReferenceCopies];  // by kReferenceCopies
   const auto window = std::chrono::milliseconds(std::max<int64_t>(f.i64("window_ms"), 10));
   for (auto end = after(f.f64("duration")); std::chrono::steady_clock::now() < end;) {
-    for (int k = 0; k < 2; ++k) {
+    for (size_t k = 0; k < kNumReferenceCopies; ++k) {
       const auto copy = kReferenceCopies[k].copy;
       Moved c = referenceLoop(1, std::chrono::steady_clock::now() + window, layer * layers, layer, [&](size_t off) {
         copy(dst.data() + off, src.data() + off, layer);
@@ -162,8 +162,8 @@ int runMemcpyKv(const tools::Flags& f) {
       scattered[k].seconds += s.seconds;
     }
   }
-  double ratio[2];
-  for (int k = 0; k < 2; ++k) {
+  double ratio[kNumReferenceCopies];
+  for (size_t k = 0; k < kNumReferenceCopies; ++k) {
     ratio[k] = contiguous[k].gbps() > 0 ? scattered[k].gbps() / contiguous[k].gbps() : 0;
     std::printf("%s kv pages (%zu layers x %zu pages of %zu bytes): scattered %.3f GB/s, contiguous %.3f GB/s; ratio %.3f\n",
                 kReferenceCopies[k].name, layers, pages, page, scattered[k].gbps(), contiguous[k].gbps(), ratio[k]);

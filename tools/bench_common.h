@@ -54,7 +54,8 @@ struct ReferenceCopy {
   const char* name;
   void (*copy)(void* dst, const void* src, size_t n);
 };
-extern const ReferenceCopy kReferenceCopies[2];
+constexpr size_t kNumReferenceCopies = 2;
+extern const ReferenceCopy kReferenceCopies[kNumReferenceCopies];
 
 /// --mode=memcpy: memcpy of the same blocks between two buffers of this process; with
 /// --workload=kv, the kv workload's pages copied one by one in its scattered order vs each
