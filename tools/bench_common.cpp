@@ -124,8 +124,9 @@ KvPages kvPages(size_t pages) {
 }
 
 const ReferenceCopy kReferenceCopies[kNumReferenceCopies] = {
-    {"memcpy", [](void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }},
-    {"streaming copy", &streaming::copy}};
+    {"memcpy", [](void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); },
+     [](void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }},
+    {"streaming copy", &streaming::copy, &streaming::copyUnfenced}};
 
 namespace {
 int runMemcpyKv(const tools::Flags& f) {
@@ -152,8 +153,14 @@ int runMemcpyKv(const tools::Flags& f) {
         copy(dst.data() + off, src.data() + off, layer);
         return true;
       });
+      // As the shm transport does: the next page's source prefetched, one fence per run.
+      const auto copy_in_run = kReferenceCopies[k].copy_in_run;
       Moved s = referenceLoop(1, std::chrono::steady_clock::now() + window, layer * layers, layer, [&](size_t off) {
-        for (size_t p = 0; p < pages; ++p) copy(dst.data() + off + to[p] * page, src.data() + off + p * page, page);
+        for (size_t p = 0; p < pages; ++p) {
+          if (p + 1 < pages) streaming::prefetchSource(src.data() + off + (p + 1) * page, page);
+          copy_in_run(dst.data() + off + to[p] * page, src.data() + off + p * page, page);
+        }
+        streaming::fence();
         return true;
       });
       contiguous[k].bytes += c.bytes;

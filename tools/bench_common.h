@@ -53,6 +53,9 @@ KvPages kvPages(size_t pages);
 struct ReferenceCopy {
   const char* name;
   void (*copy)(void* dst, const void* src, size_t n);
+  // One copy of a run that ends with streaming::fence() (the engine's way with a run of
+  // slices): the same as `copy` for memcpy.
+  void (*copy_in_run)(void* dst, const void* src, size_t n);
 };
 constexpr size_t kNumReferenceCopies = 2;
 extern const ReferenceCopy kReferenceCopies[kNumReferenceCopies];

@@ -32,6 +32,16 @@ const char* isaName(Isa isa);
 void copy(void* dst, const void* src, size_t n);
 /// The same with a given instruction set (tests; `isa` must be supported()).
 void copyWith(Isa isa, void* dst, const void* src, size_t n);
+/// copy() without the fence, for a run of copies completed together: the caller calls
+/// fence() after the last and before it publishes any of them. A fence waits for the
+/// streamed lines to leave the core; once per 16 KiB page it cost ~7 % here.
+void copyUnfenced(void* dst, const void* src, size_t n);
+/// Orders the streaming stores of this thread before its later stores.
+void fence();
+/// Asks the CPU to start loading the first bytes of a copy's source (and its page's
+/// translation) while it finishes the one before: a run of scattered pages then does not
+/// wait for each page's first lines (~4 % for 16 KiB pages here).
+void prefetchSource(const void* src, size_t n);
 
 /// The last-level cache this CPU reports (sysfs), or 0 when it reports none.
 uint64_t lastLevelCacheBytes();

@@ -39,12 +39,12 @@ Status TransportSelector::configure(const Config& config, std::vector<Transport*
   }
   for (unsigned local = 0; local < 16; ++local)
     for (unsigned remote = 0; remote < 16; ++remote) {
-      bool tie = false;  // two fitting transports in one group: their costs decide
+      bool crossing = false;  // two fitting transports of one group whose costs cross
       for (size_t a = 0; a < transports_.size(); ++a)
         for (size_t b = a + 1; b < transports_.size(); ++b)
-          tie = tie || (groups_[a] == groups_[b] && fitsKinds(a, MemoryKind(local), MemoryKind(remote)) &&
-                        fitsKinds(b, MemoryKind(local), MemoryKind(remote)));
-      size_matters_[local * 16 + remote] = tie;
+          crossing = crossing || (groups_[a] == groups_[b] && fitsKinds(a, MemoryKind(local), MemoryKind(remote)) &&
+                                  fitsKinds(b, MemoryKind(local), MemoryKind(remote)) && costsCross(caps_[a], caps_[b]));
+      size_matters_[local * 16 + remote] = crossing;
     }
   max_failover_ = static_cast<int>(config.get<int64_t>("selector/max_failover_attempts"));
   strict_ = config.get<bool>("selector/strict");
@@ -111,6 +111,18 @@ std::optional<uint8_t> TransportSelector::missedBest(const SelectionCase& c, uin
 
 bool TransportSelector::fitsKinds(size_t i, MemoryKind local, MemoryKind remote) const {
   return (caps_[i].local_kinds & local) && (caps_[i].remote_kinds & remote);
+}
+
+bool TransportSelector::costsCross(const TransportCaps& a, const TransportCaps& b) {
+  // One is first at every size when it starts sooner and moves bytes no slower; identical
+  // costs tie at every size (registry order). Otherwise the order may change somewhere
+  // (equal latencies tie at 0 bytes: counted as crossing, to be safe), and a request
+  // spanning several could be routed unlike its pieces.
+  auto first_always = [](const TransportCaps& x, const TransportCaps& y) {
+    return x.latency_us < y.latency_us && x.bandwidth_GBps >= y.bandwidth_GBps;
+  };
+  const bool same = a.latency_us == b.latency_us && a.bandwidth_GBps == b.bandwidth_GBps;
+  return !same && !first_always(a, b) && !first_always(b, a);
 }
 
 bool TransportSelector::orderDependsOnSize(MemoryKind local, MemoryKind remote) const {

@@ -82,8 +82,11 @@ class TransportSelector {
   bool fitsKinds(size_t i, MemoryKind local, MemoryKind remote) const;
 
   /// Whether the default order for these kinds may change with the request's size (two
-  /// fitting transports share a preference group, so their costs decide).
+  /// fitting transports share a preference group and their costs cross: neither is cheaper
+  /// at every size).
   bool orderDependsOnSize(MemoryKind local, MemoryKind remote) const;
+  /// Whether the cost lines of a and b cross (the cheaper of the two depends on the size).
+  static bool costsCross(const TransportCaps& a, const TransportCaps& b);
 
   bool hasPolicies() const { return !rules_.empty(); }
   int maxFailoverAttempts() const { return max_failover_; }

@@ -23,17 +23,19 @@ inline uint64_t streamingMinBytes(const Config& config) {
 /// Moves s.length bytes from src to dst with `copy(dst, src, n)` and checks the result when
 /// the slice's task asks; the fault transport's flip lands between copy and check.
 /// `large`: the slice's submit reached streamingMinBytes, so an unchecked copy of ranges
-/// that do not overlap uses streaming::copy instead (a checked one keeps `copy`: its hash
-/// reads the destination straight back, from the cache).
+/// that do not overlap uses streaming::copyUnfenced instead (a checked one keeps `copy`:
+/// its hash reads the destination straight back, from the cache). After large copies the
+/// caller calls streaming::fence() before it completes any of their slices.
 template <class Copy>
 Status checkedCopy(Slice& s, uint8_t* dst, const uint8_t* src, Copy&& copy, bool large = false) {
   const uint64_t len = s.length;
   const bool overlap = dst < src + len && src < dst + len;  // one buffer (local)
   if (!s.task->checksum) {
     if (large && !overlap)
-      streaming::copy(dst, src, len);
+      streaming::copyUnfenced(dst, src, len);
     else
       copy(dst, src, len);
+    if (s.flip_byte) streaming::fence();  // the flip's plain store after the streamed ones
     flipIfAsked(s, dst, len);
     return Status::OK();
   }

@@ -63,6 +63,30 @@ TEST(StreamingCopy, LargeCopiesAreExact) {
   EXPECT_EQ(std::memcmp(dst.data() + 1, src.data() + 2, src.size() - 2), 0);
 }
 
+// The shm transport's way with a run of slices: each copied unfenced while the next one's
+// source is prefetched, one fence before any completes. Pages scattered at both ends, some
+// shorter than a streamed block, the last one ending where its buffer ends.
+TEST(StreamingCopy, ARunOfUnfencedCopiesIsExactAfterOneFence) {
+  constexpr size_t kPage = 16 << 10, kPages = 64;
+  std::vector<uint8_t> src(kPage * kPages), dst(kPage * kPages, 0);
+  fillPattern(src.data(), src.size(), 29);
+  std::vector<size_t> to(kPages), len(kPages);
+  for (size_t i = 0; i < kPages; ++i) {
+    to[i] = (i * 37 + 11) % kPages;  // a permutation (37 and 64 are coprime)
+    len[i] = i % 5 == 0 ? 100 + i : kPage - (i % 3) * 7;
+  }
+  streaming::prefetchSource(src.data(), 0);  // nothing to load, nothing touched
+  for (size_t i = 0; i < kPages; ++i) {
+    if (i + 1 < kPages) streaming::prefetchSource(src.data() + (i + 1) * kPage, len[i + 1]);
+    streaming::copyUnfenced(dst.data() + to[i] * kPage, src.data() + i * kPage, len[i]);
+  }
+  streaming::fence();
+  for (size_t i = 0; i < kPages; ++i) {
+    ASSERT_EQ(std::memcmp(dst.data() + to[i] * kPage, src.data() + i * kPage, len[i]), 0) << "page " << i;
+    for (size_t b = len[i]; b < kPage; ++b) ASSERT_EQ(dst[to[i] * kPage + b], 0) << "past page " << i;
+  }
+}
+
 TEST(StreamingCopy, ThresholdFollowsTheOption) {
   const uint64_t llc = streaming::lastLevelCacheBytes();
   EXPECT_EQ(streaming::defaultMinBytes(), llc ? llc / 2 : 16u << 20);

@@ -173,6 +173,19 @@ TEST_F(Selector, CostBreaksTiesBySize) {
   EXPECT_EQ(names(SelectionCase{false, 64}, far), (std::vector<std::string>{"quick", "wide"}));
   EXPECT_EQ(names(SelectionCase{false, 64 << 20}, far), (std::vector<std::string>{"wide", "quick"}));
   EXPECT_TRUE(sel.orderDependsOnSize(kHostMemory, kHostMemory));
+  // One that starts sooner and moves bytes no slower is first at every size: the order is
+  // fixed, and requests of different sizes (a paged transfer's runs) may share one route.
+  FakeTransport better{"better", false, kHostMemory, kHostMemory, 5, 50};
+  ASSERT_TRUE(configure("[]", {&wide, &better}).ok());
+  EXPECT_FALSE(sel.orderDependsOnSize(kHostMemory, kHostMemory));
+  EXPECT_EQ(names(SelectionCase{false, 1}, far), (std::vector<std::string>{"better", "wide"}));
+  EXPECT_EQ(names(SelectionCase{false, 1ll << 40}, far), (std::vector<std::string>{"better", "wide"}));
+  FakeTransport twin{"twin", false, kHostMemory, kHostMemory, 50, 50};  // the same costs: registry order
+  ASSERT_TRUE(configure("[]", {&wide, &twin}).ok());
+  EXPECT_FALSE(sel.orderDependsOnSize(kHostMemory, kHostMemory));
+  FakeTransport same_start{"same_start", false, kHostMemory, kHostMemory, 50, 60};  // ties only at 0 bytes
+  ASSERT_TRUE(configure("[]", {&wide, &same_start}).ok());
+  EXPECT_TRUE(sel.orderDependsOnSize(kHostMemory, kHostMemory));
   ASSERT_TRUE(configure("[]").ok());  // shm and tcp: different groups, size never matters
   EXPECT_FALSE(sel.orderDependsOnSize(kHostMemory, kHostMemory));
   EXPECT_EQ(names(SelectionCase{true, 64 << 20}, near), (std::vector<std::string>{"shm", "tcp"}));

@@ -29,6 +29,7 @@ class LocalEndpoint : public Endpoint {
         // Source and target may overlap in one buffer: memmove, and the source hashed first.
         st = checkedCopy(
             *s, dst, src, [](uint8_t* d, const uint8_t* from, uint64_t n) { std::memmove(d, from, n); }, large);
+      if (large) streaming::fence();  // the bytes before the completion
       completeSlice(s, st);
     }
     return Status::OK();

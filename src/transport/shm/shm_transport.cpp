@@ -295,14 +295,24 @@ Status ShmTransport::move(Work& w, ShmEndpoint& peer) {
   return st;
 }
 
+void ShmTransport::prefetchSource(const Work& w) {
+  if (!w.mapped) return;  // cross-memory attach: the kernel reads the source
+  const Slice& s = *w.slice;
+  streaming::prefetchSource(s.op == Request::WRITE ? s.local : w.mapped, s.length);
+}
+
 void ShmTransport::copyRun(Take& run) {
   Slice* done[kMaxTake];  // moved, of one task, not yet completed
   size_t n = 0;
   auto flush = [&] {
-    if (n) completeSlicesOk(done, n);
+    if (!n) return;
+    streaming::fence();  // streamed copies (checkedCopy's `large`) land before they complete
+    completeSlicesOk(done, n);
     n = 0;
   };
-  for (Work& w : run.work) {
+  for (size_t i = 0; i < run.work.size(); ++i) {
+    Work& w = run.work[i];
+    if (w.streamed && i + 1 < run.work.size()) prefetchSource(run.work[i + 1]);
     Status st = move(w, *run.holds->peer);
     if (n && (n == kMaxTake || !st.ok() || done[0]->task != w.slice->task)) flush();
     if (st.ok())

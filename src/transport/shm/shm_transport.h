@@ -114,6 +114,8 @@ class ShmTransport : public Transport {
   // Moves and completes a take's slices, then empties it (releasing its holds). Slices of
   // one task that succeed complete together.
   void copyRun(Take& run);
+  // Starts loading the first lines of the work's source while the one before is copied.
+  static void prefetchSource(const Work& w);
   // A take is this many slices at most, and stops once it holds kTakeBytes: one lock round
   // and one completion per take rather than per slice (16 KiB pages: 16 slices a take), while
   // a higher-class submit queued meanwhile waits for at most ~kTakeBytes of copying.
