@@ -24,14 +24,22 @@ median() { python3 -c "import statistics,sys; print(statistics.median(float(x) f
 ratio() { python3 -c "import sys; a,b=map(float,sys.argv[1:]); print(f'{a/b:.2f}' if b > 0 else 'n/a')" "$1" "$2"; }
 mark() { python3 -c "import sys; r,bar=sys.argv[1:]; print('' if r == 'n/a' else ('ok' if float(r) >= float(bar) else 'BELOW'))" "$1" "$2"; }
 
-iperf_gbps() {  # $1 = write size
-  local port=$((20000 + RANDOM % 20000))
-  iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null 2>&1 &
-  local spid=$!
-  sleep 0.3
-  iperf3 -c 127.0.0.1 -p $port -l "$1" -t "$((secs > 1 ? secs - 1 : 1))" -J 2>/dev/null |
-    python3 -c "import json,sys; print(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/8e9)"
-  wait $spid 2>/dev/null || true
+iperf_gbps() {  # $1 = write size; a try whose server was not up yet (or whose random port
+  # was taken) is tried again on another port
+  local try port spid out
+  for try in 1 2 3; do
+    port=$((20000 + RANDOM % 20000))
+    iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null 2>&1 &
+    spid=$!
+    sleep 0.3
+    out=$(iperf3 -c 127.0.0.1 -p $port -l "$1" -t "$((secs > 1 ? secs - 1 : 1))" -J 2>/dev/null |
+      python3 -c "import json,sys; print(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/8e9)" 2>/dev/null) || true
+    kill $spid 2>/dev/null || true
+    wait $spid 2>/dev/null || true
+    [ -n "$out" ] && { echo "$out"; return; }
+  done
+  echo "iperf3 -l $1 failed three times" >&2
+  exit 1
 }
 
 # One ferry run with the raw TCP reference: "ferry x1 x2" in GB/s.

@@ -222,20 +222,22 @@ TEST(TcpConnection, WritesCutOffInFlightMakeACancelUnfenced) {
 // What a connection puts on the wire for slices queued together: runs of slices of at most
 // 1 MiB share WriteV/ReadV frames of at most 4 MiB (one header and one answer per frame);
 // a bigger slice, and one whose neighbours cannot join it, travels alone.
-TEST(TcpConnection, RunsOfSlicesShareFramesUpTo4MiB) {
-  static_assert(TcpConnection::kMaxVectorSliceBytes == (1u << 20) && TcpConnection::kMaxVectorFrameBytes == (4u << 20));
+TEST(TcpConnection, RunsOfSlicesShareFramesUpToTheFrameLimit) {
+  constexpr uint64_t kMiB = 1 << 20;
+  static_assert(TcpConnection::kMaxVectorSliceBytes == kMiB && TcpConnection::kMaxVectorFrameBytes % kMiB == 0);
+  constexpr uint64_t kPerFrame = TcpConnection::kMaxVectorFrameBytes / kMiB;  // 1 MiB slices
+  static_assert(kPerFrame <= tcp_wire::kMaxRanges);
   RawPeer raw;
   ASSERT_TRUE(raw.connect());
-  constexpr uint64_t kMiB = 1 << 20;
-  std::vector<uint8_t> mem(16 * kMiB);
+  std::vector<uint8_t> mem((kPerFrame + 2) * kMiB);
   Batch batch(4, 4);
   const int64_t deadline = nowNs() + 60'000'000'000;
-  // Task 0: 6 READ slices of 1 MiB; task 1: one READ slice of 2 MiB; task 2: 5 WRITE slices
-  // of 1 MiB; task 3: one WRITE slice of 2 MiB.
-  makeSlices(batch.tasks[0], Request{Request::READ, mem.data(), 0, 0x100000, 6 * kMiB}, kMiB, deadline);
-  makeSlices(batch.tasks[1], Request{Request::READ, mem.data(), 0, 0x1000000, 2 * kMiB}, 2 * kMiB, deadline);
-  makeSlices(batch.tasks[2], Request{Request::WRITE, mem.data(), 0, 0x2000000, 5 * kMiB}, kMiB, deadline);
-  makeSlices(batch.tasks[3], Request{Request::WRITE, mem.data(), 0, 0x3000000, 2 * kMiB}, 2 * kMiB, deadline);
+  // Task 0: a frame's worth + 2 READ slices of 1 MiB; task 1: one READ slice of 2 MiB;
+  // task 2: a frame's worth + 1 WRITE slices of 1 MiB; task 3: one WRITE slice of 2 MiB.
+  makeSlices(batch.tasks[0], Request{Request::READ, mem.data(), 0, 0x100000, (kPerFrame + 2) * kMiB}, kMiB, deadline);
+  makeSlices(batch.tasks[1], Request{Request::READ, mem.data(), 0, 0x10000000, 2 * kMiB}, 2 * kMiB, deadline);
+  makeSlices(batch.tasks[2], Request{Request::WRITE, mem.data(), 0, 0x20000000, (kPerFrame + 1) * kMiB}, kMiB, deadline);
+  makeSlices(batch.tasks[3], Request{Request::WRITE, mem.data(), 0, 0x30000000, 2 * kMiB}, 2 * kMiB, deadline);
   std::vector<Slice*> slices;
   for (int k = 0; k < 4; ++k) {
     Task& t = batch.tasks[k];
@@ -244,7 +246,7 @@ TEST(TcpConnection, RunsOfSlicesShareFramesUpTo4MiB) {
     for (uint32_t i = 0; i < t.num_slices; ++i) slices.push_back(&t.slices[i]);
   }
   batch.pending = batch.size = 4;
-  ASSERT_EQ(slices.size(), 13u);
+  ASSERT_EQ(slices.size(), 2 * kPerFrame + 5);
   raw.conn->enqueue(slices.data(), slices.size(), false);  // one queue, drained by the sender thread
 
   // Each frame as "<type> <range lengths in KiB>".
@@ -271,8 +273,10 @@ TEST(TcpConnection, RunsOfSlicesShareFramesUpTo4MiB) {
     }
     frames.push_back(f);
   }
-  EXPECT_EQ(frames, (std::vector<std::string>{"ReadV 1024 1024 1024 1024", "ReadV 1024 1024", "Read 2048",
-                                              "WriteV 1024 1024 1024 1024", "Write 1024", "Write 2048"}));
+  std::string full;
+  for (uint64_t i = 0; i < kPerFrame; ++i) full += " 1024";
+  EXPECT_EQ(frames, (std::vector<std::string>{"ReadV" + full, "ReadV 1024 1024", "Read 2048", "WriteV" + full,
+                                              "Write 1024", "Write 2048"}));
   raw.conn->abort(Status::Canceled("test: done"));
   raw.conn.reset();  // joins its threads: every slice has completed before the batch goes
   for (int k = 0; k < 4; ++k) EXPECT_EQ(batch.tasks[k].state.load(), CANCELED) << k;

@@ -151,7 +151,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
   // A write holds up to kMaxSlicesPerWrite plain frames and kMaxVectorFramesPerWrite
   // vectored ones (WriteV/ReadV: a run of slices of host memory, one header and one answer
   // for up to kMaxRanges of them).
-  constexpr size_t kMaxVectorFramesPerWrite = 2;  // 8 MiB; the arrays below live on the stack
+  constexpr size_t kMaxVectorFramesPerWrite = 2;  // 32 MiB; the arrays below live on the stack
   // Per slice at most 3 iovecs for its payload (a flipped byte splits it) and one header.
   iovec iov[4 * kMaxSlicesPerWrite + kMaxVectorFramesPerWrite * (3 * kMaxRanges + 1)];
   // Headers live here, not in the slice: once its bytes are on the wire a slice may
