@@ -66,6 +66,9 @@ Status writeWithFds(int fd, struct iovec* iov, int iovcnt, const int* fds, size_
 /// (close-on-exec; the caller owns them). A truncated set of descriptors is an error.
 Status readAllWithFds(int fd, void* data, size_t len, std::vector<int>& fds);
 constexpr size_t kMaxPassedFds = 16;
+/// The most pieces one scatter receive (SocketReader::readExactV) or gathered answer takes:
+/// the ranges of one tcp frame (tcp_wire::kMaxRanges is this).
+constexpr size_t kMaxScatterParts = 1024;
 
 /// First non-loopback IPv4 address of an up interface, else "127.0.0.1".
 std::string primaryIpv4();
@@ -90,7 +93,7 @@ class SocketReader {
   /// that trickles a frame cannot hold the reader past that.
   Status readFrameStart(void* dst, size_t n, Clock::time_point idle_until = kNoDeadline,
                         std::chrono::milliseconds frame_budget = std::chrono::milliseconds(0));
-  /// Reads exactly the parts' bytes (at most 64 parts) into them, in order: payloads of
+  /// Reads exactly the parts' bytes (at most kMaxScatterParts) into them, in order: payloads of
   /// many small ranges received with a few scatter receives rather than one per range.
   Status readExactV(const iovec* parts, size_t count);
   /// Reads and drops n bytes.

@@ -170,9 +170,9 @@ Status SocketReader::readLowWater(iovec* iov, size_t count, size_t n) {
 }
 
 Status SocketReader::readExactV(const iovec* parts, size_t count) {
-  constexpr size_t kMaxParts = 256;  // the most ranges a tcp frame carries (tcp_wire::kMaxRanges)
-  if (count > kMaxParts) return Status::InternalError("readExactV: more than 256 parts");
-  iovec rest[kMaxParts];
+  if (count > kMaxScatterParts)
+    return Status::InternalError("readExactV: more than " + std::to_string(kMaxScatterParts) + " parts");
+  iovec rest[kMaxScatterParts];
   size_t n = 0, total = 0;
   for (size_t i = 0; i < count; ++i) {
     rest[n] = parts[i];

@@ -41,8 +41,9 @@ Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, c
 
 Status ServerConnection::respondWithPayload(MsgType type, uint64_t request_id, const iovec* pieces, size_t count,
                                             size_t len) {
-  constexpr size_t kMaxPieces = 257;  // 256 ranges of a tcp frame and a table of their checksums
-  if (count > kMaxPieces) return Status::InternalError("respondWithPayload: more than 257 pieces");
+  constexpr size_t kMaxPieces = net::kMaxScatterParts + 1;  // a tcp frame's ranges and a table of their checksums
+  if (count > kMaxPieces)
+    return Status::InternalError("respondWithPayload: more than " + std::to_string(kMaxPieces) + " pieces");
   FrameHeader h{type, static_cast<uint32_t>(len), 0, request_id, epoch()};
   uint8_t hb[wire::kHeaderSize];
   wire::encodeHeader(h, hb);

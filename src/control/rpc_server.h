@@ -53,7 +53,7 @@ class ServerConnection {
   /// Sends queued responses, then a header and a payload straight from memory.
   Status respondWithPayload(wire::MsgType type, uint64_t request_id, const void* data,
                             size_t len);
-  /// The same with the payload gathered from `count` (<= 65) pieces, in order.
+  /// The same with the payload gathered from `count` (<= net::kMaxScatterParts + 1) pieces, in order.
   Status respondWithPayload(wire::MsgType type, uint64_t request_id, const iovec* pieces, size_t count);
   /// A payload made piece by piece (the GPU's, copied out while it is sent): sends queued
   /// responses and a header announcing `len` bytes; exactly `len` bytes of

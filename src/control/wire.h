@@ -18,7 +18,7 @@
 namespace ferry::wire {
 
 constexpr uint32_t kMagic = 0x59525246;  // bytes "FRRY" on the wire
-constexpr uint16_t kVersion = 5;
+constexpr uint16_t kVersion = 6;
 constexpr size_t kHeaderSize = 32;
 
 constexpr uint32_t kMaxDescriptorBytes = 16u << 20;  // a segment descriptor

@@ -403,7 +403,7 @@ TEST_F(RawPeer, VectoredFramesAreAllOrNothingAndMalformedOnesClose) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 0u);
   EXPECT_EQ(body, std::string("VVVVV") + static_cast<char>(ro[0]));
-  // A full frame: 256 ranges, one byte each.
+  // A full frame: kMaxRanges ranges, one byte each.
   std::vector<std::pair<uint64_t, uint64_t>> full;
   for (size_t i = 0; i < tcp_wire::kMaxRanges; ++i) full.push_back({addr(rw, 1000 + 2 * i), 1});
   h = send(tcp_wire::kWriteV, full, static_cast<uint32_t>(full.size()), &body);
@@ -415,7 +415,7 @@ TEST_F(RawPeer, VectoredFramesAreAllOrNothingAndMalformedOnesClose) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 0u);
   EXPECT_EQ(body, std::string(tcp_wire::kMaxRanges, 'V'));
-  // Malformed: no ranges, more than 256, a count the frame has no room for, a zero length.
+  // Malformed: no ranges, more than kMaxRanges, a count the frame has no room for, a zero length.
   EXPECT_FALSE(send(tcp_wire::kReadV, {{addr(rw), 8}}, 0, &body));
   full.push_back({addr(rw, 8), 1});
   EXPECT_FALSE(send(tcp_wire::kWriteV, full, static_cast<uint32_t>(full.size()), &body));

@@ -19,6 +19,30 @@ using wire::FrameHeader;
 using wire::MsgType;
 using namespace tcp_wire;
 
+namespace {
+// A write holds up to kMaxSlicesPerWrite plain frames and kMaxVectorFramesPerWrite vectored
+// ones (WriteV/ReadV: a run of slices of host memory, one header and one answer for up to
+// kMaxRanges of them).
+constexpr size_t kMaxSlicesPerWrite = 64;
+constexpr size_t kMaxVectorFramesPerWrite = 2;  // 32 MiB
+constexpr size_t kFrameHead = wire::kHeaderSize + kFileRangeSize;  // the longer range
+}  // namespace
+
+// The drainer's arrays (~150 KiB at 1024 ranges a frame): on the heap, since a submitting
+// thread may drain inline and its stack is not ours to size. Allocated without zeroing, so
+// only the pages a write uses are touched.
+struct TcpConnection::DrainScratch {
+  // Per slice at most 3 iovecs for its payload (a flipped byte splits it) and one header.
+  iovec iov[4 * kMaxSlicesPerWrite + kMaxVectorFramesPerWrite * (3 * kMaxRanges + 1)];
+  // Headers live here, not in the slice: once its bytes are on the wire a slice may
+  // complete and its batch be freed before sendmsg has returned.
+  uint8_t heads[kMaxSlicesPerWrite][kFrameHead];
+  uint8_t flipped[kMaxSlicesPerWrite];  // fault injection: a plain frame's changed byte
+  uint8_t vector_heads[kMaxVectorFramesPerWrite][wire::kHeaderSize + kRangesHeadSize + kMaxRanges * kSumRangeSize];
+  uint8_t vector_flipped[kMaxVectorFramesPerWrite][kMaxRanges];
+  VectorFrame vecs[kMaxVectorFramesPerWrite];
+};
+
 Status TcpConnection::open(const std::string& host, uint16_t port, int connect_timeout_ms,
                            const Options& options, std::shared_ptr<TcpConnection>& out, bool* other_instance) {
   int fd = -1;
@@ -58,7 +82,7 @@ Status TcpConnection::verifyPeer(int fd, const std::string& where, int timeout_m
 }
 
 TcpConnection::TcpConnection(int fd, std::string where, const Options& options)
-    : fd_(fd), where_(std::move(where)), options_(options) {
+    : fd_(fd), where_(std::move(where)), options_(options), drain_scratch_(new DrainScratch) {
   if (options_.live) options_.live->fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -122,6 +146,7 @@ int payloadIov(iovec* out, const Slice& s, const uint8_t* payload, uint8_t* flip
 constexpr uint64_t kMaxLowerClassInFlight = 4 << 20;
 }  // namespace
 
+
 bool TcpConnection::lowerClassHeldLocked() {
   if (!anyQueuedLocked() || lower_inflight_ == 0) return false;
   const Slice* next = nextQueueLocked().front();
@@ -141,26 +166,18 @@ std::deque<Slice*>& TcpConnection::nextQueueLocked() {
 }
 
 void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
-  constexpr size_t kMaxSlicesPerWrite = 64;
   // Queue order is decided between writes: a slice of a higher class queued meanwhile waits
   // for at most this much of a write of lower-class slices in progress (plus what the
   // socket buffers hold). Writes of the top class are not cut (nothing could overtake them,
   // and smaller writes cost 5-8 % at 1 MiB x 64 here).
   constexpr uint64_t kMaxLowerClassBytesPerWrite = 2 << 20;
-  constexpr size_t kFrameHead = wire::kHeaderSize + kFileRangeSize;  // the longer range
-  // A write holds up to kMaxSlicesPerWrite plain frames and kMaxVectorFramesPerWrite
-  // vectored ones (WriteV/ReadV: a run of slices of host memory, one header and one answer
-  // for up to kMaxRanges of them).
-  constexpr size_t kMaxVectorFramesPerWrite = 2;  // 32 MiB; the arrays below live on the stack
-  // Per slice at most 3 iovecs for its payload (a flipped byte splits it) and one header.
-  iovec iov[4 * kMaxSlicesPerWrite + kMaxVectorFramesPerWrite * (3 * kMaxRanges + 1)];
-  // Headers live here, not in the slice: once its bytes are on the wire a slice may
-  // complete and its batch be freed before sendmsg has returned.
-  uint8_t heads[kMaxSlicesPerWrite][kFrameHead];
-  uint8_t flipped[kMaxSlicesPerWrite];  // fault injection: a plain frame's changed byte
-  uint8_t vector_heads[kMaxVectorFramesPerWrite][wire::kHeaderSize + kRangesHeadSize + kMaxRanges * kSumRangeSize];
-  uint8_t vector_flipped[kMaxVectorFramesPerWrite][kMaxRanges];
-  VectorFrame vecs[kMaxVectorFramesPerWrite];
+  DrainScratch& scratch = *drain_scratch_;
+  iovec* const iov = scratch.iov;
+  auto& heads = scratch.heads;
+  auto& flipped = scratch.flipped;
+  auto& vector_heads = scratch.vector_heads;
+  auto& vector_flipped = scratch.vector_flipped;
+  auto& vecs = scratch.vecs;
   while (anyQueuedLocked() && !dead()) {
     int n = 0;
     size_t taken = 0, plain = 0, nvec = 0;

@@ -135,6 +135,8 @@ class TcpConnection {
   std::array<std::deque<Slice*>, kPriorityClasses> sendq_;  // by Task::priority
   std::deque<Slice*> inflight_;
   bool sending_ = false;
+  struct DrainScratch;
+  const std::unique_ptr<DrainScratch> drain_scratch_;  // the drainer's (one at a time: sending_)
   // Request id of the last slice whose write call has returned: the receiver completes a
   // slice only after that (an ack can beat sendmsg's return; the slice's memory must not be
   // handed back while a thread is still in a call reading it).

@@ -286,49 +286,69 @@ Status TcpTarget::handleReadSum(const FrameHeader& h, ServerConnection& conn) {
   return conn.respondWithPayload(kReadData, h.request_id, pieces, 2);
 }
 
+namespace {
+// A vectored frame's arrays (~90 KiB at kMaxRanges): one set per server thread, made on its
+// first vectored frame, so that a frame of two ranges does not set up a thousand.
+struct VectorScratch {
+  uint8_t encoded[kMaxRanges * kSumRangeSize];
+  Range ranges[kMaxRanges];
+  MemoryRegistry::Pin pins[kMaxRanges];
+  iovec pieces[kMaxRanges + 1];  // reads with checksums: the table of checksums first
+  uint8_t sums[kMaxRanges * kSumSize];
+  uint8_t verdicts[kMaxRanges];
+};
+
+// Releases the pins a frame took, whichever way the handler leaves.
+struct Unpin {
+  MemoryRegistry::Pin* pins;
+  size_t count = 0;
+  ~Unpin() {
+    for (size_t i = 0; i < count; ++i) pins[i] = MemoryRegistry::Pin();
+  }
+};
+}  // namespace
+
 Status TcpTarget::handleVector(const FrameHeader& h, ServerConnection& conn) {
   const bool write = h.type == kWriteV || h.type == kWriteSumV;
   const bool summed = h.type == kWriteSumV || h.type == kReadSumV;
+  thread_local std::unique_ptr<VectorScratch> scratch;
+  if (!scratch) scratch.reset(new VectorScratch);
+  VectorScratch& x = *scratch;
   uint8_t head[kRangesHeadSize];
   size_t count = 0;
   FERRY_RETURN_IF_ERROR(conn.reader().readExact(head, sizeof head));
   FERRY_RETURN_IF_ERROR(decodeRangesHead(h, head, count));
-  uint8_t encoded[kMaxRanges * kSumRangeSize];
-  FERRY_RETURN_IF_ERROR(conn.reader().readExact(encoded, count * rangeEntrySize(h.type)));
-  Range ranges[kMaxRanges];
+  FERRY_RETURN_IF_ERROR(conn.reader().readExact(x.encoded, count * rangeEntrySize(h.type)));
   uint64_t total = 0;
-  FERRY_RETURN_IF_ERROR(decodeRanges(h, encoded, count, ranges, total));
+  FERRY_RETURN_IF_ERROR(decodeRanges(h, x.encoded, count, x.ranges, total));
   // Every range pinned (and so checked) before any byte moves: a frame is all or nothing.
-  MemoryRegistry::Pin pins[kMaxRanges];
+  Unpin unpin{x.pins, count};
   Status st;
   for (size_t i = 0; i < count && st.ok(); ++i) {
-    st = ctx_->registry().pinForRemote(ranges[i].addr, ranges[i].length, write, pins[i]);
+    st = ctx_->registry().pinForRemote(x.ranges[i].addr, x.ranges[i].length, write, x.pins[i]);
     // GPU memory needs the driver's copies (one range per Write/Read frame, as initiators send it).
-    if (st.ok() && pins[i].region()->kind != kHostMemory)
+    if (st.ok() && x.pins[i].region()->kind != kHostMemory)
       st = Status::NotSupported("range " + std::to_string(i) + " is not host memory: not in a vectored frame");
   }
   if (!st.ok()) return refuse(h, conn, st, write ? total : 0);
-  // Reads with checksums: the table of the ranges' checksums goes first (pieces[0]).
-  iovec pieces[kMaxRanges + 1];
-  uint8_t sums[kMaxRanges * kSumSize];
-  iovec* ranges_out = pieces + (summed && !write ? 1 : 0);
-  for (size_t i = 0; i < count; ++i) ranges_out[i] = {reinterpret_cast<void*>(ranges[i].addr), ranges[i].length};
+  iovec* ranges_out = x.pieces + (summed && !write ? 1 : 0);
+  for (size_t i = 0; i < count; ++i) ranges_out[i] = {reinterpret_cast<void*>(x.ranges[i].addr), x.ranges[i].length};
   if (!write) {
-    if (!summed) return conn.respondWithPayload(kReadData, h.request_id, pieces, count);
-    for (size_t i = 0; i < count; ++i) putU64(sums + i * kSumSize, checksum::xxh3(ranges_out[i].iov_base, ranges[i].length));
-    pieces[0] = {sums, count * kSumSize};
-    return conn.respondWithPayload(kReadData, h.request_id, pieces, count + 1);
+    if (!summed) return conn.respondWithPayload(kReadData, h.request_id, x.pieces, count);
+    for (size_t i = 0; i < count; ++i)
+      putU64(x.sums + i * kSumSize, checksum::xxh3(ranges_out[i].iov_base, x.ranges[i].length));
+    x.pieces[0] = {x.sums, count * kSumSize};
+    return conn.respondWithPayload(kReadData, h.request_id, x.pieces, count + 1);
   }
   conn.reader().setLowWaterCap(rcvlowat_bytes_);
-  FERRY_RETURN_IF_ERROR(conn.reader().readExactV(pieces, count));
+  FERRY_RETURN_IF_ERROR(conn.reader().readExactV(x.pieces, count));
   if (!summed) {
     conn.respond(kWriteAck, h.request_id, Status::OK());
     return Status::OK();
   }
-  uint8_t verdicts[kMaxRanges];
   for (size_t i = 0; i < count; ++i)
-    verdicts[i] = !checkLanded(conn, ranges[i].addr, ranges[i].length, ranges[i].sum).ok();
-  return conn.respondWithPayload(kSumVerdicts, h.request_id, verdicts, count);
+    x.verdicts[i] = !checkLanded(conn, x.ranges[i].addr, x.ranges[i].length, x.ranges[i].sum).ok();
+  return conn.respondWithPayload(kSumVerdicts, h.request_id, x.verdicts, count);
 }
 
 }  // namespace ferry

@@ -104,7 +104,7 @@ Status decodeRanges(const wire::FrameHeader& h, const uint8_t* data, size_t coun
     if (out[i].length == 0 || out[i].length > kMaxDataBytes)
       return Status::Corrupted("range length " + std::to_string(out[i].length) + " out of bounds");
     if (out[i].addr + out[i].length < out[i].addr) return Status::Corrupted("range wraps around the address space");
-    total += out[i].length;  // <= 256 ranges of <= 64 MiB: no overflow
+    total += out[i].length;  // <= 1024 ranges of <= 64 MiB: no overflow
   }
   if (total > kMaxDataBytes) return Status::Corrupted("ranges total more than one payload may carry");
   if ((h.type == kWriteV || h.type == kWriteSumV) && h.body_len != kRangesHeadSize + count * entry + total)
