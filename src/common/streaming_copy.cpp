@@ -19,17 +19,34 @@ constexpr size_t kMinStreamed = 256;
 constexpr uintptr_t kLine = 64;
 
 #if defined(__x86_64__)
+__attribute__((target("avx2"))) inline void blockAvx2(uint8_t* d, const uint8_t* s) {
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s));
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + 32));
+  const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + 64));
+  const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + 96));
+  _mm256_stream_si256(reinterpret_cast<__m256i*>(d), a);
+  _mm256_stream_si256(reinterpret_cast<__m256i*>(d + 32), b);
+  _mm256_stream_si256(reinterpret_cast<__m256i*>(d + 64), c);
+  _mm256_stream_si256(reinterpret_cast<__m256i*>(d + 96), e);
+}
+
+// Bodies of at least this many bytes are copied as two halves, a block of each in turn: one
+// core then has two streams of loads and stores in flight instead of one, which the memory
+// system serves faster (2-vCPU Intel VM, 512 MiB, micro-benchmark: +25 % for 1 MiB copies,
+// +20-24 % for scattered 16 KiB pages, one or two threads).
+constexpr size_t kTwoStreamsMin = 4096;
+
 __attribute__((target("avx2"))) void bodyAvx2(uint8_t* d, const uint8_t* s, size_t n) {
-  for (size_t i = 0; i < n; i += 128) {
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 32));
-    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 64));
-    const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 96));
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i), a);
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 32), b);
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 64), c);
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 96), e);
+  size_t i = 0;
+  if (n >= kTwoStreamsMin) {
+    const size_t half = n / 256 * 128;  // each half a whole number of blocks
+    for (; i < half; i += 128) {
+      blockAvx2(d + i, s + i);
+      blockAvx2(d + half + i, s + half + i);
+    }
+    i = 2 * half;
   }
+  for (; i < n; i += 128) blockAvx2(d + i, s + i);
 }
 
 void bodySse2(uint8_t* d, const uint8_t* s, size_t n) {  // every x86-64 CPU has SSE2
