@@ -123,10 +123,12 @@ KvPages kvPages(size_t pages) {
   return out;
 }
 
-const ReferenceCopy kReferenceCopies[kNumReferenceCopies] = {
-    {"memcpy", [](void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); },
-     [](void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }},
-    {"streaming copy", &streaming::copy, &streaming::copyUnfenced}};
+namespace {
+void plainCopy(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+}  // namespace
+
+const ReferenceCopy kReferenceCopies[kNumReferenceCopies] = {{"memcpy", &plainCopy, &plainCopy},
+                                                             {"streaming copy", &streaming::copy, &streaming::copyUnfenced}};
 
 namespace {
 int runMemcpyKv(const tools::Flags& f) {

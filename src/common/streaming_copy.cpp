@@ -67,10 +67,11 @@ void bodySse2(uint8_t* d, const uint8_t* s, size_t n) {  // every x86-64 CPU has
 // would otherwise wait to see missed before it ramps up (512 B measured best of 0.5-4 KiB).
 constexpr size_t kPrefetchBytes = 512;
 
-void copyUnfencedWith(Isa isa, uint8_t* d, const uint8_t* s, size_t n) {
+// Whether it streamed (and so needs a fence before its bytes are published).
+bool copyUnfencedWith(Isa isa, uint8_t* d, const uint8_t* s, size_t n) {
   if (isa == Isa::kNone || n < kMinStreamed) {
     std::memcpy(d, s, n);
-    return;
+    return false;
   }
 #if defined(__x86_64__)
   const size_t head = (kLine - reinterpret_cast<uintptr_t>(d) % kLine) % kLine;
@@ -83,6 +84,7 @@ void copyUnfencedWith(Isa isa, uint8_t* d, const uint8_t* s, size_t n) {
     bodySse2(d + head, s + head, body);
   std::memcpy(d + head + body, s + head + body, n - head - body);
 #endif
+  return true;
 }
 
 Isa probe() {
@@ -125,10 +127,9 @@ const char* isaName(Isa isa) {
 }
 
 void copyWith(Isa isa, void* dst, const void* src, size_t n) {
-  copyUnfencedWith(isa, static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), n);
   // Streaming stores are weakly ordered: without the fence a flag or counter written next
   // (the slice's completion) could become visible before the data.
-  if (isa != Isa::kNone && n >= kMinStreamed) fence();
+  if (copyUnfencedWith(isa, static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), n)) fence();
 }
 
 void copy(void* dst, const void* src, size_t n) { copyWith(bestIsa(), dst, src, n); }

@@ -304,15 +304,17 @@ void ShmTransport::prefetchSource(const Work& w) {
 void ShmTransport::copyRun(Take& run) {
   Slice* done[kMaxTake];  // moved, of one task, not yet completed
   size_t n = 0;
+  // A take comes from one submit, whose works all stream or all do not (dispatch).
+  const bool streamed = !run.work.empty() && run.work.front().streamed;
   auto flush = [&] {
     if (!n) return;
-    streaming::fence();  // streamed copies (checkedCopy's `large`) land before they complete
+    if (streamed) streaming::fence();  // streamed copies (checkedCopy's `large`) land before they complete
     completeSlicesOk(done, n);
     n = 0;
   };
   for (size_t i = 0; i < run.work.size(); ++i) {
     Work& w = run.work[i];
-    if (w.streamed && i + 1 < run.work.size()) prefetchSource(run.work[i + 1]);
+    if (streamed && i + 1 < run.work.size()) prefetchSource(run.work[i + 1]);
     Status st = move(w, *run.holds->peer);
     if (n && (n == kMaxTake || !st.ok() || done[0]->task != w.slice->task)) flush();
     if (st.ok())
