@@ -4,6 +4,9 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
+
+#include <sched.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -168,9 +171,21 @@ uint64_t lastLevelCacheBytes() {
   return bytes;
 }
 
+uint64_t cacheShareBytes(uint64_t llc, unsigned cpus) {
+  return std::min(llc, kMaxCachePerCpu * std::max(cpus, 1u));
+}
+
+namespace {
+unsigned usableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(std::thread::hardware_concurrency(), 1u);
+}
+}  // namespace
+
 uint64_t defaultMinBytes() {
-  static const uint64_t llc = lastLevelCacheBytes();
-  return llc ? llc / 2 : 16 << 20;
+  static const uint64_t share = cacheShareBytes(lastLevelCacheBytes(), usableCpus());
+  return share ? share / 2 : 16 << 20;
 }
 
 uint64_t minBytesFromOption(int64_t option) {

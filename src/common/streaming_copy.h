@@ -45,8 +45,17 @@ void prefetchSource(const void* src, size_t n);
 
 /// The last-level cache this CPU reports (sysfs), or 0 when it reports none.
 uint64_t lastLevelCacheBytes();
-/// The smallest transfer worth streaming by default: half the last-level cache (a transfer
-/// with source and destination both that large cannot stay cached), 16 MiB when unknown.
+/// The most last-level cache a process is credited per CPU it may run on. No server CPU has
+/// more than 12 MiB per core (AMD Genoa-X: 1152 MiB for 96), while a VM reports its host's
+/// whole cache: 480 MiB on a 2-vCPU Intel VM here, whose copies fall to memory speed past
+/// ~100 MiB of working set (2026-12 micro-benchmark).
+inline constexpr uint64_t kMaxCachePerCpu = 16ull << 20;
+/// The cache a process on `cpus` CPUs can count on: `llc`, at most kMaxCachePerCpu per CPU
+/// (0 when `llc` is unknown).
+uint64_t cacheShareBytes(uint64_t llc, unsigned cpus);
+/// The smallest transfer worth streaming by default: half this process's share of the
+/// last-level cache (cacheShareBytes over the CPUs its affinity allows: a transfer with
+/// source and destination both that large cannot stay cached), 16 MiB when unknown.
 uint64_t defaultMinBytes();
 /// The option same_machine/streaming_copy_bytes as a threshold: 0 is defaultMinBytes(), a
 /// negative value never (UINT64_MAX).

@@ -25,7 +25,8 @@ void declareEngineOptions(OptionTable& t) {
          "where same-machine peers meet (a tmpfs both see): local sockets, beacons, shared-memory files");
   t.integer("same_machine/streaming_copy_bytes", 0, -1, INT64_MAX,
             "submits of at least this many bytes that the CPU copies (local, shm) use stores that bypass the "
-            "cache (0: half the last-level cache; -1: never); see Performance");
+            "cache (0: half this process's share of the last-level cache, at most 16 MiB per usable CPU; -1: never); "
+            "see Performance");
   t.integer("notifications/max_inbox_bytes", 64 << 20, 1 << 16, 1ll << 40,
             "unread notifications kept; beyond, senders are answered `Busy`");
   t.integer("notifications/max_queued_bytes_per_peer", 64 << 20, 1 << 16, 1ll << 40,

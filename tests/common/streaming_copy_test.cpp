@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include <sched.h>
+
 #include "common/streaming_copy.h"
 #include "test_util.h"
 
@@ -87,9 +89,21 @@ TEST(StreamingCopy, ARunOfUnfencedCopiesIsExactAfterOneFence) {
   }
 }
 
+TEST(StreamingCopy, ACacheIsCreditedAtMostItsSharePerCpu) {
+  constexpr uint64_t kMiB = 1 << 20;
+  EXPECT_EQ(streaming::cacheShareBytes(32 * kMiB, 2), 32 * kMiB);     // a 2-vCPU AMD VM's CCX
+  EXPECT_EQ(streaming::cacheShareBytes(480 * kMiB, 2), 32 * kMiB);    // a VM shown its host's cache
+  EXPECT_EQ(streaming::cacheShareBytes(480 * kMiB, 64), 480 * kMiB);  // the whole machine
+  EXPECT_EQ(streaming::cacheShareBytes(480 * kMiB, 0), 16 * kMiB);    // no affinity reported: one CPU
+  EXPECT_EQ(streaming::cacheShareBytes(0, 8), 0u);                     // unknown stays unknown
+}
+
 TEST(StreamingCopy, ThresholdFollowsTheOption) {
-  const uint64_t llc = streaming::lastLevelCacheBytes();
-  EXPECT_EQ(streaming::defaultMinBytes(), llc ? llc / 2 : 16u << 20);
+  cpu_set_t set;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  const uint64_t share =
+      streaming::cacheShareBytes(streaming::lastLevelCacheBytes(), static_cast<unsigned>(CPU_COUNT(&set)));
+  EXPECT_EQ(streaming::defaultMinBytes(), share ? share / 2 : 16u << 20);
   EXPECT_EQ(streaming::minBytesFromOption(0), streaming::defaultMinBytes());
   EXPECT_EQ(streaming::minBytesFromOption(-1), UINT64_MAX);
   EXPECT_EQ(streaming::minBytesFromOption(4096), 4096u);
