@@ -47,7 +47,11 @@ TEST(StreamingCopy, TheBestInstructionSetIsSupported) {
 }
 
 TEST(StreamingCopy, EverySizeAndAlignmentCopiesExactly) {
-  const size_t sizes[] = {0, 1, 63, 64, 127, 128, 255, 256, 257, 319, 320, 383, 1000, 4095, 4096, 4097, 16384 + 5};
+  // Around each block, head and stream-split boundary (two halves from 4 KiB, quarters from
+  // 16 KiB), and bodies that leave a remainder after the split.
+  const size_t sizes[] = {0,    1,    63,   64,   127,  128,   255,   256,   257,       319,
+                          320,  383,  1000, 4095, 4096, 4097,  16383, 16384, 16384 + 5, 16384 + 448,
+                          20000};
   for (Isa isa : isasHere())
     for (size_t n : sizes)
       for (size_t src_off = 0; src_off < 64; src_off += 7)
