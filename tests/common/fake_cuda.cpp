@@ -71,6 +71,7 @@ struct State {
   std::map<uint64_t, Allocation> device;  // by base address: own and imported
   std::atomic<int> devices{2};
   std::atomic<int> delay_us{0};
+  std::atomic<int> close_delay_us{0};  // ipc_close holds the mapping this long before it goes
   std::atomic<int64_t> refuse_copy_in{-1};  // copy_async calls until one is refused (-1: none)
   uint64_t next_buffer_id = 1;
   int next_name = 0;
@@ -522,6 +523,7 @@ int fIpcOpen(const cuda::IpcHandle& handle, uint64_t* out) {
 }
 int fIpcClose(uint64_t p) {
   if (currentOrdinal() < 0) return kInvalidContext;
+  if (int d = S().close_delay_us.load()) std::this_thread::sleep_for(std::chrono::microseconds(d));
   Allocation a;
   {
     std::lock_guard lock(S().mu);
@@ -607,6 +609,7 @@ FakeCudaStats fakeCudaStats() {
 }
 
 void setFakeCudaCopyDelay(int max_us) { S().delay_us = max_us; }
+void setFakeCudaCloseDelay(int us) { S().close_delay_us = us; }
 void setFakeCudaRefuseCopy(int64_t after) { S().refuse_copy_in = after; }
 void setFakeCudaCapturing(bool capturing) { S().capturing = capturing; }
 
@@ -616,6 +619,19 @@ uint64_t fakeCudaAlloc(int ordinal, size_t size) {
   if (fMemAlloc(&p, size) != kSuccess) p = 0;
   ctx_stack.pop_back();
   return p;
+}
+
+cuda::IpcHandle fakeCudaForeignHandle(uint64_t address) {
+  cuda::IpcHandle handle;
+  ctx_stack.push_back(&device_tags[0]);
+  const int r = fIpcExport(address, &handle);
+  ctx_stack.pop_back();
+  if (r != kSuccess) return {};
+  HandleBody h;
+  std::memcpy(&h, handle.bytes, sizeof h);
+  h.pid = static_cast<int32_t>(::getppid());  // as if the parent process had exported it
+  std::memcpy(handle.bytes, &h, sizeof h);
+  return handle;
 }
 
 void fakeCudaFree(uint64_t address) {

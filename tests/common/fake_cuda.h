@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/cuda_driver.h"
+
 namespace ferry::test {
 
 struct FakeCudaStats {
@@ -36,6 +38,8 @@ void installFakeCuda(int devices = 2);
 FakeCudaStats fakeCudaStats();
 /// Delays every asynchronous copy by up to `max_us` (random), to shake out ordering bugs.
 void setFakeCudaCopyDelay(int max_us);
+/// Every ipc_close waits `us` before it unmaps (a close that is still under way).
+void setFakeCudaCloseDelay(int us);
 /// The copy_async call `after` calls from now (0: the next) is refused with
 /// CUDA_ERROR_INVALID_VALUE, once, as a driver refuses a copy it cannot queue; -1: none.
 void setFakeCudaRefuseCopy(int64_t after);
@@ -44,6 +48,9 @@ void setFakeCudaCapturing(bool capturing);
 /// Device memory made outside any engine (as a framework would), and its release.
 uint64_t fakeCudaAlloc(int ordinal, size_t size);
 void fakeCudaFree(uint64_t address);
+/// An IPC handle of the device allocation at `address`, made as if another process had
+/// exported it, so that this process can open it (tests of the opening side in one process).
+cuda::IpcHandle fakeCudaForeignHandle(uint64_t address);
 /// Reads/writes device or host memory as the fake driver would (tests checking bytes).
 void fakeCudaRead(uint64_t address, void* out, size_t n);
 void fakeCudaWrite(uint64_t address, const void* in, size_t n);

@@ -7,12 +7,14 @@
 #include <csignal>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "../integration/peer_process.h"
 #include "fake_cuda.h"
 #include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 #include "model/segment_descriptor.h"
+#include "transport/nvlink/ipc_cache.h"
 #include "common/base64.h"
 #include "test_util.h"
 
@@ -272,6 +274,37 @@ TEST_F(Nvlink, StoppingWithCopiesInFlightCompletesThemAll) {
   engine.reset();  // stop() waits for the streams: no slice left behind, no copy into freed state
   test::setFakeCudaCopyDelay(0);
   EXPECT_EQ(test::fakeCudaStats().live_streams, 0);
+}
+
+// The driver maps an allocation once per process: a mapping let go by one thread is closed
+// by it outside the cache's lock, and another thread opening the same allocation meanwhile
+// must wait for that close, not be refused (ALREADY_MAPPED) and send its copy elsewhere.
+TEST(IpcCache, AnOpenWaitsForTheCloseOfAMappingJustLetGo) {
+  test::installFakeCuda(1);
+  std::shared_ptr<const cuda::DriverApi> api;
+  ASSERT_TRUE(cuda::loadDriver("fake", api).ok());
+  const uint64_t alloc = test::fakeCudaAlloc(0, 1 << 20);
+  ASSERT_NE(alloc, 0u);
+  const cuda::IpcHandle handle = test::fakeCudaForeignHandle(alloc);
+  auto& cache = nvlink::IpcCache::instance();
+  const size_t open_before = cache.openCount();
+  std::shared_ptr<const nvlink::IpcMapping> first, second;
+  ASSERT_TRUE(cache.open(api, 0, "exporter-a", alloc, 7, handle, first).ok());
+  test::setFakeCudaCloseDelay(200'000);  // the next close takes 200 ms
+  std::thread letting_go([&] { first.reset(); });
+  while (test::fakeCudaStats().live_ipc_mappings > 0 && cache.openCount() > open_before)
+    std::this_thread::yield();  // until the last holder has let go: its close is under way
+  Status st = cache.open(api, 0, "exporter-a", alloc, 7, handle, second);
+  letting_go.join();
+  test::setFakeCudaCloseDelay(0);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  ASSERT_TRUE(second);
+  EXPECT_NE(second->base(), 0u);
+  EXPECT_EQ(test::fakeCudaStats().live_ipc_mappings, 1);
+  second.reset();
+  EXPECT_EQ(test::fakeCudaStats().live_ipc_mappings, 0);
+  EXPECT_EQ(cache.openCount(), open_before);
+  test::fakeCudaFree(alloc);
 }
 
 }  // namespace
