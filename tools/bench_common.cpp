@@ -9,10 +9,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -138,7 +140,18 @@ int runMemcpyKv(const tools::Flags& f) {
     std::cerr << "page_size, pages and layers must be positive\n";
     return 2;
   }
-  std::vector<uint8_t> src(layer * layers), dst(layer * layers);
+  // Page-aligned, as the engine's buffers are: a vector's bytes start 16 bytes into a page,
+  // and every scattered page then begins and ends in a partly written line (streaming 16 KiB
+  // pages: 0.72x contiguous that way, ~0.95x aligned).
+  const size_t bytes = (layer * layers + 4095) / 4096 * 4096;
+  std::unique_ptr<uint8_t, decltype(&std::free)> src_mem(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)),
+                                                         &std::free),
+      dst_mem(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)), &std::free);
+  if (!src_mem || !dst_mem) {
+    std::cerr << "cannot allocate 2 x " << bytes << " bytes\n";
+    return 1;
+  }
+  const std::span<uint8_t> src(src_mem.get(), layer * layers), dst(dst_mem.get(), layer * layers);
   fillPattern(src.data(), src.size(), 0, kInitiatorSeed);
   std::memset(dst.data(), 0, dst.size());
   // The pairs in the order the engine takes them (by the source page, pageRuns): the
