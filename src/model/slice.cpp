@@ -27,7 +27,9 @@ void makeSlices(Task& task, const Request* ranges, size_t count, uint64_t slice_
                 MemoryKind local_kind, MemoryKind remote_kind) {
   uint64_t n = 0;
   for (size_t r = 0; r < count; ++r) n += (ranges[r].length + slice_size - 1) / slice_size;
-  task.slices = std::make_unique<Slice[]>(n);
+  // new[], not make_unique: value-initialisation would zero the array before the member
+  // initialisers run, a second pass over a paged call's megabytes of slices.
+  task.slices.reset(new Slice[n]);
   task.num_slices = static_cast<uint32_t>(n);
   task.slices_left.store(static_cast<uint32_t>(n), std::memory_order_relaxed);
   Slice* s = task.slices.get();
