@@ -88,6 +88,21 @@ TEST_F(MetricsEndpointTest, CountersMoveWithTransfers) {
   EXPECT_EQ(text.find(type), text.rfind(type));  // one block per family
 }
 
+TEST(MetricsOfWrappedTransports, AFaultWrappedTransportStillReportsItsConnections) {
+  auto ca = withMetrics(0);
+  ca->set<int64_t>("transports/tcp/fault/fail_slice_every", 1'000'000);  // wrapped, never reached
+  TransferEngine a(ca), b(loopbackConfig());
+  ASSERT_TRUE(a.available() && b.available());
+  std::vector<uint8_t> src(4096), dst(4096);
+  ASSERT_TRUE(a.registerLocalMemory(src.data(), src.size()).ok());
+  ASSERT_TRUE(b.registerLocalMemory(dst.data(), dst.size()).ok());
+  SegmentID seg = 0;
+  ASSERT_TRUE(a.openSegment(seg, b.getSegmentName()).ok());
+  ASSERT_TRUE(runBatch(a, {Request{Request::WRITE, src.data(), seg, reinterpret_cast<uint64_t>(dst.data()), 4096, "tcp"}}).ok());
+  const std::string text = scrape(ext::metricsPort(a));
+  EXPECT_GE(metricValue(text, "ferry_connections{engine=\"" + a.getSegmentName() + "\",transport=\"tcp\"}"), 1) << text;
+}
+
 TEST_F(MetricsEndpointTest, NotificationsAndFailuresAreCounted) {
   SegmentID self_seg = 0;
   ASSERT_TRUE(b->openSegment(self_seg, a->getSegmentName()).ok());

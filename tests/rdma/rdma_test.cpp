@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/base64.h"
+#include "common/http.h"
 #include "fake_verbs.h"
 #include "ferry/engine_ext.h"
 #include "ferry/log.h"
@@ -595,6 +596,21 @@ TEST_F(RdmaEngines, TargetCapsItsQueuePairs) {
   }
   EXPECT_LE(fabric.qpsOn("b0"), 4) << "the target's NIC kept more queue pairs than its cap";
   others.clear();
+}
+
+TEST_F(RdmaEngines, ConnectionsGaugeCountsTheQueuePairsHeld) {
+  auto ca = rdmaConfig("a0"), cb = rdmaConfig("b0");
+  ca->set<int64_t>("metrics/port", 0);
+  cb->set<int64_t>("metrics/port", 0);
+  start(ca, cb);
+  roundTrip(0, 1 << 20);
+  for (auto [engine, nic] : {std::pair{a.get(), "a0"}, std::pair{b.get(), "b0"}}) {
+    http::Response resp;
+    ASSERT_TRUE(http::call("127.0.0.1", ext::metricsPort(*engine), "GET", "/metrics", "", 5000, resp).ok());
+    const std::string series = "ferry_connections{engine=\"" + engine->getSegmentName() + "\",transport=\"rdma\"}";
+    EXPECT_GT(fabric.qpsOn(nic), 0) << nic;
+    EXPECT_EQ(test::metricValue(resp.body, series), fabric.qpsOn(nic)) << nic << "\n" << resp.body;
+  }
 }
 
 TEST_F(RdmaEngines, InitiatorClosesIdlePathsPastItsCap) {

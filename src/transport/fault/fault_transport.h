@@ -43,6 +43,7 @@ class FaultTransport : public Transport {
   std::string describeLocal() const override { return inner_->describeLocal(); }
   bool progress(const std::function<bool()>& done) override { return inner_->progress(done); }
   size_t peerStateCount() const override { return inner_->peerStateCount(); }
+  size_t connectionCount() const override { return inner_->connectionCount(); }
   std::string inspect() const override { return inner_->inspect(); }
 
   /// Whether the next submit / slice is one to fail / to corrupt (counted over all endpoints).

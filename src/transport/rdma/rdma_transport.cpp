@@ -333,6 +333,12 @@ std::string RdmaTransport::inspect() const {
   return j.dump();
 }
 
+size_t RdmaTransport::connectionCount() const {
+  size_t n = 0;
+  for (const auto& d : devices_) n += d->qpCount();
+  return n;
+}
+
 size_t RdmaTransport::passiveQpCount() const {
   std::lock_guard lock(passive_mu_);
   return passive_qps_;

@@ -66,6 +66,9 @@ class RdmaTransport : public Transport {
   Status unregisterMemory(const BufferDesc& buffer) override;
   std::string describeLocal() const override;
   size_t peerStateCount() const override { return endpoints_.liveCount(); }
+  /// Queue pairs held on every NIC (paths to peers and peers' paths to us): an RDMA
+  /// connection is a queue pair.
+  size_t connectionCount() const override;
   std::string inspect() const override;
 
   /// Why the transport is inert ("" when it has devices).
