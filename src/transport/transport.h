@@ -106,6 +106,9 @@ class TransportContext {
   virtual cuda::Gpu& gpu() = 0;
 };
 
+// A wrapping transport (fault/: a decorator around another) overrides every call here,
+// optional ones included, to forward it: a call it left at its default here would hide what
+// the wrapped transport says (a connection count of 0, no reason it cannot serve a peer).
 class Transport {
  public:
   virtual ~Transport() = default;

@@ -688,19 +688,32 @@ TEST_F(RdmaEngines, APeerWithNicsReachedWithoutOursIsALoudDowngrade) {
     std::lock_guard lock(mu);
     if (r.level >= LogLevel::kWarn) warnings.emplace_back(r.message);
   });
-  auto inert = test::loopbackConfig();  // provider "system": no device on this machine
-  inert->set<bool>("transports/shm/enable", false);
-  start(inert);
-  Status st = test::runBatch(*a, {req(Request::WRITE, 0, 0, 4096, nullptr)});
-  EXPECT_TRUE(st.ok()) << st.ToString();
-  {
+  auto expectOneLoudDowngrade = [&] {
+    {
+      std::lock_guard lock(mu);
+      warnings.clear();  // the engine's start-up ones (the fault wrapper says it is on)
+    }
+    Status st = test::runBatch(*a, {req(Request::WRITE, 0, 0, 4096, nullptr)});
+    EXPECT_TRUE(st.ok()) << st.ToString();
     std::lock_guard lock(mu);
     ASSERT_EQ(warnings.size(), 1u);
     EXPECT_NE(warnings[0].find("rdma would carry it but cannot here (the peer has RDMA NICs, this engine none"),
               std::string::npos)
         << warnings[0];
     EXPECT_NE(warnings[0].find("going over tcp"), std::string::npos) << warnings[0];
-  }
+  };
+  auto inert = test::loopbackConfig();  // provider "system": no device on this machine
+  inert->set<bool>("transports/shm/enable", false);
+  start(inert);
+  expectOneLoudDowngrade();
+  // The same through the fault wrapper (transports/rdma/fault/*): the reason is the inner one's.
+  auto wrapped = test::loopbackConfig();
+  wrapped->set<bool>("transports/shm/enable", false);
+  wrapped->set<int64_t>("transports/rdma/fault/fail_slice_every", 1'000'000);
+  a = std::make_unique<TransferEngine>(wrapped);
+  ASSERT_TRUE(a->registerLocalMemory(local.data(), local.size()).ok());
+  ASSERT_TRUE(a->openSegment(seg, b->getSegmentName()).ok());
+  expectOneLoudDowngrade();
   setLogSink(nullptr);
   a.reset();
   auto strict = test::loopbackConfig();
@@ -710,7 +723,7 @@ TEST_F(RdmaEngines, APeerWithNicsReachedWithoutOursIsALoudDowngrade) {
   ASSERT_TRUE(a->registerLocalMemory(local.data(), local.size()).ok());
   ASSERT_TRUE(a->openSegment(seg, b->getSegmentName()).ok());
   BatchID id = a->allocateBatch(1);
-  st = a->submitTransfer(id, {req(Request::WRITE, 0, 0, 4096, nullptr)});
+  Status st = a->submitTransfer(id, {req(Request::WRITE, 0, 0, 4096, nullptr)});
   EXPECT_EQ(st.code(), Status::Code::kNotSupported) << st.ToString();
   EXPECT_NE(st.message().find("selector/strict"), std::string::npos) << st.ToString();
   EXPECT_TRUE(a->freeBatch(id).ok());

@@ -31,6 +31,7 @@ class FaultTransport : public Transport {
   Status start(TransportContext& ctx) override { return inner_->start(ctx); }
   void stop() override { inner_->stop(); }
   bool canReach(const PeerEndpoint& peer) const override { return inner_->canReach(peer); }
+  std::string unusableFor(const PeerEndpoint& peer) const override { return inner_->unusableFor(peer); }
   uint64_t sliceSize() const override { return inner_->sliceSize(); }
   Status connect(const PeerEndpoint& peer, std::shared_ptr<Endpoint>& out) override;
   Status allocate(size_t size, const Location& location, std::unique_ptr<Allocation>& out) override {
