@@ -64,6 +64,19 @@ __attribute__((target("avx2"))) void bodyAvx2(uint8_t* d, const uint8_t* s, size
   for (; i < n; i += 128) blockAvx2(d + i, s + i);
 }
 
+// Two bodies of `n` bytes (a multiple of 256) at once: the halves of both in turn, four
+// streams over two pages (shm, scattered 16 KiB pages: +3-4 % over four quarters of one).
+__attribute__((target("avx2"))) void pairAvx2(uint8_t* d1, const uint8_t* s1, uint8_t* d2, const uint8_t* s2,
+                                              size_t n) {
+  const size_t half = n / 2;
+  for (size_t i = 0; i < half; i += 128) {
+    blockAvx2(d1 + i, s1 + i);
+    blockAvx2(d1 + half + i, s1 + half + i);
+    blockAvx2(d2 + i, s2 + i);
+    blockAvx2(d2 + half + i, s2 + half + i);
+  }
+}
+
 void bodySse2(uint8_t* d, const uint8_t* s, size_t n) {  // every x86-64 CPU has SSE2
   for (size_t i = 0; i < n; i += 64) {
     const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
@@ -151,6 +164,33 @@ void copy(void* dst, const void* src, size_t n) { copyWith(bestIsa(), dst, src, 
 
 void copyUnfenced(void* dst, const void* src, size_t n) {
   copyUnfencedWith(bestIsa(), static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), n);
+}
+
+void copyPairUnfenced(void* dst1, const void* src1, void* dst2, const void* src2, size_t n) {
+#if defined(__x86_64__)
+  auto* d1 = static_cast<uint8_t*>(dst1);
+  auto* d2 = static_cast<uint8_t*>(dst2);
+  const auto* s1 = static_cast<const uint8_t*>(src1);
+  const auto* s2 = static_cast<const uint8_t*>(src2);
+  const size_t head = (kLine - reinterpret_cast<uintptr_t>(d1) % kLine) % kLine;
+  // One head, body and tail for both: the destinations must sit alike within a line.
+  if (bestIsa() == Isa::kAvx2 && n >= kTwoStreamsMin + head &&
+      reinterpret_cast<uintptr_t>(d1) % kLine == reinterpret_cast<uintptr_t>(d2) % kLine) {
+    const size_t body = (n - head) / 256 * 256;  // halves of whole blocks
+    if (head) {
+      std::memcpy(d1, s1, head);
+      std::memcpy(d2, s2, head);
+    }
+    pairAvx2(d1 + head, s1 + head, d2 + head, s2 + head, body);
+    if (const size_t tail = n - head - body) {
+      std::memcpy(d1 + head + body, s1 + head + body, tail);
+      std::memcpy(d2 + head + body, s2 + head + body, tail);
+    }
+    return;
+  }
+#endif
+  copyUnfenced(dst1, src1, n);
+  copyUnfenced(dst2, src2, n);
 }
 
 void fence() {

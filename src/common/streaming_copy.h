@@ -36,6 +36,11 @@ void copyWith(Isa isa, void* dst, const void* src, size_t n);
 /// fence() after the last and before it publishes any of them. A fence waits for the
 /// streamed lines to leave the core; once per 16 KiB page it cost ~7 % here.
 void copyUnfenced(void* dst, const void* src, size_t n);
+/// Two copyUnfenced of `n` bytes each, done together: the halves of both in turn, so a core
+/// keeps four streams over two scattered pages rather than four over one (+3-4 % for shm's
+/// paged 16 KiB copies here). Two plain copyUnfenced calls where that does not apply (no
+/// AVX2, under 4 KiB, destinations aligned differently within a cache line).
+void copyPairUnfenced(void* dst1, const void* src1, void* dst2, const void* src2, size_t n);
 /// Orders the streaming stores of this thread before its later stores.
 void fence();
 /// Asks the CPU to start loading the first bytes of a copy's source (and its page's

@@ -58,6 +58,30 @@ TEST(StreamingCopy, EverySizeAndAlignmentCopiesExactly) {
         for (size_t dst_off = 0; dst_off < 64; ++dst_off) expectExactCopy(isa, n, src_off, dst_off);
 }
 
+// Two copies done together: every size around the split, destinations alike and unlike
+// within a line (the latter two plain copies), both exact and nothing written outside.
+TEST(StreamingCopy, PairsOfCopiesAreExact) {
+  constexpr size_t kGuard = 192;
+  for (size_t n : {0, 1, 255, 4095, 4096, 4096 + 63, 4096 + 64 + 5, 16384, 16384 + 448, 20000})
+    for (size_t off1 : {0, 5, 63})
+      for (size_t off2 : {off1, (off1 + 7) % 64}) {
+        std::vector<uint8_t> src1(n + 64), src2(n + 64), dst(2 * (n + off1 + off2 + 2 * kGuard) + 128);
+        fillPattern(src1.data(), src1.size(), n + off1);
+        fillPattern(src2.data(), src2.size(), n + off2 + 1000);
+        std::memset(dst.data(), 0xA5, dst.size());
+        // Both destinations in one buffer, each with guards around it, at 64-byte-aligned bases.
+        auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(dst.data()) + 63) / 64 * 64);
+        uint8_t* d1 = base + kGuard + off1;
+        uint8_t* d2 = base + (kGuard + off1 + n + kGuard + 63) / 64 * 64 + off2;
+        streaming::copyPairUnfenced(d1, src1.data() + 3, d2, src2.data() + 1, n);
+        streaming::fence();
+        ASSERT_EQ(std::memcmp(d1, src1.data() + 3, n), 0) << "n=" << n << " dst+" << off1 << "/" << off2;
+        ASSERT_EQ(std::memcmp(d2, src2.data() + 1, n), 0) << "n=" << n << " dst+" << off1 << "/" << off2;
+        for (uint8_t* p = dst.data(); p < dst.data() + dst.size(); ++p)
+          if ((p < d1 || p >= d1 + n) && (p < d2 || p >= d2 + n)) ASSERT_EQ(*p, 0xA5) << "written outside, n=" << n;
+      }
+}
+
 TEST(StreamingCopy, LargeCopiesAreExact) {
   for (Isa isa : isasHere()) {
     expectExactCopy(isa, (4 << 20) + 13, 3, 61);

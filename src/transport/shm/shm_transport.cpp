@@ -280,8 +280,7 @@ Status ShmTransport::move(Work& w, ShmEndpoint& peer) {
   Slice* s = w.slice;
   FERRY_RETURN_IF_ERROR(admitSlice(*s));  // copies stop at slice boundaries
   if (w.mapped) {
-    uint8_t* dst = s->op == Request::WRITE ? w.mapped : s->local;
-    const uint8_t* src = s->op == Request::WRITE ? s->local : w.mapped;
+    auto [dst, src] = ends(w);
     return checkedCopy(
         *s, dst, src, [this](uint8_t* d, const uint8_t* from, uint64_t n) { copyInPieces(d, from, n, copy_piece_); },
         w.streamed);
@@ -293,6 +292,28 @@ Status ShmTransport::move(Work& w, ShmEndpoint& peer) {
     FERRY_LOG(WARN) << "cross-memory attach to pid " << w.pid << " refused (" << st.message()
                     << "; ptrace restrictions?): its unshared buffers go over the next transport";
   return st;
+}
+
+std::pair<uint8_t*, const uint8_t*> ShmTransport::ends(const Work& w) {
+  const Slice& s = *w.slice;
+  if (s.op == Request::WRITE) return {w.mapped, s.local};
+  return {s.local, w.mapped};
+}
+
+bool ShmTransport::pairable(const Work& a, const Work& b) {
+  // Plain streamed copies of mapped bytes, alike in length; checked or corrupted ones (the
+  // fault transport's flip) go one by one through checkedCopy.
+  for (const Work* w : {&a, &b})
+    if (!w->mapped || !w->streamed || w->slice->task->checksum || w->slice->flip_byte) return false;
+  return a.slice->length == b.slice->length;
+}
+
+bool ShmTransport::movePair(Work& a, Work& b) {
+  if (!admitSlice(*a.slice).ok() || !admitSlice(*b.slice).ok()) return false;
+  auto [dst_a, src_a] = ends(a);
+  auto [dst_b, src_b] = ends(b);
+  streaming::copyPairUnfenced(dst_a, src_a, dst_b, src_b, a.slice->length);
+  return true;
 }
 
 void ShmTransport::prefetchSource(const Work& w) {
@@ -312,15 +333,28 @@ void ShmTransport::copyRun(Take& run) {
     completeSlicesOk(done, n);
     n = 0;
   };
-  for (size_t i = 0; i < run.work.size(); ++i) {
-    Work& w = run.work[i];
-    if (streamed && i + 1 < run.work.size()) prefetchSource(run.work[i + 1]);
-    Status st = move(w, *run.holds->peer);
-    if (n && (n == kMaxTake || !st.ok() || done[0]->task != w.slice->task)) flush();
+  auto finish = [&](Slice* s, const Status& st) {
+    if (n && (n == kMaxTake || !st.ok() || done[0]->task != s->task)) flush();
     if (st.ok())
-      done[n++] = w.slice;
+      done[n++] = s;
     else
-      completeSlice(w.slice, st);
+      completeSlice(s, st);
+  };
+  const size_t count = run.work.size();
+  for (size_t i = 0; i < count; ++i) {
+    Work& w = run.work[i];
+    // Two slices at once where they allow it, the next two prefetched meanwhile; else one,
+    // the next prefetched (a slice that cannot start is refused by move()).
+    if (streamed && i + 1 < count && pairable(w, run.work[i + 1])) {
+      for (size_t k = i + 2; k < std::min(i + 4, count); ++k) prefetchSource(run.work[k]);
+      if (movePair(w, run.work[i + 1])) {
+        finish(w.slice, Status::OK());
+        finish(run.work[++i].slice, Status::OK());
+        continue;
+      }
+    }
+    if (streamed && i + 1 < count) prefetchSource(run.work[i + 1]);
+    finish(w.slice, move(w, *run.holds->peer));
   }
   flush();
   run.work.clear();

@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/options.h"
@@ -111,6 +112,14 @@ class ShmTransport : public Transport {
   void cancelQueued(const ShmEndpoint* peer);
   // One slice's bytes moved (and checked when asked); the slice is not completed.
   Status move(Work& w, ShmEndpoint& peer);
+  // The destination and source of a mapped work's copy.
+  static std::pair<uint8_t*, const uint8_t*> ends(const Work& w);
+  // Whether two works may be copied together: both streamed, mapped, unchecked, unflipped,
+  // of one length.
+  static bool pairable(const Work& a, const Work& b);
+  // Copies two pairable works together (streaming::copyPairUnfenced) once both are admitted;
+  // false, having copied nothing, when either may not start (move() then says why).
+  static bool movePair(Work& a, Work& b);
   // Moves and completes a take's slices, then empties it (releasing its holds). Slices of
   // one task that succeed complete together.
   void copyRun(Take& run);
