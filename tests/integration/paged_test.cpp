@@ -160,6 +160,19 @@ class PagedTransfer : public ::testing::TestWithParam<const char*> {
     return st;
   }
 
+  // Pages lp[i] of ours written to pages rp[i] there, then read back from there into zeroed
+  // pages: each time every pair must match.
+  void writeThenReadBack(const std::vector<int64_t>& lp, const std::vector<int64_t>& rp, uint64_t seed) {
+    fillPattern(local.data(), kSize, seed);
+    Status st = run(request(Request::WRITE, lp, rp));
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    expectPagesEqual(lp, rp);
+    std::fill(local.begin(), local.end(), 0);
+    st = run(request(Request::READ, rp, lp));
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    expectPagesEqual(rp, lp);
+  }
+
   // Page lp[i] of each layer here must equal page rp[i] of that layer there.
   void expectPagesEqual(const std::vector<int64_t>& lp, const std::vector<int64_t>& rp) {
     for (size_t l = 0; l < kLayers; ++l)
@@ -189,14 +202,7 @@ TEST_P(PagedTransfer, ScatteredPagesMoveByteExactWhenStreamed) {
   std::shuffle(rp.begin(), rp.end(), std::mt19937_64(7));
   lp.resize(kPagesPerLayer - 1);  // an odd count: the last page of a take goes alone
   rp.resize(kPagesPerLayer - 1);
-  fillPattern(local.data(), kSize, 17);
-  Status st = run(request(Request::WRITE, lp, rp));
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  expectPagesEqual(lp, rp);
-  std::fill(local.begin(), local.end(), 0);
-  st = run(request(Request::READ, rp, lp));
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  expectPagesEqual(rp, lp);
+  writeThenReadBack(lp, rp, 17);
 }
 
 TEST_P(PagedTransfer, ScatteredPagesMoveByteExactAsOneTask) {
@@ -240,14 +246,7 @@ TEST_P(PagedTransfer, PagesInSeveralBuffersPerSide) {
   std::iota(rp.begin(), rp.end(), 0);
   std::shuffle(lp.begin(), lp.end(), std::mt19937_64(5));
   std::shuffle(rp.begin(), rp.end(), std::mt19937_64(6));
-  fillPattern(local.data(), kSize, 13);
-  Status st = run(request(Request::WRITE, lp, rp));
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  expectPagesEqual(lp, rp);
-  std::fill(local.begin(), local.end(), 0);
-  st = run(request(Request::READ, rp, lp));
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  expectPagesEqual(rp, lp);
+  writeThenReadBack(lp, rp, 13);
 }
 
 TEST_P(PagedTransfer, BadPagesAreRefusedBeforeAnythingMoves) {
