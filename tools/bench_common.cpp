@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -127,6 +126,20 @@ KvPages kvPages(size_t pages) {
 
 namespace {
 void plainCopy(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+
+// Page-aligned bytes, as the engine's buffers and O_DIRECT have them, freed with the object;
+// data() is null when there was no memory.
+class PageBytes {
+ public:
+  explicit PageBytes(size_t n) : p_(static_cast<uint8_t*>(std::aligned_alloc(4096, (n + 4095) / 4096 * 4096))) {}
+  ~PageBytes() { std::free(p_); }
+  PageBytes(const PageBytes&) = delete;
+  PageBytes& operator=(const PageBytes&) = delete;
+  uint8_t* data() const { return p_; }
+
+ private:
+  uint8_t* const p_;
+};
 }  // namespace
 
 const ReferenceCopy kReferenceCopies[kNumReferenceCopies] = {{"memcpy", &plainCopy, &plainCopy},
@@ -143,15 +156,12 @@ int runMemcpyKv(const tools::Flags& f) {
   // Page-aligned, as the engine's buffers are: a vector's bytes start 16 bytes into a page,
   // and every scattered page then begins and ends in a partly written line (streaming 16 KiB
   // pages: 0.72x contiguous that way, ~0.95x aligned).
-  const size_t bytes = (layer * layers + 4095) / 4096 * 4096;
-  std::unique_ptr<uint8_t, decltype(&std::free)> src_mem(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)),
-                                                         &std::free),
-      dst_mem(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)), &std::free);
-  if (!src_mem || !dst_mem) {
-    std::cerr << "cannot allocate 2 x " << bytes << " bytes\n";
+  const PageBytes src_mem(layer * layers), dst_mem(layer * layers);
+  if (!src_mem.data() || !dst_mem.data()) {
+    std::cerr << "cannot allocate 2 x " << layer * layers << " bytes\n";
     return 1;
   }
-  const std::span<uint8_t> src(src_mem.get(), layer * layers), dst(dst_mem.get(), layer * layers);
+  const std::span<uint8_t> src(src_mem.data(), layer * layers), dst(dst_mem.data(), layer * layers);
   fillPattern(src.data(), src.size(), 0, kInitiatorSeed);
   std::memset(dst.data(), 0, dst.size());
   // The pairs in the order the engine takes them (by the source page, pageRuns): the
@@ -241,9 +251,9 @@ int runFileIo(const tools::Flags& f) {
     std::perror(path.c_str());
     return 1;
   }
-  void* mem = nullptr;
-  if (posix_memalign(&mem, 4096, per_thread * threads) != 0) return 1;
-  auto* buf = static_cast<uint8_t*>(mem);
+  const PageBytes mem(per_thread * threads);
+  uint8_t* const buf = mem.data();
+  if (!buf) return 1;
   fillPattern(buf, per_thread * threads, 0, kInitiatorSeed);
   Moved moved = referenceLoop(threads, after(duration), per_thread, block, [&](size_t off) {
     ssize_t n = is_write ? ::pwrite(fd, buf + off, block, static_cast<off_t>(off))
@@ -254,7 +264,6 @@ int runFileIo(const tools::Flags& f) {
   });
   const double gbps = moved.gbps();
   ::close(fd);
-  std::free(mem);
   std::printf("fileio %s block_size=%zu threads=%d%s: %.3f GB/s\n", is_write ? "write" : "read", block,
               threads, direct ? " O_DIRECT" : "", gbps);
   if (f.boolean("json"))

@@ -42,30 +42,9 @@ __attribute__((target("avx2"))) inline void blockAvx2(uint8_t* d, const uint8_t*
 constexpr size_t kTwoStreamsMin = 4096;
 constexpr size_t kFourStreamsMin = 16384;
 
-__attribute__((target("avx2"))) void bodyAvx2(uint8_t* d, const uint8_t* s, size_t n) {
-  size_t i = 0;
-  if (n >= kFourStreamsMin) {
-    const size_t q = n / 512 * 128;  // each quarter a whole number of blocks
-    for (; i < q; i += 128) {
-      blockAvx2(d + i, s + i);
-      blockAvx2(d + q + i, s + q + i);
-      blockAvx2(d + 2 * q + i, s + 2 * q + i);
-      blockAvx2(d + 3 * q + i, s + 3 * q + i);
-    }
-    i = 4 * q;
-  } else if (n >= kTwoStreamsMin) {
-    const size_t half = n / 256 * 128;  // each half a whole number of blocks
-    for (; i < half; i += 128) {
-      blockAvx2(d + i, s + i);
-      blockAvx2(d + half + i, s + half + i);
-    }
-    i = 2 * half;
-  }
-  for (; i < n; i += 128) blockAvx2(d + i, s + i);
-}
-
 // Two bodies of `n` bytes (a multiple of 256) at once: the halves of both in turn, four
-// streams over two pages (shm, scattered 16 KiB pages: +3-4 % over four quarters of one).
+// streams (two scattered pages: +3-4 % for shm's 16 KiB pages over four quarters of one; the
+// quarters of one body are its two halves' halves).
 __attribute__((target("avx2"))) void pairAvx2(uint8_t* d1, const uint8_t* s1, uint8_t* d2, const uint8_t* s2,
                                               size_t n) {
   const size_t half = n / 2;
@@ -75,6 +54,23 @@ __attribute__((target("avx2"))) void pairAvx2(uint8_t* d1, const uint8_t* s1, ui
     blockAvx2(d2 + i, s2 + i);
     blockAvx2(d2 + half + i, s2 + half + i);
   }
+}
+
+__attribute__((target("avx2"))) void bodyAvx2(uint8_t* d, const uint8_t* s, size_t n) {
+  size_t i = 0;
+  if (n >= kFourStreamsMin) {
+    const size_t half = n / 512 * 256;  // each quarter a whole number of blocks
+    pairAvx2(d, s, d + half, s + half, half);
+    i = 2 * half;
+  } else if (n >= kTwoStreamsMin) {
+    const size_t half = n / 256 * 128;  // each half a whole number of blocks
+    for (; i < half; i += 128) {
+      blockAvx2(d + i, s + i);
+      blockAvx2(d + half + i, s + half + i);
+    }
+    i = 2 * half;
+  }
+  for (; i < n; i += 128) blockAvx2(d + i, s + i);
 }
 
 void bodySse2(uint8_t* d, const uint8_t* s, size_t n) {  // every x86-64 CPU has SSE2
@@ -95,6 +91,10 @@ void bodySse2(uint8_t* d, const uint8_t* s, size_t n) {  // every x86-64 CPU has
 // would otherwise wait to see missed before it ramps up (512 B measured best of 0.5-4 KiB).
 constexpr size_t kPrefetchBytes = 512;
 
+// The bytes before `d`'s next cache-line boundary: copied plainly, so that the streaming
+// stores write whole lines.
+size_t headBytes(const uint8_t* d) { return (kLine - reinterpret_cast<uintptr_t>(d) % kLine) % kLine; }
+
 // Whether it streamed (and so needs a fence before its bytes are published).
 bool copyUnfencedWith(Isa isa, uint8_t* d, const uint8_t* s, size_t n) {
   if (isa == Isa::kNone || n < kMinStreamed) {
@@ -102,7 +102,7 @@ bool copyUnfencedWith(Isa isa, uint8_t* d, const uint8_t* s, size_t n) {
     return false;
   }
 #if defined(__x86_64__)
-  const size_t head = (kLine - reinterpret_cast<uintptr_t>(d) % kLine) % kLine;
+  const size_t head = headBytes(d);
   std::memcpy(d, s, head);
   const size_t block = isa == Isa::kAvx2 ? 128 : 64;
   const size_t body = (n - head) / block * block;
@@ -172,7 +172,7 @@ void copyPairUnfenced(void* dst1, const void* src1, void* dst2, const void* src2
   auto* d2 = static_cast<uint8_t*>(dst2);
   const auto* s1 = static_cast<const uint8_t*>(src1);
   const auto* s2 = static_cast<const uint8_t*>(src2);
-  const size_t head = (kLine - reinterpret_cast<uintptr_t>(d1) % kLine) % kLine;
+  const size_t head = headBytes(d1);
   // One head, body and tail for both: the destinations must sit alike within a line.
   if (bestIsa() == Isa::kAvx2 && n >= kTwoStreamsMin + head &&
       reinterpret_cast<uintptr_t>(d1) % kLine == reinterpret_cast<uintptr_t>(d2) % kLine) {

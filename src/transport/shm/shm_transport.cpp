@@ -301,10 +301,10 @@ std::pair<uint8_t*, const uint8_t*> ShmTransport::ends(const Work& w) {
 }
 
 bool ShmTransport::pairable(const Work& a, const Work& b) {
-  // Plain streamed copies of mapped bytes, alike in length; checked or corrupted ones (the
-  // fault transport's flip) go one by one through checkedCopy.
+  // Plain copies of mapped bytes, alike in length; checked or corrupted ones (the fault
+  // transport's flip) go one by one through checkedCopy.
   for (const Work* w : {&a, &b})
-    if (!w->mapped || !w->streamed || w->slice->task->checksum || w->slice->flip_byte) return false;
+    if (!w->mapped || w->slice->task->checksum || w->slice->flip_byte) return false;
   return a.slice->length == b.slice->length;
 }
 

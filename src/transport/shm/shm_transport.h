@@ -114,8 +114,8 @@ class ShmTransport : public Transport {
   Status move(Work& w, ShmEndpoint& peer);
   // The destination and source of a mapped work's copy.
   static std::pair<uint8_t*, const uint8_t*> ends(const Work& w);
-  // Whether two works may be copied together: both streamed, mapped, unchecked, unflipped,
-  // of one length.
+  // Whether two works of a take that streams may be copied together: both mapped, unchecked,
+  // unflipped, of one length.
   static bool pairable(const Work& a, const Work& b);
   // Copies two pairable works together (streaming::copyPairUnfenced) once both are admitted;
   // false, having copied nothing, when either may not start (move() then says why).

@@ -146,7 +146,6 @@ int payloadIov(iovec* out, const Slice& s, const uint8_t* payload, uint8_t* flip
 constexpr uint64_t kMaxLowerClassInFlight = 4 << 20;
 }  // namespace
 
-
 bool TcpConnection::lowerClassHeldLocked() {
   if (!anyQueuedLocked() || lower_inflight_ == 0) return false;
   const Slice* next = nextQueueLocked().front();
