@@ -22,7 +22,7 @@ int64_t pageIndex(const void* array, PagedRequest::IndexType type, size_t i) {
 
 }  // namespace
 
-Status pageRuns(const PagedRequest& p, std::vector<Request>& runs) {
+Status pageRuns(const PagedRequest& p, std::vector<SliceRange>& runs) {
   constexpr uint64_t kMaxPages = 1 << 24;
   if (p.opcode != Request::READ && p.opcode != Request::WRITE) return Status::InvalidArgument("unknown opcode");
   if (p.num_pages == 0) return Status::OK();
@@ -49,6 +49,7 @@ Status pageRuns(const PagedRequest& p, std::vector<Request>& runs) {
   if (!std::is_sorted(order.begin(), order.end(), by_source_page))
     std::stable_sort(order.begin(), order.end(), by_source_page);
   const size_t before = runs.size();
+  runs.reserve(before + p.num_pages * p.num_layers);  // exact for scattered pages
   for (uint64_t layer = 0; layer < p.num_layers; ++layer) {
     for (const uint32_t i : order) {
       uint64_t local, remote;
@@ -60,20 +61,24 @@ Status pageRuns(const PagedRequest& p, std::vector<Request>& runs) {
                                        ": index " + std::to_string(li < 0 ? li : ri) +
                                        " is negative or its address overflows");
       }
-      Request* last = runs.empty() ? nullptr : &runs.back();
-      if (last && reinterpret_cast<uint64_t>(last->source) + last->length == local &&
-          last->target_offset + last->length == remote) {
+      SliceRange* last = runs.size() > before ? &runs.back() : nullptr;
+      if (last && reinterpret_cast<uint64_t>(last->local) + last->length == local &&
+          last->remote + last->length == remote) {
         last->length += p.page_size;
         continue;
       }
-      Request r{p.opcode, reinterpret_cast<void*>(local), p.target_id, remote, p.page_size, p.transport_hint};
-      r.priority = p.priority;
-      r.deadline_ns = p.deadline_ns;
-      r.checksum = p.checksum;
-      runs.push_back(r);
+      runs.push_back({reinterpret_cast<uint8_t*>(local), remote, p.page_size});
     }
   }
   return Status::OK();
+}
+
+Request pagedLike(const PagedRequest& p) {
+  Request r{p.opcode, p.local_base, p.target_id, p.remote_base, 0, p.transport_hint};
+  r.priority = p.priority;
+  r.deadline_ns = p.deadline_ns;
+  r.checksum = p.checksum;
+  return r;
 }
 
 }  // namespace ferry

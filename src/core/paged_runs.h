@@ -6,15 +6,18 @@
 
 #include "ferry/status.h"
 #include "ferry/types.h"
+#include "model/slice.h"
 
 namespace ferry {
 
-/// Appends the request's ranges to `runs` (Request's fields: source, target_offset, length,
-/// with the request's opcode, target, hint, priority, deadline and checksum); none for 0
-/// pages. Pages are taken in the order of their source index (local for a write, remote for
+/// Appends the request's ranges to `runs` (local address, remote address, length); none
+/// for 0 pages. Pages are taken in the order of their source index (local for a write, remote for
 /// a read; stable), and pages adjacent at both ends in that order merge into one range.
 /// InvalidArgument for a bad field, a negative index or an address that overflows (then
 /// `runs` is as it was).
-Status pageRuns(const PagedRequest& request, std::vector<Request>& runs);
+Status pageRuns(const PagedRequest& request, std::vector<SliceRange>& runs);
+
+/// The request's fields as a Request of no range: what each of its runs shares.
+Request pagedLike(const PagedRequest& request);
 
 }  // namespace ferry

@@ -19,8 +19,11 @@ bool Route::retryable(const Status& s) {
 void Route::finish(size_t max_failover_attempts) {
   max_failover = pinned ? 0 : max_failover_attempts;
   slice_size = UINT64_MAX;
-  for (size_t i = 0; i < candidates.size() && i <= max_failover; ++i)
+  multi_range = !candidates.empty();
+  for (size_t i = 0; i < candidates.size() && i <= max_failover; ++i) {
     slice_size = std::min(slice_size, candidates[i].transport->sliceSize());
+    multi_range = multi_range && candidates[i].transport->caps().multi_range;
+  }
   if (candidates.empty()) slice_size = 1 << 20;
 }
 
@@ -52,6 +55,7 @@ bool Route::failover(Slice* slice, const Status& why) {
   while (slice->attempt < max_failover && slice->attempt + 1u < candidates.size()) {
     const size_t from = slice->attempt;
     const Candidate& to = candidates[++slice->attempt];
+    if (slice->ranges && !to.transport->caps().multi_range) continue;  // a route refreshed since it was cut
     noteDowngrade(*slice, 1, TransferCounters::kFailedOver, from, slice->attempt, why);
     Slice* one = slice;
     if (to.endpoint->submit(*peer, &one, 1).ok()) return true;
@@ -64,6 +68,13 @@ Status Route::submitRun(std::vector<Slice*>& run, const std::atomic<bool>& stale
   size_t tries = pinned ? 1 : std::min(candidates.size(), max_failover + 1);
   for (size_t k = 0; k < tries; ++k) {
     if (k > 0 && !run.empty()) noteDowngrade(*run[0], run.size(), TransferCounters::kRefusedAtSubmit, k - 1, k, st);
+    // Slices cut for another route (this one is a refresh's) may hold several pieces.
+    if (!candidates[k].transport->caps().multi_range &&
+        std::any_of(run.begin(), run.end(), [](const Slice* s) { return s->ranges != nullptr; })) {
+      st = Status::NotSupported(std::string(candidates[k].transport->name()) +
+                                " cannot carry slices of several pieces (a paged transfer's pages)");
+      continue;
+    }
     for (Slice* s : run) s->attempt = static_cast<uint8_t>(k);  // before: it may complete inline
     st = candidates[k].endpoint->submit(*peer, run.data(), run.size());
     if (st.ok() || !retryable(st)) return st;

@@ -28,11 +28,12 @@ struct Route : SliceRoute {
   // a broken fast path fails every slice.
   std::shared_ptr<log::RateLimit> downgrade_log;
   uint64_t slice_size = 0;  // the smallest of the candidates': any of them can carry a slice
+  bool multi_range = false;  // every candidate carries slices of several pieces (TransportCaps)
 
   /// Errors another transport might not have. A refusal by the target (permission, range)
   /// or a passed deadline would only repeat.
   static bool retryable(const Status& s);
-  /// Sets max_failover and slice_size once the candidates are known.
+  /// Sets max_failover, slice_size and multi_range once the candidates are known.
   void finish(size_t max_failover_attempts);
   bool canFailOver() const { return max_failover > 0 && candidates.size() > 1; }
   bool failover(Slice* slice, const Status& why) override;

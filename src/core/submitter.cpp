@@ -272,21 +272,25 @@ Status Submitter::dispatch(SegmentEntry& seg, Route& route, const Request* reqs,
 Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   std::shared_ptr<Batch> batch;
   FERRY_RETURN_IF_ERROR(p_.batches.find(id, batch));
-  // The runs of a large call are megabytes: this thread's next call reuses the vector (fresh
-  // pages for it each call cost more than building the runs), unless it grew very large.
-  thread_local std::vector<Request> runs;
-  struct Trim {
-    ~Trim() {
-      runs.clear();
-      if (runs.capacity() > (1u << 16)) runs.shrink_to_fit();
-    }
-  } trim;
-  runs.clear();
+  std::vector<SliceRange> runs;
   FERRY_RETURN_IF_ERROR(pageRuns(request, runs));
   if (runs.empty()) return Status::OK();
+  const Request like = pagedLike(request);
   Prepared prepared;
-  if (!prepareSpan(runs, prepared)) {
-    Status st = prepare(runs, prepared);
+  // What a refresh re-checks (dispatch): the span, or each run.
+  std::vector<Request> checked_as(1, like);
+  // Slices of several pages need the pages of each to lie in one buffer at both ends (a
+  // transport resolves a slice's target once): the span's single check proves it.
+  const bool spanned = prepareSpan(runs, like, prepared, checked_as[0]);
+  if (!spanned) {
+    std::vector<Request>& each = checked_as;
+    each.assign(runs.size(), like);
+    for (size_t i = 0; i < runs.size(); ++i) {
+      each[i].source = runs[i].local;
+      each[i].target_offset = runs[i].remote;
+      each[i].length = runs[i].length;
+    }
+    Status st = prepare(each, prepared);
     if (!st.ok()) return Status(st.code(), "paged transfer, " + st.message());  // "request i" = run i
     // One task has one route: runs that would be routed differently (pages in memory of
     // different kinds, a size-dependent policy) are separate requests.
@@ -296,32 +300,37 @@ Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
                                     " needs another transport than the first (memory of another kind?); "
                                     "submit such pages as a separate request");
   }
+  const auto [local_kind, remote_kind] = prepared.kinds[0];
+  Route& route = *prepared.routes[0];
+  const bool multi_range =
+      spanned && route.multi_range && local_kind == kHostMemory && remote_kind == kHostMemory;
   size_t first;
   FERRY_RETURN_IF_ERROR(reserveTasks(*batch, 1, prepared.bytes, first));
   Task& t = batch->tasks[first];
   t.route = prepared.routes[0];
-  makeSlices(t, runs.data(), runs.size(), prepared.routes[0]->slice_size, nowNs() + transfer_timeout_ns_,
-             prepared.kinds[0].first, prepared.kinds[0].second);
-  t.checksum = checked(runs[0]);
+  makeSlices(t, std::move(runs), like, route.slice_size, nowNs() + transfer_timeout_ns_, local_kind, remote_kind,
+             multi_range);
+  t.checksum = checked(like);
   std::vector<Slice*> run(t.num_slices);
   for (uint32_t n = 0; n < t.num_slices; ++n) run[n] = &t.slices[n];
-  return dispatch(*prepared.segs[0], *prepared.routes[0], runs.data(), runs.size(), 0, &t, 1, run);
+  return dispatch(*prepared.segs[0], route, checked_as.data(), checked_as.size(), 0, &t, 1, run);
 }
 
-bool Submitter::prepareSpan(const std::vector<Request>& runs, Prepared& out) {
+bool Submitter::prepareSpan(const std::vector<SliceRange>& runs, const Request& like, Prepared& out,
+                            Request& span) {
   if (runs.size() < 2 || p_.selector.hasPolicies()) return false;
   uint64_t local_lo = UINT64_MAX, local_hi = 0, remote_lo = UINT64_MAX, remote_hi = 0, bytes = 0;
-  for (const Request& r : runs) {  // pageRuns made them: no range wraps
-    const auto local = reinterpret_cast<uint64_t>(r.source);
+  for (const SliceRange& r : runs) {  // pageRuns made them: no range wraps
+    const auto local = reinterpret_cast<uint64_t>(r.local);
     local_lo = std::min(local_lo, local);
     local_hi = std::max(local_hi, local + r.length);
-    remote_lo = std::min(remote_lo, r.target_offset);
-    remote_hi = std::max(remote_hi, r.target_offset + r.length);
+    remote_lo = std::min(remote_lo, r.remote);
+    remote_hi = std::max(remote_hi, r.remote + r.length);
     bytes += r.length;
   }
   // One request as long as the longer span: it may reach past the shorter one's buffer,
   // and then the runs are checked one by one (correct, only slower).
-  Request span = runs[0];
+  span = like;
   span.source = reinterpret_cast<void*>(local_lo);
   span.target_offset = remote_lo;
   span.length = std::max(local_hi - local_lo, remote_hi - remote_lo);

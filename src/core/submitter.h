@@ -58,8 +58,9 @@ class Submitter {
   // A paged transfer's runs checked at once, when one check decides for all of them: the
   // span they cover at each end lies inside one registered buffer (so each run does, with
   // that buffer's kind and permission) and their route does not depend on their size. False:
-  // check them one by one. `out` then has one entry.
-  bool prepareSpan(const std::vector<Request>& runs, Prepared& out);
+  // check them one by one. `out` then has one entry, and `span` is the one request checked.
+  // `like`: the paged request's other fields.
+  bool prepareSpan(const std::vector<SliceRange>& runs, const Request& like, Prepared& out, Request& span);
   // What routing needs to know of a request's two sides.
   struct Sides {
     MemoryKind local_kind = kHostMemory, remote_kind = kHostMemory;

@@ -18,41 +18,107 @@ TransferStatusEnum stateFor(const Status& s) {
   }
 }
 
-void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns, MemoryKind local_kind,
+namespace {
+
+// What a task's slices share, and what it keeps of the request (`like`).
+void fillShared(Slice& s, Task& task, Request::OpCode op, int64_t deadline_ns, MemoryKind local_kind,
                 MemoryKind remote_kind) {
-  makeSlices(task, &req, 1, slice_size, deadline_ns, local_kind, remote_kind);
+  s.task = &task;
+  s.op = op;
+  s.deadline_ns = deadline_ns;
+  s.local_kind = local_kind;
+  s.remote_kind = remote_kind;
 }
 
-void makeSlices(Task& task, const Request* ranges, size_t count, uint64_t slice_size, int64_t deadline_ns,
-                MemoryKind local_kind, MemoryKind remote_kind) {
-  uint64_t n = 0;
-  for (size_t r = 0; r < count; ++r) n += (ranges[r].length + slice_size - 1) / slice_size;
+void fillTask(Task& task, const Request& like, uint64_t length) {
+  task.priority = static_cast<uint8_t>(std::clamp(like.priority, 0, kPriorityClasses - 1));
+  task.start_by_ns = static_cast<int64_t>(std::min<uint64_t>(like.deadline_ns, INT64_MAX));
+  task.checksum = like.checksum;
+  task.length = length;
+  task.submitted_ns = task.batch && task.batch->counters ? nowNs() : 0;
+}
+
+void allocateSlices(Task& task, uint64_t n) {
   // new[], not make_unique: value-initialisation would zero the array before the member
   // initialisers run, a second pass over a paged call's megabytes of slices.
   task.slices.reset(new Slice[n]);
   task.num_slices = static_cast<uint32_t>(n);
   task.slices_left.store(static_cast<uint32_t>(n), std::memory_order_relaxed);
-  Slice* s = task.slices.get();
-  for (size_t r = 0; r < count; ++r) {
-    const Request& req = ranges[r];
-    auto* src = static_cast<uint8_t*>(req.source);
-    for (uint64_t off = 0; off < req.length; off += slice_size, ++s) {
-      s->task = &task;
-      s->op = ranges[0].opcode;
-      s->local = src + off;
-      s->remote = req.target_offset + off;
-      s->length = static_cast<uint32_t>(std::min<uint64_t>(slice_size, req.length - off));
-      s->deadline_ns = deadline_ns;
-      s->local_kind = local_kind;
-      s->remote_kind = remote_kind;
+}
+
+// Calls one_range(range, offset, length) for each single-range slice of `ranges` and
+// many(first, count, bytes) for each multi-range one, in order (see makeSlices).
+template <class One, class Many>
+void cutRanges(const std::vector<SliceRange>& ranges, uint64_t slice_size, bool multi_range, One&& one_range,
+               Many&& many) {
+  size_t first = 0, count = 0;  // the pieces gathered for the next multi-range slice
+  uint64_t bytes = 0;
+  auto flush = [&] {
+    if (count == 1) one_range(ranges[first], 0, bytes);
+    if (count > 1) many(first, count, bytes);
+    count = 0;
+    bytes = 0;
+  };
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const SliceRange& r = ranges[i];
+    if (multi_range && r.length < slice_size) {
+      if (count == kMaxSliceRanges || bytes + r.length > slice_size) flush();
+      if (count++ == 0) first = i;
+      bytes += r.length;
+      continue;
     }
+    flush();
+    for (uint64_t off = 0; off < r.length; off += slice_size) one_range(r, off, std::min(slice_size, r.length - off));
   }
-  task.priority = static_cast<uint8_t>(std::clamp(ranges[0].priority, 0, kPriorityClasses - 1));
-  task.start_by_ns = static_cast<int64_t>(std::min<uint64_t>(ranges[0].deadline_ns, INT64_MAX));
-  task.checksum = ranges[0].checksum;
-  task.length = 0;
-  for (size_t r = 0; r < count; ++r) task.length += ranges[r].length;
-  task.submitted_ns = task.batch && task.batch->counters ? nowNs() : 0;
+  flush();
+}
+
+}  // namespace
+
+void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns, MemoryKind local_kind,
+                MemoryKind remote_kind) {
+  allocateSlices(task, (req.length + slice_size - 1) / slice_size);
+  auto* src = static_cast<uint8_t*>(req.source);
+  Slice* s = task.slices.get();
+  for (uint64_t off = 0; off < req.length; off += slice_size, ++s) {
+    fillShared(*s, task, req.opcode, deadline_ns, local_kind, remote_kind);
+    s->local = src + off;
+    s->remote = req.target_offset + off;
+    s->length = static_cast<uint32_t>(std::min<uint64_t>(slice_size, req.length - off));
+  }
+  fillTask(task, req, req.length);
+}
+
+void makeSlices(Task& task, std::vector<SliceRange>&& ranges, const Request& like, uint64_t slice_size,
+                int64_t deadline_ns, MemoryKind local_kind, MemoryKind remote_kind, bool multi_range) {
+  slice_size = std::min<uint64_t>(slice_size, UINT32_MAX);  // Slice::length
+  uint64_t n = 0, length = 0, pieces = 0;
+  cutRanges(
+      ranges, slice_size, multi_range, [&](const SliceRange&, uint64_t, uint64_t bytes) { ++n, length += bytes; },
+      [&](size_t, size_t count, uint64_t bytes) { ++n, length += bytes, pieces += count; });
+  allocateSlices(task, n);
+  if (pieces) task.ranges = std::move(ranges);
+  const std::vector<SliceRange>& table = pieces ? task.ranges : ranges;
+  Slice* s = task.slices.get();
+  cutRanges(
+      table, slice_size, multi_range,
+      [&](const SliceRange& r, uint64_t off, uint64_t bytes) {
+        fillShared(*s, task, like.opcode, deadline_ns, local_kind, remote_kind);
+        s->local = r.local + off;
+        s->remote = r.remote + off;
+        s->length = static_cast<uint32_t>(bytes);
+        ++s;
+      },
+      [&](size_t first, size_t count, uint64_t bytes) {
+        fillShared(*s, task, like.opcode, deadline_ns, local_kind, remote_kind);
+        s->local = table[first].local;
+        s->remote = table[first].remote;
+        s->length = static_cast<uint32_t>(bytes);
+        s->ranges = &table[first];
+        s->range_count = static_cast<uint32_t>(count);
+        ++s;
+      });
+  fillTask(task, like, length);
 }
 
 Status admitSlice(const Slice& slice) {

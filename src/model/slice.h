@@ -24,6 +24,18 @@ namespace ferry {
 struct Task;
 struct Batch;
 
+/// One contiguous piece of a slice's bytes: `length` bytes at our `local` and the peer's
+/// `remote`.
+struct SliceRange {
+  uint8_t* local = nullptr;
+  uint64_t remote = 0;
+  uint64_t length = 0;
+};
+
+/// The most pieces one slice carries (Slice::ranges): a tcp frame still holds several such
+/// slices, and a slice of small pages still stops at ~256 of them for cancel and failover.
+inline constexpr uint32_t kMaxSliceRanges = 256;
+
 // Who writes what: core (makeSlices) fills task..deadline_ns once; `attempt` is core's
 // (the route's candidate index, set before each hand-over); `request_id` and `file_id` are
 // scratch for the transport carrying the slice and mean nothing to anyone else, as is
@@ -55,7 +67,37 @@ struct Slice {
   // bytes left (markSent) stamps that, so the wait for the peer's ack is told apart.
   mutable int64_t admitted_ns = 0;
   int64_t sent_ns = 0;
+  // A slice of several pieces (a paged transfer's scattered pages, on a route whose every
+  // transport says TransportCaps::multi_range): `ranges` points at its `range_count`
+  // (2..kMaxSliceRanges) pieces in its task's table; local and remote are the first one's
+  // and `length` the sum of theirs. Null: the slice is the one range local/remote/length.
+  // Walk a slice's pieces with SliceRanges, never local/remote/length alone.
+  const SliceRange* ranges = nullptr;
+  uint32_t range_count = 0;
 };
+
+/// A slice's pieces, read the same way whether it has one or several:
+/// `for (const SliceRange& r : SliceRanges(slice))`. The fault transport's flip lands in the
+/// first (flipsIn).
+class SliceRanges {
+ public:
+  explicit SliceRanges(const Slice& s)
+      : many_(s.ranges), count_(s.ranges ? s.range_count : 1), one_{s.local, s.remote, s.length} {}
+  SliceRanges(const SliceRanges&) = delete;
+  SliceRanges& operator=(const SliceRanges&) = delete;
+  const SliceRange* begin() const { return many_ ? many_ : &one_; }
+  const SliceRange* end() const { return begin() + count_; }
+  size_t size() const { return count_; }
+  const SliceRange& operator[](size_t i) const { return begin()[i]; }
+
+ private:
+  const SliceRange* many_;
+  size_t count_;
+  SliceRange one_;
+};
+
+/// Whether the fault transport's flip (Slice::flip_byte) lands in piece `index` of the slice.
+inline bool flipsIn(const Slice& s, size_t index) { return s.flip_byte && index == 0; }
 
 /// Where a task's failed slices may go next (the selector's other candidates). The engine
 /// implements it; a slice it takes back completes later through completeSlice() again.
@@ -98,6 +140,8 @@ struct Task {
   std::shared_ptr<SliceRoute> route;
   std::unique_ptr<Slice[]> slices;
   uint32_t num_slices = 0;
+  // The pieces its multi-range slices point at (Slice::ranges); empty for other tasks.
+  std::vector<SliceRange> ranges;
 };
 
 struct Batch {
@@ -129,10 +173,13 @@ TransferStatusEnum stateFor(const Status& s);
 /// Cuts [local, local+length) into slices of at most slice_size bytes.
 void makeSlices(Task& task, const Request& req, uint64_t slice_size, int64_t deadline_ns,
                 MemoryKind local_kind = kHostMemory, MemoryKind remote_kind = kHostMemory);
-/// The same for several ranges moved as one task (a paged transfer's runs): their opcode,
-/// priority and deadline are the first one's.
-void makeSlices(Task& task, const Request* ranges, size_t count, uint64_t slice_size, int64_t deadline_ns,
-                MemoryKind local_kind = kHostMemory, MemoryKind remote_kind = kHostMemory);
+/// The same for several ranges moved as one task (a paged transfer's runs), with the
+/// opcode, priority, deadline and checksum of `like`. A range longer than slice_size is cut
+/// as above. With `multi_range` (the route's every transport carries Slice::ranges), shorter
+/// ranges in a row share slices of up to slice_size bytes and kMaxSliceRanges pieces; the task
+/// then keeps `ranges` (moved in) for them to point at.
+void makeSlices(Task& task, std::vector<SliceRange>&& ranges, const Request& like, uint64_t slice_size,
+                int64_t deadline_ns, MemoryKind local_kind, MemoryKind remote_kind, bool multi_range);
 
 /// Whether a transport may still start `slice`: Canceled once its task was canceled,
 /// Timeout once its request's deadline passed. A transport asks right before the slice's

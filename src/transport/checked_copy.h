@@ -20,23 +20,26 @@ inline uint64_t streamingMinBytes(const Config& config) {
   return streaming::minBytesFromOption(config.get<int64_t>("same_machine/streaming_copy_bytes"));
 }
 
-/// Moves s.length bytes from src to dst with `copy(dst, src, n)` and checks the result when
-/// the slice's task asks; the fault transport's flip lands between copy and check.
+/// Moves `len` bytes of the slice (one of its pieces: SliceRanges) from src to dst with
+/// `copy(dst, src, n)` and checks the result when the slice's task asks; with `flip` (flipsIn)
+/// the fault transport's flip lands between copy and check.
 /// `large`: the slice's submit reached streamingMinBytes, so an unchecked copy of ranges
 /// that do not overlap uses streaming::copyUnfenced instead (a checked one keeps `copy`:
 /// its hash reads the destination straight back, from the cache). After large copies the
 /// caller calls streaming::fence() before it completes any of their slices.
 template <class Copy>
-Status checkedCopy(Slice& s, uint8_t* dst, const uint8_t* src, Copy&& copy, bool large = false) {
-  const uint64_t len = s.length;
+Status checkedCopy(Slice& s, uint8_t* dst, const uint8_t* src, uint64_t len, bool flip, Copy&& copy,
+                   bool large = false) {
   const bool overlap = dst < src + len && src < dst + len;  // one buffer (local)
   if (!s.task->checksum) {
     if (large && !overlap)
       streaming::copyUnfenced(dst, src, len);
     else
       copy(dst, src, len);
-    if (s.flip_byte) streaming::fence();  // the flip's plain store after the streamed ones
-    flipIfAsked(s, dst, len);
+    if (flip && len > 0) {
+      streaming::fence();  // the flip's plain store after the streamed ones
+      dst[flipOffset(len)] ^= kFlipMask;
+    }
     return Status::OK();
   }
   // Hash source, copy, hash destination piece by piece, so the second and third pass find
@@ -45,7 +48,7 @@ Status checkedCopy(Slice& s, uint8_t* dst, const uint8_t* src, Copy&& copy, bool
   // buffer, local) are done whole: a later source piece may be an earlier destination.
   constexpr uint64_t kPiece = 64 << 10;
   const uint64_t piece = overlap ? len : kPiece;
-  const uint64_t flip_at = s.flip_byte ? flipOffset(len) : UINT64_MAX;
+  const uint64_t flip_at = flip ? flipOffset(len) : UINT64_MAX;
   checksum::Stream sent, got;
   for (uint64_t off = 0; off < len; off += piece) {
     const uint64_t n = std::min(piece, len - off);

@@ -40,6 +40,10 @@ struct TransportCaps {
   // Memory kinds (at both ends) whose bytes it checks end to end when a task asks
   // (Task::checksum); it honours Slice::flip_byte for them.
   MemoryKinds checksum_kinds = 0;
+  // Carries slices of several pieces (Slice::ranges) of host memory at both ends: it walks
+  // every slice with SliceRanges. A paged transfer's pages share slices only on a route
+  // whose every candidate says so; the others get one slice per page.
+  bool multi_range = false;
   // Cost model: moving n bytes costs about latency_us + n / (bandwidth_GBps * 1e3) us.
   // Among transports of the same preference group (registry.h) the cheaper one goes first.
   double latency_us = 0;

@@ -34,16 +34,16 @@ TEST(PageRuns, AdjacentPagesAtBothEndsMerge) {
   // A write taken in local (source) page order: 0 -> 12 alone; 3,4,5 -> 7,8,9 merge (listed
   // apart); 6 -> 11 breaks the remote run.
   std::vector<int64_t> local = {4, 6, 0, 3, 5}, remote = {8, 11, 12, 7, 9};
-  std::vector<Request> runs;
+  std::vector<SliceRange> runs;
   ASSERT_TRUE(pageRuns(paged(local, remote, 4096), runs).ok());
   ASSERT_EQ(runs.size(), 3u);
-  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[0].source), 0x100000u);
-  EXPECT_EQ(runs[0].target_offset, 0x900000u + 12 * 4096);
-  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[1].source), 0x100000u + 3 * 4096);
-  EXPECT_EQ(runs[1].target_offset, 0x900000u + 7 * 4096);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[0].local), 0x100000u);
+  EXPECT_EQ(runs[0].remote, 0x900000u + 12 * 4096);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[1].local), 0x100000u + 3 * 4096);
+  EXPECT_EQ(runs[1].remote, 0x900000u + 7 * 4096);
   EXPECT_EQ(runs[1].length, 3u * 4096);
   EXPECT_EQ(runs[2].length, 4096u);
-  EXPECT_EQ(runs[2].target_offset, 0x900000u + 11 * 4096);
+  EXPECT_EQ(runs[2].remote, 0x900000u + 11 * 4096);
 
   // A read's source is the remote side: taken in remote page order, 7,8,9 <- 3,4,5 merge,
   // then 11 <- 6 and 12 <- 0.
@@ -52,12 +52,12 @@ TEST(PageRuns, AdjacentPagesAtBothEndsMerge) {
   runs.clear();
   ASSERT_TRUE(pageRuns(read, runs).ok());
   ASSERT_EQ(runs.size(), 3u);
-  EXPECT_EQ(runs[0].target_offset, 0x900000u + 7 * 4096);
-  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[0].source), 0x100000u + 3 * 4096);
+  EXPECT_EQ(runs[0].remote, 0x900000u + 7 * 4096);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[0].local), 0x100000u + 3 * 4096);
   EXPECT_EQ(runs[0].length, 3u * 4096);
-  EXPECT_EQ(runs[1].target_offset, 0x900000u + 11 * 4096);
-  EXPECT_EQ(runs[2].target_offset, 0x900000u + 12 * 4096);
-  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[2].source), 0x100000u);
+  EXPECT_EQ(runs[1].remote, 0x900000u + 11 * 4096);
+  EXPECT_EQ(runs[2].remote, 0x900000u + 12 * 4096);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[2].local), 0x100000u);
 
   // Layers: the same pages at each layer's offset; the contiguous whole of a layer is one run,
   // and layers that abut at both ends merge too.
@@ -70,8 +70,8 @@ TEST(PageRuns, AdjacentPagesAtBothEndsMerge) {
   runs.clear();
   ASSERT_TRUE(pageRuns(paged(all, all, 4096, 3, 16 * 4096, 8 * 4096), runs).ok());
   ASSERT_EQ(runs.size(), 3u);
-  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[2].source), 0x100000u + 2 * 16 * 4096);
-  EXPECT_EQ(runs[2].target_offset, 0x900000u + 2 * 8 * 4096);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(runs[2].local), 0x100000u + 2 * 16 * 4096);
+  EXPECT_EQ(runs[2].remote, 0x900000u + 2 * 8 * 4096);
 
   // 32-bit indices read as such.
   std::vector<int32_t> l32 = {1, 2}, r32 = {5, 9};
@@ -83,12 +83,12 @@ TEST(PageRuns, AdjacentPagesAtBothEndsMerge) {
   runs.clear();
   ASSERT_TRUE(pageRuns(p, runs).ok());
   ASSERT_EQ(runs.size(), 2u);
-  EXPECT_EQ(runs[1].target_offset, 0x900000u + 9 * 4096);
+  EXPECT_EQ(runs[1].remote, 0x900000u + 9 * 4096);
 }
 
 TEST(PageRuns, BadRequestsAreRefused) {
   std::vector<int64_t> ok = {0, 1}, negative = {0, -1}, huge = {0, INT64_MAX / 2};
-  std::vector<Request> runs;
+  std::vector<SliceRange> runs;
   EXPECT_TRUE(pageRuns(paged(ok, negative, 4096), runs).IsInvalidArgument());
   EXPECT_TRUE(pageRuns(paged(huge, ok, 4096), runs).IsInvalidArgument());  // index * page_size overflows
   EXPECT_TRUE(pageRuns(paged(ok, ok, 0), runs).IsInvalidArgument());

@@ -19,16 +19,21 @@ class LocalEndpoint : public Endpoint {
         completeSlice(s, admit);
         continue;
       }
-      auto* remote = reinterpret_cast<uint8_t*>(s->remote);
-      uint8_t* dst = s->op == Request::WRITE ? remote : s->local;
-      const uint8_t* src = s->op == Request::WRITE ? s->local : remote;
       Status st;
-      if (s->local_kind == kCudaMemory || s->remote_kind == kCudaMemory)
-        st = gpu->copy(dst, src, s->length);
-      else
-        // Source and target may overlap in one buffer: memmove, and the source hashed first.
-        st = checkedCopy(
-            *s, dst, src, [](uint8_t* d, const uint8_t* from, uint64_t n) { std::memmove(d, from, n); }, large);
+      const SliceRanges pieces(*s);
+      for (size_t k = 0; k < pieces.size() && st.ok(); ++k) {
+        const SliceRange& r = pieces[k];
+        auto* remote = reinterpret_cast<uint8_t*>(r.remote);
+        uint8_t* dst = s->op == Request::WRITE ? remote : r.local;
+        const uint8_t* src = s->op == Request::WRITE ? r.local : remote;
+        if (s->local_kind == kCudaMemory || s->remote_kind == kCudaMemory)
+          st = gpu->copy(dst, src, r.length);
+        else
+          // Source and target may overlap in one buffer: memmove, and the source hashed first.
+          st = checkedCopy(
+              *s, dst, src, r.length, flipsIn(*s, k),
+              [](uint8_t* d, const uint8_t* from, uint64_t n) { std::memmove(d, from, n); }, large);
+      }
       if (large) streaming::fence();  // the bytes before the completion
       completeSlice(s, st);
     }
@@ -54,6 +59,7 @@ TransportCaps LocalTransport::caps() const {
           .remote_kinds = kHostMemory | kCudaMemory,
           .reaches_self = true,
           .checksum_kinds = kHostMemory,
+          .multi_range = true,
           .latency_us = 0.1,
           .bandwidth_GBps = 20};
 }

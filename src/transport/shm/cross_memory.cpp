@@ -51,28 +51,37 @@ Status hashRemote(pid_t pid, uint64_t remote, uint64_t len, bool* denied, uint64
 }
 }  // namespace
 
-Status checkedCopy(Slice& s, pid_t pid, bool* denied) {
+namespace {
+// One piece of the slice (`flip`: the fault transport's flip lands in it).
+Status checkedPiece(Slice& s, const SliceRange& r, bool flip, pid_t pid, bool* denied) {
   const bool write = s.op == Request::WRITE;
-  if (!s.task->checksum && !s.flip_byte) return copy(pid, write, s.local, s.remote, s.length, denied);
+  if (!s.task->checksum && !flip) return copy(pid, write, r.local, r.remote, r.length, denied);
   uint64_t sent = 0, got = 0;
   if (write) {
-    sent = checksum::xxh3(s.local, s.length);
-    FERRY_RETURN_IF_ERROR(copy(pid, true, s.local, s.remote, s.length, denied));
-    if (s.flip_byte) {  // the same byte flipIfAsked changes, in the peer's memory
-      const uint64_t at = flipOffset(s.length);
-      uint8_t b = s.local[at] ^ kFlipMask;
-      FERRY_RETURN_IF_ERROR(copy(pid, true, &b, s.remote + at, 1, denied));
+    sent = checksum::xxh3(r.local, r.length);
+    FERRY_RETURN_IF_ERROR(copy(pid, true, r.local, r.remote, r.length, denied));
+    if (flip) {  // the same byte flipIfAsked changes, in the peer's memory
+      const uint64_t at = flipOffset(r.length);
+      uint8_t b = r.local[at] ^ kFlipMask;
+      FERRY_RETURN_IF_ERROR(copy(pid, true, &b, r.remote + at, 1, denied));
     }
     if (!s.task->checksum) return Status::OK();
-    FERRY_RETURN_IF_ERROR(hashRemote(pid, s.remote, s.length, denied, got));
+    FERRY_RETURN_IF_ERROR(hashRemote(pid, r.remote, r.length, denied, got));
     return compareChecksums(s, "target", sent, got);
   }
-  if (s.task->checksum) FERRY_RETURN_IF_ERROR(hashRemote(pid, s.remote, s.length, denied, sent));
-  FERRY_RETURN_IF_ERROR(copy(pid, false, s.local, s.remote, s.length, denied));
-  flipIfAsked(s, s.local, s.length);
+  if (s.task->checksum) FERRY_RETURN_IF_ERROR(hashRemote(pid, r.remote, r.length, denied, sent));
+  FERRY_RETURN_IF_ERROR(copy(pid, false, r.local, r.remote, r.length, denied));
+  if (flip && r.length > 0) r.local[flipOffset(r.length)] ^= kFlipMask;
   if (!s.task->checksum) return Status::OK();
-  got = checksum::xxh3(s.local, s.length);
+  got = checksum::xxh3(r.local, r.length);
   return compareChecksums(s, "initiator", sent, got);
+}
+}  // namespace
+
+Status checkedCopy(Slice& s, pid_t pid, bool* denied) {
+  const SliceRanges pieces(s);
+  for (size_t k = 0; k < pieces.size(); ++k) FERRY_RETURN_IF_ERROR(checkedPiece(s, pieces[k], flipsIn(s, k), pid, denied));
+  return Status::OK();
 }
 
 }  // namespace ferry::cross_memory

@@ -17,9 +17,10 @@ namespace ferry::cross_memory {
 /// Unavailable when the process is gone, InternalError otherwise.
 Status copy(pid_t pid, bool write, uint8_t* local, uint64_t remote, uint64_t len, bool* denied);
 
-/// A slice's bytes moved, checked end to end when its task asks (Task::checksum): the
-/// source hashed before the copy and the destination after, the peer's side read back
-/// through the kernel in pieces. The fault transport's flip lands in between.
+/// A slice's bytes moved, piece by piece (SliceRanges), checked end to end when its task
+/// asks (Task::checksum): the source hashed before the copy and the destination after, the
+/// peer's side read back through the kernel in pieces. The fault transport's flip lands in
+/// between. The caller has proven every piece's remote range is the peer's to give.
 Status checkedCopy(Slice& s, pid_t pid, bool* denied);
 
 }  // namespace ferry::cross_memory

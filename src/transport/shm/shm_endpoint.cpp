@@ -70,11 +70,23 @@ std::shared_ptr<shm::Mapping> ShmEndpoint::mappingLocked(const SegmentDescriptor
 Status ShmEndpoint::resolve(const SegmentDescriptor& desc, const BufferDesc& b, const SharedFile& f,
                             const shm::Mapping* mapping, Slice* s, ShmTransport::Work& out) {
   out.slice = s;
+  const SliceRanges pieces(*s);
+  // A multi-range slice's pieces were cut inside one buffer at each end (the engine's span
+  // check), but by the descriptor the engine holds: each is proven against the peer's word.
+  for (size_t k = 1; k < pieces.size(); ++k) {
+    const SliceRange& r = pieces[k];
+    if (r.remote >= b.base && r.length <= b.length && r.remote - b.base <= b.length - r.length) continue;
+    const BufferDesc* other = nullptr;
+    FERRY_RETURN_IF_ERROR(desc.findForAccess(r.remote, r.length, s->op == Request::WRITE, other));
+    return Status::NotSupported("the pages of one slice lie in several buffers of '" + desc.name + "'");
+  }
   if (mapping) {
-    uint64_t off = f.offset + (s->remote - b.base);
-    if (off < f.offset || off > mapping->size() || s->length > mapping->size() - off)
-      return Status::Corrupted("buffer " + rangeText(b.base, b.length) + " lies outside " + f.name);
-    out.mapped = mapping->base() + off;
+    for (const SliceRange& r : pieces) {
+      const uint64_t off = f.offset + (r.remote - b.base);
+      if (off < f.offset || off > mapping->size() || r.length > mapping->size() - off)
+        return Status::Corrupted("buffer " + rangeText(b.base, b.length) + " lies outside " + f.name);
+    }
+    out.mapped = mapping->base() + f.offset + (s->remote - b.base);
     return Status::OK();
   }
   if (transport_.cross_memory_attach_ && local_.pid() > 0 && !xma_denied_.load(std::memory_order_relaxed)) {
@@ -115,7 +127,8 @@ Status ShmEndpoint::prepare(const PeerEndpoint& peer, Slice* const* slices, size
     for (size_t i = 0; i < count; ++i) {
       Slice* s = slices[i];
       const BufferDesc* b = nullptr;
-      FERRY_RETURN_IF_ERROR(desc.findForAccess(s->remote, s->length, s->op == Request::WRITE, b));
+      // The first piece finds the buffer; resolve() holds the others to it.
+      FERRY_RETURN_IF_ERROR(desc.findForAccess(s->remote, SliceRanges(*s)[0].length, s->op == Request::WRITE, b));
       if (b != buffer) {
         buffer = b;
         file = &files_[static_cast<size_t>(b - desc.buffers.data())];

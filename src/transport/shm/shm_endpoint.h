@@ -44,8 +44,9 @@ class ShmEndpoint : public Endpoint, public std::enable_shared_from_this<ShmEndp
   // Attaches, checks the peer and resolves the slices under mu_, then dispatches them;
   // `reported`: a version the engine must hear of (onPeerEpoch), 0 for none.
   Status prepare(const PeerEndpoint& peer, Slice* const* slices, size_t count, uint64_t& reported);
-  // Where a slice's target bytes are (in `mapping`, or by pid); NotSupported when neither
-  // path can reach them.
+  // Where a slice's target bytes are (in `mapping`, or by pid), every piece of it inside `b`
+  // (the first piece's buffer); NotSupported when neither path can reach them or the pieces
+  // lie in several buffers (tcp checks each on its own).
   Status resolve(const SegmentDescriptor& desc, const BufferDesc& b, const SharedFile& f,
                  const shm::Mapping* mapping, Slice* s, ShmTransport::Work& out);
 

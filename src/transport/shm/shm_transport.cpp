@@ -60,7 +60,11 @@ void ShmTransport::declareOptions(OptionTable& t) {
 }
 
 TransportCaps ShmTransport::caps() const {
-  return {.reaches_same_machine = true, .checksum_kinds = kHostMemory, .latency_us = 2, .bandwidth_GBps = 20};
+  return {.reaches_same_machine = true,
+          .checksum_kinds = kHostMemory,
+          .multi_range = true,
+          .latency_us = 2,
+          .bandwidth_GBps = 20};
 }
 
 Status ShmTransport::start(TransportContext& ctx) {
@@ -280,10 +284,18 @@ Status ShmTransport::move(Work& w, ShmEndpoint& peer) {
   Slice* s = w.slice;
   FERRY_RETURN_IF_ERROR(admitSlice(*s));  // copies stop at slice boundaries
   if (w.mapped) {
-    auto [dst, src] = ends(w);
-    return checkedCopy(
-        *s, dst, src, [this](uint8_t* d, const uint8_t* from, uint64_t n) { copyInPieces(d, from, n, copy_piece_); },
-        w.streamed);
+    const SliceRanges pieces(*s);
+    if (w.streamed && pieces.size() > 1 && !s->task->checksum && !s->flip_byte) {
+      copyPiecesStreamed(w, pieces);
+      return Status::OK();
+    }
+    for (size_t k = 0; k < pieces.size(); ++k) {
+      auto [dst, src] = ends(w, pieces[k]);
+      FERRY_RETURN_IF_ERROR(checkedCopy(
+          *s, dst, src, pieces[k].length, flipsIn(*s, k),
+          [this](uint8_t* d, const uint8_t* from, uint64_t n) { copyInPieces(d, from, n, copy_piece_); }, w.streamed));
+    }
+    return Status::OK();
   }
   // Cross-memory attach: the kernel copies between the address spaces.
   bool denied = false;
@@ -294,32 +306,52 @@ Status ShmTransport::move(Work& w, ShmEndpoint& peer) {
   return st;
 }
 
-std::pair<uint8_t*, const uint8_t*> ShmTransport::ends(const Work& w) {
-  const Slice& s = *w.slice;
-  if (s.op == Request::WRITE) return {w.mapped, s.local};
-  return {s.local, w.mapped};
+void ShmTransport::copyPiecesStreamed(const Work& w, const SliceRanges& pieces) {
+  // As copyRun does across slices: two pieces of one length at once, the next two prefetched.
+  const size_t count = pieces.size();
+  for (size_t k = 0; k < count;) {
+    auto [dst, src] = ends(w, pieces[k]);
+    if (k + 1 < count && pieces[k + 1].length == pieces[k].length) {
+      for (size_t next = k + 2; next < std::min(k + 4, count); ++next) prefetchSource(w, pieces[next]);
+      auto [dst2, src2] = ends(w, pieces[k + 1]);
+      streaming::copyPairUnfenced(dst, src, dst2, src2, pieces[k].length);
+      k += 2;
+      continue;
+    }
+    if (k + 1 < count) prefetchSource(w, pieces[k + 1]);
+    streaming::copyUnfenced(dst, src, pieces[k].length);
+    ++k;
+  }
+}
+
+std::pair<uint8_t*, const uint8_t*> ShmTransport::ends(const Work& w, const SliceRange& piece) {
+  // Every piece lies in the mapping at the offset it has from the first (resolve()).
+  auto* mapped = reinterpret_cast<uint8_t*>(reinterpret_cast<uintptr_t>(w.mapped) + (piece.remote - w.slice->remote));
+  if (w.slice->op == Request::WRITE) return {mapped, piece.local};
+  return {piece.local, mapped};
 }
 
 bool ShmTransport::pairable(const Work& a, const Work& b) {
   // Plain copies of mapped bytes, alike in length; checked or corrupted ones (the fault
   // transport's flip) go one by one through checkedCopy.
   for (const Work* w : {&a, &b})
-    if (!w->mapped || w->slice->task->checksum || w->slice->flip_byte) return false;
+    if (!w->mapped || w->slice->ranges || w->slice->task->checksum || w->slice->flip_byte) return false;
   return a.slice->length == b.slice->length;
 }
 
 bool ShmTransport::movePair(Work& a, Work& b) {
   if (!admitSlice(*a.slice).ok() || !admitSlice(*b.slice).ok()) return false;
-  auto [dst_a, src_a] = ends(a);
-  auto [dst_b, src_b] = ends(b);
+  auto [dst_a, src_a] = ends(a, SliceRanges(*a.slice)[0]);
+  auto [dst_b, src_b] = ends(b, SliceRanges(*b.slice)[0]);
   streaming::copyPairUnfenced(dst_a, src_a, dst_b, src_b, a.slice->length);
   return true;
 }
 
-void ShmTransport::prefetchSource(const Work& w) {
+void ShmTransport::prefetchSource(const Work& w) { prefetchSource(w, SliceRanges(*w.slice)[0]); }
+
+void ShmTransport::prefetchSource(const Work& w, const SliceRange& piece) {
   if (!w.mapped) return;  // cross-memory attach: the kernel reads the source
-  const Slice& s = *w.slice;
-  streaming::prefetchSource(s.op == Request::WRITE ? s.local : w.mapped, s.length);
+  streaming::prefetchSource(ends(w, piece).second, piece.length);
 }
 
 void ShmTransport::copyRun(Take& run) {

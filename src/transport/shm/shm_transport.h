@@ -112,10 +112,12 @@ class ShmTransport : public Transport {
   void cancelQueued(const ShmEndpoint* peer);
   // One slice's bytes moved (and checked when asked); the slice is not completed.
   Status move(Work& w, ShmEndpoint& peer);
-  // The destination and source of a mapped work's copy.
-  static std::pair<uint8_t*, const uint8_t*> ends(const Work& w);
-  // Whether two works of a take that streams may be copied together: both mapped, unchecked,
-  // unflipped, of one length.
+  // The destination and source of a piece of a mapped work's slice (SliceRanges).
+  static std::pair<uint8_t*, const uint8_t*> ends(const Work& w, const SliceRange& piece);
+  // The pieces of a mapped, streamed, unchecked slice copied (unfenced), pairs at a time.
+  static void copyPiecesStreamed(const Work& w, const SliceRanges& pieces);
+  // Whether two works of a take that streams may be copied together: both mapped, of one
+  // piece each, unchecked, unflipped, of one length.
   static bool pairable(const Work& a, const Work& b);
   // Copies two pairable works together (streaming::copyPairUnfenced) once both are admitted;
   // false, having copied nothing, when either may not start (move() then says why).
@@ -123,8 +125,9 @@ class ShmTransport : public Transport {
   // Moves and completes a take's slices, then empties it (releasing its holds). Slices of
   // one task that succeed complete together.
   void copyRun(Take& run);
-  // Starts loading the first lines of the work's source while the one before is copied.
-  static void prefetchSource(const Work& w);
+  // Starts loading the first lines of a piece's source while the one before is copied.
+  static void prefetchSource(const Work& w, const SliceRange& piece);
+  static void prefetchSource(const Work& w);  // its first piece
   // A take is this many slices at most, and stops once it holds kTakeBytes: one lock round
   // and one completion per take rather than per slice (16 KiB pages: 16 slices a take), while
   // a higher-class submit queued meanwhile waits for at most ~kTakeBytes of copying.

@@ -126,20 +126,22 @@ void TcpConnection::enqueue(Slice* const* slices, size_t count, bool may_send_in
 }
 
 namespace {
-// A payload's iovecs: one, or three with its middle byte replaced by `*flipped` (fault
-// injection: the same byte flipIfAsked changes). Returns how many were added.
-int payloadIov(iovec* out, const Slice& s, const uint8_t* payload, uint8_t* flipped) {
-  if (!s.flip_byte) {
-    out[0] = {const_cast<uint8_t*>(payload), s.length};
+// A payload's iovecs: one, or three with its middle byte replaced by `*flipped` when `flip`
+// (fault injection: the byte flipIfAsked changes). Returns how many were added.
+int payloadIov(iovec* out, const uint8_t* payload, uint64_t length, bool flip, uint8_t* flipped) {
+  if (!flip || length == 0) {
+    out[0] = {const_cast<uint8_t*>(payload), length};
     return 1;
   }
-  const uint32_t k = flipOffset(s.length);
+  const uint64_t k = flipOffset(length);
   *flipped = payload[k] ^ kFlipMask;
   out[0] = {const_cast<uint8_t*>(payload), k};
   out[1] = {flipped, 1};
-  out[2] = {const_cast<uint8_t*>(payload) + k + 1, s.length - k - 1};
+  out[2] = {const_cast<uint8_t*>(payload) + k + 1, length - k - 1};
   return 3;
 }
+
+uint32_t pieceCount(const Slice& s) { return s.ranges ? s.range_count : 1; }
 
 // What the socket buffers hold (several MiB on loopback) is what a higher-class slice
 // waits behind, whatever the queue order: lower classes keep at most this much in flight.
@@ -211,11 +213,13 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       VectorFrame* last = nvec ? &vecs[nvec - 1] : nullptr;
       if (vectorizable(*s)) {
         const bool summed = s->task->checksum;
+        const uint32_t pieces = pieceCount(*s);
         const bool joins = last && last->open && last->op == s->op && last->summed == summed &&
-                           last->count < kMaxRanges && last->bytes + s->length <= kMaxVectorFrameBytes;
-        // Opened only for a run: a lone small slice goes as a plain frame.
-        const bool run = queue.size() > 1 && vectorizable(*queue[1]) && queue[1]->op == s->op &&
-                         queue[1]->task->checksum == summed;
+                           last->count + pieces <= kMaxRanges && last->bytes + s->length <= kMaxVectorFrameBytes;
+        // Opened only for a run: a lone small slice goes as a plain frame (a slice of several
+        // pieces is a run of its own).
+        const bool run = pieces > 1 || (queue.size() > 1 && vectorizable(*queue[1]) && queue[1]->op == s->op &&
+                                        queue[1]->task->checksum == summed);
         if (!joins && run && nvec == kMaxVectorFramesPerWrite) break;  // the next write takes it
         if (joins || run) {
           queue.pop_front();
@@ -226,17 +230,21 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
             iov[n++] = {nullptr, 0};  // its header, made when the write is
           }
           s->request_id = last->request_id;
-          uint8_t* entry = vector_heads[nvec - 1] + wire::kHeaderSize + kRangesHeadSize;
-          if (summed && s->op == Request::WRITE) {
-            lock.unlock();  // as for staging: sending_ keeps other drainers away
-            const uint64_t sum = checksum::xxh3(s->local, s->length);
-            lock.lock();
-            encodeSumRange(s->remote, s->length, sum, entry + last->count * kSumRangeSize);
-          } else {
-            encodeRange(s->remote, s->length, entry + last->count * kRangeSize);
+          uint8_t* entries = vector_heads[nvec - 1] + wire::kHeaderSize + kRangesHeadSize;
+          const SliceRanges ranges(*s);
+          if (summed && s->op == Request::WRITE) lock.unlock();  // as for staging: sending_ keeps other drainers away
+          for (size_t k = 0; k < ranges.size(); ++k) {
+            const SliceRange& r = ranges[k];
+            if (summed && s->op == Request::WRITE)
+              encodeSumRange(r.remote, r.length, checksum::xxh3(r.local, r.length),
+                             entries + last->count * kSumRangeSize);
+            else
+              encodeRange(r.remote, r.length, entries + last->count * kRangeSize);
+            if (s->op == Request::WRITE)
+              n += payloadIov(&iov[n], r.local, r.length, flipsIn(*s, k), &vector_flipped[nvec - 1][last->count]);
+            ++last->count;
           }
-          if (s->op == Request::WRITE) n += payloadIov(&iov[n], *s, s->local, &vector_flipped[nvec - 1][last->count]);
-          ++last->count;
+          if (summed && s->op == Request::WRITE) lock.lock();
           last->bytes += s->length;
           inflight_.push_back(s);
           if (s->task->priority > 0) lower_inflight_ += s->length;
@@ -244,6 +252,14 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
           ++taken;
           continue;
         }
+      }
+      if (s->ranges) {  // cannot happen (vectorizable below kMaxDataBytes): never sent as one range
+        queue.pop_front();
+        outstanding_.fetch_sub(s->length, std::memory_order_relaxed);
+        lock.unlock();
+        completeSlice(s, Status::InternalError("tcp: a slice of several pieces that no frame can carry"));
+        lock.lock();
+        continue;
       }
       if (plain == kMaxSlicesPerWrite) break;
       if (last) last->open = false;  // a plain frame follows it: the vectored frame is complete
@@ -270,7 +286,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
       else
         encodeRange(s->remote, s->length, heads[plain] + wire::kHeaderSize);
       iov[n++] = {heads[plain], wire::kHeaderSize + range_size};
-      if (write) n += payloadIov(&iov[n], *s, payload, &flipped[plain]);
+      if (write) n += payloadIov(&iov[n], payload, s->length, s->flip_byte, &flipped[plain]);
       ++plain;
       inflight_.push_back(s);  // before the write: the response may beat us back
       if (s->task->priority > 0) lower_inflight_ += s->length;
@@ -309,7 +325,7 @@ void TcpConnection::drain(std::unique_lock<std::mutex>& lock, uint64_t budget) {
 
 bool TcpConnection::vectorizable(const Slice& s) {
   return s.file_id == 0 && s.local_kind == kHostMemory && s.remote_kind == kHostMemory &&
-         s.length <= kMaxVectorSliceBytes;
+         s.length <= (s.ranges ? kMaxDataBytes : kMaxVectorSliceBytes);
 }
 
 void TcpConnection::sendFromGpu(std::unique_lock<std::mutex>& lock, Slice* s) {
@@ -399,14 +415,15 @@ void TcpConnection::receiverLoop() {
     FrameHeader h;
     cause = wire::decodeHeader(hb, sizeof hb, messages(), h);
     if (!cause.ok()) break;
-    size_t count = 0;
+    size_t count = 0, pieces = 0;  // slices, and their pieces (the frame's ranges)
     uint64_t group_bytes = 0;
     {
       std::lock_guard lock(mu_);
       for (Slice* x : inflight_) {
-        if (count == kMaxRanges || x->request_id != inflight_.front()->request_id) break;
+        if (x->request_id != inflight_.front()->request_id || pieces + pieceCount(*x) > kMaxRanges) break;
         group[count++] = x;
         group_bytes += x->length;
+        pieces += pieceCount(*x);
       }
     }
     Slice* s = count ? group[0] : nullptr;
@@ -439,37 +456,51 @@ void TcpConnection::receiverLoop() {
           group[i]->checksum_mismatch = true;
       }
     } else if (s->op == Request::READ) {
-      if (h.body_len != group_bytes + (summed ? count * kSumSize : 0)) {
+      if (h.body_len != group_bytes + (summed ? pieces * kSumSize : 0)) {
         cause = Status::Corrupted("read response length disagrees with request");
         break;
       }
       uint8_t sums[kMaxRanges * kSumSize];  // the target's, in front of the data
-      if (summed && !(cause = reader.readExact(sums, count * kSumSize)).ok()) break;
+      if (summed && !(cause = reader.readExact(sums, pieces * kSumSize)).ok()) break;
       bool any_canceled = false;
       for (size_t i = 0; i < count; ++i) any_canceled |= group[i]->task->canceled.load(std::memory_order_acquire);
-      if (count > 1 && !any_canceled) {  // a vectored frame's ranges: host memory, one scatter receive
+      if (pieces > 1 && !any_canceled) {  // a vectored frame's ranges: host memory, one scatter receive
         iovec parts[kMaxRanges];
-        for (size_t i = 0; i < count; ++i) parts[i] = {group[i]->local, group[i]->length};
-        cause = reader.readExactV(parts, count);
+        size_t p = 0;
+        for (size_t i = 0; i < count; ++i)
+          for (const SliceRange& r : SliceRanges(*group[i])) parts[p++] = {r.local, r.length};
+        cause = reader.readExactV(parts, pieces);
       } else {
         for (size_t i = 0; i < count && cause.ok(); ++i) cause = receiveRead(reader, *group[i], results[i]);
       }
       if (!cause.ok()) break;
+      size_t p = 0;  // the piece's index in the frame
       for (size_t i = 0; i < count; ++i) {
         Slice& r = *group[i];
-        if (!results[i].ok() || r.local_kind != kHostMemory) continue;  // dropped, or staged to a GPU
-        flipIfAsked(r, r.local, r.length);
-        if (summed) results[i] = compareChecksums(r, "initiator", getU64(sums + i * kSumSize), checksum::xxh3(r.local, r.length));
+        const SliceRanges ranges(r);
+        if (!results[i].ok() || r.local_kind != kHostMemory) {  // dropped, or staged to a GPU
+          p += ranges.size();
+          continue;
+        }
+        for (size_t k = 0; k < ranges.size(); ++k, ++p) {
+          if (flipsIn(r, k) && ranges[k].length > 0) ranges[k].local[flipOffset(ranges[k].length)] ^= kFlipMask;
+          if (summed && results[i].ok())
+            results[i] = compareChecksums(r, "initiator", getU64(sums + p * kSumSize),
+                                          checksum::xxh3(ranges[k].local, ranges[k].length));
+        }
       }
     } else if (h.type == kSumVerdicts) {
       uint8_t verdicts[kMaxRanges];
-      if (h.body_len != count) {
+      if (h.body_len != pieces) {
         cause = Status::Corrupted("checksum verdicts disagree with the frame's ranges");
         break;
       }
-      if (!(cause = reader.readExact(verdicts, count)).ok()) break;
-      for (size_t i = 0; i < count; ++i)
-        if (verdicts[i]) results[i] = checksumMismatch(*group[i], "target");
+      if (!(cause = reader.readExact(verdicts, pieces)).ok()) break;
+      for (size_t i = 0, p = 0; i < count; ++i) {
+        bool mismatch = false;
+        for (uint32_t k = 0; k < pieceCount(*group[i]); ++k, ++p) mismatch |= verdicts[p] != 0;
+        if (mismatch) results[i] = checksumMismatch(*group[i], "target");
+      }
     }
     {
       std::unique_lock lock(mu_);
@@ -512,7 +543,9 @@ Status TcpConnection::receiveRead(net::SocketReader& reader, Slice& s, Status& r
                                         [&](uint8_t* piece, size_t len) { return received = reader.readExact(piece, len); });
     return received;
   }
-  return reader.readExact(s.local, s.length);  // straight into registered memory
+  for (const SliceRange& r : SliceRanges(s))  // straight into registered memory
+    FERRY_RETURN_IF_ERROR(reader.readExact(r.local, r.length));
+  return Status::OK();
 }
 
 void TcpConnection::failAll(const Status& cause) {

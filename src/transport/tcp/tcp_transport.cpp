@@ -294,6 +294,7 @@ TransportCaps TcpTransport::caps() const {
           .reaches_same_machine = true,
           .reaches_remote = true,
           .checksum_kinds = kHostMemory,
+          .multi_range = true,
           .latency_us = 30,
           .bandwidth_GBps = 4};
 }
