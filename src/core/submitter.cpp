@@ -255,7 +255,8 @@ Status Submitter::reserveTasks(Batch& batch, size_t count, uint64_t bytes, size_
 }
 
 Status Submitter::dispatch(SegmentEntry& seg, Route& route, const Request* reqs, size_t count, size_t first_index,
-                           Task* tasks, size_t task_count, std::vector<Slice*>& run) {
+                           Task* tasks, size_t task_count, std::vector<Slice*>& run,
+                           const std::vector<SliceRange>* pieces) {
   Status st = route.submitRun(run, seg.stale);
   bool moved = st.IsUnavailable() && seg.source && seg.source->followsMoves();
   // `stale` may have been cleared meanwhile by another submitter refreshing to a version
@@ -263,7 +264,7 @@ Status Submitter::dispatch(SegmentEntry& seg, Route& route, const Request* reqs,
   const SegmentDescriptor* used = route.peer ? route.peer->desc.get() : nullptr;
   bool outdated = used && used->version < seg.newest_reported.load(std::memory_order_acquire);
   if (!st.ok() && (seg.stale.load(std::memory_order_acquire) || moved || outdated))
-    st = resubmitAfterRefresh(seg, reqs, count, first_index, tasks, task_count, run, st);
+    st = resubmitAfterRefresh(seg, reqs, count, first_index, tasks, task_count, run, st, pieces);
   if (!st.ok())
     for (size_t k = 0; k < task_count; ++k) failTask(tasks[k], st);
   return st;
@@ -277,13 +278,11 @@ Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   if (runs.empty()) return Status::OK();
   const Request like = pagedLike(request);
   Prepared prepared;
-  // What a refresh re-checks (dispatch): the span, or each run.
-  std::vector<Request> checked_as(1, like);
+  std::vector<Request> each;  // the runs as requests, when they are checked one by one
   // Slices of several pages need the pages of each to lie in one buffer at both ends (a
   // transport resolves a slice's target once): the span's single check proves it.
-  const bool spanned = prepareSpan(runs, like, prepared, checked_as[0]);
+  const bool spanned = prepareSpan(runs, like, prepared);
   if (!spanned) {
-    std::vector<Request>& each = checked_as;
     each.assign(runs.size(), like);
     for (size_t i = 0; i < runs.size(); ++i) {
       each[i].source = runs[i].local;
@@ -313,11 +312,12 @@ Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   t.checksum = checked(like);
   std::vector<Slice*> run(t.num_slices);
   for (uint32_t n = 0; n < t.num_slices; ++n) run[n] = &t.slices[n];
-  return dispatch(*prepared.segs[0], route, checked_as.data(), checked_as.size(), 0, &t, 1, run);
+  if (!spanned) return dispatch(*prepared.segs[0], route, each.data(), each.size(), 0, &t, 1, run);
+  // A refresh re-checks every page run (the peer may have split the span's buffer since).
+  return dispatch(*prepared.segs[0], route, &like, 1, 0, &t, 1, run, t.ranges.empty() ? &runs : &t.ranges);
 }
 
-bool Submitter::prepareSpan(const std::vector<SliceRange>& runs, const Request& like, Prepared& out,
-                            Request& span) {
+bool Submitter::prepareSpan(const std::vector<SliceRange>& runs, const Request& like, Prepared& out) {
   if (runs.size() < 2 || p_.selector.hasPolicies()) return false;
   uint64_t local_lo = UINT64_MAX, local_hi = 0, remote_lo = UINT64_MAX, remote_hi = 0, bytes = 0;
   for (const SliceRange& r : runs) {  // pageRuns made them: no range wraps
@@ -330,7 +330,7 @@ bool Submitter::prepareSpan(const std::vector<SliceRange>& runs, const Request& 
   }
   // One request as long as the longer span: it may reach past the shorter one's buffer,
   // and then the runs are checked one by one (correct, only slower).
-  span = like;
+  Request span = like;
   span.source = reinterpret_cast<void*>(local_lo);
   span.target_offset = remote_lo;
   span.length = std::max(local_hi - local_lo, remote_hi - remote_lo);
@@ -343,24 +343,34 @@ bool Submitter::prepareSpan(const std::vector<SliceRange>& runs, const Request& 
 }
 
 Status Submitter::resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count, size_t first_index,
-                                       Task* tasks, size_t task_count, std::vector<Slice*>& run, Status failed) {
+                                       Task* tasks, size_t task_count, std::vector<Slice*>& run, Status failed,
+                                       const std::vector<SliceRange>* pieces) {
   seg.stale.store(false, std::memory_order_release);
   const uint64_t reported = seg.newest_reported.load(std::memory_order_acquire);  // before the read
   const auto before = seg.snapshot();
   if (!p_.directory.refresh(seg).ok()) return failed;
   const auto after = seg.snapshot();
   const bool restarted = before->desc && after->desc && before->desc->instance_id != after->desc->instance_id;
+  auto nth = [&](size_t k) {
+    if (!pieces) return reqs[k];
+    Request r = reqs[0];
+    r.source = (*pieces)[k].local;
+    r.target_offset = (*pieces)[k].remote;
+    r.length = (*pieces)[k].length;
+    return r;
+  };
+  const Request first = nth(0);
   Sides sides;  // of the run's first request, which the route is chosen for
-  for (size_t k = 0; k < count; ++k) {
+  for (size_t k = 0; k < (pieces ? pieces->size() : count); ++k) {
     Sides other;
-    Status v = validateTarget(seg, reqs[k], k == 0 ? sides : other);
+    Status v = validateTarget(seg, nth(k), k == 0 ? sides : other);
     if (!v.ok()) return Status(v.code(), "request " + std::to_string(first_index + k) + ": " + v.message());
   }
-  p_.registry.checkLocal(reinterpret_cast<uint64_t>(reqs[0].source), reqs[0].length,
+  p_.registry.checkLocal(reinterpret_cast<uint64_t>(first.source), first.length,
                          p_.selector.hasPolicies() ? &sides.local_location : nullptr, &sides.local_kind)
       .IgnoreError();  // checked at validation; still registered while its task is pending
   std::shared_ptr<Route> base;
-  FERRY_RETURN_IF_ERROR(routeFor(seg, reqs[0], sides, base));
+  FERRY_RETURN_IF_ERROR(routeFor(seg, first, sides, base));
   // The run's own copy, marked so that a transport checking the peer's live version takes
   // the descriptor just read as current. Slice sizes stay: any candidate can carry them.
   auto route = std::make_shared<Route>(*base);

@@ -58,9 +58,8 @@ class Submitter {
   // A paged transfer's runs checked at once, when one check decides for all of them: the
   // span they cover at each end lies inside one registered buffer (so each run does, with
   // that buffer's kind and permission) and their route does not depend on their size. False:
-  // check them one by one. `out` then has one entry, and `span` is the one request checked.
-  // `like`: the paged request's other fields.
-  bool prepareSpan(const std::vector<SliceRange>& runs, const Request& like, Prepared& out, Request& span);
+  // check them one by one. `out` then has one entry. `like`: the paged request's other fields.
+  bool prepareSpan(const std::vector<SliceRange>& runs, const Request& like, Prepared& out);
   // What routing needs to know of a request's two sides.
   struct Sides {
     MemoryKind local_kind = kHostMemory, remote_kind = kHostMemory;
@@ -76,16 +75,19 @@ class Submitter {
   Status routeFor(SegmentEntry& seg, const Request& req, const Sides& sides, std::shared_ptr<Route>& out);
   // After a run's submit failed because the peer changed or moved: re-reads its descriptor,
   // re-checks requests [reqs, reqs+count) and submits the run once more; `failed` is kept
-  // when the descriptor cannot be read.
+  // when the descriptor cannot be read. With `pieces` (a paged task's), the requests
+  // re-checked are reqs[0] over each piece.
   Status resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, size_t count, size_t first_index,
-                              Task* tasks, size_t task_count, std::vector<Slice*>& run, Status failed);
+                              Task* tasks, size_t task_count, std::vector<Slice*>& run, Status failed,
+                              const std::vector<SliceRange>* pieces);
   // Reserves `count` tasks of the batch (PENDING) for requests of `bytes` in all; `first` is
   // the first one's index.
   Status reserveTasks(Batch& batch, size_t count, uint64_t bytes, size_t& first);
   // Hands a task's (or a run of tasks') slices to their route, refreshing the peer once when
   // it changed or moved; on failure the tasks are failed and the error returned.
   Status dispatch(SegmentEntry& seg, Route& route, const Request* reqs, size_t count, size_t first_index,
-                  Task* tasks, size_t task_count, std::vector<Slice*>& run);
+                  Task* tasks, size_t task_count, std::vector<Slice*>& run,
+                  const std::vector<SliceRange>* pieces = nullptr);
   // Where a notification goes once the batch's data is in place.
   std::function<void(bool)> notifyWhenDone(BatchID id, const std::vector<std::shared_ptr<SegmentEntry>>& segs,
                                            const Notification& n);

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/paged_runs.h"
+#include "ferry/engine_ext.h"
 #include "ferry/transfer_engine.h"
 #include "test_util.h"
 
@@ -112,7 +113,9 @@ class PagedTransfer : public ::testing::TestWithParam<const char*> {
 
   void SetUp() override { start(loopbackConfig()); }
   void TearDown() override {
-    if (shared_remote) EXPECT_TRUE(owner().freeLocalMemory(shared_remote).ok());
+    if (shared_remote) {
+      EXPECT_TRUE(owner().freeLocalMemory(shared_remote).ok());
+    }
   }
 
   TransferEngine& owner() { return std::string(GetParam()) == "local" ? *a : *b; }
@@ -229,6 +232,40 @@ TEST_P(PagedTransfer, ScatteredPagesMoveByteExactAsOneTask) {
   st = run(request(Request::READ, lp, rp));
   ASSERT_TRUE(st.ok()) << st.ToString();
   expectPagesEqual(lp, rp);
+}
+
+// Checked end to end, pages that share slices land intact both ways; with the carrying
+// transport flipping a byte of every slice, the task fails and the mismatches are counted.
+// shm both ways: into a shared file it maps and into memory it reaches by cross-memory attach.
+TEST_P(PagedTransfer, CheckedPagesLandIntactAndAFlippedByteFailsTheTask) {
+  std::vector<int64_t> lp(kPagesPerLayer), rp(kPagesPerLayer);
+  std::iota(lp.begin(), lp.end(), 0);
+  std::iota(rp.begin(), rp.end(), 0);
+  std::shuffle(rp.begin(), rp.end(), std::mt19937_64(9));
+  for (bool shared : {false, true}) {
+    for (int flip_every : {0, 1}) {
+      SCOPED_TRACE(std::string(shared ? "shared" : "unshared") + (flip_every ? ", flipped" : ""));
+      if (shared_remote) {
+        ASSERT_TRUE(owner().freeLocalMemory(shared_remote).ok());
+        shared_remote = nullptr;
+      }
+      auto c = loopbackConfig();
+      c->set("checksum", true);
+      if (flip_every) c->set<int64_t>(std::string("transports/") + GetParam() + "/fault/flip_byte_every", flip_every);
+      start(c, shared);
+      if (!flip_every) {
+        writeThenReadBack(lp, rp, 23);
+        continue;
+      }
+      for (Request::OpCode op : {Request::WRITE, Request::READ}) {
+        const uint64_t before = ext::checksumMismatches(*a);
+        fillPattern(local.data(), kSize, 29);
+        Status st = op == Request::WRITE ? run(request(op, lp, rp)) : run(request(op, rp, lp));
+        EXPECT_FALSE(st.ok()) << (op == Request::WRITE ? "write" : "read");
+        EXPECT_GT(ext::checksumMismatches(*a), before) << (op == Request::WRITE ? "write" : "read");
+      }
+    }
+  }
 }
 
 // Layers registered one by one at both ends (as vLLM registers each layer's cache): the

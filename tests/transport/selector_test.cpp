@@ -8,8 +8,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <numeric>
+#include <random>
 
 #include "test_util.h"
 
@@ -295,6 +298,74 @@ TEST_F(Downgrades, FailedSlicesAreSaidOnceAndCounted) {
   EXPECT_NE(lines[0].find("shm failed a slice"), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find("going over tcp"), std::string::npos) << lines[0];
   EXPECT_EQ(scraped(series("failed_over")), 12);
+}
+
+// A paged transfer's pages share slices on the default route (shm, then tcp): the slices
+// that fail on shm move to tcp whole, pages and all, and every page lands. Counted in
+// slices, not pages.
+TEST_F(Downgrades, SlicesOfManyPagesFailOverWhole) {
+  start(R"({"metrics": {"port": 0}, "transports": {"shm": {"fault": {"fail_slice_every": 2}}}})");
+  constexpr size_t kPage = 16 << 10, kPages = (8 << 20) / kPage;  // 8 slices of 64 pages
+  std::vector<int64_t> lp(kPages), rp(kPages);
+  std::iota(lp.begin(), lp.end(), 0);
+  std::iota(rp.begin(), rp.end(), 0);
+  std::shuffle(rp.begin(), rp.end(), std::mt19937_64(3));
+  PagedRequest p;
+  p.opcode = Request::WRITE;
+  p.local_base = src.data();
+  p.target_id = seg;
+  p.remote_base = reinterpret_cast<uint64_t>(dst);
+  p.page_size = kPage;
+  p.local_pages = lp.data();
+  p.remote_pages = rp.data();
+  p.num_pages = kPages;
+  std::memset(dst, 0, src.size());
+  BatchID batch = a->allocateBatch(1);
+  ASSERT_TRUE(a->submitPagedTransfer(batch, p).ok());
+  TransferStatus ts;
+  ASSERT_TRUE(a->waitTransfer(batch, ts, std::chrono::seconds(10)).ok());
+  EXPECT_EQ(ts.s, COMPLETED);
+  ASSERT_TRUE(a->freeBatch(batch).ok());
+  for (size_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(std::memcmp(static_cast<uint8_t*>(dst) + rp[i] * kPage, src.data() + lp[i] * kPage, kPage), 0) << i;
+  EXPECT_EQ(scraped(series("failed_over")), 4);
+  const std::string engine = "engine=\"" + a->getSegmentName() + "\"";
+  EXPECT_EQ(scraped("ferry_slices_total{" + engine + ",transport=\"shm\",op=\"write\"}"), 4);
+  EXPECT_EQ(scraped("ferry_slices_total{" + engine + ",transport=\"tcp\",op=\"write\"}"), 4);
+}
+
+// The peer split the buffer our paged call's pages lie in after we read its descriptor:
+// slices cut for one buffer reach pieces in two. shm proves each piece against the peer's
+// own word and refuses them; after a refresh they go over tcp, which checks every range.
+TEST_F(Downgrades, PagesOfASliceSplitAcrossThePeersBuffersStillLand) {
+  start(R"({"metrics": {"port": 0}})");
+  ASSERT_TRUE(b->unregisterLocalMemory(dst).ok());
+  const size_t half = src.size() / 2;
+  ASSERT_TRUE(b->registerLocalMemory(dst, half).ok());
+  ASSERT_TRUE(b->registerLocalMemory(static_cast<uint8_t*>(dst) + half, half).ok());
+  constexpr size_t kPage = 16 << 10, kPages = 64;  // one slice, half its pages in each buffer
+  std::vector<int64_t> lp(kPages), rp(kPages);
+  std::iota(lp.begin(), lp.end(), 0);
+  for (size_t i = 0; i < kPages; ++i) rp[i] = static_cast<int64_t>((i % 2 ? half / kPage : 0) + i);
+  PagedRequest p;
+  p.opcode = Request::WRITE;
+  p.local_base = src.data();
+  p.target_id = seg;
+  p.remote_base = reinterpret_cast<uint64_t>(dst);
+  p.page_size = kPage;
+  p.local_pages = lp.data();
+  p.remote_pages = rp.data();
+  p.num_pages = kPages;
+  std::memset(dst, 0, src.size());
+  BatchID batch = a->allocateBatch(1);
+  ASSERT_TRUE(a->submitPagedTransfer(batch, p).ok());
+  TransferStatus ts;
+  ASSERT_TRUE(a->waitTransfer(batch, ts, std::chrono::seconds(10)).ok());
+  EXPECT_EQ(ts.s, COMPLETED);
+  ASSERT_TRUE(a->freeBatch(batch).ok());
+  for (size_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(std::memcmp(static_cast<uint8_t*>(dst) + rp[i] * kPage, src.data() + lp[i] * kPage, kPage), 0) << i;
+  EXPECT_EQ(scraped(series("refused_at_submit")), 1);
 }
 
 TEST_F(Downgrades, RefusedSubmitsAreCounted) {

@@ -282,6 +282,100 @@ TEST(TcpConnection, RunsOfSlicesShareFramesUpToTheFrameLimit) {
   for (int k = 0; k < 4; ++k) EXPECT_EQ(batch.tasks[k].state.load(), CANCELED) << k;
 }
 
+// A slice of several pieces (a paged transfer's pages) travels as ranges of a vectored frame,
+// sharing it with the slices queued after it; a read's answer is scattered to its pieces.
+TEST(TcpConnection, PiecesOfASliceAreRangesOfSharedFrames) {
+  constexpr uint64_t kPage = 4096;
+  RawPeer raw;
+  ASSERT_TRUE(raw.connect());
+  std::vector<uint8_t> mem(64 * kPage);
+  test::fillPattern(mem.data(), mem.size(), 3);
+  Batch batch(3, 3);
+  const int64_t deadline = nowNs() + 60'000'000'000;
+  auto pages = [&](std::initializer_list<int> local, uint64_t remote_base) {
+    std::vector<SliceRange> out;
+    int k = 0;
+    for (int l : local) out.push_back({mem.data() + l * kPage, remote_base + (k++ * 3) * kPage, kPage});
+    return out;
+  };
+  // Task 0: one WRITE slice of five pieces; task 1: a plain WRITE slice; task 2: one READ
+  // slice of three pieces.
+  makeSlices(batch.tasks[0], pages({9, 2, 7, 4, 11}, 0x100000), Request{Request::WRITE, nullptr, 0, 0, 0}, 1 << 20,
+             deadline, kHostMemory, kHostMemory, true);
+  makeSlices(batch.tasks[1], Request{Request::WRITE, mem.data() + 20 * kPage, 0, 0x200000, kPage}, 1 << 20, deadline);
+  makeSlices(batch.tasks[2], pages({40, 33, 47}, 0x300000), Request{Request::READ, nullptr, 0, 0, 0}, 1 << 20,
+             deadline, kHostMemory, kHostMemory, true);
+  std::vector<Slice*> slices;
+  for (int k = 0; k < 3; ++k) {
+    Task& t = batch.tasks[k];
+    t.batch = &batch;
+    t.state = PENDING;
+    ASSERT_EQ(t.num_slices, 1u);
+    slices.push_back(&t.slices[0]);
+  }
+  ASSERT_EQ(batch.tasks[0].slices[0].range_count, 5u);
+  batch.pending = batch.size = 3;
+  raw.conn->enqueue(slices.data(), slices.size(), false);
+
+  struct Frame {
+    wire::FrameHeader h;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;  // address, length
+    std::vector<uint8_t> payload;
+  };
+  auto readFrame = [&](Frame& f) {
+    uint8_t hb[wire::kHeaderSize];
+    ASSERT_TRUE(net::readAll(raw.peer, hb, sizeof hb).ok());
+    ASSERT_TRUE(wire::decodeHeader(hb, sizeof hb, tcp_wire::messages(), f.h).ok());
+    ASSERT_TRUE(tcp_wire::isVector(f.h.type));
+    std::vector<uint8_t> body(f.h.body_len);
+    ASSERT_TRUE(net::readAll(raw.peer, body.data(), body.size()).ok());
+    size_t count = 0;
+    ASSERT_TRUE(tcp_wire::decodeRangesHead(f.h, body.data(), count).ok());
+    const uint8_t* at = body.data() + tcp_wire::kRangesHeadSize;
+    for (size_t r = 0; r < count; ++r, at += tcp_wire::kRangeSize) {
+      uint64_t addr, len;
+      std::memcpy(&addr, at, 8);
+      std::memcpy(&len, at + 8, 8);
+      f.ranges.emplace_back(addr, len);
+    }
+    f.payload.assign(at, static_cast<const uint8_t*>(body.data() + body.size()));
+  };
+  Frame writes, reads;
+  readFrame(writes);
+  readFrame(reads);
+  ASSERT_EQ(writes.h.type, tcp_wire::kWriteV);
+  ASSERT_EQ(writes.ranges.size(), 6u);  // five pieces and the plain slice
+  const int written[] = {9, 2, 7, 4, 11, 20};
+  for (size_t r = 0; r < 6; ++r) {
+    EXPECT_EQ(writes.ranges[r].first, r < 5 ? 0x100000 + r * 3 * kPage : 0x200000) << r;
+    EXPECT_EQ(writes.ranges[r].second, kPage) << r;
+    EXPECT_EQ(std::memcmp(writes.payload.data() + r * kPage, mem.data() + written[r] * kPage, kPage), 0) << r;
+  }
+  ASSERT_EQ(reads.h.type, tcp_wire::kReadV);
+  ASSERT_EQ(reads.ranges.size(), 3u);
+  EXPECT_EQ(reads.ranges[2].first, 0x300000 + 6 * kPage);
+
+  // The answers: the writes acknowledged, the read's three pages sent in order.
+  std::vector<uint8_t> answer(wire::kHeaderSize * 2 + 3 * kPage);
+  wire::encodeHeader(wire::FrameHeader{tcp_wire::kWriteAck, 0, 0, writes.h.request_id}, answer.data());
+  wire::encodeHeader(wire::FrameHeader{tcp_wire::kReadData, static_cast<uint32_t>(3 * kPage), 0, reads.h.request_id},
+                     answer.data() + wire::kHeaderSize);
+  std::vector<uint8_t> sent(3 * kPage);
+  test::fillPattern(sent.data(), sent.size(), 99);
+  std::memcpy(answer.data() + 2 * wire::kHeaderSize, sent.data(), sent.size());
+  ASSERT_EQ(::send(raw.peer, answer.data(), answer.size(), 0), static_cast<ssize_t>(answer.size()));
+  for (int k = 0; k < 3; ++k) {
+    for (int i = 0; i < 500 && batch.tasks[k].state.load() == PENDING; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(batch.tasks[k].state.load(), COMPLETED) << k;
+  }
+  const int landed[] = {40, 33, 47};
+  for (int r = 0; r < 3; ++r)
+    EXPECT_EQ(std::memcmp(mem.data() + landed[r] * kPage, sent.data() + r * kPage, kPage), 0) << r;
+  raw.conn->abort(Status::Canceled("test: done"));
+  raw.conn.reset();
+}
+
 // A rail whose connects hang (the peer's side is a listener that never accepts: SYNs to a
 // full backlog are dropped) must not stall submits while another rail works: its reconnects
 // run on the side.
