@@ -219,6 +219,30 @@ class Failover : public ::testing::Test {
     if (st.ok() && std::memcmp(dst, src.data(), len) != 0) return Status::Corrupted("data differs");
     return st;
   }
+  // Pages lp[i] of src written to pages rp[i] of dst in one unpinned paged call: it must
+  // complete with every page in place.
+  void pagedWrite(const std::vector<int64_t>& lp, const std::vector<int64_t>& rp, size_t page_size) {
+    PagedRequest p;
+    p.opcode = Request::WRITE;
+    p.local_base = src.data();
+    p.target_id = seg;
+    p.remote_base = reinterpret_cast<uint64_t>(dst);
+    p.page_size = page_size;
+    p.local_pages = lp.data();
+    p.remote_pages = rp.data();
+    p.num_pages = lp.size();
+    std::memset(dst, 0, src.size());
+    BatchID batch = a->allocateBatch(1);
+    ASSERT_TRUE(a->submitPagedTransfer(batch, p).ok());
+    TransferStatus ts;
+    ASSERT_TRUE(a->waitTransfer(batch, ts, std::chrono::seconds(10)).ok());
+    EXPECT_EQ(ts.s, COMPLETED);
+    ASSERT_TRUE(a->freeBatch(batch).ok());
+    for (size_t i = 0; i < lp.size(); ++i)
+      ASSERT_EQ(std::memcmp(static_cast<uint8_t*>(dst) + rp[i] * page_size, src.data() + lp[i] * page_size, page_size),
+                0)
+          << "page " << i;
+  }
   std::vector<uint8_t> src;
   std::unique_ptr<TransferEngine> a, b;
   void* dst = nullptr;
@@ -310,24 +334,7 @@ TEST_F(Downgrades, SlicesOfManyPagesFailOverWhole) {
   std::iota(lp.begin(), lp.end(), 0);
   std::iota(rp.begin(), rp.end(), 0);
   std::shuffle(rp.begin(), rp.end(), std::mt19937_64(3));
-  PagedRequest p;
-  p.opcode = Request::WRITE;
-  p.local_base = src.data();
-  p.target_id = seg;
-  p.remote_base = reinterpret_cast<uint64_t>(dst);
-  p.page_size = kPage;
-  p.local_pages = lp.data();
-  p.remote_pages = rp.data();
-  p.num_pages = kPages;
-  std::memset(dst, 0, src.size());
-  BatchID batch = a->allocateBatch(1);
-  ASSERT_TRUE(a->submitPagedTransfer(batch, p).ok());
-  TransferStatus ts;
-  ASSERT_TRUE(a->waitTransfer(batch, ts, std::chrono::seconds(10)).ok());
-  EXPECT_EQ(ts.s, COMPLETED);
-  ASSERT_TRUE(a->freeBatch(batch).ok());
-  for (size_t i = 0; i < kPages; ++i)
-    ASSERT_EQ(std::memcmp(static_cast<uint8_t*>(dst) + rp[i] * kPage, src.data() + lp[i] * kPage, kPage), 0) << i;
+  pagedWrite(lp, rp, kPage);
   EXPECT_EQ(scraped(series("failed_over")), 4);
   const std::string engine = "engine=\"" + a->getSegmentName() + "\"";
   EXPECT_EQ(scraped("ferry_slices_total{" + engine + ",transport=\"shm\",op=\"write\"}"), 4);
@@ -336,7 +343,7 @@ TEST_F(Downgrades, SlicesOfManyPagesFailOverWhole) {
 
 // The peer split the buffer our paged call's pages lie in after we read its descriptor:
 // slices cut for one buffer reach pieces in two. shm proves each piece against the peer's
-// own word and refuses them; after a refresh they go over tcp, which checks every range.
+// own word and refuses them; tcp, which checks every range, carries them.
 TEST_F(Downgrades, PagesOfASliceSplitAcrossThePeersBuffersStillLand) {
   start(R"({"metrics": {"port": 0}})");
   ASSERT_TRUE(b->unregisterLocalMemory(dst).ok());
@@ -347,24 +354,7 @@ TEST_F(Downgrades, PagesOfASliceSplitAcrossThePeersBuffersStillLand) {
   std::vector<int64_t> lp(kPages), rp(kPages);
   std::iota(lp.begin(), lp.end(), 0);
   for (size_t i = 0; i < kPages; ++i) rp[i] = static_cast<int64_t>((i % 2 ? half / kPage : 0) + i);
-  PagedRequest p;
-  p.opcode = Request::WRITE;
-  p.local_base = src.data();
-  p.target_id = seg;
-  p.remote_base = reinterpret_cast<uint64_t>(dst);
-  p.page_size = kPage;
-  p.local_pages = lp.data();
-  p.remote_pages = rp.data();
-  p.num_pages = kPages;
-  std::memset(dst, 0, src.size());
-  BatchID batch = a->allocateBatch(1);
-  ASSERT_TRUE(a->submitPagedTransfer(batch, p).ok());
-  TransferStatus ts;
-  ASSERT_TRUE(a->waitTransfer(batch, ts, std::chrono::seconds(10)).ok());
-  EXPECT_EQ(ts.s, COMPLETED);
-  ASSERT_TRUE(a->freeBatch(batch).ok());
-  for (size_t i = 0; i < kPages; ++i)
-    ASSERT_EQ(std::memcmp(static_cast<uint8_t*>(dst) + rp[i] * kPage, src.data() + lp[i] * kPage, kPage), 0) << i;
+  pagedWrite(lp, rp, kPage);
   EXPECT_EQ(scraped(series("refused_at_submit")), 1);
 }
 
