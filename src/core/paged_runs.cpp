@@ -81,4 +81,12 @@ Request pagedLike(const PagedRequest& p) {
   return r;
 }
 
+Request runRequest(const Request& like, const SliceRange& run) {
+  Request r = like;
+  r.source = run.local;
+  r.target_offset = run.remote;
+  r.length = run.length;
+  return r;
+}
+
 }  // namespace ferry

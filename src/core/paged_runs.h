@@ -19,5 +19,7 @@ Status pageRuns(const PagedRequest& request, std::vector<SliceRange>& runs);
 
 /// The request's fields as a Request of no range: what each of its runs shares.
 Request pagedLike(const PagedRequest& request);
+/// One run as a request of its own: `like` over the run's range.
+Request runRequest(const Request& like, const SliceRange& run);
 
 }  // namespace ferry

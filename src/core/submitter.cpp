@@ -278,17 +278,13 @@ Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   if (runs.empty()) return Status::OK();
   const Request like = pagedLike(request);
   Prepared prepared;
-  std::vector<Request> each;  // the runs as requests, when they are checked one by one
   // Slices of several pages need the pages of each to lie in one buffer at both ends (a
   // transport resolves a slice's target once): the span's single check proves it.
   const bool spanned = prepareSpan(runs, like, prepared);
   if (!spanned) {
-    each.assign(runs.size(), like);
-    for (size_t i = 0; i < runs.size(); ++i) {
-      each[i].source = runs[i].local;
-      each[i].target_offset = runs[i].remote;
-      each[i].length = runs[i].length;
-    }
+    std::vector<Request> each;
+    each.reserve(runs.size());
+    for (const SliceRange& r : runs) each.push_back(runRequest(like, r));
     Status st = prepare(each, prepared);
     if (!st.ok()) return Status(st.code(), "paged transfer, " + st.message());  // "request i" = run i
     // One task has one route: runs that would be routed differently (pages in memory of
@@ -312,8 +308,8 @@ Status Submitter::submitPaged(BatchID id, const PagedRequest& request) {
   t.checksum = checked(like);
   std::vector<Slice*> run(t.num_slices);
   for (uint32_t n = 0; n < t.num_slices; ++n) run[n] = &t.slices[n];
-  if (!spanned) return dispatch(*prepared.segs[0], route, each.data(), each.size(), 0, &t, 1, run);
-  // A refresh re-checks every page run (the peer may have split the span's buffer since).
+  // A refresh re-checks every run (the peer may have split the span's buffer since); the
+  // slices point into the runs when they carry several (makeSlices moved them to the task).
   return dispatch(*prepared.segs[0], route, &like, 1, 0, &t, 1, run, t.ranges.empty() ? &runs : &t.ranges);
 }
 
@@ -351,14 +347,7 @@ Status Submitter::resubmitAfterRefresh(SegmentEntry& seg, const Request* reqs, s
   if (!p_.directory.refresh(seg).ok()) return failed;
   const auto after = seg.snapshot();
   const bool restarted = before->desc && after->desc && before->desc->instance_id != after->desc->instance_id;
-  auto nth = [&](size_t k) {
-    if (!pieces) return reqs[k];
-    Request r = reqs[0];
-    r.source = (*pieces)[k].local;
-    r.target_offset = (*pieces)[k].remote;
-    r.length = (*pieces)[k].length;
-    return r;
-  };
+  auto nth = [&](size_t k) { return pieces ? runRequest(reqs[0], (*pieces)[k]) : reqs[k]; };
   const Request first = nth(0);
   Sides sides;  // of the run's first request, which the route is chosen for
   for (size_t k = 0; k < (pieces ? pieces->size() : count); ++k) {

@@ -142,10 +142,6 @@ Status checksumMismatch(Slice& slice, const char* where) {
                            " bytes of a checked frame)");
 }
 
-void flipIfAsked(const Slice& slice, uint8_t* data, uint64_t length) {
-  if (slice.flip_byte && length > 0) data[flipOffset(length)] ^= kFlipMask;
-}
-
 void markUnfenced(const Slice& slice) {
   if (slice.op == Request::WRITE) slice.task->batch->unfenced.fetch_add(1, std::memory_order_relaxed);
 }

@@ -76,13 +76,16 @@ struct Slice {
   uint32_t range_count = 0;
 };
 
+/// How many pieces a slice has: its ranges, or 1.
+inline size_t rangeCount(const Slice& s) { return s.ranges ? s.range_count : 1; }
+
 /// A slice's pieces, read the same way whether it has one or several:
 /// `for (const SliceRange& r : SliceRanges(slice))`. The fault transport's flip lands in the
 /// first (flipsIn).
 class SliceRanges {
  public:
   explicit SliceRanges(const Slice& s)
-      : many_(s.ranges), count_(s.ranges ? s.range_count : 1), one_{s.local, s.remote, s.length} {}
+      : many_(s.ranges), count_(rangeCount(s)), one_{s.local, s.remote, s.length} {}
   SliceRanges(const SliceRanges&) = delete;
   SliceRanges& operator=(const SliceRanges&) = delete;
   const SliceRange* begin() const { return many_ ? many_ : &one_; }
@@ -201,8 +204,11 @@ Status checksumMismatch(Slice& slice, const char* where);
 /// Fault injection: the byte a flip changes, and how.
 constexpr uint64_t flipOffset(uint64_t length) { return length / 2; }
 inline constexpr uint8_t kFlipMask = 0x20;
-/// Flips that byte of [data, data + length) when the slice asks for it.
-void flipIfAsked(const Slice& slice, uint8_t* data, uint64_t length);
+/// Changes that byte of [data, data + length) (nothing when it is empty): where a transport
+/// flips a piece the fault transport asked for (flipsIn).
+inline void flipByte(uint8_t* data, uint64_t length) {
+  if (length > 0) data[flipOffset(length)] ^= kFlipMask;
+}
 
 /// Records a slice's outcome; settles the task when it is the last one.
 void completeSlice(Slice* slice, const Status& status);

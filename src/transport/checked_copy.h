@@ -36,9 +36,9 @@ Status checkedCopy(Slice& s, uint8_t* dst, const uint8_t* src, uint64_t len, boo
       streaming::copyUnfenced(dst, src, len);
     else
       copy(dst, src, len);
-    if (flip && len > 0) {
+    if (flip) {
       streaming::fence();  // the flip's plain store after the streamed ones
-      dst[flipOffset(len)] ^= kFlipMask;
+      flipByte(dst, len);
     }
     return Status::OK();
   }

@@ -60,7 +60,7 @@ Status checkedPiece(Slice& s, const SliceRange& r, bool flip, pid_t pid, bool* d
   if (write) {
     sent = checksum::xxh3(r.local, r.length);
     FERRY_RETURN_IF_ERROR(copy(pid, true, r.local, r.remote, r.length, denied));
-    if (flip) {  // the same byte flipIfAsked changes, in the peer's memory
+    if (flip) {  // the same byte flipByte changes, in the peer's memory
       const uint64_t at = flipOffset(r.length);
       uint8_t b = r.local[at] ^ kFlipMask;
       FERRY_RETURN_IF_ERROR(copy(pid, true, &b, r.remote + at, 1, denied));
@@ -71,7 +71,7 @@ Status checkedPiece(Slice& s, const SliceRange& r, bool flip, pid_t pid, bool* d
   }
   if (s.task->checksum) FERRY_RETURN_IF_ERROR(hashRemote(pid, r.remote, r.length, denied, sent));
   FERRY_RETURN_IF_ERROR(copy(pid, false, r.local, r.remote, r.length, denied));
-  if (flip && r.length > 0) r.local[flipOffset(r.length)] ^= kFlipMask;
+  if (flip) flipByte(r.local, r.length);
   if (!s.task->checksum) return Status::OK();
   got = checksum::xxh3(r.local, r.length);
   return compareChecksums(s, "initiator", sent, got);

@@ -2,7 +2,9 @@
 // and the target answers in order, so in-flight slices form a FIFO. Slices wait to be sent
 // in one queue per priority class (the higher class goes first). Only the receiver thread
 // completes sent slices, and only once no thread is still writing from their memory: a
-// slice reported FAILED/TIMEOUT is never touched again.
+// slice reported FAILED/TIMEOUT is never touched again. The sending half (queues, frames,
+// the sender thread) is in tcp_connection.cpp, the receiving half (answers, read data,
+// checksum verdicts) in tcp_connection_receive.cpp.
 #pragma once
 
 #include <array>
