@@ -188,6 +188,37 @@ void setLiveness(int fd, int timeout_ms) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
 }
 
+namespace {
+bool loopback(const sockaddr_storage& a) {
+  if (a.ss_family == AF_INET)
+    return (ntohl(reinterpret_cast<const sockaddr_in&>(a).sin_addr.s_addr) >> 24) == 127;
+  if (a.ss_family != AF_INET6) return false;
+  const in6_addr& v6 = reinterpret_cast<const sockaddr_in6&>(a).sin6_addr;
+  return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+}
+bool sameAddress(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET)
+    return reinterpret_cast<const sockaddr_in&>(a).sin_addr.s_addr == reinterpret_cast<const sockaddr_in&>(b).sin_addr.s_addr;
+  return a.ss_family == AF_INET6 && std::memcmp(&reinterpret_cast<const sockaddr_in6&>(a).sin6_addr,
+                                                &reinterpret_cast<const sockaddr_in6&>(b).sin6_addr, sizeof(in6_addr)) == 0;
+}
+}  // namespace
+
+bool peerOnThisMachine(int fd) {
+  sockaddr_storage peer{}, self{};
+  socklen_t peer_len = sizeof peer, self_len = sizeof self;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &self_len) != 0)
+    return false;
+  return peer.ss_family == AF_UNIX || loopback(peer) || sameAddress(peer, self);
+}
+
+bool setSendBuffer(int fd, size_t bytes) {
+  int value = static_cast<int>(std::min<size_t>(bytes, INT_MAX / 2));
+  return ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, sizeof value) == 0;
+}
+
 bool keepWaiting(Clock::time_point deadline) {
   return deadline != kNoDeadline && Clock::now() < deadline;
 }

@@ -28,6 +28,12 @@ Status connectTcp(const std::string& host, uint16_t port, int timeout_ms, int& f
 /// ETIMEDOUT instead of retransmitting for many minutes: TCP_USER_TIMEOUT, plus keepalive
 /// probes so an idle wait for the peer is covered too. 0 leaves the kernel's defaults.
 void setLiveness(int fd, int timeout_ms);
+/// Whether a connected socket's peer is on this machine: a Unix-domain socket, a loopback
+/// address, or the address this end has (a connection to one of our own interfaces).
+bool peerOnThisMachine(int fd);
+/// Fixes the kernel's send buffer of `fd` at `bytes` (SO_SNDBUF: the kernel then reserves
+/// twice that for its bookkeeping and stops sizing it itself); false when refused.
+bool setSendBuffer(int fd, size_t bytes);
 
 using Clock = std::chrono::steady_clock;
 /// No deadline: a socket's own timeout (SO_RCVTIMEO/SO_SNDTIMEO) ends a wait.

@@ -38,6 +38,8 @@ class ServerConnection {
   ServerConnection(int fd, int spin_us, const net::PeerInfo& peer, const wire::MessageTable& table,
                    const std::atomic<uint64_t>* epoch, std::chrono::milliseconds send_budget);
   net::SocketReader& reader() { return reader_; }
+  /// The socket, for the socket options a transport serving on it sets (its send buffer).
+  int socket() const { return fd_; }
   /// "host:port" or "local pid N", for logs.
   const std::string& peer() const { return peer_.name; }
   /// Whether the peer came through the Unix-domain socket (same machine, the kernel vouches

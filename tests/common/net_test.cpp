@@ -85,6 +85,28 @@ struct TcpPair {
   }
 };
 
+TEST(SocketOptions, PeersOnThisMachineAndAFixedSendBuffer) {
+  TcpPair p;
+  ASSERT_GE(p.server, 0);
+  EXPECT_TRUE(peerOnThisMachine(p.client));
+  EXPECT_TRUE(peerOnThisMachine(p.server));
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+  EXPECT_TRUE(peerOnThisMachine(pair[0]));
+  ::close(pair[0]);
+  ::close(pair[1]);
+  int unconnected = ::socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_FALSE(peerOnThisMachine(unconnected));  // no peer to vouch for
+  ::close(unconnected);
+
+  ASSERT_TRUE(setSendBuffer(p.client, 100000));
+  int got = 0;
+  socklen_t len = sizeof got;
+  ASSERT_EQ(::getsockopt(p.client, SOL_SOCKET, SO_SNDBUF, &got, &len), 0);
+  EXPECT_EQ(got, 200000);  // the kernel doubles the request for its bookkeeping
+  EXPECT_FALSE(setSendBuffer(-1, 100000));
+}
+
 TEST(SocketReader, LowWaterPayloadInPiecesThenSmallFramesStayPrompt) {
   TcpPair p;
   ASSERT_GE(p.server, 0);

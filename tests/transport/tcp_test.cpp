@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -163,6 +164,80 @@ TEST_P(TcpRailFailover, LostConnectionsSlicesAreRepostedOnTheOtherRail) {
   EXPECT_EQ(src, dst);
   EXPECT_EQ(cutConnectionsFrom("127.0.0.2", port), 1);
 }
+
+// This process's TCP sockets to (initiator ends) or from (target ends) `port`, each with its
+// send buffer (SO_SNDBUF).
+struct SendBuffers {
+  std::vector<int> initiator, target;
+};
+SendBuffers sendBuffersOf(uint16_t port) {
+  SendBuffers out;
+  DIR* d = opendir("/proc/self/fd");
+  while (dirent* e = readdir(d)) {
+    int fd = atoi(e->d_name);
+    sockaddr_in local{}, peer{};
+    socklen_t ll = sizeof local, pl = sizeof peer;
+    int sndbuf = 0;
+    socklen_t sl = sizeof sndbuf;
+    if (fd <= 2 || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0 || local.sin_family != AF_INET ||
+        getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) != 0)
+      continue;
+    if (ntohs(peer.sin_port) == port) out.initiator.push_back(sndbuf);
+    if (ntohs(local.sin_port) == port) out.target.push_back(sndbuf);
+  }
+  closedir(d);
+  return out;
+}
+
+// transports/tcp/send_buffer_bytes on the sockets that carry payloads, at both ends: the
+// initiator's connections from the start, the target's once they have carried a frame.
+// (Control connections between the engines keep the kernel's sizing.)
+class TcpSendBuffer : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(TcpSendBuffer, BothEndsOfEachConnectionToThisMachine) {
+  constexpr size_t kSize = 8 << 20, kBlock = 1 << 20;
+  std::vector<uint8_t> src(kSize), dst(kSize);
+  auto config = [] {
+    auto c = test::loopbackConfig(20000);
+    c->set<int64_t>("transports/tcp/connections_per_peer", 2);
+    c->set<int64_t>("transports/tcp/send_buffer_bytes", GetParam());
+    return c;
+  };
+  TransferEngine a(config()), b(config());
+  ASSERT_TRUE(a.available() && b.available());
+  test::fillPattern(src.data(), kSize, 11);
+  ASSERT_TRUE(a.registerLocalMemory(src.data(), kSize).ok());
+  ASSERT_TRUE(b.registerLocalMemory(dst.data(), kSize, kGlobalReadWrite).ok());
+  SegmentID seg;
+  ASSERT_TRUE(a.openSegment(seg, b.getSegmentName()).ok());
+  const uint16_t port = static_cast<uint16_t>(std::stoi(b.getSegmentName().substr(b.getSegmentName().rfind(':') + 1)));
+  std::vector<Request> reqs;
+  for (size_t off = 0; off < kSize; off += kBlock)
+    reqs.push_back(Request{Request::WRITE, src.data() + off, seg, reinterpret_cast<uint64_t>(dst.data() + off), kBlock, "tcp"});
+  ASSERT_TRUE(test::runBatch(a, reqs, std::chrono::seconds(20)).ok());
+  EXPECT_EQ(src, dst);
+  for (Request& r : reqs) r.opcode = Request::READ;  // the target's ends send the payloads now
+  std::fill(src.begin(), src.end(), 0);
+  ASSERT_TRUE(test::runBatch(a, reqs, std::chrono::seconds(20)).ok());
+  EXPECT_EQ(src, dst);
+
+  const SendBuffers found = sendBuffersOf(port);
+  const int64_t expect = GetParam() == tcp_wire::kAutoSendBuffer ? tcp_wire::kSameMachineSendBuffer : GetParam();
+  auto fixed = [&](const std::vector<int>& ends) {
+    return std::count(ends.begin(), ends.end(), static_cast<int>(2 * expect));
+  };
+  if (expect > 0) {
+    EXPECT_EQ(fixed(found.initiator), 2);
+    EXPECT_EQ(fixed(found.target), 2);
+  } else {  // the kernel's sizing: nothing fixed at the value auto would have set
+    ASSERT_GE(found.initiator.size(), 2u);
+    EXPECT_EQ(std::count(found.initiator.begin(), found.initiator.end(), 2 * static_cast<int>(tcp_wire::kSameMachineSendBuffer)), 0);
+    EXPECT_EQ(std::count(found.target.begin(), found.target.end(), 2 * static_cast<int>(tcp_wire::kSameMachineSendBuffer)), 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Options, TcpSendBuffer, ::testing::Values(tcp_wire::kAutoSendBuffer, 0, 300000));
 
 // A TcpConnection (no token: nothing is sent before the first frame) to a plain socket
 // this test reads the frames from.

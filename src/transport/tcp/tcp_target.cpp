@@ -96,19 +96,28 @@ void BouncePool::give(uint8_t* buf, size_t cap) {
   cv_.notify_one();
 }
 
-Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t rcvlowat_bytes,
-                        size_t bounce_bytes, std::chrono::milliseconds bounce_wait) {
+Status TcpTarget::start(TransportContext& ctx, const Options& options) {
   ctx_ = &ctx;
-  rcvlowat_bytes_ = rcvlowat_bytes;
-  file_align_ = file_alignment;
-  bounce_.configure(bounce_bytes, file_alignment);
+  options_ = options;
+  bounce_.configure(options.bounce_bytes, options.file_alignment);
   bounce_.pinWith(&ctx.gpu());
-  bounce_wait_ = bounce_wait;
   wire::MessageTable tcp;
   FERRY_RETURN_IF_ERROR(defineMessages(tcp));
-  auto write = [this](const FrameHeader& h, ServerConnection& s) { return handleWrite(h, s); };
-  auto read = [this](const FrameHeader& h, ServerConnection& s) { return handleRead(h, s); };
-  auto vector = [this](const FrameHeader& h, ServerConnection& s) { return handleVector(h, s); };
+  // Every handler first sets up the connection it serves, once: the server gives each
+  // connection a thread of its own, so a thread-local flag marks it.
+  auto serve = [this](Status (TcpTarget::*handler)(const FrameHeader&, ServerConnection&)) {
+    return [this, handler](const FrameHeader& h, ServerConnection& s) {
+      thread_local bool set_up = false;
+      if (!set_up) {
+        applySendBuffer(s.socket(), options_.send_buffer_bytes);
+        set_up = true;
+      }
+      return (this->*handler)(h, s);
+    };
+  };
+  auto write = serve(&TcpTarget::handleWrite);
+  auto read = serve(&TcpTarget::handleRead);
+  auto vector = serve(&TcpTarget::handleVector);
   // Responses first: a request names its response.
   for (MsgType t : {kWriteAck, kReadData}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), nullptr));
   for (MsgType t : {kWrite, kFileWrite}) FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), write));
@@ -116,12 +125,8 @@ Status TcpTarget::start(TransportContext& ctx, uint32_t file_alignment, size_t r
   FERRY_RETURN_IF_ERROR(ctx.defineMessage(kSumVerdicts, *tcp.find(kSumVerdicts), nullptr));
   for (MsgType t : {kWriteV, kReadV, kWriteSumV, kReadSumV})
     FERRY_RETURN_IF_ERROR(ctx.defineMessage(t, *tcp.find(t), vector));
-  FERRY_RETURN_IF_ERROR(ctx.defineMessage(kWriteSum, *tcp.find(kWriteSum), [this](const FrameHeader& h, ServerConnection& s) {
-    return handleWriteSum(h, s);
-  }));
-  FERRY_RETURN_IF_ERROR(ctx.defineMessage(kReadSum, *tcp.find(kReadSum), [this](const FrameHeader& h, ServerConnection& s) {
-    return handleReadSum(h, s);
-  }));
+  FERRY_RETURN_IF_ERROR(ctx.defineMessage(kWriteSum, *tcp.find(kWriteSum), serve(&TcpTarget::handleWriteSum)));
+  FERRY_RETURN_IF_ERROR(ctx.defineMessage(kReadSum, *tcp.find(kReadSum), serve(&TcpTarget::handleReadSum)));
   return Status::OK();
 }
 
@@ -153,7 +158,7 @@ Status TcpTarget::refuse(const FrameHeader& h, ServerConnection& conn, const Sta
 Status TcpTarget::fileOp(const RemoteAccess& a, bool write, uint8_t* buf) {
   // Synchronous pread/pwrite: one op at a time per connection gains nothing from a ring.
   thread_local std::unique_ptr<fileio::FileIo> io;
-  if (!io) FERRY_RETURN_IF_ERROR(fileio::FileIo::create(fileio::Backend::kPosix, 1, file_align_, io));
+  if (!io) FERRY_RETURN_IF_ERROR(fileio::FileIo::create(fileio::Backend::kPosix, 1, options_.file_alignment, io));
   fileio::IoOp op;
   op.file = a.file->file.get();
   op.write = write;
@@ -167,7 +172,7 @@ Status TcpTarget::fileOp(const RemoteAccess& a, bool write, uint8_t* buf) {
 
 Status TcpTarget::takeBounce(const RemoteAccess& a, bool gpu, BouncePool::Lease& buf, uint64_t& len) {
   len = gpu ? std::min<uint64_t>(a.len, cuda::kPieceStagingBytes) : a.len;
-  return bounce_.take(len, std::chrono::steady_clock::now() + bounce_wait_, buf, gpu);
+  return bounce_.take(len, std::chrono::steady_clock::now() + options_.bounce_wait, buf, gpu);
 }
 
 void TcpTarget::logGpuRefusal(const Status& st) {
@@ -179,7 +184,7 @@ Status TcpTarget::handleWrite(const FrameHeader& h, ServerConnection& conn) {
   bool refused;
   FERRY_RETURN_IF_ERROR(admit(h, conn, a, refused));
   if (refused) return Status::OK();
-  conn.reader().setLowWaterCap(rcvlowat_bytes_);
+  conn.reader().setLowWaterCap(options_.rcvlowat_bytes);
   const bool gpu = !a.file && a.pin.region()->kind == kCudaMemory;
   if (!a.file && !gpu) {
     FERRY_RETURN_IF_ERROR(conn.reader().readExact(reinterpret_cast<void*>(a.addr), a.len));
@@ -259,7 +264,7 @@ Status TcpTarget::handleWriteSum(const FrameHeader& h, ServerConnection& conn) {
   bool refused;
   FERRY_RETURN_IF_ERROR(admitChecked(h, conn, a, refused));
   if (refused) return Status::OK();
-  conn.reader().setLowWaterCap(rcvlowat_bytes_);
+  conn.reader().setLowWaterCap(options_.rcvlowat_bytes);
   FERRY_RETURN_IF_ERROR(conn.reader().readExact(reinterpret_cast<void*>(a.addr), a.len));
   conn.respond(kWriteAck, h.request_id, checkLanded(conn, a.addr, a.len, a.sum));
   return Status::OK();
@@ -340,7 +345,7 @@ Status TcpTarget::handleVector(const FrameHeader& h, ServerConnection& conn) {
     x.pieces[0] = {x.sums, count * kSumSize};
     return conn.respondWithPayload(kReadData, h.request_id, x.pieces, count + 1);
   }
-  conn.reader().setLowWaterCap(rcvlowat_bytes_);
+  conn.reader().setLowWaterCap(options_.rcvlowat_bytes);
   FERRY_RETURN_IF_ERROR(conn.reader().readExactV(x.pieces, count));
   if (!summed) {
     conn.respond(kWriteAck, h.request_id, Status::OK());

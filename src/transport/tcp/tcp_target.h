@@ -64,11 +64,16 @@ class BouncePool {
 
 class TcpTarget {
  public:
+  struct Options {
+    uint32_t file_alignment = 4096;  // files/direct_alignment, for the bounce buffers
+    size_t rcvlowat_bytes = 0;       // WRITE payloads are received with this low-water cap
+    size_t bounce_bytes = 0;         // transports/tcp/file_bounce_bytes
+    // How long a file or GPU access waits for a bounce buffer before it is refused.
+    std::chrono::milliseconds bounce_wait{30000};
+    int64_t send_buffer_bytes = 0;  // of each connection we serve: tcp_wire::applySendBuffer
+  };
   /// Defines the tcp messages and installs the handlers.
-  /// `bounce_wait`: how long a file access waits for a bounce buffer before it is refused.
-  /// `rcvlowat_bytes`: WRITE payloads are received with this low-water cap.
-  Status start(TransportContext& ctx, uint32_t file_alignment, size_t rcvlowat_bytes, size_t bounce_bytes,
-               std::chrono::milliseconds bounce_wait);
+  Status start(TransportContext& ctx, const Options& options);
 
  private:
   // A peer's admitted access: a pinned memory range, or a range of an exposed file.
@@ -97,16 +102,14 @@ class TcpTarget {
   Status refuse(const wire::FrameHeader& h, ServerConnection& conn, const Status& why, uint64_t payload);
   // The I/O of an admitted file access between `buf` and the file.
   Status fileOp(const RemoteAccess& a, bool write, uint8_t* buf);
-  // A bounce buffer for a file or GPU access (pinned for the GPU), waiting up to bounce_wait_:
+  // A bounce buffer for a file or GPU access (pinned for the GPU), waiting up to bounce_wait:
   // `len` bytes, the whole range for a file, one staging ring of pieces for GPU memory.
   Status takeBounce(const RemoteAccess& a, bool gpu, BouncePool::Lease& buf, uint64_t& len);
   // A failed copy to or from registered GPU memory is logged (rate-limited) before the peer hears it.
   void logGpuRefusal(const Status& st);
 
   TransportContext* ctx_ = nullptr;
-  uint32_t file_align_ = 4096;  // files/direct_alignment, for the bounce buffers
-  size_t rcvlowat_bytes_ = 0;
-  std::chrono::milliseconds bounce_wait_{30000};
+  Options options_;
   BouncePool bounce_;
   log::RateLimit refusals_;  // what a misbehaving peer makes us log
 };
