@@ -16,6 +16,7 @@
 #include "model/slice.h"
 #include "transport/tcp/tcp_connection.h"
 #include "transport/tcp/tcp_rails.h"
+#include "transport/tcp/tcp_socket.h"
 #include "transport/tcp/tcp_wire.h"
 
 namespace ferry {
@@ -223,7 +224,7 @@ TEST_P(TcpSendBuffer, BothEndsOfEachConnectionToThisMachine) {
   EXPECT_EQ(src, dst);
 
   const SendBuffers found = sendBuffersOf(port);
-  const int64_t expect = GetParam() == tcp_wire::kAutoSendBuffer ? tcp_wire::kSameMachineSendBuffer : GetParam();
+  const int64_t expect = GetParam() == tcp_socket::kAutoSendBuffer ? tcp_socket::kSameMachineSendBuffer : GetParam();
   auto fixed = [&](const std::vector<int>& ends) {
     return std::count(ends.begin(), ends.end(), static_cast<int>(2 * expect));
   };
@@ -232,12 +233,12 @@ TEST_P(TcpSendBuffer, BothEndsOfEachConnectionToThisMachine) {
     EXPECT_EQ(fixed(found.target), 2);
   } else {  // the kernel's sizing: nothing fixed at the value auto would have set
     ASSERT_GE(found.initiator.size(), 2u);
-    EXPECT_EQ(std::count(found.initiator.begin(), found.initiator.end(), 2 * static_cast<int>(tcp_wire::kSameMachineSendBuffer)), 0);
-    EXPECT_EQ(std::count(found.target.begin(), found.target.end(), 2 * static_cast<int>(tcp_wire::kSameMachineSendBuffer)), 0);
+    EXPECT_EQ(std::count(found.initiator.begin(), found.initiator.end(), 2 * static_cast<int>(tcp_socket::kSameMachineSendBuffer)), 0);
+    EXPECT_EQ(std::count(found.target.begin(), found.target.end(), 2 * static_cast<int>(tcp_socket::kSameMachineSendBuffer)), 0);
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Options, TcpSendBuffer, ::testing::Values(tcp_wire::kAutoSendBuffer, 0, 300000));
+INSTANTIATE_TEST_SUITE_P(Options, TcpSendBuffer, ::testing::Values(tcp_socket::kAutoSendBuffer, 0, 300000));
 
 // A TcpConnection (no token: nothing is sent before the first frame) to a plain socket
 // this test reads the frames from.

@@ -7,6 +7,7 @@
 #include "common/endian.h"
 #include "common/file_io.h"
 #include "common/log.h"
+#include "transport/tcp/tcp_socket.h"
 #include "transport/tcp/tcp_wire.h"
 #include "transport/transport.h"
 
@@ -109,7 +110,7 @@ Status TcpTarget::start(TransportContext& ctx, const Options& options) {
     return [this, handler](const FrameHeader& h, ServerConnection& s) {
       thread_local bool set_up = false;
       if (!set_up) {
-        applySendBuffer(s.socket(), options_.send_buffer_bytes);
+        tcp_socket::applySendBuffer(s.socket(), options_.send_buffer_bytes);
         set_up = true;
       }
       return (this->*handler)(h, s);

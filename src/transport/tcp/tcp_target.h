@@ -70,7 +70,7 @@ class TcpTarget {
     size_t bounce_bytes = 0;         // transports/tcp/file_bounce_bytes
     // How long a file or GPU access waits for a bounce buffer before it is refused.
     std::chrono::milliseconds bounce_wait{30000};
-    int64_t send_buffer_bytes = 0;  // of each connection we serve: tcp_wire::applySendBuffer
+    int64_t send_buffer_bytes = 0;  // of each connection we serve: tcp_socket::applySendBuffer
   };
   /// Defines the tcp messages and installs the handlers.
   Status start(TransportContext& ctx, const Options& options);

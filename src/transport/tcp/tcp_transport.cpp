@@ -276,7 +276,7 @@ void TcpTransport::declareOptions(OptionTable& t) {
             "the submitting thread sends up to this much itself (no thread wake-up)");
   t.integer("rcvlowat_bytes", 512 << 10, 0, 64 << 20,
             "payloads are received with a low-water mark of up to this much (fewer wake-ups); 0 = off");
-  t.integer("send_buffer_bytes", tcp_wire::kAutoSendBuffer, -1, 64 << 20,
+  t.integer("send_buffer_bytes", tcp_socket::kAutoSendBuffer, -1, 64 << 20,
             "-1 = auto: 128 KiB on connections to this machine (1.6-2.5x loopback throughput), the kernel's "
             "sizing to other machines; 0 = the kernel's everywhere; N = N everywhere (SO_SNDBUF)");
   t.text("rails", "",

@@ -22,7 +22,7 @@
 #include "common/options.h"
 #include "transport/endpoint_cache.h"
 #include "transport/tcp/tcp_target.h"
-#include "transport/tcp/tcp_wire.h"
+#include "transport/tcp/tcp_socket.h"
 #include "transport/transport.h"
 
 namespace ferry {
@@ -60,7 +60,7 @@ class TcpTransport : public Transport {
     int spin_us = 0;  // polling mode
     size_t rcvlowat_bytes = 512 * 1024;
     int liveness_ms = 5000;
-    int64_t send_buffer_bytes = tcp_wire::kAutoSendBuffer;
+    int64_t send_buffer_bytes = tcp_socket::kAutoSendBuffer;
     std::vector<std::string> rails;  // local addresses to leave from (and published)
   };
 

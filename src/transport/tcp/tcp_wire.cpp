@@ -128,9 +128,4 @@ Status checkBody(const wire::FrameHeader& h, const uint8_t* body) {
   return wire::checkControlBody(h, body);
 }
 
-void applySendBuffer(int fd, int64_t option) {
-  if (option == kAutoSendBuffer && net::peerOnThisMachine(fd)) option = kSameMachineSendBuffer;
-  if (option > 0) net::setSendBuffer(fd, static_cast<size_t>(option));
-}
-
 }  // namespace ferry::tcp_wire
