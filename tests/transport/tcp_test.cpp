@@ -114,6 +114,26 @@ int cutConnectionsFrom(const char* source, uint16_t port) {
   return cut;
 }
 
+// a's requests over tcp covering `local` (registered at a) against `remote` (registered at b,
+// open to peers) in `block`-byte pieces; `port` gets b's RPC port. Empty (and a failure
+// reported) when the engines could not be connected.
+std::vector<Request> blockRequests(TransferEngine& a, TransferEngine& b, Request::OpCode op, std::vector<uint8_t>& local,
+                                   std::vector<uint8_t>& remote, size_t block, uint16_t& port) {
+  std::vector<Request> reqs;
+  SegmentID seg;
+  if (!a.registerLocalMemory(local.data(), local.size()).ok() ||
+      !b.registerLocalMemory(remote.data(), remote.size(), kGlobalReadWrite).ok() ||
+      !a.openSegment(seg, b.getSegmentName()).ok()) {
+    ADD_FAILURE() << "engines not connected";
+    return reqs;
+  }
+  const std::string name = b.getSegmentName();
+  port = static_cast<uint16_t>(std::stoi(name.substr(name.rfind(':') + 1)));
+  for (size_t off = 0; off < local.size(); off += block)
+    reqs.push_back(Request{op, local.data() + off, seg, reinterpret_cast<uint64_t>(remote.data() + off), block, "tcp"});
+  return reqs;
+}
+
 class TcpRailFailover : public ::testing::TestWithParam<Request::OpCode> {};
 
 TEST_P(TcpRailFailover, LostConnectionsSlicesAreRepostedOnTheOtherRail) {
@@ -129,15 +149,9 @@ TEST_P(TcpRailFailover, LostConnectionsSlicesAreRepostedOnTheOtherRail) {
   const bool write = GetParam() == Request::WRITE;
   std::vector<uint8_t>& local = write ? src : dst;
   std::vector<uint8_t>& remote = write ? dst : src;
-  ASSERT_TRUE(a.registerLocalMemory(local.data(), kSize).ok());
-  ASSERT_TRUE(b.registerLocalMemory(remote.data(), kSize, kGlobalReadWrite).ok());
-  SegmentID seg;
-  ASSERT_TRUE(a.openSegment(seg, b.getSegmentName()).ok());
-  const uint16_t port = static_cast<uint16_t>(std::stoi(b.getSegmentName().substr(b.getSegmentName().rfind(':') + 1)));
-  std::vector<Request> reqs;
-  for (size_t off = 0; off < kSize; off += kBlock)
-    reqs.push_back(Request{GetParam(), local.data() + off, seg, reinterpret_cast<uint64_t>(remote.data() + off),
-                           kBlock, "tcp"});
+  uint16_t port = 0;
+  const std::vector<Request> reqs = blockRequests(a, b, GetParam(), local, remote, kBlock, port);
+  ASSERT_FALSE(reqs.empty());
   // A first batch opens both paths.
   ASSERT_TRUE(test::runBatch(a, {reqs[0]}, std::chrono::seconds(20)).ok());
   BatchID batch = a.allocateBatch(reqs.size());
@@ -208,14 +222,9 @@ TEST_P(TcpSendBuffer, BothEndsOfEachConnectionToThisMachine) {
   TransferEngine a(config()), b(config());
   ASSERT_TRUE(a.available() && b.available());
   test::fillPattern(src.data(), kSize, 11);
-  ASSERT_TRUE(a.registerLocalMemory(src.data(), kSize).ok());
-  ASSERT_TRUE(b.registerLocalMemory(dst.data(), kSize, kGlobalReadWrite).ok());
-  SegmentID seg;
-  ASSERT_TRUE(a.openSegment(seg, b.getSegmentName()).ok());
-  const uint16_t port = static_cast<uint16_t>(std::stoi(b.getSegmentName().substr(b.getSegmentName().rfind(':') + 1)));
-  std::vector<Request> reqs;
-  for (size_t off = 0; off < kSize; off += kBlock)
-    reqs.push_back(Request{Request::WRITE, src.data() + off, seg, reinterpret_cast<uint64_t>(dst.data() + off), kBlock, "tcp"});
+  uint16_t port = 0;
+  std::vector<Request> reqs = blockRequests(a, b, Request::WRITE, src, dst, kBlock, port);
+  ASSERT_FALSE(reqs.empty());
   ASSERT_TRUE(test::runBatch(a, reqs, std::chrono::seconds(20)).ok());
   EXPECT_EQ(src, dst);
   for (Request& r : reqs) r.opcode = Request::READ;  // the target's ends send the payloads now
