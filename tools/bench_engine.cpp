@@ -120,7 +120,7 @@ int runLoopback(Flags& f, const char* self, const std::function<int(Flags&)>& ru
   }
   std::vector<std::string> args = {self, "--mode=target", "--local_server_name=127.0.0.1:0",
                                    "--exit_on_stdin_close"};
-  for (auto& a : f.forward({"buffer_size", "protocol", "metadata_server", "target_location"})) args.push_back(a);
+  for (auto& a : f.forward({"buffer_size", "protocol", "metadata_server", "target_location", "connections"})) args.push_back(a);
   if (f.str("reference") == "tcp") args.push_back("--reference=tcp");
   // Through a metadata service the target is found by name: give it a unique one
   // (with p2p its name is its address).

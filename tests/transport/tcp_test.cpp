@@ -182,11 +182,11 @@ TEST_P(TcpRailFailover, LostConnectionsSlicesAreRepostedOnTheOtherRail) {
 
 // This process's TCP sockets to (initiator ends) or from (target ends) `port`, each with its
 // send buffer (SO_SNDBUF).
-struct SendBuffers {
+struct FoundSendBuffers {
   std::vector<int> initiator, target;
 };
-SendBuffers sendBuffersOf(uint16_t port) {
-  SendBuffers out;
+FoundSendBuffers sendBuffersOf(uint16_t port) {
+  FoundSendBuffers out;
   DIR* d = opendir("/proc/self/fd");
   while (dirent* e = readdir(d)) {
     int fd = atoi(e->d_name);
@@ -208,15 +208,16 @@ SendBuffers sendBuffersOf(uint16_t port) {
 // transports/tcp/send_buffer_bytes on the sockets that carry payloads, at both ends: the
 // initiator's connections from the start, the target's once they have carried a frame.
 // (Control connections between the engines keep the kernel's sizing.)
-class TcpSendBuffer : public ::testing::TestWithParam<int64_t> {};
+class TcpSendBuffer : public ::testing::TestWithParam<std::tuple<int64_t, int>> {};  // option, connections
 
 TEST_P(TcpSendBuffer, BothEndsOfEachConnectionToThisMachine) {
+  const auto [option, connections] = GetParam();
   constexpr size_t kSize = 8 << 20, kBlock = 1 << 20;
   std::vector<uint8_t> src(kSize), dst(kSize);
-  auto config = [] {
+  auto config = [option = option, connections = connections] {
     auto c = test::loopbackConfig(20000);
-    c->set<int64_t>("transports/tcp/connections_per_peer", 2);
-    c->set<int64_t>("transports/tcp/send_buffer_bytes", GetParam());
+    c->set<int64_t>("transports/tcp/connections_per_peer", connections);
+    c->set<int64_t>("transports/tcp/send_buffer_bytes", option);
     return c;
   };
   TransferEngine a(config()), b(config());
@@ -232,22 +233,29 @@ TEST_P(TcpSendBuffer, BothEndsOfEachConnectionToThisMachine) {
   ASSERT_TRUE(test::runBatch(a, reqs, std::chrono::seconds(20)).ok());
   EXPECT_EQ(src, dst);
 
-  const SendBuffers found = sendBuffersOf(port);
-  const int64_t expect = GetParam() == tcp_socket::kAutoSendBuffer ? tcp_socket::kSameMachineSendBuffer : GetParam();
-  auto fixed = [&](const std::vector<int>& ends) {
-    return std::count(ends.begin(), ends.end(), static_cast<int>(2 * expect));
+  const FoundSendBuffers found = sendBuffersOf(port);
+  const size_t expect = tcp_socket::sendBuffers(option, static_cast<size_t>(connections)).same_machine;
+  if (option == tcp_socket::kAutoSendBuffer)
+    EXPECT_EQ(expect, connections == 1 ? tcp_socket::kSameMachineSendBufferAlone : tcp_socket::kSameMachineSendBuffer);
+  auto fixedAt = [](const std::vector<int>& ends, size_t bytes) {
+    return std::count(ends.begin(), ends.end(), static_cast<int>(2 * bytes));  // the kernel doubles it
   };
   if (expect > 0) {
-    EXPECT_EQ(fixed(found.initiator), 2);
-    EXPECT_EQ(fixed(found.target), 2);
-  } else {  // the kernel's sizing: nothing fixed at the value auto would have set
-    ASSERT_GE(found.initiator.size(), 2u);
-    EXPECT_EQ(std::count(found.initiator.begin(), found.initiator.end(), 2 * static_cast<int>(tcp_socket::kSameMachineSendBuffer)), 0);
-    EXPECT_EQ(std::count(found.target.begin(), found.target.end(), 2 * static_cast<int>(tcp_socket::kSameMachineSendBuffer)), 0);
+    EXPECT_EQ(fixedAt(found.initiator, expect), connections);
+    EXPECT_EQ(fixedAt(found.target, expect), connections);
+  } else {  // the kernel's sizing: nothing fixed at a value auto would have set
+    ASSERT_GE(found.initiator.size(), static_cast<size_t>(connections));
+    for (size_t bytes : {tcp_socket::kSameMachineSendBuffer, tcp_socket::kSameMachineSendBufferAlone}) {
+      EXPECT_EQ(fixedAt(found.initiator, bytes), 0);
+      EXPECT_EQ(fixedAt(found.target, bytes), 0);
+    }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Options, TcpSendBuffer, ::testing::Values(tcp_socket::kAutoSendBuffer, 0, 300000));
+INSTANTIATE_TEST_SUITE_P(Options, TcpSendBuffer,
+                         ::testing::Values(std::make_tuple(tcp_socket::kAutoSendBuffer, 2),
+                                           std::make_tuple(tcp_socket::kAutoSendBuffer, 1),
+                                           std::make_tuple(int64_t{0}, 2), std::make_tuple(int64_t{300000}, 2)));
 
 // A TcpConnection (no token: nothing is sent before the first frame) to a plain socket
 // this test reads the frames from.

@@ -49,7 +49,7 @@ Status TcpConnection::open(const std::string& host, uint16_t port, int connect_t
   int fd = -1;
   FERRY_RETURN_IF_ERROR(net::connectTcp(host, port, connect_timeout_ms, fd, options.source));
   net::setLiveness(fd, options.liveness_ms);
-  tcp_socket::applySendBuffer(fd, options.send_buffer_bytes);
+  tcp_socket::applySendBuffer(fd, options.send_buffers);
   const std::string where =
       net::joinHostPort(host, port) + (options.source.empty() ? "" : " (from " + options.source + ")");
   if (!options.token.empty()) {

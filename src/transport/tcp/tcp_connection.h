@@ -20,6 +20,7 @@
 #include "common/cuda_driver.h"
 #include "common/net.h"
 #include "model/slice.h"
+#include "transport/tcp/tcp_socket.h"
 #include "ferry/status.h"
 
 namespace ferry {
@@ -33,7 +34,7 @@ class TcpConnection {
     size_t rcvlowat_bytes = 0;  // READ data: net::SocketReader::setLowWaterCap
     std::string source;         // local address to leave from (a rail); "": any
     int liveness_ms = 0;        // net::setLiveness
-    int64_t send_buffer_bytes = 0;  // tcp_socket::applySendBuffer
+    tcp_socket::SendBuffers send_buffers;  // tcp_socket::applySendBuffer
     // When the connection is lost (not closed by us: no timeout, cancel or abort; not a
     // protocol violation), its unfinished slices go here instead of failing: the endpoint
     // re-posts them on its other connections. Called from the receiver thread.

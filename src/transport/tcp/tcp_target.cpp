@@ -110,7 +110,7 @@ Status TcpTarget::start(TransportContext& ctx, const Options& options) {
     return [this, handler](const FrameHeader& h, ServerConnection& s) {
       thread_local bool set_up = false;
       if (!set_up) {
-        tcp_socket::applySendBuffer(s.socket(), options_.send_buffer_bytes);
+        tcp_socket::applySendBuffer(s.socket(), options_.send_buffers);
         set_up = true;
       }
       return (this->*handler)(h, s);

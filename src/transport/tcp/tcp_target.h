@@ -15,6 +15,7 @@
 #include "control/rpc_server.h"
 #include "model/file_table.h"
 #include "model/memory_registry.h"
+#include "transport/tcp/tcp_socket.h"
 
 namespace ferry {
 
@@ -70,7 +71,7 @@ class TcpTarget {
     size_t bounce_bytes = 0;         // transports/tcp/file_bounce_bytes
     // How long a file or GPU access waits for a bounce buffer before it is refused.
     std::chrono::milliseconds bounce_wait{30000};
-    int64_t send_buffer_bytes = 0;  // of each connection we serve: tcp_socket::applySendBuffer
+    tcp_socket::SendBuffers send_buffers;  // of each connection we serve: tcp_socket::applySendBuffer
   };
   /// Defines the tcp messages and installs the handlers.
   Status start(TransportContext& ctx, const Options& options);

@@ -96,7 +96,7 @@ TcpConnection::Options TcpEndpoint::connectionOptions(const PeerEndpoint& peer, 
   copts.spin_us = o.spin_us;
   copts.rcvlowat_bytes = o.rcvlowat_bytes;
   copts.liveness_ms = o.liveness_ms;
-  copts.send_buffer_bytes = o.send_buffer_bytes;
+  copts.send_buffers = o.send_buffers;
   copts.source = path.source;
   copts.on_epoch = [ctx = transport_.ctx_, host = peer.host, port = peer.port](uint64_t epoch) {
     ctx->onPeerEpoch(host, port, epoch);
@@ -277,8 +277,9 @@ void TcpTransport::declareOptions(OptionTable& t) {
   t.integer("rcvlowat_bytes", 512 << 10, 0, 64 << 20,
             "payloads are received with a low-water mark of up to this much (fewer wake-ups); 0 = off");
   t.integer("send_buffer_bytes", tcp_socket::kAutoSendBuffer, -1, 64 << 20,
-            "-1 = auto: 128 KiB on connections to this machine (1.6-2.5x loopback throughput), the kernel's "
-            "sizing to other machines; 0 = the kernel's everywhere; N = N everywhere (SO_SNDBUF)");
+            "-1 = auto: 128 KiB on connections to this machine (512 KiB when a peer has one connection; "
+            "1.2-2.5x loopback throughput), the kernel's sizing to other machines; 0 = the kernel's "
+            "everywhere; N = N everywhere (SO_SNDBUF)");
   t.text("rails", "",
            "local addresses, one per NIC, comma-separated: connections leave from each and peers are "
            "told to reach us on each (multi-rail)");
@@ -322,7 +323,8 @@ Status TcpTransport::start(TransportContext& ctx) {
   options_.spin_us = c.get<bool>("polling") ? c.get<int>("polling_spin_us") : 0;
   options_.rcvlowat_bytes = c.get<uint64_t>("transports/tcp/rcvlowat_bytes");
   options_.liveness_ms = c.get<int>("transports/tcp/liveness_timeout_ms");
-  options_.send_buffer_bytes = c.get<int64_t>("transports/tcp/send_buffer_bytes");
+  options_.send_buffers = tcp_socket::sendBuffers(c.get<int64_t>("transports/tcp/send_buffer_bytes"),
+                                                  options_.connections_per_peer);
   FERRY_RETURN_IF_ERROR(tcp_rails::parseLocal(c.get<std::string>("transports/tcp/rails"), options_.rails));
   slice_size_ = std::min(c.get<uint64_t>("transports/tcp/slice_size"),
                          c.get<uint64_t>("transports/tcp/max_slice_size"));
@@ -330,7 +332,7 @@ Status TcpTransport::start(TransportContext& ctx) {
                                             .rcvlowat_bytes = options_.rcvlowat_bytes,
                                             .bounce_bytes = c.get<uint64_t>("transports/tcp/file_bounce_bytes"),
                                             .bounce_wait = std::chrono::milliseconds(options_.transfer_timeout_ms),
-                                            .send_buffer_bytes = options_.send_buffer_bytes}));
+                                            .send_buffers = options_.send_buffers}));
   stopping_ = false;
   timer_ = std::thread([this] { timerLoop(); });
   return Status::OK();

@@ -60,7 +60,7 @@ class TcpTransport : public Transport {
     int spin_us = 0;  // polling mode
     size_t rcvlowat_bytes = 512 * 1024;
     int liveness_ms = 5000;
-    int64_t send_buffer_bytes = tcp_socket::kAutoSendBuffer;
+    tcp_socket::SendBuffers send_buffers;  // transports/tcp/send_buffer_bytes, resolved
     std::vector<std::string> rails;  // local addresses to leave from (and published)
   };
 
