@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "ferry/transfer_engine.h"
@@ -89,10 +90,8 @@ TEST(TcpRails, LocalRailsMustBeAddressesOfThisMachine) {
   EXPECT_NE(e.initStatus().message().find("not-an-address"), std::string::npos) << e.initStatus().ToString();
 }
 
-// Shuts down this process's established TCP connections that leave from `source` to `port`:
-// to the engine a lost path (as a cable pulled), not a close of its own.
-int cutConnectionsFrom(const char* source, uint16_t port) {
-  int cut = 0;
+// Calls `visit` with each of this process's connected IPv4 sockets and its two addresses.
+void forEachInetSocket(const std::function<void(int fd, const sockaddr_in& local, const sockaddr_in& peer)>& visit) {
   DIR* d = opendir("/proc/self/fd");
   while (dirent* e = readdir(d)) {
     int fd = atoi(e->d_name);
@@ -101,6 +100,16 @@ int cutConnectionsFrom(const char* source, uint16_t port) {
     if (fd <= 2 || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
         getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0 || local.sin_family != AF_INET)
       continue;
+    visit(fd, local, peer);
+  }
+  closedir(d);
+}
+
+// Shuts down this process's established TCP connections that leave from `source` to `port`:
+// to the engine a lost path (as a cable pulled), not a close of its own.
+int cutConnectionsFrom(const char* source, uint16_t port) {
+  int cut = 0;
+  forEachInetSocket([&](int fd, const sockaddr_in& local, const sockaddr_in& peer) {
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &local.sin_addr, ip, sizeof ip);
     tcp_info info{};
@@ -109,8 +118,7 @@ int cutConnectionsFrom(const char* source, uint16_t port) {
     // (A connection cut before stays open until its transport reaps it: not counted.)
     if (std::string(ip) == source && ntohs(peer.sin_port) == port && established && ::shutdown(fd, SHUT_RDWR) == 0)
       ++cut;
-  }
-  closedir(d);
+  });
   return cut;
 }
 
@@ -187,21 +195,13 @@ struct FoundSendBuffers {
 };
 FoundSendBuffers sendBuffersOf(uint16_t port) {
   FoundSendBuffers out;
-  DIR* d = opendir("/proc/self/fd");
-  while (dirent* e = readdir(d)) {
-    int fd = atoi(e->d_name);
-    sockaddr_in local{}, peer{};
-    socklen_t ll = sizeof local, pl = sizeof peer;
+  forEachInetSocket([&](int fd, const sockaddr_in& local, const sockaddr_in& peer) {
     int sndbuf = 0;
     socklen_t sl = sizeof sndbuf;
-    if (fd <= 2 || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
-        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0 || local.sin_family != AF_INET ||
-        getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) != 0)
-      continue;
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) != 0) return;
     if (ntohs(peer.sin_port) == port) out.initiator.push_back(sndbuf);
     if (ntohs(local.sin_port) == port) out.target.push_back(sndbuf);
-  }
-  closedir(d);
+  });
   return out;
 }
 
