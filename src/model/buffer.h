@@ -24,6 +24,10 @@ struct BufferDesc {
   Permission perm = kGlobalReadWrite;
   TransportAttrs attrs;  // written by Transport::registerMemory, published with the buffer
   bool operator==(const BufferDesc&) const = default;
+  /// Whether [addr, addr + len) lies in this buffer, addr itself inside it (overflow-safe).
+  bool contains(uint64_t addr, uint64_t len) const {
+    return addr >= base && addr - base < length && len <= length - (addr - base);
+  }
 };
 
 /// What kind of memory a location names; transports declare the kinds they may touch

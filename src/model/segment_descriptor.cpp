@@ -117,9 +117,7 @@ const BufferDesc* SegmentDescriptor::find(uint64_t addr, uint64_t len) const {
                              [&](uint64_t a, size_t i) { return a < buffers[i].base; });
   if (it == by_base_.begin()) return nullptr;
   const BufferDesc& b = buffers[*--it];
-  if (addr - b.base >= b.length) return nullptr;
-  if (len > b.length - (addr - b.base)) return nullptr;
-  return &b;
+  return b.contains(addr, len) ? &b : nullptr;
 }
 
 bool SegmentDescriptor::speaks(std::string_view name) const {

@@ -75,7 +75,7 @@ Status ShmEndpoint::resolve(const SegmentDescriptor& desc, const BufferDesc& b, 
   // check), but by the descriptor the engine holds: each is proven against the peer's word.
   for (size_t k = 1; k < pieces.size(); ++k) {
     const SliceRange& r = pieces[k];
-    if (r.remote >= b.base && r.length <= b.length && r.remote - b.base <= b.length - r.length) continue;
+    if (b.contains(r.remote, r.length)) continue;
     const BufferDesc* other = nullptr;
     FERRY_RETURN_IF_ERROR(desc.findForAccess(r.remote, r.length, s->op == Request::WRITE, other));
     return Status::NotSupported("the pages of one slice lie in several buffers of '" + desc.name + "'");
